@@ -1,0 +1,75 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+/// Applied to every target so the whole package builds under the same language rules.
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+    .enableUpcomingFeature("NonisolatedNonsendingByDefault"),
+]
+
+let package = Package(
+    name: "autotune",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "Autotune", targets: ["Autotune"]),
+        .library(name: "AutotuneStore", targets: ["AutotuneStore"]),
+        .library(name: "AutotuneTask", targets: ["AutotuneTask"]),
+        .library(name: "AutotuneRunner", targets: ["AutotuneRunner"]),
+        .library(name: "AutotuneTesting", targets: ["AutotuneTesting"]),
+        .executable(name: "autotune", targets: ["autotune"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    ],
+    targets: [
+        // Pure value types and logic: no processes, files or network.
+        .target(name: "Autotune"),
+        // Task files (YAML or JSON) to validated core values, with file/line errors.
+        .target(
+            name: "AutotuneTask",
+            dependencies: ["Autotune", .product(name: "Yams", package: "Yams")]
+        ),
+        // SQLite persistence through GRDB.
+        .target(
+            name: "AutotuneStore",
+            dependencies: ["Autotune", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        // The experiment loop and the experiments that start processes.
+        .target(
+            name: "AutotuneRunner",
+            dependencies: [
+                "Autotune",
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Fakes for tests of code built on Autotune.
+        .target(name: "AutotuneTesting", dependencies: ["Autotune", "AutotuneRunner"]),
+        .executableTarget(
+            name: "autotune",
+            dependencies: [
+                "Autotune", "AutotuneTask", "AutotuneStore", "AutotuneRunner",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(name: "AutotuneTests", dependencies: ["Autotune", "AutotuneTesting"]),
+        .testTarget(name: "AutotuneTaskTests", dependencies: ["AutotuneTask"]),
+        .testTarget(name: "AutotuneStoreTests", dependencies: ["AutotuneStore", "AutotuneTesting"]),
+        .testTarget(
+            name: "AutotuneRunnerTests",
+            dependencies: ["AutotuneRunner", "AutotuneStore", "AutotuneTask", "AutotuneTesting"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)
+
+for target in package.targets where target.type != .system {
+    target.swiftSettings = (target.swiftSettings ?? []) + swiftSettings
+}

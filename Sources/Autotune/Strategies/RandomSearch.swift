@@ -1,0 +1,78 @@
+/// Draws configurations uniformly from the space with a seeded generator.
+///
+/// In a finite space it never repeats a configuration of the study: it rejects duplicates, and once they
+/// grow common it draws from the untried points directly, until none is left.
+public struct RandomSearch: Strategy {
+    /// The generator and whether the space is used up.
+    public struct State: Sendable, Hashable, Codable {
+        /// The random generator, advanced by every draw.
+        public var generator: SeededGenerator
+        /// Set once a finite space has no untried point left.
+        public var exhausted: Bool
+    }
+
+    /// The current state.
+    public private(set) var state: State
+    private let space: SearchSpace
+
+    /// Creates a random search, or restores one from `state`.
+    public init(context: StrategyContext, state: State? = nil) throws(StrategyError) {
+        try context.rejectUnknownOptions([], strategy: "random")
+        self.space = context.space
+        self.state = state ?? State(generator: SeededGenerator(seed: context.seed), exhausted: false)
+    }
+
+    /// Up to `count` configurations not in the study (in a finite space).
+    public mutating func ask(_ count: Int, history: StudyHistory) throws -> [Configuration] {
+        guard !state.exhausted else { return [] }
+        var batch: [Configuration] = []
+        var inBatch: Set<Configuration> = []
+        let finite = space.cardinality
+        for _ in 0..<count {
+            var drawn: Configuration?
+            for _ in 0..<64 {
+                let candidate = draw()
+                if finite == nil || (!history.contains(candidate) && !inBatch.contains(candidate)) {
+                    drawn = candidate
+                    break
+                }
+            }
+            if drawn == nil, let finite {
+                drawn = drawUntried(cardinality: finite, history: history, inBatch: inBatch)
+            }
+            guard let configuration = drawn else {
+                state.exhausted = true
+                break
+            }
+            inBatch.insert(configuration)
+            batch.append(configuration)
+        }
+        return batch
+    }
+
+    /// Random search ignores results.
+    public mutating func tell(_ trial: Trial) throws {}
+
+    /// True once a finite space has no untried point.
+    public var isExhausted: Bool { state.exhausted }
+
+    private mutating func draw() -> Configuration {
+        let point = (0..<space.dimension).map { _ in state.generator.nextUnit() }
+        return space.configuration(atUnit: point)
+    }
+
+    /// A uniform pick among the untried points, for when rejection keeps hitting tried ones.
+    private mutating func drawUntried(
+        cardinality: Int,
+        history: StudyHistory,
+        inBatch: Set<Configuration>
+    ) -> Configuration? {
+        var untried: [Configuration] = []
+        for index in 0..<cardinality {
+            let configuration = space.gridConfiguration(at: index, resolution: 1)
+            if !history.contains(configuration), !inBatch.contains(configuration) { untried.append(configuration) }
+        }
+        guard !untried.isEmpty else { return nil }
+        return untried[state.generator.nextInt(below: untried.count)]
+    }
+}

@@ -1,0 +1,102 @@
+public import Foundation
+
+/// A search method, driven by ask and tell.
+///
+/// The loop calls ``ask(_:history:)`` whenever it has free slots and ``tell(_:)`` once for every finished
+/// trial, failures included. Between the two it checkpoints ``state`` to the study's store; a strategy
+/// rebuilt from that state must propose exactly what the original would have, so a resumed study continues
+/// as if it had never stopped.
+public protocol Strategy: Sendable {
+    /// Everything the strategy needs to continue: its random generator, its cursor, its observations.
+    associatedtype State: Codable & Sendable & Equatable
+
+    /// The current state, checkpointed after every ask and every tell.
+    var state: State { get }
+
+    /// Up to `count` new configurations.
+    ///
+    /// `history` holds the finished trials and those still running; a strategy never returns a
+    /// configuration that is running, nor, in a finite space, one already tried. Fewer than `count` (or
+    /// none) means the strategy has nothing more to propose right now.
+    mutating func ask(_ count: Int, history: StudyHistory) throws -> [Configuration]
+
+    /// Feeds back a finished trial: completed, failed or pruned.
+    mutating func tell(_ trial: Trial) throws
+
+    /// Whether the strategy will never propose anything again (a grid that ran out, a finite space that is
+    /// used up).
+    var isExhausted: Bool { get }
+}
+
+extension Strategy {
+    /// The state as JSON, as the store keeps it.
+    public func encodedState() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return try encoder.encode(state)
+    }
+
+    /// Decodes a state this strategy type encoded.
+    public static func decodeState(_ data: Data) throws -> State {
+        try JSONDecoder().decode(State.self, from: data)
+    }
+}
+
+/// What a strategy is built from: the space, the objective, the study's seed and the strategy's options.
+public struct StrategyContext: Sendable {
+    /// The space to search.
+    public var space: SearchSpace
+    /// The objective, for strategies that model scores.
+    public var objective: Objective
+    /// The study's seed.
+    public var seed: UInt64
+    /// The `strategy:` options from the task file, except `name`.
+    public var options: [String: JSONValue]
+
+    /// Creates a context.
+    public init(space: SearchSpace, objective: Objective, seed: UInt64, options: [String: JSONValue] = [:]) {
+        self.space = space
+        self.objective = objective
+        self.seed = seed
+        self.options = options
+    }
+
+    /// The option `key` as an integer, checked to lie in `range`.
+    public func intOption(_ key: String, default value: Int, in range: ClosedRange<Int>) throws(StrategyError) -> Int
+    {
+        guard let option = options[key] else { return value }
+        guard let number = option.intValue, range.contains(number) else {
+            throw StrategyError("option '\(key)' must be an integer in \(range.lowerBound)...\(range.upperBound)")
+        }
+        return number
+    }
+
+    /// The option `key` as one of `choices`.
+    public func choiceOption(_ key: String, default value: String, choices: [String]) throws(StrategyError) -> String {
+        guard let option = options[key] else { return value }
+        guard let text = option.stringValue, choices.contains(text) else {
+            throw StrategyError("option '\(key)' must be one of: \(choices.joined(separator: ", "))")
+        }
+        return text
+    }
+
+    /// Fails when an option is not among those the strategy knows.
+    public func rejectUnknownOptions(_ known: Set<String>, strategy: String) throws(StrategyError) {
+        if let unknown = options.keys.sorted().first(where: { !known.contains($0) }) {
+            let list = known.sorted().joined(separator: ", ")
+            throw StrategyError("unknown option '\(unknown)' for strategy '\(strategy)' (known: \(list.isEmpty ? "none" : list))")
+        }
+    }
+}
+
+/// A strategy that cannot be built, restored or asked, with the reason.
+public struct StrategyError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// What went wrong.
+    public var message: String
+
+    /// Creates an error.
+    public init(_ message: String) { self.message = message }
+
+    /// The message.
+    public var description: String { message }
+}

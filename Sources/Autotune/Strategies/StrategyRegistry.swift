@@ -1,0 +1,47 @@
+public import Foundation
+
+/// Builds strategies by the name a task file gives, and restores them from a checkpoint.
+///
+/// Comes with `grid` and `random`; a program that embeds Autotune registers its own strategies with
+/// ``register(_:make:)`` before running a study.
+public struct StrategyRegistry: Sendable {
+    /// Builds a strategy from its context and, when resuming, its encoded state.
+    public typealias Factory = @Sendable (StrategyContext, Data?) throws -> any Strategy
+
+    private var factories: [String: Factory] = [:]
+
+    /// An empty registry.
+    public init() {}
+
+    /// The registry with the built-in strategies.
+    public static var builtIn: Self {
+        var registry = Self()
+        registry.register("grid") { context, state in try GridSearch(context: context, state: state) }
+        registry.register("random") { context, state in try RandomSearch(context: context, state: state) }
+        return registry
+    }
+
+    /// Registers a strategy type under `name`, replacing any previous one.
+    ///
+    /// `make` receives the decoded state when a study resumes, and `nil` when it starts.
+    public mutating func register<S: Strategy>(
+        _ name: String,
+        make: @escaping @Sendable (StrategyContext, S.State?) throws -> S
+    ) {
+        factories[name] = { context, data in
+            let state = try data.map { try S.decodeState($0) }
+            return try make(context, state)
+        }
+    }
+
+    /// The registered names, sorted.
+    public var names: [String] { factories.keys.sorted() }
+
+    /// Builds the strategy called `name`, restoring `state` when given.
+    public func make(_ name: String, context: StrategyContext, state: Data? = nil) throws -> any Strategy {
+        guard let factory = factories[name] else {
+            throw StrategyError("unknown strategy '\(name)' (available: \(names.joined(separator: ", ")))")
+        }
+        return try factory(context, state)
+    }
+}

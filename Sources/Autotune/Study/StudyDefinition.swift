@@ -1,0 +1,165 @@
+/// Everything a study needs to run, as read from a task file and kept in the store, so `resume` works
+/// even when the task file has changed or gone.
+public struct StudyDefinition: Sendable, Hashable, Codable {
+    /// The study's name, unique in its store.
+    public var name: String
+    /// The parameters searched.
+    public var space: SearchSpace
+    /// What is optimised.
+    public var objective: Objective
+    /// Which strategy proposes configurations, with its options.
+    public var strategy: StrategySpec
+    /// When the study stops asking.
+    public var budget: Budget
+    /// The most experiments running at once.
+    public var parallel: Int
+    /// The seed every random choice derives from.
+    public var seed: UInt64
+    /// Time limits.
+    public var timeouts: Timeouts
+    /// What a trial runs.
+    public var experiment: ExperimentSpec
+    /// What happens to a trial that was running when the runner died.
+    public var lostTrials: LostTrialPolicy
+
+    /// Creates a definition.
+    public init(
+        name: String,
+        space: SearchSpace,
+        objective: Objective,
+        strategy: StrategySpec,
+        budget: Budget,
+        parallel: Int = 1,
+        seed: UInt64 = 0,
+        timeouts: Timeouts = Timeouts(),
+        experiment: ExperimentSpec,
+        lostTrials: LostTrialPolicy = .requeue
+    ) {
+        self.name = name
+        self.space = space
+        self.objective = objective
+        self.strategy = strategy
+        self.budget = budget
+        self.parallel = parallel
+        self.seed = seed
+        self.timeouts = timeouts
+        self.experiment = experiment
+        self.lostTrials = lostTrials
+    }
+
+    /// The context a strategy of this study is built from.
+    public var strategyContext: StrategyContext {
+        StrategyContext(space: space, objective: objective, seed: seed, options: strategy.options)
+    }
+}
+
+/// A strategy's name and options, as the task file gives them.
+public struct StrategySpec: Sendable, Hashable, Codable {
+    /// The registered name (`grid`, `random`, or a custom one).
+    public var name: String
+    /// The other keys of the `strategy:` section.
+    public var options: [String: JSONValue]
+
+    /// Creates a spec.
+    public init(name: String, options: [String: JSONValue] = [:]) {
+        self.name = name
+        self.options = options
+    }
+}
+
+/// When a study stops asking for new trials.
+public struct Budget: Sendable, Hashable, Codable {
+    /// The most trials the study creates; re-queued trials count once.
+    public var maxTrials: Int?
+    /// The most seconds of running time, summed over every run and resume of the study.
+    public var maxSeconds: Double?
+
+    /// Creates a budget; `nil` fields do not limit.
+    public init(maxTrials: Int? = nil, maxSeconds: Double? = nil) {
+        self.maxTrials = maxTrials
+        self.maxSeconds = maxSeconds
+    }
+}
+
+/// Time limits of a study's trials.
+public struct Timeouts: Sendable, Hashable, Codable {
+    /// Seconds a whole trial may take before it is stopped and failed.
+    public var trial: Double?
+    /// Seconds a stopped trial's processes get between SIGTERM and SIGKILL.
+    public var killGrace: Double
+
+    /// Creates time limits.
+    public init(trial: Double? = nil, killGrace: Double = 5) {
+        self.trial = trial
+        self.killGrace = killGrace
+    }
+}
+
+/// What `resume` does with a trial that was running when the runner died.
+public enum LostTrialPolicy: String, Sendable, Hashable, Codable {
+    /// Run it again with the same configuration and number; its attempt count goes up.
+    case requeue
+    /// Mark it failed (stage `lost`) and tell the strategy.
+    case fail
+}
+
+/// What one trial runs.
+public enum ExperimentSpec: Sendable, Hashable, Codable {
+    /// A command run to its end, whose metrics are read from its output.
+    case command(CommandSpec)
+}
+
+/// A command experiment: an argv template run without a shell.
+public struct CommandSpec: Sendable, Hashable, Codable {
+    /// The argv, each element a ``Template``; placeholders are parameter names and `trial`, `trial_dir`,
+    /// `study`, `seed`.
+    public var command: [Template]
+    /// Extra environment variables, values being templates.
+    public var environment: [String: Template]
+    /// The working directory (a template); the trial's directory when `nil`.
+    public var workingDirectory: Template?
+    /// Whether parameters the command does not place are appended as flags.
+    public var appendFlags: Bool
+    /// Where the metrics come from.
+    public var metrics: MetricsSource
+
+    /// Creates a command spec.
+    public init(
+        command: [Template],
+        environment: [String: Template] = [:],
+        workingDirectory: Template? = nil,
+        appendFlags: Bool = true,
+        metrics: MetricsSource = MetricsSource()
+    ) {
+        self.command = command
+        self.environment = environment
+        self.workingDirectory = workingDirectory
+        self.appendFlags = appendFlags
+        self.metrics = metrics
+    }
+
+    /// The names of the parameters the command template places itself.
+    public var placedParameters: Set<String> {
+        var names = Set(command.flatMap(\.placeholders))
+        names.formUnion(environment.values.flatMap(\.placeholders))
+        return names
+    }
+}
+
+/// Where a command's metrics are read from; the command's `wall_time` (seconds) is always added.
+public struct MetricsSource: Sendable, Hashable, Codable {
+    /// Read the last JSON object the command prints on stdout.
+    public var stdoutJSON: Bool
+    /// A JSON file the command writes (a template, e.g. `{trial_dir}/metrics.json`).
+    public var file: Template?
+    /// Regular expressions searched in stdout then stderr; the first capture group of the last match is the
+    /// metric's value.
+    public var patterns: [String: String]
+
+    /// Creates a source.
+    public init(stdoutJSON: Bool = true, file: Template? = nil, patterns: [String: String] = [:]) {
+        self.stdoutJSON = stdoutJSON
+        self.file = file
+        self.patterns = patterns
+    }
+}

@@ -1,0 +1,116 @@
+public import Foundation
+
+/// One experiment of a study: a configuration, what happened to it, and what it measured.
+public struct Trial: Sendable, Hashable, Codable, Identifiable {
+    /// The trial's number in its study, from 0, in the order it was asked for.
+    public var number: Int
+    /// The parameter values it ran with.
+    public var configuration: Configuration
+    /// Where it is in its life.
+    public var state: TrialState
+    /// The named measurements its experiment reported (plus `wall_time`).
+    public var metrics: [String: Double]
+    /// The objective's value, set when the trial completed.
+    public var score: Double?
+    /// Why it failed, when it did.
+    public var error: TrialError?
+    /// Seconds spent per stage (`run`, `deploy`, `benchmark`, …).
+    public var timings: [String: Double]
+    /// How many times it was started: more than 1 when a crash or interruption re-queued it.
+    public var attempt: Int
+    /// When the current attempt started.
+    public var startedAt: Date?
+    /// When it finished.
+    public var finishedAt: Date?
+
+    /// Creates a pending trial.
+    public init(number: Int, configuration: Configuration) {
+        self.number = number
+        self.configuration = configuration
+        self.state = .pending
+        self.metrics = [:]
+        self.score = nil
+        self.error = nil
+        self.timings = [:]
+        self.attempt = 0
+    }
+
+    /// The number, as `Identifiable` wants.
+    public var id: Int { number }
+
+    /// Whether the trial has reached a final state.
+    public var isFinished: Bool { state.isFinished }
+}
+
+/// The life of a trial: `pending → running → completed | failed | pruned`.
+public enum TrialState: String, Sendable, Hashable, Codable, CaseIterable {
+    /// Asked for, not started (or re-queued after an interruption).
+    case pending
+    /// Its experiment is running.
+    case running
+    /// Its experiment finished and the objective was scored.
+    case completed
+    /// Its experiment or scoring failed; ``Trial/error`` says at which stage.
+    case failed
+    /// Stopped early by a strategy's decision.
+    case pruned
+
+    /// Whether no further transition can happen.
+    public var isFinished: Bool {
+        switch self {
+        case .completed, .failed, .pruned: true
+        case .pending, .running: false
+        }
+    }
+}
+
+/// Why a trial failed: the stage it was in and a message for a person.
+public struct TrialError: Sendable, Hashable, Codable, CustomStringConvertible {
+    /// The stage that failed.
+    public var stage: TrialStage
+    /// What happened, e.g. the exit status and the last lines of the process's output.
+    public var message: String
+
+    /// Creates an error.
+    public init(stage: TrialStage, message: String) {
+        self.stage = stage
+        self.message = message
+    }
+
+    /// `stage: message`.
+    public var description: String { "\(stage.rawValue): \(message)" }
+}
+
+/// A step of a trial's life, used for timings and failure reports.
+///
+/// A struct over a string, not an enum, so experiments can name their own stages.
+public struct TrialStage: RawRepresentable, Sendable, Hashable, Codable, ExpressibleByStringLiteral,
+    CustomStringConvertible
+{
+    /// The stage's name.
+    public var rawValue: String
+
+    /// Creates a stage from its name.
+    public init(rawValue: String) { self.rawValue = rawValue }
+
+    /// Creates a stage from a literal.
+    public init(stringLiteral value: String) { self.rawValue = value }
+
+    /// The name.
+    public var description: String { rawValue }
+
+    /// Starting the experiment's process.
+    public static let launch: Self = "launch"
+    /// Running a command experiment to its end.
+    public static let run: Self = "run"
+    /// Reading the experiment's metrics.
+    public static let metrics: Self = "metrics"
+    /// Scoring the metrics against the objective and its constraints.
+    public static let objective: Self = "objective"
+    /// The trial ran past its deadline.
+    public static let timeout: Self = "timeout"
+    /// The runner stopped while the trial was running.
+    public static let interrupted: Self = "interrupted"
+    /// The runner died while the trial was running; found at resume.
+    public static let lost: Self = "lost"
+}

@@ -1,0 +1,137 @@
+public import Autotune
+public import Foundation
+import Logging
+
+/// Runs a command per trial (argv, no shell) and reads its metrics from its output.
+///
+/// Parameters the command template places (`{name}`) are substituted; the others are appended as flags
+/// unless ``CommandSpec/appendFlags`` is off. stdout and stderr go to `stdout.log` and `stderr.log` in the
+/// trial's directory. The command's own wall time is always the metric `wall_time` (seconds), so any
+/// program's flags can be tuned for speed without a wrapper.
+public struct CommandExperiment: Experiment {
+    /// The command and where its metrics come from.
+    public var spec: CommandSpec
+    /// The directory commands run in when the spec names none.
+    public var defaultWorkingDirectory: URL
+
+    /// Lines of stderr (or stdout) quoted in a failure message.
+    static let tailLines = 15
+
+    /// Creates the experiment.
+    public init(spec: CommandSpec, defaultWorkingDirectory: URL) {
+        self.spec = spec
+        self.defaultWorkingDirectory = defaultWorkingDirectory
+    }
+
+    /// The argv for a trial: the rendered template plus the flags of parameters it does not place.
+    public func arguments(for context: TrialContext) throws -> [String] {
+        let values = context.placeholderValues
+        var arguments = try spec.command.map { template in
+            do {
+                return try template.render(values)
+            } catch {
+                throw ExperimentError(stage: .launch, message: "\(error)")
+            }
+        }
+        if spec.appendFlags {
+            arguments += context.trial.configuration.flags(in: context.space, excluding: spec.placedParameters)
+        }
+        return arguments
+    }
+
+    /// Runs the command and reads its metrics.
+    public func run(_ context: TrialContext) async throws -> ExperimentResult {
+        let values = context.placeholderValues
+        let arguments = try arguments(for: context)
+        var environment = [
+            "AUTOTUNE_STUDY": context.study,
+            "AUTOTUNE_TRIAL": String(context.trial.number),
+            "AUTOTUNE_TRIAL_DIR": context.directory.path,
+        ]
+        for (name, template) in spec.environment {
+            environment[name] = try render(template, values)
+        }
+        let workingDirectory = try spec.workingDirectory.map { URL(fileURLWithPath: try render($0, values)) }
+            ?? defaultWorkingDirectory
+        let stdoutURL = context.directory.appendingPathComponent("stdout.log")
+        let stderrURL = context.directory.appendingPathComponent("stderr.log")
+        let command = arguments.joined(separator: " ")
+        try? Data((command + "\n").utf8).write(to: context.directory.appendingPathComponent("command.txt"))
+        context.logger.debug("Trial command started", metadata: ["trial.command": "\(command)"])
+
+        let outcome: ProcessLauncher.Outcome
+        do {
+            outcome = try await ProcessLauncher.run(
+                arguments,
+                environment: environment,
+                workingDirectory: workingDirectory,
+                standardOutput: stdoutURL,
+                standardError: stderrURL,
+                killGrace: .milliseconds(Int(context.killGrace * 1000))
+            )
+        } catch let error as LaunchError {
+            throw ExperimentError(stage: .launch, message: error.description)
+        }
+        let stdout = Self.read(stdoutURL)
+        let stderr = Self.read(stderrURL)
+        guard outcome.succeeded else {
+            throw ExperimentError(
+                stage: .run,
+                message: "\(outcome.summary)" + Self.tail(stderr.isEmpty ? stdout : stderr),
+                metrics: ["wall_time": outcome.seconds]
+            )
+        }
+        var metrics = try readMetrics(stdout: stdout, stderr: stderr, values: values)
+        metrics["wall_time"] = outcome.seconds
+        return ExperimentResult(metrics: metrics, timings: [TrialStage.run.rawValue: outcome.seconds])
+    }
+
+    private func readMetrics(stdout: String, stderr: String, values: [String: String]) throws -> [String: Double] {
+        var metrics: [String: Double] = [:]
+        if spec.metrics.stdoutJSON, let reported = MetricsExtraction.lastJSONObject(in: stdout) {
+            metrics.merge(reported) { _, new in new }
+        }
+        if let file = spec.metrics.file {
+            let path = try render(file, values)
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw ExperimentError(stage: .metrics, message: "the metrics file \(path) was not written")
+            }
+            guard let reported = MetricsExtraction.jsonObject(data) else {
+                throw ExperimentError(stage: .metrics, message: "the metrics file \(path) is not a JSON object")
+            }
+            metrics.merge(reported) { _, new in new }
+        }
+        if !spec.metrics.patterns.isEmpty {
+            metrics.merge(try MetricsExtraction.patterns(spec.metrics.patterns, in: [stdout, stderr])) { _, new in new }
+        }
+        return metrics
+    }
+
+    private func render(_ template: Template, _ values: [String: String]) throws -> String {
+        do {
+            return try template.render(values)
+        } catch {
+            throw ExperimentError(stage: .launch, message: "\(error)")
+        }
+    }
+
+    /// The last lines of a log, prefixed for a failure message; empty when there is nothing to show.
+    static func tail(_ text: String) -> String {
+        let lines = text.split(whereSeparator: \.isNewline).suffix(tailLines)
+        return lines.isEmpty ? "" : "; last output:\n" + lines.joined(separator: "\n")
+    }
+
+    private static func read(_ url: URL) -> String {
+        guard let data = FileManager.default.contents(atPath: url.path) else { return "" }
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+extension ExperimentSpec {
+    /// The experiment that runs this spec.
+    public func makeExperiment(defaultWorkingDirectory: URL) -> any Experiment {
+        switch self {
+        case .command(let spec): CommandExperiment(spec: spec, defaultWorkingDirectory: defaultWorkingDirectory)
+        }
+    }
+}

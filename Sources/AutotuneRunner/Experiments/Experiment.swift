@@ -1,0 +1,94 @@
+public import Autotune
+public import Foundation
+public import Logging
+
+/// What a trial runs: given a configuration, produce metrics or fail at a named stage.
+///
+/// An experiment must stop promptly when its task is cancelled (the trial's deadline, Ctrl-C), leaving no
+/// process behind.
+public protocol Experiment: Sendable {
+    /// Runs the trial and returns its metrics and the time spent per stage.
+    func run(_ context: TrialContext) async throws -> ExperimentResult
+}
+
+/// What an experiment knows of the trial it runs.
+public struct TrialContext: Sendable {
+    /// The study's name.
+    public var study: String
+    /// The trial, in state running.
+    public var trial: Trial
+    /// The study's search space, for rendering the configuration.
+    public var space: SearchSpace
+    /// The study's seed.
+    public var seed: UInt64
+    /// A directory of the trial's own for logs and outputs; created before the experiment runs.
+    public var directory: URL
+    /// Seconds between SIGTERM and SIGKILL when processes are stopped.
+    public var killGrace: Double
+    /// A logger with the trial's number in its metadata.
+    public var logger: Logger
+
+    /// Creates a context.
+    public init(
+        study: String,
+        trial: Trial,
+        space: SearchSpace,
+        seed: UInt64,
+        directory: URL,
+        killGrace: Double = 5,
+        logger: Logger
+    ) {
+        self.study = study
+        self.trial = trial
+        self.space = space
+        self.seed = seed
+        self.directory = directory
+        self.killGrace = killGrace
+        self.logger = logger
+    }
+
+    /// The values of the placeholders a template may use: the parameters, then `trial`, `trial_dir`,
+    /// `study` and `seed`.
+    public var placeholderValues: [String: String] {
+        var values = trial.configuration.placeholderValues
+        values["trial"] = String(trial.number)
+        values["trial_dir"] = directory.path
+        values["study"] = study
+        values["seed"] = String(seed)
+        return values
+    }
+}
+
+/// What a finished experiment reports.
+public struct ExperimentResult: Sendable, Hashable {
+    /// The named measurements.
+    public var metrics: [String: Double]
+    /// Seconds spent per stage.
+    public var timings: [String: Double]
+
+    /// Creates a result.
+    public init(metrics: [String: Double], timings: [String: Double] = [:]) {
+        self.metrics = metrics
+        self.timings = timings
+    }
+}
+
+/// An experiment's failure at a named stage, with what a person needs to see (exit status, log tail).
+public struct ExperimentError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The stage that failed.
+    public var stage: TrialStage
+    /// What happened.
+    public var message: String
+    /// The metrics measured before the failure, if any.
+    public var metrics: [String: Double]
+
+    /// Creates an error.
+    public init(stage: TrialStage, message: String, metrics: [String: Double] = [:]) {
+        self.stage = stage
+        self.message = message
+        self.metrics = metrics
+    }
+
+    /// `stage: message`.
+    public var description: String { "\(stage): \(message)" }
+}

@@ -1,0 +1,478 @@
+public import Autotune
+public import Foundation
+public import Logging
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Runs a study: asks the strategy, runs up to `parallel` experiments at once, scores and records each
+/// result, and stops when the budget is spent, the strategy is exhausted, or a stop is requested.
+///
+/// The actor owns everything that changes during a study: the strategy, the history, the best trial,
+/// the queue of re-queued trials. Experiments run in child tasks of one task group, outside the actor;
+/// each one's end is recorded as soon as it arrives and its slot refilled at once, without waiting for
+/// the others. Every tell is written with the strategy's checkpoint and the new best in one transaction.
+public actor StudyRunner {
+    /// How a stop request treats the trials that are running.
+    public enum StopMode: Sendable, Hashable {
+        /// Let them finish, ask for nothing new.
+        case drain
+        /// Stop them now; they go back to pending and run again on resume.
+        case cancel
+    }
+
+    /// How a run ended.
+    public struct Outcome: Sendable, Hashable {
+        /// The study's status afterwards.
+        public var status: StudyStatus
+        /// The best trial, if any completed.
+        public var best: BestTrial?
+        /// Trials that finished during this run.
+        public var finishedThisRun: Int
+        /// Seconds this run took.
+        public var seconds: Double
+    }
+
+    /// Settings of a run that are not part of the study's definition.
+    public struct Options: Sendable {
+        /// Overrides the definition's `parallel` for this run.
+        public var parallel: Int?
+        /// Where each trial's directory (`<study>/<number>`) is made.
+        public var trialsDirectory: URL
+        /// The directory commands run in when the task file names none.
+        public var workingDirectory: URL
+        /// Receives a line per finished trial.
+        public var progress: any ProgressReporter
+        /// The logger.
+        public var logger: Logger
+
+        /// Creates options.
+        public init(
+            parallel: Int? = nil,
+            trialsDirectory: URL,
+            workingDirectory: URL,
+            progress: any ProgressReporter = SilentProgress(),
+            logger: Logger = Logger(label: "autotune")
+        ) {
+            self.parallel = parallel
+            self.trialsDirectory = trialsDirectory
+            self.workingDirectory = workingDirectory
+            self.progress = progress
+            self.logger = logger
+        }
+    }
+
+    private let study: StoredStudy
+    private let store: any StudyStore
+    private let experiment: any Experiment
+    private let options: Options
+    private var strategy: any Strategy
+    private var history: StudyHistory
+    private var queue: [Trial]
+    private var best: BestTrial?
+    private var nextNumber: Int
+    private var stopMode: StopMode?
+    private var finishedThisRun = 0
+    private var runStart = ContinuousClock.now
+    private let stopSignals: AsyncStream<StopMode>
+    private let stopContinuation: AsyncStream<StopMode>.Continuation
+
+    private var definition: StudyDefinition { study.definition }
+
+    /// Prepares a new or resumed study: restores the strategy from its checkpoint, and deals with trials
+    /// left running by a runner that died (re-queued or failed, as the definition says).
+    ///
+    /// Throws ``RunnerError`` when another live process runs the study.
+    public init(
+        study: StoredStudy,
+        store: any StudyStore,
+        registry: StrategyRegistry = .builtIn,
+        experiment: (any Experiment)? = nil,
+        options: Options
+    ) async throws {
+        let me = RunnerIdentity.current
+        if study.status == .running, let runner = study.runner, runner != me, runner.isAliveOnThisHost {
+            throw RunnerError.studyBusy(study.definition.name, runner)
+        }
+        self.study = study
+        self.store = store
+        self.options = options
+        self.experiment = experiment
+            ?? study.definition.experiment.makeExperiment(defaultWorkingDirectory: options.workingDirectory)
+        var strategy = try registry.make(
+            study.definition.strategy.name,
+            context: study.definition.strategyContext,
+            state: study.checkpoint
+        )
+        var trials = try await store.trials(ofStudy: study.id)
+        var requeued: [Trial] = []
+        for index in trials.indices where trials[index].state == .running {
+            var trial = trials[index]
+            switch study.definition.lostTrials {
+            case .requeue:
+                trial.state = .pending
+                requeued.append(trial)
+            case .fail:
+                trial.state = .failed
+                trial.finishedAt = Date()
+                trial.error = TrialError(
+                    stage: .lost,
+                    message: "the runner stopped while this trial was running (attempt \(trial.attempt))"
+                )
+                try strategy.tell(trial)
+                try await store.saveFinished(
+                    trial,
+                    studyID: study.id,
+                    checkpoint: try strategy.encodedState(),
+                    best: study.best,
+                    elapsedSeconds: study.elapsedSeconds
+                )
+            }
+            trials[index] = trial
+        }
+        if !requeued.isEmpty { try await store.saveRequeued(requeued, studyID: study.id) }
+        self.strategy = strategy
+        self.history = StudyHistory(trials: trials)
+        self.queue = trials.filter { $0.state == .pending }
+        self.nextNumber = (trials.map(\.number).max() ?? -1) + 1
+        self.best = Self.best(of: trials, objective: study.definition.objective)
+        (stopSignals, stopContinuation) = AsyncStream.makeStream(of: StopMode.self)
+        for trial in requeued {
+            options.logger.info("Trial re-queued after the runner stopped", metadata: ["trial.number": "\(trial.number)"])
+        }
+    }
+
+    /// Asks the run to stop: the first request drains, a `.cancel` stops running trials.
+    ///
+    /// Safe to call from a signal handler's task at any time, also before ``run()`` started.
+    nonisolated public func requestStop(_ mode: StopMode) {
+        stopContinuation.yield(mode)
+    }
+
+    /// Runs until the budget is spent, the strategy is exhausted, or a stop request ends it.
+    public func run() async throws -> Outcome {
+        runStart = ContinuousClock.now
+        try await store.saveStatus(.running, studyID: study.id, runner: .current, elapsedSeconds: elapsed)
+        do {
+            try await loop()
+        } catch {
+            try? await store.saveStatus(.interrupted, studyID: study.id, runner: nil, elapsedSeconds: elapsed)
+            throw error
+        }
+        let status: StudyStatus = stopMode == nil ? .completed : .interrupted
+        try await store.saveStatus(status, studyID: study.id, runner: nil, elapsedSeconds: elapsed)
+        return Outcome(
+            status: status,
+            best: best,
+            finishedThisRun: finishedThisRun,
+            seconds: (ContinuousClock.now - runStart).seconds
+        )
+    }
+
+    private enum Event: Sendable {
+        case finished(Trial)
+        case stop(StopMode)
+    }
+
+    private func loop() async throws {
+        let parallel = max(1, options.parallel ?? definition.parallel)
+        let signals = stopSignals
+        try await withThrowingTaskGroup(of: Event.self) { group in
+            group.addTask { await Self.nextStop(signals) }
+            var inFlight = 0
+            while true {
+                if inFlight < parallel {
+                    for trial in try await launch(count: parallel - inFlight) {
+                        inFlight += 1
+                        let context = makeContext(for: trial)
+                        let deadline = definition.timeouts.trial
+                        let objective = definition.objective
+                        let experiment = self.experiment
+                        group.addTask {
+                            .finished(await Self.execute(trial, context: context, experiment: experiment,
+                                                          objective: objective, deadline: deadline))
+                        }
+                    }
+                }
+                if inFlight == 0 { break }
+                switch try await group.next() {
+                case .finished(let trial):
+                    inFlight -= 1
+                    try await record(trial)
+                case .stop(let mode):
+                    // After a cancel, the watcher ends with the group; nothing more to decide.
+                    if stopMode == .cancel { continue }
+                    stopMode = mode
+                    options.logger.notice(
+                        mode == .cancel ? "Stopping: cancelling running trials" : "Stopping: draining running trials",
+                        metadata: ["study.running": "\(inFlight)"]
+                    )
+                    if mode == .cancel {
+                        // Cancels the trials and the stop watcher alike; no further stop can matter.
+                        group.cancelAll()
+                    } else {
+                        group.addTask { await Self.nextStop(signals) }
+                    }
+                case nil:
+                    inFlight = 0
+                }
+            }
+            group.cancelAll()
+        }
+    }
+
+    /// Waits for the next stop request; returns a drain when cancelled, which the loop no longer reads.
+    private static func nextStop(_ signals: AsyncStream<StopMode>) async -> Event {
+        for await mode in signals { return .stop(mode) }
+        return .stop(.drain)
+    }
+
+    /// Picks up to `count` trials to start, re-queued ones first, and saves them as running together with
+    /// the checkpoint of the strategy that proposed them.
+    private func launch(count: Int) async throws -> [Trial] {
+        guard stopMode == nil, !budgetSpent else { return [] }
+        var launching: [Trial] = []
+        while launching.count < count, !queue.isEmpty {
+            launching.append(queue.removeFirst())
+        }
+        var asked = false
+        let room = min(count - launching.count, remainingTrials)
+        if room > 0, !strategy.isExhausted {
+            let proposals = try strategy.ask(room, history: history)
+            asked = true
+            guard proposals.count <= room else {
+                throw RunnerError.strategy("strategy '\(definition.strategy.name)' returned \(proposals.count) configurations for an ask of \(room)")
+            }
+            for proposal in proposals {
+                let configuration: Configuration
+                do {
+                    configuration = try definition.space.coerce(proposal.values)
+                } catch {
+                    throw RunnerError.strategy("strategy '\(definition.strategy.name)' proposed an invalid configuration: \(error)")
+                }
+                if let twin = history.running.values.first(where: { $0.configuration == configuration }) {
+                    throw RunnerError.strategy(
+                        "strategy '\(definition.strategy.name)' proposed the configuration of running trial \(twin.number)"
+                    )
+                }
+                launching.append(Trial(number: nextNumber, configuration: configuration))
+                nextNumber += 1
+            }
+        }
+        guard !launching.isEmpty || asked else { return [] }
+        let now = Date()
+        for index in launching.indices {
+            launching[index].state = .running
+            launching[index].attempt += 1
+            launching[index].startedAt = now
+            launching[index].error = nil
+            history.record(launching[index])
+        }
+        try await store.saveLaunched(
+            launching,
+            studyID: study.id,
+            checkpoint: asked ? try strategy.encodedState() : nil
+        )
+        return launching
+    }
+
+    /// Records a finished trial: tells the strategy and saves trial, checkpoint and best in one write. An
+    /// interrupted trial goes back to pending instead, unseen by the strategy.
+    private func record(_ finished: Trial) async throws {
+        var trial = finished
+        if trial.error?.stage == .interrupted {
+            trial.state = .pending
+            trial.error = nil
+            trial.finishedAt = nil
+            history.record(trial)
+            try await store.saveRequeued([trial], studyID: study.id)
+            options.logger.info("Trial interrupted; it runs again on resume", metadata: ["trial.number": "\(trial.number)"])
+            return
+        }
+        history.record(trial)
+        try strategy.tell(trial)
+        if trial.state == .completed, let score = trial.score,
+            best.map({ definition.objective.isBetter(score, than: $0.score) }) ?? true
+        {
+            best = BestTrial(number: trial.number, score: score)
+        }
+        try await store.saveFinished(
+            trial,
+            studyID: study.id,
+            checkpoint: try strategy.encodedState(),
+            best: best,
+            elapsedSeconds: elapsed
+        )
+        finishedThisRun += 1
+        options.progress.trialFinished(
+            ProgressEvent(
+                trial: trial,
+                space: definition.space,
+                objective: definition.objective,
+                best: best,
+                finishedCount: history.finished.count,
+                expectedCount: expectedCount,
+                runningCount: history.running.count,
+                elapsedSeconds: elapsed,
+                finishedThisRun: finishedThisRun,
+                runSeconds: (ContinuousClock.now - runStart).seconds
+            )
+        )
+    }
+
+    /// Runs one trial's experiment under its deadline and scores it. Never throws: every failure becomes
+    /// a failed trial with its stage, and cancellation an interrupted one.
+    @concurrent
+    private static func execute(
+        _ trial: Trial,
+        context: TrialContext,
+        experiment: any Experiment,
+        objective: Objective,
+        deadline: Double?
+    ) async -> Trial {
+        var trial = trial
+        let start = ContinuousClock.now
+        do {
+            try FileManager.default.createDirectory(at: context.directory, withIntermediateDirectories: true)
+            let result = try await withDeadline(deadline) { try await experiment.run(context) }
+            trial.metrics = result.metrics
+            trial.timings = result.timings
+            switch objective.evaluate(result.metrics) {
+            case .success(let score):
+                trial.state = .completed
+                trial.score = score
+            case .failure(let failure):
+                trial.state = .failed
+                trial.error = TrialError(stage: .objective, message: failure.description)
+            }
+        } catch let error as ExperimentError {
+            trial.state = .failed
+            trial.metrics = error.metrics
+            trial.error = TrialError(stage: error.stage, message: error.message)
+        } catch is DeadlineExceeded {
+            trial.state = .failed
+            trial.error = TrialError(stage: .timeout, message: "the trial ran past its deadline of \(deadline ?? 0) s")
+        } catch {
+            if Task.isCancelled || error is CancellationError {
+                trial.error = TrialError(stage: .interrupted, message: "stopped before it finished")
+            } else {
+                trial.state = .failed
+                trial.error = TrialError(stage: .run, message: "\(error)")
+            }
+        }
+        trial.timings["total"] = (ContinuousClock.now - start).seconds
+        trial.finishedAt = Date()
+        return trial
+    }
+
+    private func makeContext(for trial: Trial) -> TrialContext {
+        var logger = options.logger
+        logger[metadataKey: "trial.number"] = "\(trial.number)"
+        return TrialContext(
+            study: definition.name,
+            trial: trial,
+            space: definition.space,
+            seed: definition.seed,
+            directory: options.trialsDirectory
+                .appendingPathComponent(definition.name, isDirectory: true)
+                .appendingPathComponent(String(trial.number), isDirectory: true),
+            killGrace: definition.timeouts.killGrace,
+            logger: logger
+        )
+    }
+
+    private var elapsed: Double {
+        study.elapsedSeconds + (ContinuousClock.now - runStart).seconds
+    }
+
+    private var remainingTrials: Int {
+        guard let maxTrials = definition.budget.maxTrials else { return .max }
+        return max(0, maxTrials - nextNumber)
+    }
+
+    private var budgetSpent: Bool {
+        if let maxSeconds = definition.budget.maxSeconds, elapsed >= maxSeconds { return true }
+        return false
+    }
+
+    /// The number of trials the study will have when done, when known.
+    private var expectedCount: Int? {
+        let grid = (strategy as? GridSearch)?.pointCount
+        switch (definition.budget.maxTrials, grid) {
+        case (let trials?, let points?): return min(trials, points)
+        case (let trials?, nil): return trials
+        case (nil, let points?): return points
+        case (nil, nil): return nil
+        }
+    }
+
+    private static func best(of trials: [Trial], objective: Objective) -> BestTrial? {
+        var best: BestTrial?
+        for trial in trials where trial.state == .completed {
+            guard let score = trial.score else { continue }
+            if best.map({ objective.isBetter(score, than: $0.score) }) ?? true {
+                best = BestTrial(number: trial.number, score: score)
+            }
+        }
+        return best
+    }
+}
+
+/// The trial's deadline passed.
+struct DeadlineExceeded: Error {}
+
+/// Runs `operation`, cancelling it and throwing ``DeadlineExceeded`` after `seconds` (none when `nil`).
+/// Returns only once the operation has wound down, so its processes are gone.
+func withDeadline<T: Sendable>(
+    _ seconds: Double?,
+    _ operation: @escaping @Sendable () async throws -> T
+) async throws -> T {
+    guard let seconds else { return try await operation() }
+    return try await withThrowingTaskGroup(of: T?.self) { group in
+        group.addTask { try await operation() }
+        group.addTask {
+            try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
+            return nil
+        }
+        defer { group.cancelAll() }
+        guard let first = try await group.next(), let value = first else {
+            throw DeadlineExceeded()
+        }
+        return value
+    }
+}
+
+/// A run that cannot go on.
+public enum RunnerError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// Another live process is running the study.
+    case studyBusy(String, RunnerIdentity)
+    /// The strategy broke its contract.
+    case strategy(String)
+
+    /// A message for a person.
+    public var description: String {
+        switch self {
+        case .studyBusy(let name, let runner):
+            "study '\(name)' is being run by process \(runner.pid) on \(runner.host); stop it first"
+        case .strategy(let message):
+            message
+        }
+    }
+}
+
+extension RunnerIdentity {
+    /// This process.
+    public static var current: Self {
+        Self(host: ProcessInfo.processInfo.hostName, pid: getpid())
+    }
+
+    /// Whether this identity is a live process on this host (a stale one after a crash is not).
+    var isAliveOnThisHost: Bool {
+        host == ProcessInfo.processInfo.hostName && kill(pid, 0) == 0
+    }
+}

@@ -1,0 +1,316 @@
+public import Autotune
+public import Foundation
+import Yams
+
+/// Reads a task file (YAML, or JSON, which is YAML too) into a ``StudyDefinition``.
+///
+/// Every problem is a ``TaskFileError`` naming the file, line and field. The schema is documented in
+/// docs/task-file.md.
+public enum TaskFile {
+    /// The placeholders every command template may use besides the parameter names.
+    public static let builtInPlaceholders: Set<String> = ["trial", "trial_dir", "study", "seed"]
+
+    /// Reads and validates the file at `path`.
+    ///
+    /// `workingDirectory` is where the commands run when the file names no `workdir`, and what a relative
+    /// `workdir` is resolved against; the definition stores it as an absolute path, so `resume` runs the same
+    /// commands from anywhere.
+    public static func load(path: String, workingDirectory: URL) throws(TaskFileError) -> (StudyDefinition, String) {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw TaskFileError(file: path, field: "", message: "cannot read the file (\(error.localizedDescription))")
+        }
+        let fallbackName = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
+        return (try parse(text, file: path, defaultName: fallbackName, workingDirectory: workingDirectory), text)
+    }
+
+    /// Validates task-file text; `file` is only used in error messages.
+    public static func parse(
+        _ text: String,
+        file: String,
+        defaultName: String = "study",
+        workingDirectory: URL
+    ) throws(TaskFileError) -> StudyDefinition {
+        let root: Node
+        do {
+            guard let node = try Yams.compose(yaml: text) else {
+                throw TaskFileError(file: file, field: "", message: "the file is empty")
+            }
+            root = node
+        } catch let error as TaskFileError {
+            throw error
+        } catch let error as YamlError {
+            throw syntaxError(error, file: file)
+        } catch {
+            throw TaskFileError(file: file, field: "", message: "not valid YAML or JSON: \(error)")
+        }
+        let top = try TaskNode(node: root, path: "", file: file).fields(allowed: [
+            "name", "seed", "parallel", "parameters", "objective", "strategy", "budget", "timeouts",
+            "on_lost_trial", "experiment",
+        ])
+        let name = try top["name"]?.nonEmptyString() ?? defaultName
+        guard name.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
+            throw (top["name"] ?? top.owner).error("a study name may only hold letters, digits, '-', '_' and '.'")
+        }
+        let space = try parameters(try top.required("parameters", "a mapping of parameter names to their ranges"))
+        let objective = try objective(try top.required("objective", "e.g. maximize: throughput"))
+        let strategy = try strategy(top["strategy"])
+        let budget = try budget(top["budget"])
+        if budget.maxTrials == nil, budget.maxSeconds == nil, strategy.name != "grid" {
+            throw (top["budget"] ?? top.owner).error(
+                "give budget.max_trials or budget.max_duration: only grid search ends by itself"
+            )
+        }
+        let experimentNode = try top.required("experiment", "what a trial runs, e.g. command: [...]")
+        let experiment = try command(experimentNode, space: space, workingDirectory: workingDirectory)
+        var lostTrials = LostTrialPolicy.requeue
+        if let node = top["on_lost_trial"] {
+            guard let policy = LostTrialPolicy(rawValue: try node.string()) else {
+                throw node.error("expected 'requeue' or 'fail'")
+            }
+            lostTrials = policy
+        }
+        return StudyDefinition(
+            name: name,
+            space: space,
+            objective: objective,
+            strategy: strategy,
+            budget: budget,
+            parallel: try top["parallel"]?.int(in: 1...4096) ?? 1,
+            seed: UInt64(try top["seed"]?.int(in: 0...Int.max) ?? 0),
+            timeouts: try timeouts(top["timeouts"]),
+            experiment: .command(experiment),
+            lostTrials: lostTrials
+        )
+    }
+
+    // MARK: Sections
+
+    private static func parameters(_ node: TaskNode) throws(TaskFileError) -> SearchSpace {
+        var parameters: [Parameter] = []
+        let entries = try node.mapping()
+        guard !entries.isEmpty else { throw node.error("declare at least one parameter") }
+        for (name, spec) in entries {
+            let parameter = try parameter(name: name, spec)
+            do {
+                _ = try SearchSpace(parameters + [parameter])
+            } catch {
+                throw spec.error(error.message)
+            }
+            parameters.append(parameter)
+        }
+        do {
+            return try SearchSpace(parameters)
+        } catch {
+            throw node.error(error.message)
+        }
+    }
+
+    private static func parameter(name: String, _ node: TaskNode) throws(TaskFileError) -> Parameter {
+        switch node.node {
+        case .sequence:
+            return Parameter(name, .categorical(try values(node)))
+        case .scalar:
+            return Parameter(name, .fixed(try node.parameterValue()))
+        default:
+            break
+        }
+        let fields = try node.fields(allowed: ["type", "min", "max", "step", "log", "values", "value", "flag"])
+        let type = try fields.required("type", "int, float, categorical, bool or fixed")
+        let flag = try fields["flag"]?.nonEmptyString()
+        func allowOnly(_ keys: Set<String>) throws(TaskFileError) {
+            for (key, value) in fields.entries where !keys.contains(key) && key != "type" && key != "flag" {
+                throw value.error("'\(key)' does not apply to a parameter of type \(try type.string())")
+            }
+        }
+        let domain: Parameter.Domain
+        switch try type.string() {
+        case "int":
+            try allowOnly(["min", "max", "step", "log"])
+            let lower = try fields.required("min", "the smallest value").int()
+            let upper = try fields.required("max", "the largest value").int()
+            let step = try fields["step"]?.int(in: 1...Int.max) ?? 1
+            domain = .int(lower: lower, upper: upper, step: step, log: try fields["log"]?.bool() ?? false)
+        case "float":
+            try allowOnly(["min", "max", "log"])
+            let lower = try fields.required("min", "the smallest value").double()
+            let upper = try fields.required("max", "the largest value").double()
+            domain = .float(lower: lower, upper: upper, log: try fields["log"]?.bool() ?? false)
+        case "categorical":
+            try allowOnly(["values"])
+            domain = .categorical(try values(try fields.required("values", "a list of choices")))
+        case "bool":
+            try allowOnly([])
+            domain = .bool
+        case "fixed":
+            try allowOnly(["value"])
+            domain = .fixed(try fields.required("value", "the value passed to every trial").parameterValue())
+        default:
+            throw type.error("unknown parameter type '\(try type.string())'; expected int, float, categorical, bool or fixed")
+        }
+        return Parameter(name, domain, flag: flag)
+    }
+
+    private static func values(_ node: TaskNode) throws(TaskFileError) -> [ParameterValue] {
+        var values: [ParameterValue] = []
+        for element in try node.sequence() { values.append(try element.parameterValue()) }
+        guard !values.isEmpty else { throw node.error("give at least one value") }
+        return values
+    }
+
+    private static func objective(_ node: TaskNode) throws(TaskFileError) -> Objective {
+        let fields = try node.fields(allowed: ["maximize", "minimize", "constraints"])
+        let direction: Objective.Direction
+        let target: TaskNode
+        switch (fields["maximize"], fields["minimize"]) {
+        case (let node?, nil):
+            (direction, target) = (.maximize, node)
+        case (nil, let node?):
+            (direction, target) = (.minimize, node)
+        case (_?, _?):
+            throw node.error("give either maximize or minimize, not both")
+        case (nil, nil):
+            throw node.error("missing 'maximize' or 'minimize' (a metric name, or a mapping of metric to weight)")
+        }
+        var terms: [Objective.Term] = []
+        if case .mapping = target.node {
+            for (metric, weight) in try target.mapping() {
+                terms.append(Objective.Term(metric: metric, weight: try weight.double()))
+            }
+            guard !terms.isEmpty else { throw target.error("give at least one metric") }
+        } else {
+            terms = [Objective.Term(metric: try target.nonEmptyString())]
+        }
+        var constraints: [MetricConstraint] = []
+        if let list = fields["constraints"] {
+            for element in try list.sequence() {
+                let item = try element.fields(allowed: ["metric", "min", "max", "on_violation", "penalty"])
+                let metric = try item.required("metric", "the metric bounded").nonEmptyString()
+                let minimum = try item["min"]?.double()
+                let maximum = try item["max"]?.double()
+                guard minimum != nil || maximum != nil else { throw element.error("give min, max or both") }
+                if let minimum, let maximum, minimum > maximum {
+                    throw element.error("min \(minimum) is above max \(maximum)")
+                }
+                var enforcement = MetricConstraint.Enforcement.hard
+                switch try item["on_violation"]?.string() ?? "fail" {
+                case "fail":
+                    if let penalty = item["penalty"] { throw penalty.error("'penalty' needs on_violation: penalize") }
+                case "penalize":
+                    let penalty = try item.required("penalty", "score lost per unit of violation").double()
+                    guard penalty > 0 else { throw item["penalty"]!.error("must be greater than 0") }
+                    enforcement = .soft(penalty: penalty)
+                default:
+                    throw item["on_violation"]!.error("expected 'fail' or 'penalize'")
+                }
+                constraints.append(
+                    MetricConstraint(metric: metric, minimum: minimum, maximum: maximum, enforcement: enforcement)
+                )
+            }
+        }
+        return Objective(direction, terms: terms, constraints: constraints)
+    }
+
+    private static func strategy(_ node: TaskNode?) throws(TaskFileError) -> StrategySpec {
+        guard let node else { return StrategySpec(name: "random") }
+        if case .scalar = node.node { return StrategySpec(name: try node.nonEmptyString()) }
+        var name: String?
+        var options: [String: JSONValue] = [:]
+        for (key, value) in try node.mapping() {
+            if key == "name" {
+                name = try value.nonEmptyString()
+            } else {
+                options[key] = try value.jsonValue()
+            }
+        }
+        guard let name else { throw node.error("missing 'name' (grid, random, or a registered strategy)") }
+        return StrategySpec(name: name, options: options)
+    }
+
+    private static func budget(_ node: TaskNode?) throws(TaskFileError) -> Budget {
+        guard let node else { return Budget() }
+        let fields = try node.fields(allowed: ["max_trials", "max_duration"])
+        return Budget(
+            maxTrials: try fields["max_trials"]?.int(in: 1...10_000_000),
+            maxSeconds: try fields["max_duration"]?.seconds()
+        )
+    }
+
+    private static func timeouts(_ node: TaskNode?) throws(TaskFileError) -> Timeouts {
+        guard let node else { return Timeouts() }
+        let fields = try node.fields(allowed: ["trial", "kill_grace"])
+        return Timeouts(trial: try fields["trial"]?.seconds(), killGrace: try fields["kill_grace"]?.seconds() ?? 5)
+    }
+
+    private static func command(
+        _ node: TaskNode,
+        space: SearchSpace,
+        workingDirectory: URL
+    ) throws(TaskFileError) -> CommandSpec {
+        let fields = try node.fields(allowed: ["kind", "command", "env", "workdir", "append_flags", "metrics"])
+        if let kind = fields["kind"], try kind.string() != "command" {
+            throw kind.error("unknown experiment kind '\(try kind.string())'; expected 'command'")
+        }
+        let commandNode = try fields.required("command", "the program and its arguments as a list")
+        if case .scalar = commandNode.node {
+            throw commandNode.error(
+                "write the command as a list of arguments, e.g. [zstd, \"-{level}\"]: it runs without a shell"
+            )
+        }
+        let known = Set(space.parameters.map(\.name)).union(builtInPlaceholders)
+        func template(_ node: TaskNode) throws(TaskFileError) -> Template {
+            let template = Template(try node.string())
+            do {
+                _ = try template.render(Dictionary(uniqueKeysWithValues: known.map { ($0, "") }))
+            } catch {
+                let names = known.sorted().joined(separator: ", ")
+                throw node.error("\(error.message); placeholders are the parameter names and: \(names)")
+            }
+            return template
+        }
+        var command: [Template] = []
+        for element in try commandNode.sequence() { command.append(try template(element)) }
+        guard let first = command.first, !first.text.isEmpty else { throw commandNode.error("the command is empty") }
+        var environment: [String: Template] = [:]
+        if let env = fields["env"] {
+            for (key, value) in try env.mapping() { environment[key] = try template(value) }
+        }
+        var directory = workingDirectory.path
+        if let workdir = fields["workdir"] {
+            let text = try workdir.nonEmptyString()
+            directory = text.hasPrefix("/") ? text : workingDirectory.appendingPathComponent(text).standardizedFileURL.path
+        }
+        var metrics = MetricsSource()
+        if let metricsNode = fields["metrics"] {
+            let items = try metricsNode.fields(allowed: ["stdout_json", "file", "patterns"])
+            metrics.stdoutJSON = try items["stdout_json"]?.bool() ?? true
+            if let file = items["file"] { metrics.file = try template(file) }
+            if let patterns = items["patterns"] {
+                for (name, pattern) in try patterns.mapping() {
+                    let text = try pattern.nonEmptyString()
+                    if let problem = MetricsExtraction.problem(withPattern: text) { throw pattern.error(problem) }
+                    metrics.patterns[name] = text
+                }
+            }
+        }
+        return CommandSpec(
+            command: command,
+            environment: environment,
+            workingDirectory: Template(directory.replacingOccurrences(of: "{", with: "{{").replacingOccurrences(of: "}", with: "}}")),
+            appendFlags: try fields["append_flags"]?.bool() ?? true,
+            metrics: metrics
+        )
+    }
+
+    private static func syntaxError(_ error: YamlError, file: String) -> TaskFileError {
+        switch error {
+        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _),
+            .composer(_, let problem, let mark, _):
+            return TaskFileError(file: file, line: mark.line, column: mark.column, field: "", message: "syntax error: \(problem)")
+        default:
+            return TaskFileError(file: file, field: "", message: "not valid YAML or JSON: \(error)")
+        }
+    }
+}

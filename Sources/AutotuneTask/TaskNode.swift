@@ -1,0 +1,233 @@
+import Autotune
+import Foundation
+import Yams
+
+/// A node of a task file with its path from the root, so every error names the field and the line.
+struct TaskNode {
+    let node: Node
+    let path: String
+    let file: String
+
+    var line: Int? { node.mark.map { $0.line } }
+    var column: Int? { node.mark.map { $0.column } }
+
+    func error(_ message: String) -> TaskFileError {
+        TaskFileError(file: file, line: line, column: column, field: path, message: message)
+    }
+
+    func child(_ node: Node, key: String) -> TaskNode {
+        TaskNode(node: node, path: path.isEmpty ? key : "\(path).\(key)", file: file)
+    }
+
+    func element(_ node: Node, index: Int) -> TaskNode {
+        TaskNode(node: node, path: "\(path)[\(index)]", file: file)
+    }
+
+    // MARK: Shapes
+
+    /// The mapping's entries in order, rejecting keys not in `allowed` with a did-you-mean hint.
+    func mapping(allowed: [String]? = nil) throws(TaskFileError) -> [(key: String, value: TaskNode)] {
+        guard case .mapping(let mapping) = node else {
+            throw error("expected a mapping (key: value pairs), got \(kind)")
+        }
+        var entries: [(key: String, value: TaskNode)] = []
+        var seen: Set<String> = []
+        for (keyNode, valueNode) in mapping {
+            let keyField = TaskNode(node: keyNode, path: path, file: file)
+            guard case .scalar(let scalar) = keyNode else { throw keyField.error("keys must be plain strings") }
+            let key = scalar.string
+            let value = child(valueNode, key: key)
+            guard seen.insert(key).inserted else { throw value.error("'\(key)' is given twice") }
+            if let allowed, !allowed.contains(key) {
+                let hint = Self.suggestion(for: key, among: allowed).map { " (did you mean '\($0)'?)" } ?? ""
+                throw value.error("unknown field '\(key)'\(hint); expected one of: \(allowed.joined(separator: ", "))")
+            }
+            entries.append((key, value))
+        }
+        return entries
+    }
+
+    /// The mapping as a dictionary, for lookups by key.
+    func fields(allowed: [String]) throws(TaskFileError) -> Fields {
+        Fields(owner: self, entries: try mapping(allowed: allowed))
+    }
+
+    func sequence() throws(TaskFileError) -> [TaskNode] {
+        guard case .sequence(let sequence) = node else { throw error("expected a list, got \(kind)") }
+        return sequence.enumerated().map { element($0.element, index: $0.offset) }
+    }
+
+    // MARK: Scalars
+
+    func string() throws(TaskFileError) -> String {
+        guard case .scalar(let scalar) = node else { throw error("expected a string, got \(kind)") }
+        return scalar.string
+    }
+
+    func nonEmptyString() throws(TaskFileError) -> String {
+        let value = try string()
+        guard !value.isEmpty else { throw error("must not be empty") }
+        return value
+    }
+
+    func int() throws(TaskFileError) -> Int {
+        guard case .scalar(let scalar) = node, scalar.style == .plain, let value = Int(scalar.string) else {
+            throw error("expected an integer, got \(describe)")
+        }
+        return value
+    }
+
+    func int(in range: ClosedRange<Int>) throws(TaskFileError) -> Int {
+        let value = try int()
+        guard range.contains(value) else {
+            throw error("expected an integer from \(range.lowerBound) to \(range.upperBound), got \(value)")
+        }
+        return value
+    }
+
+    func double() throws(TaskFileError) -> Double {
+        guard case .scalar(let scalar) = node, scalar.style == .plain, let value = Double(scalar.string),
+            value.isFinite
+        else {
+            throw error("expected a number, got \(describe)")
+        }
+        return value
+    }
+
+    func bool() throws(TaskFileError) -> Bool {
+        guard case .scalar(let scalar) = node, scalar.style == .plain else { throw error("expected true or false, got \(describe)") }
+        switch scalar.string {
+        case "true", "True", "TRUE": return true
+        case "false", "False", "FALSE": return false
+        default: throw error("expected true or false, got \(describe)")
+        }
+    }
+
+    /// A duration: a number of seconds, or text like `90s`, `10m`, `1h30m`, `500ms`.
+    func seconds() throws(TaskFileError) -> Double {
+        guard case .scalar(let scalar) = node else { throw error("expected a duration like 90s or 10m, got \(kind)") }
+        let text = scalar.string.trimmingCharacters(in: .whitespaces)
+        if let plain = Double(text), plain.isFinite, plain > 0 { return plain }
+        var total = 0.0
+        var number = ""
+        var rest = Substring(text)
+        var matchedAny = false
+        while let character = rest.first {
+            if character.isNumber || character == "." {
+                number.append(character)
+                rest = rest.dropFirst()
+                continue
+            }
+            let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400)]
+            guard let value = Double(number), let (unit, factor) = units.first(where: { rest.hasPrefix($0.0) }) else {
+                throw error("expected a duration like 90s, 10m or 1h30m, got '\(text)'")
+            }
+            total += value * factor
+            rest = rest.dropFirst(unit.count)
+            number = ""
+            matchedAny = true
+        }
+        guard matchedAny, number.isEmpty, total > 0 else {
+            throw error("expected a duration like 90s, 10m or 1h30m, got '\(text)'")
+        }
+        return total
+    }
+
+    /// A scalar as a parameter value: plain `true`/`false` are booleans, plain numbers are numbers, and
+    /// anything else (or anything quoted) is a string.
+    func parameterValue() throws(TaskFileError) -> ParameterValue {
+        guard case .scalar(let scalar) = node else { throw error("expected a single value, got \(kind)") }
+        let text = scalar.string
+        guard scalar.style == .plain else { return .string(text) }
+        if text == "true" { return .bool(true) }
+        if text == "false" { return .bool(false) }
+        if let value = Int(text) { return .int(value) }
+        if let value = Double(text), value.isFinite { return .double(value) }
+        return .string(text)
+    }
+
+    /// Any node as a JSON value, for strategy options.
+    func jsonValue() throws(TaskFileError) -> JSONValue {
+        switch node {
+        case .scalar(let scalar):
+            if scalar.style != .plain { return .string(scalar.string) }
+            switch try parameterValue() {
+            case .bool(let value): return .bool(value)
+            case .int(let value): return .number(Double(value))
+            case .double(let value): return .number(value)
+            case .string(let value): return value == "null" || value == "~" ? .null : .string(value)
+            }
+        case .sequence:
+            var values: [JSONValue] = []
+            for element in try sequence() { values.append(try element.jsonValue()) }
+            return .array(values)
+        case .mapping:
+            var members: [String: JSONValue] = [:]
+            for (key, value) in try mapping() { members[key] = try value.jsonValue() }
+            return .object(members)
+        case .alias:
+            throw error("YAML aliases are not supported here")
+        }
+    }
+
+    var kind: String {
+        switch node {
+        case .scalar: "a single value"
+        case .mapping: "a mapping"
+        case .sequence: "a list"
+        case .alias: "an alias"
+        }
+    }
+
+    var describe: String {
+        if case .scalar(let scalar) = node { return "'\(scalar.string)'" }
+        return kind
+    }
+
+    /// The allowed key closest to a misspelt one, if it is close enough to be what was meant.
+    static func suggestion(for key: String, among allowed: [String]) -> String? {
+        let scored = allowed.map { ($0, distance(key.lowercased(), $0)) }.min { $0.1 < $1.1 }
+        guard let (best, score) = scored, score <= max(2, best.count / 3) else { return nil }
+        return best
+    }
+
+    private static func distance(_ a: String, _ b: String) -> Int {
+        let a = Array(a)
+        let b = Array(b)
+        var row = Array(0...b.count)
+        for i in 1...max(a.count, 1) where !a.isEmpty {
+            var previous = row[0]
+            row[0] = i
+            for j in 1...max(b.count, 1) where !b.isEmpty {
+                let current = row[j]
+                row[j] = min(row[j] + 1, row[j - 1] + 1, previous + (a[i - 1] == b[j - 1] ? 0 : 1))
+                previous = current
+            }
+        }
+        return row[b.count]
+    }
+}
+
+/// A mapping's entries by key, remembering the mapping for "missing field" errors.
+struct Fields {
+    let owner: TaskNode
+    let entries: [(key: String, value: TaskNode)]
+
+    subscript(key: String) -> TaskNode? {
+        entries.first { $0.key == key }?.value
+    }
+
+    func required(_ key: String, _ expected: String) throws(TaskFileError) -> TaskNode {
+        guard let value = self[key] else {
+            let path = owner.path.isEmpty ? key : "\(owner.path).\(key)"
+            throw TaskFileError(
+                file: owner.file,
+                line: owner.line,
+                column: owner.column,
+                field: path,
+                message: "missing required field '\(key)' (\(expected))"
+            )
+        }
+        return value
+    }
+}

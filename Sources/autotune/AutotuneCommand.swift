@@ -1,0 +1,18 @@
+import ArgumentParser
+
+/// The `autotune` command line: parses arguments and wires the modules; the work happens in the libraries.
+@main
+struct AutotuneCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "autotune",
+        abstract: "Find the best parameters for a program or a model server by running experiments.",
+        discussion: """
+            Exit codes: 0 done; 1 runtime error; 2 invalid task file; 3 unknown or duplicate study;
+            4 no trial completed; 64 bad arguments; 130/143 stopped by SIGINT/SIGTERM (resume goes on).
+            """,
+        subcommands: [
+            RunCommand.self, ResumeCommand.self, StatusCommand.self, BestCommand.self, TrialsCommand.self,
+            ValidateCommand.self,
+        ]
+    )
+}

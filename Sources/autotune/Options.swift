@@ -1,0 +1,75 @@
+import ArgumentParser
+import Autotune
+import AutotuneStore
+import Foundation
+
+/// Where the study database lives.
+struct StoreOptions: ParsableArguments {
+    @Option(name: .long, help: "The study database (SQLite). Default: $AUTOTUNE_DB or ./autotune.sqlite.")
+    var db: String?
+
+    var path: String {
+        let path = db ?? ProcessInfo.processInfo.environment["AUTOTUNE_DB"] ?? "autotune.sqlite"
+        return URL(fileURLWithPath: path).standardizedFileURL.path
+    }
+
+    func open() throws -> SQLiteStudyStore {
+        do {
+            return try SQLiteStudyStore(path: path)
+        } catch {
+            throw CLIError(.runtime, "cannot open the database \(path): \(error)")
+        }
+    }
+
+    /// Opens the store and loads the study called `name`, failing with exit code 3 when there is none.
+    func study(_ name: String) async throws -> (SQLiteStudyStore, StoredStudy) {
+        let store = try open()
+        guard let study = try await store.study(named: name) else {
+            let names = try await store.studies().map(\.definition.name)
+            let known = names.isEmpty ? "the database has no study" : "studies: " + names.joined(separator: ", ")
+            throw CLIError(.notFound, "no study named '\(name)' in \(path) (\(known))")
+        }
+        return (store, study)
+    }
+}
+
+/// A failure with the exit code scripts can test.
+struct CLIError: Error, CustomStringConvertible {
+    enum Code: Int32 {
+        case runtime = 1
+        case invalidTask = 2
+        case notFound = 3
+        case noCompletedTrial = 4
+    }
+
+    let code: Code
+    let message: String
+
+    init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    var description: String { message }
+}
+
+/// Prints `message` to standard error and exits with the error's code.
+func exit(with error: CLIError) -> ExitCode {
+    FileHandle.standardError.write(Data(("autotune: " + error.message + "\n").utf8))
+    return ExitCode(error.code.rawValue)
+}
+
+/// Runs a subcommand body, turning known errors into messages and exit codes.
+func reportingErrors(_ body: () async throws -> Void) async throws {
+    do {
+        try await body()
+    } catch let error as CLIError {
+        throw exit(with: error)
+    } catch let error as ExitCode {
+        throw error
+    } catch let error as CleanExit {
+        throw error
+    } catch {
+        throw exit(with: CLIError(.runtime, "\(error)"))
+    }
+}

@@ -1,0 +1,175 @@
+import ArgumentParser
+import Autotune
+import AutotuneRunner
+import AutotuneStore
+import AutotuneTask
+import Dispatch
+import Foundation
+import Logging
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Options shared by `run` and `resume`.
+struct LoopOptions: ParsableArguments {
+    @Option(name: .long, help: "Experiments at once (overrides the task file's parallel).")
+    var parallel: Int?
+
+    @Option(name: .long, help: "Where trial directories go. Default: autotune-trials beside the database.")
+    var trialsDir: String?
+
+    @Flag(name: .long, help: "Print only the summary, not a line per trial.")
+    var quiet = false
+
+    @Flag(name: .long, help: "Log debug details (commands, timings) to standard error.")
+    var verbose = false
+
+    func validate() throws {
+        if let parallel, parallel < 1 { throw ValidationError("--parallel must be at least 1") }
+    }
+}
+
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Start a study from a task file (YAML or JSON)."
+    )
+
+    @Argument(help: "The task file.")
+    var task: String
+
+    @Option(name: .long, help: "The study's name (default: the task file's name field, else its file name).")
+    var study: String?
+
+    @OptionGroup var store: StoreOptions
+    @OptionGroup var loop: LoopOptions
+
+    func run() async throws {
+        try await reportingErrors {
+            let cwd = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
+            var (definition, source): (StudyDefinition, String)
+            do {
+                (definition, source) = try TaskFile.load(path: task, workingDirectory: cwd)
+            } catch {
+                throw CLIError(.invalidTask, "\(error)")
+            }
+            if let study { definition.name = study }
+            do {
+                _ = try StrategyRegistry.builtIn.make(definition.strategy.name, context: definition.strategyContext)
+            } catch {
+                throw CLIError(.invalidTask, "\(task): strategy: \(error)")
+            }
+            let database = try store.open()
+            let stored: StoredStudy
+            do {
+                stored = try await database.createStudy(definition, taskSource: source)
+            } catch let error as StoreError {
+                throw CLIError(.notFound, error.description)
+            }
+            try await runStudy(stored, store: database, storePath: store.path, options: loop)
+        }
+    }
+}
+
+struct ResumeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "resume",
+        abstract: "Continue a stopped or crashed study where it left off."
+    )
+
+    @Argument(help: "The study's name.")
+    var study: String
+
+    @OptionGroup var store: StoreOptions
+    @OptionGroup var loop: LoopOptions
+
+    func run() async throws {
+        try await reportingErrors {
+            let (database, stored) = try await store.study(study)
+            if stored.status == .completed {
+                print("Study '\(study)' is already complete.")
+                return
+            }
+            try await runStudy(stored, store: database, storePath: store.path, options: loop)
+        }
+    }
+}
+
+/// Runs a study to its end or to a signal, printing progress and a summary.
+///
+/// The first SIGINT or SIGTERM drains (no new trials, running ones finish), a second one cancels the running
+/// trials, which go back to pending. The exit code is then 130 or 143 and `resume` continues.
+private func runStudy(_ study: StoredStudy, store: SQLiteStudyStore, storePath: String, options: LoopOptions)
+    async throws
+{
+    var logger = Logger(label: "autotune")
+    logger.logLevel = options.verbose ? .debug : .notice
+    let trialsDirectory = options.trialsDir.map { URL(fileURLWithPath: $0) }
+        ?? URL(fileURLWithPath: storePath).deletingLastPathComponent().appendingPathComponent("autotune-trials")
+    let runner: StudyRunner
+    do {
+        runner = try await StudyRunner(
+            study: study,
+            store: store,
+            options: StudyRunner.Options(
+                parallel: options.parallel,
+                trialsDirectory: trialsDirectory,
+                workingDirectory: URL(fileURLWithPath: FileManager.default.currentDirectoryPath),
+                progress: options.quiet ? SilentProgress() : LineProgress(),
+                logger: logger
+            )
+        )
+    } catch let error as RunnerError {
+        throw CLIError(.runtime, error.description)
+    }
+    let received = Mutex<Int32?>(nil)
+    let sources = [SIGINT, SIGTERM].map { number in
+        signal(number, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+        source.setEventHandler {
+            let first = received.withLock { value in
+                defer { if value == nil { value = number } }
+                return value == nil
+            }
+            FileHandle.standardError.write(
+                Data(
+                    (first
+                        ? "\nautotune: stopping after the running trials finish (again to cancel them)\n"
+                        : "\nautotune: cancelling the running trials\n").utf8
+                )
+            )
+            runner.requestStop(first ? .drain : .cancel)
+        }
+        source.resume()
+        return source
+    }
+    defer { sources.forEach { $0.cancel() } }
+
+    FileHandle.standardError.write(
+        Data("Study '\(study.definition.name)': \(study.definition.strategy.name) search, parallel \(options.parallel ?? study.definition.parallel), database \(storePath)\n".utf8)
+    )
+    let outcome = try await runner.run()
+    let trials = try await store.trials(ofStudy: study.id)
+    let completed = trials.filter { $0.state == .completed }.count
+    let failed = trials.filter { $0.state == .failed }.count
+    let pending = trials.filter { !$0.isFinished }.count
+    print(
+        "Study '\(study.definition.name)' \(outcome.status.rawValue): \(completed) completed, \(failed) failed, \(pending) pending, \(String(format: "%.1f", outcome.seconds)) s this run"
+    )
+    if let best = outcome.best, let trial = trials.first(where: { $0.number == best.number }) {
+        print("Best: trial \(best.number) \(study.definition.objective.label)=\(ProgressFormat.number(best.score))  \(trial.configuration.summary(in: study.definition.space))")
+    }
+    if let signal = received.withLock({ $0 }), outcome.status == .interrupted {
+        print("Resume with: autotune resume \(study.definition.name)\(storePath.hasSuffix("/autotune.sqlite") && storePath == URL(fileURLWithPath: "autotune.sqlite").standardizedFileURL.path ? "" : " --db \(storePath)")")
+        throw ExitCode(128 + signal)
+    }
+    if outcome.best == nil, outcome.status == .completed {
+        throw CLIError(.noCompletedTrial, "no trial completed; see `autotune trials \(study.definition.name)` for the errors")
+    }
+}
