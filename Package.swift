@@ -62,6 +62,7 @@ let package = Package(
         .testTarget(name: "AutotuneTests", dependencies: ["Autotune", "AutotuneTesting"]),
         .testTarget(name: "AutotuneTaskTests", dependencies: ["AutotuneTask"]),
         .testTarget(name: "AutotuneStoreTests", dependencies: ["AutotuneStore", "AutotuneTesting"]),
+        .testTarget(name: "AutotuneCLITests", dependencies: ["autotune"]),
         .testTarget(
             name: "AutotuneRunnerTests",
             dependencies: ["AutotuneRunner", "AutotuneStore", "AutotuneTask", "AutotuneTesting"]

@@ -83,6 +83,7 @@ public actor StudyRunner {
     private let stopContinuation: AsyncStream<StopMode>.Continuation
 
     private var definition: StudyDefinition { study.definition }
+    private let finiteSpace: Bool
 
     /// Prepares a new or resumed study: restores the strategy from its checkpoint, and deals with trials
     /// left running by a runner that died (re-queued or failed, as the definition says).
@@ -100,6 +101,7 @@ public actor StudyRunner {
             throw RunnerError.studyBusy(study.definition.name, runner)
         }
         self.study = study
+        self.finiteSpace = study.definition.space.cardinality != nil
         self.store = store
         self.options = options
         self.experiment = experiment
@@ -258,6 +260,13 @@ public actor StudyRunner {
                 if let twin = history.running.values.first(where: { $0.configuration == configuration }) {
                     throw RunnerError.strategy(
                         "strategy '\(definition.strategy.name)' proposed the configuration of running trial \(twin.number)"
+                    )
+                }
+                // In a finite space a repeat can only waste a trial; in a continuous one it is a legitimate
+                // (if unusual) re-measurement.
+                if finiteSpace, history.contains(configuration) || launching.contains(where: { $0.configuration == configuration }) {
+                    throw RunnerError.strategy(
+                        "strategy '\(definition.strategy.name)' proposed a configuration the study already has: \(configuration.summary(in: definition.space))"
                     )
                 }
                 launching.append(Trial(number: nextNumber, configuration: configuration))

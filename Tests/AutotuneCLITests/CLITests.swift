@@ -1,0 +1,156 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The `autotune` executable SwiftPM built next to this test bundle.
+private let executable: URL = {
+    var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    for _ in 0..<4 {
+        let candidate = directory.appendingPathComponent("autotune")
+        if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+        directory.deleteLastPathComponent()
+    }
+    return URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../.build/debug/autotune")
+        .standardizedFileURL
+}()
+
+private struct Run {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+/// Runs autotune in `directory`; `whileRunning` may signal the process.
+private func autotune(
+    _ arguments: [String],
+    in directory: URL,
+    whileRunning: ((Process) async throws -> Void)? = nil
+) async throws -> Run {
+    let process = Process()
+    process.executableURL = executable
+    process.arguments = arguments
+    process.currentDirectoryURL = directory
+    let out = directory.appendingPathComponent("out-\(UUID().uuidString)")
+    let err = directory.appendingPathComponent("err-\(UUID().uuidString)")
+    FileManager.default.createFile(atPath: out.path, contents: nil)
+    FileManager.default.createFile(atPath: err.path, contents: nil)
+    process.standardOutput = try FileHandle(forWritingTo: out)
+    process.standardError = try FileHandle(forWritingTo: err)
+    process.standardInput = FileHandle.nullDevice
+    try process.run()
+    if let whileRunning { try await whileRunning(process) }
+    while process.isRunning { try await Task.sleep(for: .milliseconds(20)) }
+    return Run(
+        status: process.terminationStatus,
+        stdout: try String(contentsOf: out, encoding: .utf8),
+        stderr: try String(contentsOf: err, encoding: .utf8)
+    )
+}
+
+private func scratch() throws -> URL {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("autotune-cli-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    return directory
+}
+
+@Suite(.serialized) struct CLITests {
+    @Test func ctrlCStopsTheStudyAndResumeFinishesItWithNoTrialRunTwice() async throws {
+        let directory = try scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let done = directory.appendingPathComponent("done.log")
+        try """
+            name: grid12
+            parallel: 4
+            parameters:
+              level: {type: int, min: 1, max: 3}
+              long: {type: bool}
+              mode: [a, b]
+            objective: {maximize: score}
+            strategy: grid
+            experiment:
+              command: [/bin/sh, -c, 'sleep 0.4; echo {trial} >> \(done.path); echo "{{\\"score\\": {level}}}"', x, '{long}', '{mode}']
+            """.write(to: directory.appendingPathComponent("task.yaml"), atomically: true, encoding: .utf8)
+
+        let first = try await autotune(["run", "task.yaml"], in: directory) { process in
+            // Stop once a few trials are recorded, while others are running.
+            while ((try? String(contentsOf: done, encoding: .utf8)) ?? "").split(separator: "\n").count < 4 {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            kill(process.processIdentifier, SIGINT)
+        }
+        #expect(first.status == 130, "stderr: \(first.stderr)")
+        #expect(first.stderr.contains("stopping after the running trials finish"))
+        #expect(first.stdout.contains("Resume with: autotune resume grid12"))
+        let doneBefore = try String(contentsOf: done, encoding: .utf8).split(separator: "\n")
+        #expect(doneBefore.count < 12)
+
+        let second = try await autotune(["resume", "grid12"], in: directory)
+        #expect(second.status == 0, "stderr: \(second.stderr)")
+        #expect(second.stdout.contains("Study 'grid12' completed: 12 completed, 0 failed, 0 pending"))
+
+        let finished = try String(contentsOf: done, encoding: .utf8).split(separator: "\n").map(String.init)
+        #expect(finished.count == 12)
+        #expect(Set(finished) == Set((0..<12).map(String.init)))
+
+        let json = try await autotune(["trials", "grid12", "--format", "json"], in: directory)
+        let trials = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [[String: Any]])
+        #expect(trials.count == 12)
+        #expect(trials.allSatisfy { $0["state"] as? String == "completed" })
+        let configurations = Set(trials.compactMap { ($0["configuration"] as? [String: Any]).map { "\($0["level"]!)-\($0["long"]!)-\($0["mode"]!)" } })
+        #expect(configurations.count == 12)
+
+        let best = try await autotune(["best", "grid12"], in: directory)
+        #expect(best.status == 0)
+        #expect(best.stdout.contains("score: 3"))
+        #expect(best.stdout.contains("/bin/sh -c"))
+
+        let again = try await autotune(["resume", "grid12"], in: directory)
+        #expect(again.stdout.contains("already complete"))
+    }
+
+    @Test func anInvalidTaskFileExitsWithCodeTwoAndItsLocation() async throws {
+        let directory = try scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try """
+            name: bad
+            parameters:
+              level: {type: int, min: 1, max: 3}
+            objective: {maximize: score}
+            budget: {max_trials: 3}
+            experiment: {comand: [echo]}
+            """.write(to: directory.appendingPathComponent("bad.yaml"), atomically: true, encoding: .utf8)
+        let run = try await autotune(["run", "bad.yaml"], in: directory)
+        #expect(run.status == 2)
+        #expect(run.stderr.contains("bad.yaml:6:"))
+        #expect(run.stderr.contains("experiment.comand: unknown field 'comand' (did you mean 'command'?)"))
+        #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent("autotune.sqlite").path))
+    }
+
+    @Test func unknownStudiesAndDuplicateNamesExitWithCodeThree() async throws {
+        let directory = try scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try """
+            parameters: {n: {type: int, min: 1, max: 2}}
+            objective: {minimize: wall_time}
+            strategy: grid
+            experiment: {command: ["true"]}
+            """.write(to: directory.appendingPathComponent("tiny.yaml"), atomically: true, encoding: .utf8)
+        let first = try await autotune(["run", "tiny.yaml", "--quiet"], in: directory)
+        #expect(first.status == 0, "stderr: \(first.stderr)")
+        #expect(first.stdout.contains("Study 'tiny' completed: 2 completed"))
+        let duplicate = try await autotune(["run", "tiny.yaml"], in: directory)
+        #expect(duplicate.status == 3)
+        #expect(duplicate.stderr.contains("a study named 'tiny' exists already"))
+        let missing = try await autotune(["best", "nope"], in: directory)
+        #expect(missing.status == 3)
+        #expect(missing.stderr.contains("no study named 'nope'"))
+        let csv = try await autotune(["trials", "tiny", "--format", "csv"], in: directory)
+        #expect(csv.stdout.hasPrefix("number,state,score,n,wall_time,attempt,error"))
+        let status = try await autotune(["status"], in: directory)
+        #expect(status.stdout.contains("tiny"))
+        #expect(status.stdout.contains("completed"))
+    }
+}

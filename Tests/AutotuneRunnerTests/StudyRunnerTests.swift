@@ -1,0 +1,304 @@
+import Autotune
+import AutotuneRunner
+import AutotuneStore
+import AutotuneTesting
+import Foundation
+import Synchronization
+import Testing
+
+@Suite(.serialized) struct StudyRunnerTests {
+    @Test func aTwelvePointGridWithParallelFourEndsWithTwelveDistinctCompletedTrials() async throws {
+        let scratch = try Scratch()
+        let study = try await scratch.store.createStudy(
+            definition(space: gridSpace(), command: ["echo", #"{{"score": {level}, "long": {long}, "mode": "{mode}"}}"#]),
+            taskSource: nil
+        )
+        let runner = try await StudyRunner(study: study, store: scratch.store, options: scratch.options())
+        let outcome = try await runner.run()
+        #expect(outcome.status == .completed)
+        let trials = try await scratch.store.trials(ofStudy: study.id)
+        #expect(trials.count == 12)
+        #expect(trials.allSatisfy { $0.state == .completed && $0.attempt == 1 })
+        #expect(Set(trials.map(\.configuration)).count == 12)
+        #expect(trials.allSatisfy { $0.score == $0.configuration["level"]?.numericValue })
+        #expect(trials.allSatisfy { ($0.metrics["wall_time"] ?? -1) >= 0 })
+        #expect(outcome.best?.score == 3)
+        let reloaded = try #require(try await scratch.store.study(named: "study"))
+        #expect(reloaded.status == .completed)
+        #expect(reloaded.best == outcome.best)
+        #expect(reloaded.runner == nil)
+        let log = scratch.directory.appendingPathComponent("trials/study/0/stdout.log")
+        #expect(try String(contentsOf: log, encoding: .utf8).hasPrefix(#"{"score": "#))
+    }
+
+    @Test func slotsRefillAsSoonAsOneFrees() async throws {
+        let scratch = try Scratch()
+        let counter = Counter()
+        let order = Counter()
+        let experiment = ScriptedExperiment(delay: { trial in trial.number == 0 ? .milliseconds(600) : .milliseconds(20) }) { trial in
+            .metrics(["score": Double(trial.number)])
+        }
+        let tracking = TrackingExperiment(inner: experiment, counter: counter, finished: order)
+        let study = try await scratch.store.createStudy(definition(space: gridSpace(), parallel: 4), taskSource: nil)
+        let runner = try await StudyRunner(study: study, store: scratch.store, experiment: tracking, options: scratch.options())
+        _ = try await runner.run()
+        #expect(counter.peak == 4)
+        // Trial 0 runs long: the other slots keep turning over meanwhile instead of waiting for it.
+        #expect(tracking.finishOrder.last == 0)
+        #expect(tracking.finishOrder.count == 12)
+    }
+
+    @Test func failingExperimentsBecomeFailedTrialsAndTheStudyGoesOn() async throws {
+        let scratch = try Scratch()
+        let script = """
+            case {level}-{mode} in
+              2-a) echo 'bad things' >&2; exit 3 ;;
+              3-a) echo 'no metrics here' ;;
+              3-b) kill -9 $$ ;;
+              *) echo '{{"score": {level}}}' ;;
+            esac
+            """
+        let study = try await scratch.store.createStudy(
+            definition(space: gridSpace(), command: ["/bin/sh", "-c", script]),
+            taskSource: nil
+        )
+        let runner = try await StudyRunner(study: study, store: scratch.store, options: scratch.options())
+        let outcome = try await runner.run()
+        #expect(outcome.status == .completed)
+        let trials = try await scratch.store.trials(ofStudy: study.id)
+        #expect(trials.count == 12)
+        func matching(level: Int, mode: String) -> [Trial] {
+            trials.filter { $0.configuration["level"] == .int(level) && $0.configuration["mode"] == .string(mode) }
+        }
+        for trial in matching(level: 2, mode: "a") {
+            #expect(trial.state == .failed)
+            #expect(trial.error?.stage == .run)
+            #expect(trial.error?.message.hasPrefix("exit status 3") == true)
+            #expect(trial.error?.message.contains("bad things") == true)
+        }
+        for trial in matching(level: 3, mode: "a") {
+            #expect(trial.error?.stage == .objective)
+            #expect(trial.error?.message == "metric 'score' was not reported (got: wall_time)")
+        }
+        for trial in matching(level: 3, mode: "b") {
+            #expect(trial.error?.stage == .run)
+            #expect(trial.error?.message.hasPrefix("killed by signal 9") == true)
+        }
+        #expect(trials.filter { $0.state == .completed }.count == 6)
+        #expect(outcome.best?.score == 2)
+    }
+
+    @Test func aProgramThatCannotStartFailsAtLaunch() async throws {
+        let scratch = try Scratch()
+        let study = try await scratch.store.createStudy(
+            definition(space: gridSpace(), maxTrials: 2, command: ["no-such-program-autotune"]),
+            taskSource: nil
+        )
+        let runner = try await StudyRunner(study: study, store: scratch.store, options: scratch.options())
+        _ = try await runner.run()
+        let trials = try await scratch.store.trials(ofStudy: study.id)
+        #expect(trials.count == 2)
+        #expect(trials.allSatisfy { $0.error?.stage == .launch && $0.error?.message.contains("no-such-program-autotune") == true })
+    }
+
+    @Test func aTrialPastItsDeadlineIsFailedAndItsProcessTreeIsGone() async throws {
+        let scratch = try Scratch()
+        // The child ignores SIGTERM and leaves a grandchild that ignores it too.
+        let script = """
+            trap '' TERM
+            sh -c "trap '' TERM; sleep 30" &
+            echo $! > {trial_dir}/grandchild
+            echo $$ > {trial_dir}/child
+            sleep 30
+            """
+        let study = try await scratch.store.createStudy(
+            definition(
+                space: gridSpace(),
+                maxTrials: 1,
+                timeouts: Timeouts(trial: 1, killGrace: 0.3),
+                command: ["/bin/sh", "-c", script]
+            ),
+            taskSource: nil
+        )
+        let runner = try await StudyRunner(study: study, store: scratch.store, options: scratch.options())
+        _ = try await runner.run()
+        let trial = try #require(try await scratch.store.trials(ofStudy: study.id).first)
+        #expect(trial.state == .failed)
+        #expect(trial.error?.stage == .timeout)
+        let directory = scratch.directory.appendingPathComponent("trials/study/0")
+        let child = try readPID(directory.appendingPathComponent("child"))
+        let grandchild = try readPID(directory.appendingPathComponent("grandchild"))
+        #expect(!processExists(child))
+        #expect(!processExists(grandchild))
+    }
+
+    @Test func cancelledTrialsGoBackToPendingAndResumeFinishesWithoutRepeats() async throws {
+        let scratch = try Scratch()
+        let completions = Counter()
+        let experiment = CountingExperiment(
+            inner: ScriptedExperiment(delay: { _ in .milliseconds(150) }) { trial in
+                .metrics(["score": trial.configuration["level"]?.numericValue ?? 0])
+            },
+            completions: completions
+        )
+        let study = try await scratch.store.createStudy(definition(space: gridSpace(), parallel: 3), taskSource: nil)
+        let stopper = StopAfter(count: 4)
+        let first = try await StudyRunner(
+            study: study,
+            store: scratch.store,
+            experiment: experiment,
+            options: scratch.options(progress: stopper)
+        )
+        stopper.runner.withLock { $0 = first }
+        let outcome = try await first.run()
+        #expect(outcome.status == .interrupted)
+        var trials = try await scratch.store.trials(ofStudy: study.id)
+        #expect(!trials.contains { $0.state == .running })
+        let pending = trials.filter { $0.state == .pending }
+        #expect(!pending.isEmpty)
+        #expect(trials.filter { $0.state == .completed }.count >= 4)
+
+        let stored = try #require(try await scratch.store.study(named: "study"))
+        #expect(stored.status == .interrupted)
+        let second = try await StudyRunner(study: stored, store: scratch.store, experiment: experiment, options: scratch.options())
+        #expect(try await second.run().status == .completed)
+        trials = try await scratch.store.trials(ofStudy: study.id)
+        #expect(trials.count == 12)
+        #expect(trials.allSatisfy { $0.state == .completed })
+        #expect(Set(trials.map(\.configuration)).count == 12)
+        #expect(completions.values.count == 12)
+        #expect(completions.values.values.allSatisfy { $0 == 1 })
+        #expect(pending.allSatisfy { p in trials.first { $0.number == p.number }?.attempt == 2 })
+    }
+
+    @Test func drainingLetsRunningTrialsFinish() async throws {
+        let scratch = try Scratch()
+        let study = try await scratch.store.createStudy(definition(space: gridSpace(), parallel: 3), taskSource: nil)
+        let experiment = ScriptedExperiment(delay: { _ in .milliseconds(100) }) { _ in .metrics(["score": 1]) }
+        let stopper = StopAfter(count: 2, mode: .drain)
+        let runner = try await StudyRunner(
+            study: study,
+            store: scratch.store,
+            experiment: experiment,
+            options: scratch.options(progress: stopper)
+        )
+        stopper.runner.withLock { $0 = runner }
+        #expect(try await runner.run().status == .interrupted)
+        let trials = try await scratch.store.trials(ofStudy: study.id)
+        #expect(trials.allSatisfy { $0.state == .completed })
+        #expect(trials.count < 12)
+    }
+
+    @Test(arguments: [LostTrialPolicy.requeue, .fail])
+    func trialsLeftRunningByADeadRunnerAreRecovered(policy: LostTrialPolicy) async throws {
+        let scratch = try Scratch()
+        let definition = try definition(space: gridSpace(), maxTrials: 6, parallel: 2, lostTrials: policy)
+        let study = try await scratch.store.createStudy(definition, taskSource: nil)
+        // What a runner killed mid-trial leaves: two running trials and the checkpoint of the ask.
+        var grid = try GridSearch(context: definition.strategyContext)
+        let asked = try grid.ask(2, history: StudyHistory())
+        let lost = asked.enumerated().map { index, configuration in
+            var trial = Trial(number: index, configuration: configuration)
+            trial.state = .running
+            trial.attempt = 1
+            return trial
+        }
+        try await scratch.store.saveLaunched(lost, studyID: study.id, checkpoint: try grid.encodedState())
+        try await scratch.store.saveStatus(.running, studyID: study.id, runner: RunnerIdentity(host: "gone", pid: 1), elapsedSeconds: 0)
+
+        let stored = try #require(try await scratch.store.study(named: "study"))
+        let experiment = ScriptedExperiment { _ in .metrics(["score": 1]) }
+        let runner = try await StudyRunner(study: stored, store: scratch.store, experiment: experiment, options: scratch.options())
+        #expect(try await runner.run().status == .completed)
+        let trials = try await scratch.store.trials(ofStudy: study.id)
+        #expect(trials.count == 6)
+        #expect(Set(trials.map(\.configuration)).count == 6)
+        for number in [0, 1] {
+            let trial = try #require(trials.first { $0.number == number })
+            switch policy {
+            case .requeue:
+                #expect(trial.state == .completed)
+                #expect(trial.attempt == 2)
+            case .fail:
+                #expect(trial.state == .failed)
+                #expect(trial.error?.stage == .lost)
+                #expect(trial.attempt == 1)
+            }
+        }
+    }
+
+    @Test func aStrategyThatBreaksItsContractStopsTheStudyWithAClearError() async throws {
+        let scratch = try Scratch()
+        var registry = StrategyRegistry.builtIn
+        registry.register("repeats") { context, _ in RepeatingStrategy(space: context.space) }
+        let definition = try definition(space: gridSpace(), strategy: "repeats", maxTrials: 4, parallel: 2)
+        let study = try await scratch.store.createStudy(definition, taskSource: nil)
+        let experiment = ScriptedExperiment(delay: { _ in .milliseconds(50) }) { _ in .metrics(["score": 1]) }
+        let runner = try await StudyRunner(study: study, store: scratch.store, registry: registry, experiment: experiment, options: scratch.options())
+        await #expect(throws: RunnerError.self) { try await runner.run() }
+        #expect(try await scratch.store.study(named: "study")?.status == .interrupted)
+    }
+}
+
+/// Asks the runner to stop once `count` trials have finished.
+final class StopAfter: ProgressReporter {
+    let count: Int
+    let mode: StudyRunner.StopMode
+    let runner = Mutex<StudyRunner?>(nil)
+
+    init(count: Int, mode: StudyRunner.StopMode = .cancel) {
+        self.count = count
+        self.mode = mode
+    }
+
+    func trialFinished(_ event: ProgressEvent) {
+        if event.finishedThisRun == count { runner.withLock { $0 }?.requestStop(mode) }
+    }
+}
+
+/// Counts completed runs per trial number.
+struct CountingExperiment: Experiment {
+    let inner: any Experiment
+    let completions: Counter
+
+    func run(_ context: TrialContext) async throws -> ExperimentResult {
+        let result = try await inner.run(context)
+        completions.add(context.trial.number)
+        return result
+    }
+}
+
+/// Tracks concurrency and the order trials finish in.
+final class TrackingExperiment: Experiment {
+    let inner: any Experiment
+    let counter: Counter
+    private let order = Mutex<[Int]>([])
+
+    init(inner: any Experiment, counter: Counter, finished: Counter) {
+        self.inner = inner
+        self.counter = counter
+    }
+
+    var finishOrder: [Int] { order.withLock { $0 } }
+
+    func run(_ context: TrialContext) async throws -> ExperimentResult {
+        counter.enter()
+        defer { counter.leave() }
+        let result = try await inner.run(context)
+        order.withLock { $0.append(context.trial.number) }
+        return result
+    }
+}
+
+/// Proposes the same configuration every time: the loop must refuse it while it runs.
+struct RepeatingStrategy: Strategy {
+    let space: SearchSpace
+    var state: Int { 0 }
+    var isExhausted: Bool { false }
+
+    mutating func ask(_ count: Int, history: StudyHistory) throws -> [Configuration] {
+        Array(repeating: space.gridConfiguration(at: 0, resolution: 1), count: min(count, 1))
+    }
+
+    mutating func tell(_ trial: Trial) throws {}
+}

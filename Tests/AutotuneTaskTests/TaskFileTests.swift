@@ -1,0 +1,165 @@
+import Autotune
+import AutotuneTask
+import Foundation
+import Testing
+
+private let here = URL(fileURLWithPath: "/work/here")
+
+private func parse(_ text: String) throws(TaskFileError) -> StudyDefinition {
+    try TaskFile.parse(text, file: "task.yaml", workingDirectory: here)
+}
+
+/// The error a task file gives, failing the test when it parses.
+private func parseError(_ text: String) -> TaskFileError? {
+    do {
+        _ = try parse(text)
+        Issue.record("the task file parsed, but should not have")
+        return nil
+    } catch {
+        return error
+    }
+}
+
+private let valid = """
+    name: zstd
+    seed: 7
+    parallel: 2
+    parameters:
+      level: {type: int, min: 1, max: 19}
+      threads: {type: int, min: 1, max: 8, step: 1, log: true, flag: -T}
+      ratio_goal: {type: float, min: 0.5, max: 0.9}
+      mode: [fast, "8", 16]
+      long: {type: bool}
+      model: /models/llama
+    objective:
+      maximize: {throughput: 1, wall_time: -0.5}
+      constraints:
+        - {metric: ratio, min: 2.6}
+        - {metric: p99, max: 500, on_violation: penalize, penalty: 0.1}
+    strategy: {name: grid, order: declared, resolution: 3}
+    budget: {max_trials: 12, max_duration: 1h30m}
+    timeouts: {trial: 90s, kill_grace: 500ms}
+    on_lost_trial: fail
+    experiment:
+      command: [zstd, "-b{level}", "{model}", "{trial_dir}/out"]
+      env: {LEVEL: "{level}"}
+      workdir: data
+      metrics:
+        stdout_json: false
+        file: "{trial_dir}/metrics.json"
+        patterns: {ratio: '\\(([0-9.]+)\\)'}
+    """
+
+@Suite struct TaskFileTests {
+    @Test func aCompleteFileBecomesADefinition() throws {
+        let definition = try parse(valid)
+        #expect(definition.name == "zstd")
+        #expect(definition.seed == 7)
+        #expect(definition.parallel == 2)
+        #expect(definition.space.parameters.map(\.name) == ["level", "threads", "ratio_goal", "mode", "long", "model"])
+        #expect(definition.space["threads"]?.domain == .int(lower: 1, upper: 8, step: 1, log: true))
+        #expect(definition.space["threads"]?.flagName == "-T")
+        #expect(definition.space["mode"]?.domain == .categorical([.string("fast"), .string("8"), .int(16)]))
+        #expect(definition.space["model"]?.domain == .fixed(.string("/models/llama")))
+        #expect(definition.objective.direction == .maximize)
+        #expect(Set(definition.objective.terms.map(\.metric)) == ["throughput", "wall_time"])
+        #expect(definition.objective.constraints.count == 2)
+        #expect(definition.objective.constraints[1].enforcement == .soft(penalty: 0.1))
+        #expect(definition.strategy == StrategySpec(name: "grid", options: ["order": .string("declared"), "resolution": .number(3)]))
+        #expect(definition.budget == Budget(maxTrials: 12, maxSeconds: 5400))
+        #expect(definition.timeouts == Timeouts(trial: 90, killGrace: 0.5))
+        #expect(definition.lostTrials == .fail)
+        guard case .command(let command) = definition.experiment else { return }
+        #expect(command.command.map(\.text) == ["zstd", "-b{level}", "{model}", "{trial_dir}/out"])
+        #expect(command.placedParameters == ["level", "model", "trial_dir"])
+        #expect(command.workingDirectory?.text == "/work/here/data")
+        #expect(command.metrics.stdoutJSON == false)
+        #expect(command.metrics.patterns["ratio"] == #"\(([0-9.]+)\)"#)
+    }
+
+    @Test func jsonIsAcceptedToo() throws {
+        let definition = try parse(
+            #"""
+            {"name": "j", "parameters": {"n": {"type": "int", "min": 1, "max": 4}},
+             "objective": {"minimize": "wall_time"}, "budget": {"max_trials": 3},
+             "experiment": {"command": ["true"]}}
+            """#
+        )
+        #expect(definition.space["n"]?.domain == .int(lower: 1, upper: 4))
+        #expect(definition.objective == .minimize("wall_time"))
+        #expect(definition.strategy.name == "random")
+    }
+
+    @Test func aMisspeltFieldIsNamedWithItsLineAndASuggestion() throws {
+        let error = try #require(parseError(valid.replacingOccurrences(of: "parallel: 2", with: "paralel: 2")))
+        #expect(error.line == 3)
+        #expect(error.field == "paralel")
+        #expect(error.message.contains("did you mean 'parallel'?"))
+        #expect(error.description.hasPrefix("task.yaml:3:"))
+    }
+
+    @Test func aWrongTypeNamesTheNestedField() throws {
+        let error = try #require(parseError(valid.replacingOccurrences(of: "max: 19", with: "max: nineteen")))
+        #expect(error.line == 5)
+        #expect(error.field == "parameters.level.max")
+        #expect(error.message == "expected an integer, got 'nineteen'")
+    }
+
+    @Test func aMissingFieldSaysWhatIsExpected() throws {
+        let error = try #require(parseError(valid.replacingOccurrences(of: "{type: int, min: 1, max: 19}", with: "{type: int, min: 1}")))
+        #expect(error.field == "parameters.level.max")
+        #expect(error.message.contains("missing required field 'max'"))
+        #expect(error.line == 5)
+    }
+
+    @Test func aCommandStringIsRefusedBecauseThereIsNoShell() throws {
+        let error = try #require(parseError(valid.replacingOccurrences(of: #"command: [zstd, "-b{level}", "{model}", "{trial_dir}/out"]"#, with: "command: zstd -b3")))
+        #expect(error.field == "experiment.command")
+        #expect(error.message.contains("list of arguments"))
+    }
+
+    @Test func anUnknownPlaceholderIsNamed() throws {
+        let error = try #require(parseError(valid.replacingOccurrences(of: "-b{level}", with: "-b{levle}")))
+        #expect(error.field == "experiment.command[1]")
+        #expect(error.line == 21)
+        #expect(error.message.contains("unknown placeholder {levle}"))
+    }
+
+    @Test(arguments: [
+        ("max_duration: 1h30m", "max_duration: soon", "budget.max_duration", "expected a duration"),
+        ("on_lost_trial: fail", "on_lost_trial: retry", "on_lost_trial", "expected 'requeue' or 'fail'"),
+        ("{type: bool}", "{type: boolean}", "parameters.long.type", "unknown parameter type 'boolean'"),
+        ("{type: bool}", "{type: bool, min: 1}", "parameters.long.min", "does not apply"),
+        ("min: 0.5, max: 0.9", "min: 0.9, max: 0.5", "parameters.ratio_goal", "min 0.9 is above max 0.5"),
+        (#"'\(([0-9.]+)\)'"#, "'[0-9.]+'", "experiment.metrics.patterns.ratio", "no capture group"),
+        ("maximize: {throughput: 1, wall_time: -0.5}", "maximise: throughput", "objective.maximise", "did you mean 'maximize'?"),
+        ("parallel: 2", "parallel: 0", "parallel", "expected an integer from 1"),
+    ])
+    func badValuesAreExplained(original: String, replacement: String, field: String, message: String) throws {
+        let text = valid.replacingOccurrences(of: original, with: replacement)
+        #expect(text != valid)
+        let error = try #require(parseError(text))
+        #expect(error.field == field)
+        #expect(error.message.contains(message), "got: \(error.message)")
+        #expect(error.line != nil)
+    }
+
+    @Test func aSyntaxErrorHasALine() throws {
+        let error = try #require(parseError("name: x\nparameters: {a: [1, 2\nobjective: {}\n"))
+        #expect(error.line != nil)
+        #expect(error.message.hasPrefix("syntax error"))
+    }
+
+    @Test func randomSearchNeedsABudget() throws {
+        let text = valid.replacingOccurrences(of: "strategy: {name: grid, order: declared, resolution: 3}", with: "strategy: random")
+            .replacingOccurrences(of: "budget: {max_trials: 12, max_duration: 1h30m}\n", with: "")
+        let error = try #require(parseError(text))
+        #expect(error.message.contains("only grid search ends by itself"))
+    }
+
+    @Test func aFileThatCannotBeReadSaysSo() {
+        #expect(throws: TaskFileError.self) {
+            try TaskFile.load(path: "/nonexistent/task.yaml", workingDirectory: here)
+        }
+    }
+}
