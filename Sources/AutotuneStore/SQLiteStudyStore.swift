@@ -299,7 +299,8 @@ public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
     /// A message for a person.
     public var description: String {
         switch self {
-        case .studyExists(let name): "a study named '\(name)' exists already (use `autotune resume \(name)`, or --study NAME)"
+        case .studyExists(let name):
+            "a study named '\(name)' exists already (use `autotune resume \(name)`, or --study NAME)"
         case .corrupt(let message): "the database is damaged: \(message)"
         }
     }

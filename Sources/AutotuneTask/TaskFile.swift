@@ -148,7 +148,8 @@ public enum TaskFile {
             try allowOnly(["value"])
             domain = .fixed(try fields.required("value", "the value passed to every trial").parameterValue())
         default:
-            throw type.error("unknown parameter type '\(try type.string())'; expected int, float, categorical, bool or fixed")
+            throw type.error(
+                "unknown parameter type '\(try type.string())'; expected int, float, categorical, bool or fixed")
         }
         return Parameter(name, domain, flag: flag)
     }
@@ -280,7 +281,8 @@ public enum TaskFile {
         var directory = workingDirectory.path
         if let workdir = fields["workdir"] {
             let text = try workdir.nonEmptyString()
-            directory = text.hasPrefix("/") ? text : workingDirectory.appendingPathComponent(text).standardizedFileURL.path
+            directory =
+                text.hasPrefix("/") ? text : workingDirectory.appendingPathComponent(text).standardizedFileURL.path
         }
         var metrics = MetricsSource()
         if let metricsNode = fields["metrics"] {
@@ -298,7 +300,8 @@ public enum TaskFile {
         return CommandSpec(
             command: command,
             environment: environment,
-            workingDirectory: Template(directory.replacingOccurrences(of: "{", with: "{{").replacingOccurrences(of: "}", with: "}}")),
+            workingDirectory: Template(
+                directory.replacingOccurrences(of: "{", with: "{{").replacingOccurrences(of: "}", with: "}}")),
             appendFlags: try fields["append_flags"]?.bool() ?? true,
             metrics: metrics
         )
@@ -308,7 +311,8 @@ public enum TaskFile {
         switch error {
         case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _),
             .composer(_, let problem, let mark, _):
-            return TaskFileError(file: file, line: mark.line, column: mark.column, field: "", message: "syntax error: \(problem)")
+            return TaskFileError(
+                file: file, line: mark.line, column: mark.column, field: "", message: "syntax error: \(problem)")
         default:
             return TaskFileError(file: file, field: "", message: "not valid YAML or JSON: \(error)")
         }

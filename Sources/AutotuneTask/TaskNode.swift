@@ -95,7 +95,9 @@ struct TaskNode {
     }
 
     func bool() throws(TaskFileError) -> Bool {
-        guard case .scalar(let scalar) = node, scalar.style == .plain else { throw error("expected true or false, got \(describe)") }
+        guard case .scalar(let scalar) = node, scalar.style == .plain else {
+            throw error("expected true or false, got \(describe)")
+        }
         switch scalar.string {
         case "true", "True", "TRUE": return true
         case "false", "False", "FALSE": return false

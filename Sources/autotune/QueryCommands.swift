@@ -86,9 +86,14 @@ struct BestCommand: AsyncParsableCommand {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
                 encoder.dateEncodingStrategy = .iso8601
-                print(String(decoding: try encoder.encode(Best(study: study, trial: trial, command: command)), as: UTF8.self))
+                print(
+                    String(
+                        decoding: try encoder.encode(Best(study: study, trial: trial, command: command)), as: UTF8.self)
+                )
             case .text:
-                print("Study '\(study)': best trial \(trial.number) of \(definition.objective.direction.rawValue) \(definition.objective.label)")
+                print(
+                    "Study '\(study)': best trial \(trial.number) of \(definition.objective.direction.rawValue) \(definition.objective.label)"
+                )
                 print("  score: \(ProgressFormat.number(best.score))")
                 print("  configuration:")
                 for parameter in definition.space.parameters {
@@ -157,7 +162,8 @@ struct TrialsCommand: AsyncParsableCommand {
 
     func validate() throws {
         if let state, TrialState(rawValue: state) == nil {
-            throw ValidationError("--state must be one of: \(TrialState.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw ValidationError(
+                "--state must be one of: \(TrialState.allCases.map(\.rawValue).joined(separator: ", "))")
         }
     }
 
@@ -224,7 +230,9 @@ struct ValidateCommand: AsyncParsableCommand {
                 throw CLIError(.invalidTask, "\(task): strategy: \(error)")
             }
             let size = definition.space.cardinality.map { "\($0) configurations" } ?? "continuous"
-            print("\(task): valid. Study '\(definition.name)', \(definition.space.parameters.count) parameters (\(size)), \(definition.strategy.name) search, parallel \(definition.parallel).")
+            print(
+                "\(task): valid. Study '\(definition.name)', \(definition.space.parameters.count) parameters (\(size)), \(definition.strategy.name) search, parallel \(definition.parallel)."
+            )
         }
     }
 }

@@ -9,11 +9,11 @@ import Logging
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Options shared by `run` and `resume`.
@@ -110,7 +110,8 @@ private func runStudy(_ study: StoredStudy, store: SQLiteStudyStore, storePath: 
 {
     var logger = Logger(label: "autotune")
     logger.logLevel = options.verbose ? .debug : .notice
-    let trialsDirectory = options.trialsDir.map { URL(fileURLWithPath: $0) }
+    let trialsDirectory =
+        options.trialsDir.map { URL(fileURLWithPath: $0) }
         ?? URL(fileURLWithPath: storePath).deletingLastPathComponent().appendingPathComponent("autotune-trials")
     let runner: StudyRunner
     do {
@@ -152,7 +153,9 @@ private func runStudy(_ study: StoredStudy, store: SQLiteStudyStore, storePath: 
     defer { sources.forEach { $0.cancel() } }
 
     FileHandle.standardError.write(
-        Data("Study '\(study.definition.name)': \(study.definition.strategy.name) search, parallel \(options.parallel ?? study.definition.parallel), database \(storePath)\n".utf8)
+        Data(
+            "Study '\(study.definition.name)': \(study.definition.strategy.name) search, parallel \(options.parallel ?? study.definition.parallel), database \(storePath)\n"
+                .utf8)
     )
     let outcome = try await runner.run()
     let trials = try await store.trials(ofStudy: study.id)
@@ -163,13 +166,18 @@ private func runStudy(_ study: StoredStudy, store: SQLiteStudyStore, storePath: 
         "Study '\(study.definition.name)' \(outcome.status.rawValue): \(completed) completed, \(failed) failed, \(pending) pending, \(String(format: "%.1f", outcome.seconds)) s this run"
     )
     if let best = outcome.best, let trial = trials.first(where: { $0.number == best.number }) {
-        print("Best: trial \(best.number) \(study.definition.objective.label)=\(ProgressFormat.number(best.score))  \(trial.configuration.summary(in: study.definition.space))")
+        print(
+            "Best: trial \(best.number) \(study.definition.objective.label)=\(ProgressFormat.number(best.score))  \(trial.configuration.summary(in: study.definition.space))"
+        )
     }
     if let signal = received.withLock({ $0 }), outcome.status == .interrupted {
-        print("Resume with: autotune resume \(study.definition.name)\(storePath.hasSuffix("/autotune.sqlite") && storePath == URL(fileURLWithPath: "autotune.sqlite").standardizedFileURL.path ? "" : " --db \(storePath)")")
+        print(
+            "Resume with: autotune resume \(study.definition.name)\(storePath.hasSuffix("/autotune.sqlite") && storePath == URL(fileURLWithPath: "autotune.sqlite").standardizedFileURL.path ? "" : " --db \(storePath)")"
+        )
         throw ExitCode(128 + signal)
     }
     if outcome.best == nil, outcome.status == .completed {
-        throw CLIError(.noCompletedTrial, "no trial completed; see `autotune trials \(study.definition.name)` for the errors")
+        throw CLIError(
+            .noCompletedTrial, "no trial completed; see `autotune trials \(study.definition.name)` for the errors")
     }
 }

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The `autotune` executable SwiftPM built next to this test bundle.
@@ -13,8 +13,10 @@ private let executable: URL = {
         if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
         directory.deleteLastPathComponent()
     }
-    return URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../.build/debug/autotune")
-        .standardizedFileURL
+    return URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
+        "../../.build/debug/autotune"
+    )
+    .standardizedFileURL
 }()
 
 private struct Run {
@@ -35,8 +37,8 @@ private func autotune(
     process.currentDirectoryURL = directory
     let out = directory.appendingPathComponent("out-\(UUID().uuidString)")
     let err = directory.appendingPathComponent("err-\(UUID().uuidString)")
-    FileManager.default.createFile(atPath: out.path, contents: nil)
-    FileManager.default.createFile(atPath: err.path, contents: nil)
+    _ = FileManager.default.createFile(atPath: out.path, contents: nil)
+    _ = FileManager.default.createFile(atPath: err.path, contents: nil)
     process.standardOutput = try FileHandle(forWritingTo: out)
     process.standardError = try FileHandle(forWritingTo: err)
     process.standardInput = FileHandle.nullDevice
@@ -62,17 +64,17 @@ private func scratch() throws -> URL {
         defer { try? FileManager.default.removeItem(at: directory) }
         let done = directory.appendingPathComponent("done.log")
         try """
-            name: grid12
-            parallel: 4
-            parameters:
-              level: {type: int, min: 1, max: 3}
-              long: {type: bool}
-              mode: [a, b]
-            objective: {maximize: score}
-            strategy: grid
-            experiment:
-              command: [/bin/sh, -c, 'sleep 0.4; echo {trial} >> \(done.path); echo "{{\\"score\\": {level}}}"', x, '{long}', '{mode}']
-            """.write(to: directory.appendingPathComponent("task.yaml"), atomically: true, encoding: .utf8)
+        name: grid12
+        parallel: 4
+        parameters:
+          level: {type: int, min: 1, max: 3}
+          long: {type: bool}
+          mode: [a, b]
+        objective: {maximize: score}
+        strategy: grid
+        experiment:
+          command: [/bin/sh, -c, 'sleep 0.4; echo {trial} >> \(done.path); echo "{{\\"score\\": {level}}}"', x, '{long}', '{mode}']
+        """.write(to: directory.appendingPathComponent("task.yaml"), atomically: true, encoding: .utf8)
 
         let first = try await autotune(["run", "task.yaml"], in: directory) { process in
             // Stop once a few trials are recorded, while others are running.
@@ -99,7 +101,10 @@ private func scratch() throws -> URL {
         let trials = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [[String: Any]])
         #expect(trials.count == 12)
         #expect(trials.allSatisfy { $0["state"] as? String == "completed" })
-        let configurations = Set(trials.compactMap { ($0["configuration"] as? [String: Any]).map { "\($0["level"]!)-\($0["long"]!)-\($0["mode"]!)" } })
+        let configurations = Set(
+            trials.compactMap {
+                ($0["configuration"] as? [String: Any]).map { "\($0["level"]!)-\($0["long"]!)-\($0["mode"]!)" }
+            })
         #expect(configurations.count == 12)
 
         let best = try await autotune(["best", "grid12"], in: directory)
@@ -115,13 +120,13 @@ private func scratch() throws -> URL {
         let directory = try scratch()
         defer { try? FileManager.default.removeItem(at: directory) }
         try """
-            name: bad
-            parameters:
-              level: {type: int, min: 1, max: 3}
-            objective: {maximize: score}
-            budget: {max_trials: 3}
-            experiment: {comand: [echo]}
-            """.write(to: directory.appendingPathComponent("bad.yaml"), atomically: true, encoding: .utf8)
+        name: bad
+        parameters:
+          level: {type: int, min: 1, max: 3}
+        objective: {maximize: score}
+        budget: {max_trials: 3}
+        experiment: {comand: [echo]}
+        """.write(to: directory.appendingPathComponent("bad.yaml"), atomically: true, encoding: .utf8)
         let run = try await autotune(["run", "bad.yaml"], in: directory)
         #expect(run.status == 2)
         #expect(run.stderr.contains("bad.yaml:6:"))
@@ -133,11 +138,11 @@ private func scratch() throws -> URL {
         let directory = try scratch()
         defer { try? FileManager.default.removeItem(at: directory) }
         try """
-            parameters: {n: {type: int, min: 1, max: 2}}
-            objective: {minimize: wall_time}
-            strategy: grid
-            experiment: {command: ["true"]}
-            """.write(to: directory.appendingPathComponent("tiny.yaml"), atomically: true, encoding: .utf8)
+        parameters: {n: {type: int, min: 1, max: 2}}
+        objective: {minimize: wall_time}
+        strategy: grid
+        experiment: {command: ["true"]}
+        """.write(to: directory.appendingPathComponent("tiny.yaml"), atomically: true, encoding: .utf8)
         let first = try await autotune(["run", "tiny.yaml", "--quiet"], in: directory)
         #expect(first.status == 0, "stderr: \(first.stderr)")
         #expect(first.stdout.contains("Study 'tiny' completed: 2 completed"))

@@ -10,7 +10,8 @@ import Testing
     @Test func aTwelvePointGridWithParallelFourEndsWithTwelveDistinctCompletedTrials() async throws {
         let scratch = try Scratch()
         let study = try await scratch.store.createStudy(
-            definition(space: gridSpace(), command: ["echo", #"{{"score": {level}, "long": {long}, "mode": "{mode}"}}"#]),
+            definition(
+                space: gridSpace(), command: ["echo", #"{{"score": {level}, "long": {long}, "mode": "{mode}"}}"#]),
             taskSource: nil
         )
         let runner = try await StudyRunner(study: study, store: scratch.store, options: scratch.options())
@@ -35,12 +36,14 @@ import Testing
         let scratch = try Scratch()
         let counter = Counter()
         let order = Counter()
-        let experiment = ScriptedExperiment(delay: { trial in trial.number == 0 ? .milliseconds(600) : .milliseconds(20) }) { trial in
+        let experiment = ScriptedExperiment(delay: { trial in trial.number == 0 ? .milliseconds(600) : .milliseconds(20)
+        }) { trial in
             .metrics(["score": Double(trial.number)])
         }
         let tracking = TrackingExperiment(inner: experiment, counter: counter, finished: order)
         let study = try await scratch.store.createStudy(definition(space: gridSpace(), parallel: 4), taskSource: nil)
-        let runner = try await StudyRunner(study: study, store: scratch.store, experiment: tracking, options: scratch.options())
+        let runner = try await StudyRunner(
+            study: study, store: scratch.store, experiment: tracking, options: scratch.options())
         _ = try await runner.run()
         #expect(counter.peak == 4)
         // Trial 0 runs long: the other slots keep turning over meanwhile instead of waiting for it.
@@ -98,7 +101,10 @@ import Testing
         _ = try await runner.run()
         let trials = try await scratch.store.trials(ofStudy: study.id)
         #expect(trials.count == 2)
-        #expect(trials.allSatisfy { $0.error?.stage == .launch && $0.error?.message.contains("no-such-program-autotune") == true })
+        #expect(
+            trials.allSatisfy {
+                $0.error?.stage == .launch && $0.error?.message.contains("no-such-program-autotune") == true
+            })
     }
 
     @Test func aTrialPastItsDeadlineIsFailedAndItsProcessTreeIsGone() async throws {
@@ -160,7 +166,8 @@ import Testing
 
         let stored = try #require(try await scratch.store.study(named: "study"))
         #expect(stored.status == .interrupted)
-        let second = try await StudyRunner(study: stored, store: scratch.store, experiment: experiment, options: scratch.options())
+        let second = try await StudyRunner(
+            study: stored, store: scratch.store, experiment: experiment, options: scratch.options())
         #expect(try await second.run().status == .completed)
         trials = try await scratch.store.trials(ofStudy: study.id)
         #expect(trials.count == 12)
@@ -204,11 +211,13 @@ import Testing
             return trial
         }
         try await scratch.store.saveLaunched(lost, studyID: study.id, checkpoint: try grid.encodedState())
-        try await scratch.store.saveStatus(.running, studyID: study.id, runner: RunnerIdentity(host: "gone", pid: 1), elapsedSeconds: 0)
+        try await scratch.store.saveStatus(
+            .running, studyID: study.id, runner: RunnerIdentity(host: "gone", pid: 1), elapsedSeconds: 0)
 
         let stored = try #require(try await scratch.store.study(named: "study"))
         let experiment = ScriptedExperiment { _ in .metrics(["score": 1]) }
-        let runner = try await StudyRunner(study: stored, store: scratch.store, experiment: experiment, options: scratch.options())
+        let runner = try await StudyRunner(
+            study: stored, store: scratch.store, experiment: experiment, options: scratch.options())
         #expect(try await runner.run().status == .completed)
         let trials = try await scratch.store.trials(ofStudy: study.id)
         #expect(trials.count == 6)
@@ -234,7 +243,8 @@ import Testing
         let definition = try definition(space: gridSpace(), strategy: "repeats", maxTrials: 4, parallel: 2)
         let study = try await scratch.store.createStudy(definition, taskSource: nil)
         let experiment = ScriptedExperiment(delay: { _ in .milliseconds(50) }) { _ in .metrics(["score": 1]) }
-        let runner = try await StudyRunner(study: study, store: scratch.store, registry: registry, experiment: experiment, options: scratch.options())
+        let runner = try await StudyRunner(
+            study: study, store: scratch.store, registry: registry, experiment: experiment, options: scratch.options())
         await #expect(throws: RunnerError.self) { try await runner.run() }
         #expect(try await scratch.store.study(named: "study")?.status == .interrupted)
     }

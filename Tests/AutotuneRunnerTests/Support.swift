@@ -6,7 +6,7 @@ import Synchronization
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A scratch directory with a real SQLite file, removed at the end of the test.
@@ -84,7 +84,11 @@ final class Counter: Sendable {
     func add(_ key: Int) { counts.withLock { $0[key, default: 0] += 1 } }
     var values: [Int: Int] { counts.withLock { $0 } }
 
-    func enter() { current.withLock { $0.now += 1; $0.peak = max($0.peak, $0.now) } }
+    func enter() {
+        current.withLock {
+            $0.now += 1; $0.peak = max($0.peak, $0.now)
+        }
+    }
     func leave() { current.withLock { $0.now -= 1 } }
     var peak: Int { current.withLock { $0.peak } }
 }

@@ -24,7 +24,9 @@ private func definition(_ name: String = "s") throws -> StudyDefinition {
         #expect(loaded.definition == (try definition()))
         #expect(loaded.taskSource == "name: s")
         #expect(loaded.status == .running)
-        await #expect(throws: StoreError.studyExists("s")) { try await store.createStudy(try definition(), taskSource: nil) }
+        await #expect(throws: StoreError.studyExists("s")) {
+            try await store.createStudy(try definition(), taskSource: nil)
+        }
         #expect(try await store.study(named: "other") == nil)
     }
 
@@ -72,7 +74,8 @@ private func definition(_ name: String = "s") throws -> StudyDefinition {
     @Test func statusAndRunnerAreRecorded() async throws {
         let store = try SQLiteStudyStore(database: DatabaseQueue())
         let study = try await store.createStudy(try definition(), taskSource: nil)
-        try await store.saveStatus(.interrupted, studyID: study.id, runner: RunnerIdentity(host: "h", pid: 42), elapsedSeconds: 3)
+        try await store.saveStatus(
+            .interrupted, studyID: study.id, runner: RunnerIdentity(host: "h", pid: 42), elapsedSeconds: 3)
         var loaded = try #require(try await store.study(named: "s"))
         #expect(loaded.status == .interrupted)
         #expect(loaded.runner == RunnerIdentity(host: "h", pid: 42))

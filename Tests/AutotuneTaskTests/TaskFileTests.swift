@@ -65,7 +65,9 @@ private let valid = """
         #expect(Set(definition.objective.terms.map(\.metric)) == ["throughput", "wall_time"])
         #expect(definition.objective.constraints.count == 2)
         #expect(definition.objective.constraints[1].enforcement == .soft(penalty: 0.1))
-        #expect(definition.strategy == StrategySpec(name: "grid", options: ["order": .string("declared"), "resolution": .number(3)]))
+        #expect(
+            definition.strategy
+                == StrategySpec(name: "grid", options: ["order": .string("declared"), "resolution": .number(3)]))
         #expect(definition.budget == Budget(maxTrials: 12, maxSeconds: 5400))
         #expect(definition.timeouts == Timeouts(trial: 90, killGrace: 0.5))
         #expect(definition.lostTrials == .fail)
@@ -106,14 +108,18 @@ private let valid = """
     }
 
     @Test func aMissingFieldSaysWhatIsExpected() throws {
-        let error = try #require(parseError(valid.replacingOccurrences(of: "{type: int, min: 1, max: 19}", with: "{type: int, min: 1}")))
+        let error = try #require(
+            parseError(valid.replacingOccurrences(of: "{type: int, min: 1, max: 19}", with: "{type: int, min: 1}")))
         #expect(error.field == "parameters.level.max")
         #expect(error.message.contains("missing required field 'max'"))
         #expect(error.line == 5)
     }
 
     @Test func aCommandStringIsRefusedBecauseThereIsNoShell() throws {
-        let error = try #require(parseError(valid.replacingOccurrences(of: #"command: [zstd, "-b{level}", "{model}", "{trial_dir}/out"]"#, with: "command: zstd -b3")))
+        let error = try #require(
+            parseError(
+                valid.replacingOccurrences(
+                    of: #"command: [zstd, "-b{level}", "{model}", "{trial_dir}/out"]"#, with: "command: zstd -b3")))
         #expect(error.field == "experiment.command")
         #expect(error.message.contains("list of arguments"))
     }
@@ -132,7 +138,10 @@ private let valid = """
         ("{type: bool}", "{type: bool, min: 1}", "parameters.long.min", "does not apply"),
         ("min: 0.5, max: 0.9", "min: 0.9, max: 0.5", "parameters.ratio_goal", "min 0.9 is above max 0.5"),
         (#"'\(([0-9.]+)\)'"#, "'[0-9.]+'", "experiment.metrics.patterns.ratio", "no capture group"),
-        ("maximize: {throughput: 1, wall_time: -0.5}", "maximise: throughput", "objective.maximise", "did you mean 'maximize'?"),
+        (
+            "maximize: {throughput: 1, wall_time: -0.5}", "maximise: throughput", "objective.maximise",
+            "did you mean 'maximize'?"
+        ),
         ("parallel: 2", "parallel: 0", "parallel", "expected an integer from 1"),
     ])
     func badValuesAreExplained(original: String, replacement: String, field: String, message: String) throws {
@@ -151,8 +160,10 @@ private let valid = """
     }
 
     @Test func randomSearchNeedsABudget() throws {
-        let text = valid.replacingOccurrences(of: "strategy: {name: grid, order: declared, resolution: 3}", with: "strategy: random")
-            .replacingOccurrences(of: "budget: {max_trials: 12, max_duration: 1h30m}\n", with: "")
+        let text = valid.replacingOccurrences(
+            of: "strategy: {name: grid, order: declared, resolution: 3}", with: "strategy: random"
+        )
+        .replacingOccurrences(of: "budget: {max_trials: 12, max_duration: 1h30m}\n", with: "")
         let error = try #require(parseError(text))
         #expect(error.message.contains("only grid search ends by itself"))
     }

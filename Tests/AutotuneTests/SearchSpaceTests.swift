@@ -14,7 +14,8 @@ import Testing
     }
 
     @Test(arguments: [
-        Parameter.Domain.int(lower: 1, upper: 19), .int(lower: 0, upper: 100, step: 10), .int(lower: 1, upper: 1024, log: true),
+        Parameter.Domain.int(lower: 1, upper: 19), .int(lower: 0, upper: 100, step: 10),
+        .int(lower: 1, upper: 1024, log: true),
         .categorical([.string("fast"), .int(8), .double(0.5)]), .bool, .fixed(.string("x")),
     ])
     func everyDiscreteValueSurvivesTheUnitRoundTrip(domain: Parameter.Domain) throws {
@@ -100,7 +101,10 @@ import Testing
             configuration.flags(in: space)
                 == ["--max-num-seqs", "64", "--enable-chunked-prefill", "-t", "4", "--dtype", "half"]
         )
-        #expect(configuration.flags(in: space, excluding: ["threads", "dtype"]) == ["--max-num-seqs", "64", "--enable-chunked-prefill"])
+        #expect(
+            configuration.flags(in: space, excluding: ["threads", "dtype"]) == [
+                "--max-num-seqs", "64", "--enable-chunked-prefill",
+            ])
         #expect(configuration.summary(in: space).hasPrefix("max_num_seqs=64 enable_chunked_prefill=true"))
     }
 

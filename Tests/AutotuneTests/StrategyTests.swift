@@ -99,7 +99,9 @@ private func drive(
         #expect(grid.pointCount == 8)
         let huge = try SearchSpace((0..<9).map { Parameter("p\($0)", .int(lower: 1, upper: 100)) })
         #expect(throws: StrategyError.self) { try GridSearch(context: context(huge)) }
-        #expect(throws: StrategyError.self) { try GridSearch(context: context(floats, options: ["ordr": .string("x")])) }
+        #expect(throws: StrategyError.self) {
+            try GridSearch(context: context(floats, options: ["ordr": .string("x")]))
+        }
     }
 }
 
@@ -129,7 +131,9 @@ private func drive(
     }
 
     @Test func aRestoredRandomSearchDrawsTheSameSequence() throws {
-        let space = try SearchSpace([Parameter("x", .float(lower: 0, upper: 1)), Parameter("y", .int(lower: 0, upper: 9))])
+        let space = try SearchSpace([
+            Parameter("x", .float(lower: 0, upper: 1)), Parameter("y", .int(lower: 0, upper: 9)),
+        ])
         var original = try RandomSearch(context: context(space, seed: 4))
         _ = try original.ask(7, history: StudyHistory())
         let restored = try RandomSearch.decodeState(try original.encodedState())

@@ -47,7 +47,9 @@ public struct Template: Sendable, Hashable, Codable {
     /// The text with each placeholder replaced by `values[name]`.
     public func render(_ values: [String: String]) throws(TemplateError) -> String {
         try render { name throws(TemplateError) in
-            guard let value = values[name] else { throw TemplateError(template: text, message: "unknown placeholder {\(name)}") }
+            guard let value = values[name] else {
+                throw TemplateError(template: text, message: "unknown placeholder {\(name)}")
+            }
             return value
         }
     }

@@ -62,8 +62,7 @@ public struct StrategyContext: Sendable {
     }
 
     /// The option `key` as an integer, checked to lie in `range`.
-    public func intOption(_ key: String, default value: Int, in range: ClosedRange<Int>) throws(StrategyError) -> Int
-    {
+    public func intOption(_ key: String, default value: Int, in range: ClosedRange<Int>) throws(StrategyError) -> Int {
         guard let option = options[key] else { return value }
         guard let number = option.intValue, range.contains(number) else {
             throw StrategyError("option '\(key)' must be an integer in \(range.lowerBound)...\(range.upperBound)")
@@ -84,7 +83,8 @@ public struct StrategyContext: Sendable {
     public func rejectUnknownOptions(_ known: Set<String>, strategy: String) throws(StrategyError) {
         if let unknown = options.keys.sorted().first(where: { !known.contains($0) }) {
             let list = known.sorted().joined(separator: ", ")
-            throw StrategyError("unknown option '\(unknown)' for strategy '\(strategy)' (known: \(list.isEmpty ? "none" : list))")
+            throw StrategyError(
+                "unknown option '\(unknown)' for strategy '\(strategy)' (known: \(list.isEmpty ? "none" : list))")
         }
     }
 }

@@ -51,7 +51,8 @@ public struct CommandExperiment: Experiment {
         for (name, template) in spec.environment {
             environment[name] = try render(template, values)
         }
-        let workingDirectory = try spec.workingDirectory.map { URL(fileURLWithPath: try render($0, values)) }
+        let workingDirectory =
+            try spec.workingDirectory.map { URL(fileURLWithPath: try render($0, values)) }
             ?? defaultWorkingDirectory
         let stdoutURL = context.directory.appendingPathComponent("stdout.log")
         let stderrURL = context.directory.appendingPathComponent("stderr.log")

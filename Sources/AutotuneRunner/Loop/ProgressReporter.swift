@@ -58,7 +58,8 @@ public struct ProgressEvent: Sendable {
         case .completed:
             text += "ok \(objective.label)=\(ProgressFormat.number(trial.score ?? .nan))"
         default:
-            let reason = (trial.error?.description ?? trial.state.rawValue)
+            let reason =
+                (trial.error?.description ?? trial.state.rawValue)
                 .split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
             text += "failed (\(reason.count > 100 ? String(reason.prefix(100)) + "…" : reason))"
         }

@@ -3,11 +3,11 @@ public import Foundation
 public import Logging
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Runs a study: asks the strategy, runs up to `parallel` experiments at once, scores and records each
@@ -104,7 +104,8 @@ public actor StudyRunner {
         self.finiteSpace = study.definition.space.cardinality != nil
         self.store = store
         self.options = options
-        self.experiment = experiment
+        self.experiment =
+            experiment
             ?? study.definition.experiment.makeExperiment(defaultWorkingDirectory: options.workingDirectory)
         var strategy = try registry.make(
             study.definition.strategy.name,
@@ -145,7 +146,8 @@ public actor StudyRunner {
         self.best = Self.best(of: trials, objective: study.definition.objective)
         (stopSignals, stopContinuation) = AsyncStream.makeStream(of: StopMode.self)
         for trial in requeued {
-            options.logger.info("Trial re-queued after the runner stopped", metadata: ["trial.number": "\(trial.number)"])
+            options.logger.info(
+                "Trial re-queued after the runner stopped", metadata: ["trial.number": "\(trial.number)"])
         }
     }
 
@@ -196,8 +198,10 @@ public actor StudyRunner {
                         let objective = definition.objective
                         let experiment = self.experiment
                         group.addTask {
-                            .finished(await Self.execute(trial, context: context, experiment: experiment,
-                                                          objective: objective, deadline: deadline))
+                            .finished(
+                                await Self.execute(
+                                    trial, context: context, experiment: experiment,
+                                    objective: objective, deadline: deadline))
                         }
                     }
                 }
@@ -248,14 +252,17 @@ public actor StudyRunner {
             let proposals = try strategy.ask(room, history: history)
             asked = true
             guard proposals.count <= room else {
-                throw RunnerError.strategy("strategy '\(definition.strategy.name)' returned \(proposals.count) configurations for an ask of \(room)")
+                throw RunnerError.strategy(
+                    "strategy '\(definition.strategy.name)' returned \(proposals.count) configurations for an ask of \(room)"
+                )
             }
             for proposal in proposals {
                 let configuration: Configuration
                 do {
                     configuration = try definition.space.coerce(proposal.values)
                 } catch {
-                    throw RunnerError.strategy("strategy '\(definition.strategy.name)' proposed an invalid configuration: \(error)")
+                    throw RunnerError.strategy(
+                        "strategy '\(definition.strategy.name)' proposed an invalid configuration: \(error)")
                 }
                 if let twin = history.running.values.first(where: { $0.configuration == configuration }) {
                     throw RunnerError.strategy(
@@ -264,7 +271,9 @@ public actor StudyRunner {
                 }
                 // In a finite space a repeat can only waste a trial; in a continuous one it is a legitimate
                 // (if unusual) re-measurement.
-                if finiteSpace, history.contains(configuration) || launching.contains(where: { $0.configuration == configuration }) {
+                if finiteSpace,
+                    history.contains(configuration) || launching.contains(where: { $0.configuration == configuration })
+                {
                     throw RunnerError.strategy(
                         "strategy '\(definition.strategy.name)' proposed a configuration the study already has: \(configuration.summary(in: definition.space))"
                     )
@@ -300,7 +309,8 @@ public actor StudyRunner {
             trial.finishedAt = nil
             history.record(trial)
             try await store.saveRequeued([trial], studyID: study.id)
-            options.logger.info("Trial interrupted; it runs again on resume", metadata: ["trial.number": "\(trial.number)"])
+            options.logger.info(
+                "Trial interrupted; it runs again on resume", metadata: ["trial.number": "\(trial.number)"])
             return
         }
         history.record(trial)
