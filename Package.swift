@@ -59,7 +59,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "AutotuneTests", dependencies: ["Autotune", "AutotuneTesting"]),
+        .testTarget(
+            name: "AutotuneTests",
+            dependencies: ["Autotune", "AutotuneTesting"],
+            exclude: ["Fixtures"]
+        ),
         .testTarget(name: "AutotuneTaskTests", dependencies: ["AutotuneTask"]),
         .testTarget(name: "AutotuneStoreTests", dependencies: ["AutotuneStore", "AutotuneTesting"]),
         .testTarget(name: "AutotuneCLITests", dependencies: ["autotune"]),

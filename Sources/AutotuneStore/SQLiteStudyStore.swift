@@ -194,6 +194,8 @@ public final class SQLiteStudyStore: StudyStore {
             trial.attempt = row["attempt"]
             trial.startedAt = row["started_at"]
             trial.finishedAt = row["finished_at"]
+            if let gpus: String = row["gpus"] { trial.gpus = try decoder.decode([Int].self, from: Data(gpus.utf8)) }
+            trial.port = row["port"]
             return trial
         } catch let error as StoreError {
             throw error
@@ -206,7 +208,7 @@ public final class SQLiteStudyStore: StudyStore {
         [
             studyID, trial.number, trial.state.rawValue, try encode(trial.configuration), try encode(trial.metrics),
             trial.score, trial.error?.stage.rawValue, trial.error?.message, try encode(trial.timings), trial.attempt,
-            trial.startedAt, trial.finishedAt,
+            trial.startedAt, trial.finishedAt, try trial.gpus.map { try encode($0) }, trial.port,
         ]
     }
 
@@ -214,13 +216,14 @@ public final class SQLiteStudyStore: StudyStore {
         let statement = try db.cachedStatement(
             sql: """
                 INSERT INTO trials (study_id, number, state, params, metrics, score, error_stage, error_message,
-                                    timings, attempt, started_at, finished_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                    timings, attempt, started_at, finished_at, gpus, port)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (study_id, number) DO UPDATE SET
                     state = excluded.state, params = excluded.params, metrics = excluded.metrics,
                     score = excluded.score, error_stage = excluded.error_stage,
                     error_message = excluded.error_message, timings = excluded.timings,
-                    attempt = excluded.attempt, started_at = excluded.started_at, finished_at = excluded.finished_at
+                    attempt = excluded.attempt, started_at = excluded.started_at, finished_at = excluded.finished_at,
+                    gpus = excluded.gpus, port = excluded.port
                 """
         )
         try statement.execute(arguments: arguments)
@@ -283,6 +286,22 @@ public final class SQLiteStudyStore: StudyStore {
                 t.primaryKey("study_id", .integer).references("studies", onDelete: .cascade)
                 t.column("state", .blob).notNull()
                 t.column("updated_at", .datetime).notNull()
+            }
+        }
+        migrator.registerMigration("v2: resource leases") { db in
+            try db.alter(table: "trials") { t in
+                t.add(column: "gpus", .text)
+                t.add(column: "port", .integer)
+            }
+            try db.create(table: "resource_leases") { t in
+                t.column("host", .text).notNull()
+                t.column("kind", .text).notNull()
+                t.column("resource_id", .integer).notNull()
+                t.column("pid", .integer).notNull()
+                t.column("study", .text).notNull()
+                t.column("trial", .integer).notNull()
+                t.column("acquired_at", .datetime).notNull()
+                t.primaryKey(["host", "kind", "resource_id"])
             }
         }
         return migrator

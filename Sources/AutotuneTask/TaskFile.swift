@@ -8,7 +8,7 @@ import Yams
 /// docs/task-file.md.
 public enum TaskFile {
     /// The placeholders every command template may use besides the parameter names.
-    public static let builtInPlaceholders: Set<String> = ["trial", "trial_dir", "study", "seed"]
+    public static let builtInPlaceholders: Set<String> = ["trial", "trial_dir", "study", "seed", "port", "gpus"]
 
     /// Reads and validates the file at `path`.
     ///
@@ -48,7 +48,7 @@ public enum TaskFile {
         }
         let top = try TaskNode(node: root, path: "", file: file).fields(allowed: [
             "name", "seed", "parallel", "parameters", "objective", "strategy", "budget", "timeouts",
-            "on_lost_trial", "experiment",
+            "on_lost_trial", "experiment", "resources",
         ])
         let name = try top["name"]?.nonEmptyString() ?? defaultName
         guard name.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
@@ -82,7 +82,8 @@ public enum TaskFile {
             seed: UInt64(try top["seed"]?.int(in: 0...Int.max) ?? 0),
             timeouts: try timeouts(top["timeouts"]),
             experiment: .command(experiment),
-            lostTrials: lostTrials
+            lostTrials: lostTrials,
+            resources: try resources(top["resources"], space: space)
         )
     }
 
@@ -237,6 +238,58 @@ public enum TaskFile {
             maxTrials: try fields["max_trials"]?.int(in: 1...10_000_000),
             maxSeconds: try fields["max_duration"]?.seconds()
         )
+    }
+
+    private static func resources(_ node: TaskNode?, space: SearchSpace) throws(TaskFileError) -> Resources {
+        var resources = Resources()
+        guard let node else { return resources }
+        let fields = try node.fields(allowed: [
+            "gpus", "gpus_per_trial", "min_free_memory", "ports", "max_concurrent_launches",
+        ])
+        if let gpus = fields["gpus"] {
+            if case .sequence = gpus.node {
+                var indexes: [Int] = []
+                for element in try gpus.sequence() { indexes.append(try element.int(in: 0...1023)) }
+                guard Set(indexes).count == indexes.count else { throw gpus.error("a GPU index is listed twice") }
+                resources.gpus = .declared(indexes)
+            } else if try gpus.string() == "auto" {
+                resources.gpus = .discover
+            } else {
+                throw gpus.error("expected 'auto' (nvidia-smi) or a list of GPU indexes like [0, 1, 2, 3]")
+            }
+        }
+        var count: GPURequest.Count?
+        if let perTrial = fields["gpus_per_trial"] {
+            if case .sequence = perTrial.node {
+                var names: [String] = []
+                for element in try perTrial.sequence() {
+                    let name = try element.nonEmptyString()
+                    guard case .int? = space[name]?.domain else {
+                        throw element.error("'\(name)' is not an int parameter (the GPU count is their product)")
+                    }
+                    names.append(name)
+                }
+                count = .product(of: names)
+            } else {
+                count = .fixed(try perTrial.int(in: 0...1024))
+            }
+        }
+        let memory = try fields["min_free_memory"]?.double()
+        if memory != nil, count == nil {
+            throw fields["min_free_memory"]!.error("needs gpus_per_trial")
+        }
+        resources.gpusPerTrial = count.map { GPURequest(count: $0, minimumFreeMemoryMiB: memory) }
+        if let ports = fields["ports"] {
+            let text = try ports.string()
+            let bounds = text.split(separator: "-").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard bounds.count == 2, let low = bounds[0], let high = bounds[1], 1024 <= low, low <= high, high <= 65535
+            else {
+                throw ports.error("expected a range like 30000-31999 within 1024-65535")
+            }
+            resources.ports = low...high
+        }
+        resources.maxConcurrentLaunches = try fields["max_concurrent_launches"]?.int(in: 1...1024) ?? 2
+        return resources
     }
 
     private static func timeouts(_ node: TaskNode?) throws(TaskFileError) -> Timeouts {

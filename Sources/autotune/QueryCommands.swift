@@ -266,3 +266,42 @@ enum CSV {
         }.joined(separator: "\n")
     }
 }
+
+struct GPUsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gpus",
+        abstract: "List the GPUs nvidia-smi finds and the leases trials hold on them."
+    )
+
+    @OptionGroup var store: StoreOptions
+
+    func run() async throws {
+        try await reportingErrors {
+            let found = await GPUDiscovery.discover()
+            if let note = found.note { print("No GPUs: \(note).") }
+            let host = RunnerIdentity.current.host
+            let leases =
+                FileManager.default.fileExists(atPath: store.path)
+                ? try await store.open().leases(host: host) : []
+            var rows = [["gpu", "name", "memory free/total MiB", "util %", "leased by"]]
+            for gpu in found.gpus {
+                let holder = leases.first { $0.resource == .gpu(gpu.index) }?.holder
+                rows.append([
+                    String(gpu.index), gpu.name ?? "-",
+                    "\(gpu.memoryFreeMiB.map { String(Int($0)) } ?? "?")/\(gpu.memoryTotalMiB.map { String(Int($0)) } ?? "?")",
+                    gpu.utilizationPercent.map { String(Int($0)) } ?? "?",
+                    holder.map { "\($0.study) trial \($0.trial) (pid \($0.pid))" } ?? "-",
+                ])
+            }
+            if !found.gpus.isEmpty { print(Table.render(rows)) }
+            let others = leases.filter { lease in !found.gpus.contains { .gpu($0.index) == lease.resource } }
+            for lease in others {
+                switch lease.resource {
+                case .gpu(let index): print("GPU \(index) leased by \(lease.holder.study) trial \(lease.holder.trial)")
+                case .port(let port):
+                    print("port \(port) reserved by \(lease.holder.study) trial \(lease.holder.trial)")
+                }
+            }
+        }
+    }
+}

@@ -24,6 +24,9 @@ struct LoopOptions: ParsableArguments {
     @Option(name: .long, help: "Where trial directories go. Default: autotune-trials beside the database.")
     var trialsDir: String?
 
+    @Option(name: .long, help: "GPU indexes trials may lease, e.g. 0,1,2,3 (overrides the task file and nvidia-smi).")
+    var gpus: String?
+
     @Flag(name: .long, help: "Print only the summary, not a line per trial.")
     var quiet = false
 
@@ -32,6 +35,17 @@ struct LoopOptions: ParsableArguments {
 
     func validate() throws {
         if let parallel, parallel < 1 { throw ValidationError("--parallel must be at least 1") }
+        _ = try gpuIndexes()
+    }
+
+    /// The indexes given with `--gpus`, if any.
+    func gpuIndexes() throws -> [Int]? {
+        guard let gpus else { return nil }
+        let indexes = gpus.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !indexes.isEmpty, indexes.allSatisfy({ ($0 ?? -1) >= 0 }) else {
+            throw ValidationError("--gpus must list GPU indexes like 0,1,2,3")
+        }
+        return indexes.compactMap { $0 }
     }
 }
 
@@ -113,6 +127,7 @@ private func runStudy(_ study: StoredStudy, store: SQLiteStudyStore, storePath: 
     let trialsDirectory =
         options.trialsDir.map { URL(fileURLWithPath: $0) }
         ?? URL(fileURLWithPath: storePath).deletingLastPathComponent().appendingPathComponent("autotune-trials")
+    let gpus = try await gpuPool(for: study.definition, options: options, logger: logger)
     let runner: StudyRunner
     do {
         runner = try await StudyRunner(
@@ -123,7 +138,9 @@ private func runStudy(_ study: StoredStudy, store: SQLiteStudyStore, storePath: 
                 trialsDirectory: trialsDirectory,
                 workingDirectory: URL(fileURLWithPath: FileManager.default.currentDirectoryPath),
                 progress: options.quiet ? SilentProgress() : LineProgress(),
-                logger: logger
+                logger: logger,
+                ledger: store,
+                gpus: gpus
             )
         )
     } catch let error as RunnerError {
@@ -179,5 +196,22 @@ private func runStudy(_ study: StoredStudy, store: SQLiteStudyStore, storePath: 
     if outcome.best == nil, outcome.status == .completed {
         throw CLIError(
             .noCompletedTrial, "no trial completed; see `autotune trials \(study.definition.name)` for the errors")
+    }
+}
+
+/// The GPUs a study's trials may lease: `--gpus`, else the task file's list, else what nvidia-smi finds.
+private func gpuPool(for definition: StudyDefinition, options: LoopOptions, logger: Logger) async throws -> [GPU] {
+    guard definition.resources.gpusPerTrial != nil else { return [] }
+    if let indexes = try options.gpuIndexes() { return indexes.map { GPU(index: $0) } }
+    switch definition.resources.gpus {
+    case .declared(let indexes):
+        return indexes.map { GPU(index: $0) }
+    case .discover:
+        let found = await GPUDiscovery.discover()
+        if let note = found.note {
+            FileHandle.standardError.write(
+                Data("autotune: no GPUs found: \(note); declare them with --gpus or resources.gpus\n".utf8))
+        }
+        return found.gpus
     }
 }

@@ -21,6 +21,8 @@ public struct StudyDefinition: Sendable, Hashable, Codable {
     public var experiment: ExperimentSpec
     /// What happens to a trial that was running when the runner died.
     public var lostTrials: LostTrialPolicy
+    /// GPUs, ports and launch slots.
+    public var resources: Resources
 
     /// Creates a definition.
     public init(
@@ -33,7 +35,8 @@ public struct StudyDefinition: Sendable, Hashable, Codable {
         seed: UInt64 = 0,
         timeouts: Timeouts = Timeouts(),
         experiment: ExperimentSpec,
-        lostTrials: LostTrialPolicy = .requeue
+        lostTrials: LostTrialPolicy = .requeue,
+        resources: Resources = Resources()
     ) {
         self.name = name
         self.space = space
@@ -45,6 +48,7 @@ public struct StudyDefinition: Sendable, Hashable, Codable {
         self.timeouts = timeouts
         self.experiment = experiment
         self.lostTrials = lostTrials
+        self.resources = resources
     }
 
     /// The context a strategy of this study is built from.
@@ -138,6 +142,12 @@ public struct CommandSpec: Sendable, Hashable, Codable {
         self.metrics = metrics
     }
 
+    /// Whether any template uses `{port}`, so each trial needs a reserved port.
+    public var usesPort: Bool {
+        let templates = command + Array(environment.values) + [metrics.file].compactMap { $0 }
+        return templates.contains { $0.placeholders.contains("port") }
+    }
+
     /// The names of the parameters the command template places itself.
     public var placedParameters: Set<String> {
         var names = Set(command.flatMap(\.placeholders))
@@ -161,5 +171,38 @@ public struct MetricsSource: Sendable, Hashable, Codable {
         self.stdoutJSON = stdoutJSON
         self.file = file
         self.patterns = patterns
+    }
+}
+
+/// The machine resources a study's trials use.
+public struct Resources: Sendable, Hashable, Codable {
+    /// Where the GPU pool comes from.
+    public enum GPUSource: Sendable, Hashable, Codable {
+        /// Discovered with `nvidia-smi` when the study starts.
+        case discover
+        /// These indexes, for machines without `nvidia-smi` and for tests.
+        case declared([Int])
+    }
+
+    /// The pool; only used when ``gpusPerTrial`` is set.
+    public var gpus: GPUSource
+    /// How many GPUs each trial leases; `nil` when trials use none.
+    public var gpusPerTrial: GPURequest?
+    /// The host ports trials that use `{port}` reserve from.
+    public var ports: ClosedRange<Int>
+    /// The most launches (process starts, server deploys) at once.
+    public var maxConcurrentLaunches: Int
+
+    /// Creates resources; by default trials take no GPU, ports come from 30000–31999, two launch at once.
+    public init(
+        gpus: GPUSource = .discover,
+        gpusPerTrial: GPURequest? = nil,
+        ports: ClosedRange<Int> = 30000...31999,
+        maxConcurrentLaunches: Int = 2
+    ) {
+        self.gpus = gpus
+        self.gpusPerTrial = gpusPerTrial
+        self.ports = ports
+        self.maxConcurrentLaunches = maxConcurrentLaunches
     }
 }

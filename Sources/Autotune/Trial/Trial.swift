@@ -18,6 +18,10 @@ public struct Trial: Sendable, Hashable, Codable, Identifiable {
     public var timings: [String: Double]
     /// How many times it was started: more than 1 when a crash or interruption re-queued it.
     public var attempt: Int
+    /// The GPU indexes the trial held, when the study uses GPUs.
+    public var gpus: [Int]?
+    /// The host port the trial held, when it used one.
+    public var port: Int?
     /// When the current attempt started.
     public var startedAt: Date?
     /// When it finished.
@@ -103,6 +107,8 @@ public struct TrialStage: RawRepresentable, Sendable, Hashable, Codable, Express
     public static let launch: Self = "launch"
     /// Running a command experiment to its end.
     public static let run: Self = "run"
+    /// Leasing GPUs and reserving a port.
+    public static let resources: Self = "resources"
     /// Reading the experiment's metrics.
     public static let metrics: Self = "metrics"
     /// Scoring the metrics against the objective and its constraints.

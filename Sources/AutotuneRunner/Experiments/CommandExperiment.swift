@@ -48,6 +48,9 @@ public struct CommandExperiment: Experiment {
             "AUTOTUNE_TRIAL": String(context.trial.number),
             "AUTOTUNE_TRIAL_DIR": context.directory.path,
         ]
+        if let gpus = context.gpus {
+            environment["CUDA_VISIBLE_DEVICES"] = gpus.map(String.init).joined(separator: ",")
+        }
         for (name, template) in spec.environment {
             environment[name] = try render(template, values)
         }
@@ -68,7 +71,8 @@ public struct CommandExperiment: Experiment {
                 workingDirectory: workingDirectory,
                 standardOutput: stdoutURL,
                 standardError: stderrURL,
-                killGrace: .milliseconds(Int(context.killGrace * 1000))
+                killGrace: .milliseconds(Int(context.killGrace * 1000)),
+                launches: context.launches
             )
         } catch let error as LaunchError {
             throw ExperimentError(stage: .launch, message: error.description)

@@ -27,6 +27,12 @@ public struct TrialContext: Sendable {
     public var killGrace: Double
     /// A logger with the trial's number in its metadata.
     public var logger: Logger
+    /// The GPU indexes leased to the trial; `nil` when the study uses no GPUs.
+    public var gpus: [Int]?
+    /// The host port reserved for the trial, when it uses `{port}`.
+    public var port: Int?
+    /// Bounds the launches of all trials; an experiment holds a permit while it starts its process or server.
+    public var launches: LaunchLimiter
 
     /// Creates a context.
     public init(
@@ -36,7 +42,10 @@ public struct TrialContext: Sendable {
         seed: UInt64,
         directory: URL,
         killGrace: Double = 5,
-        logger: Logger
+        logger: Logger,
+        gpus: [Int]? = nil,
+        port: Int? = nil,
+        launches: LaunchLimiter = LaunchLimiter(limit: 2)
     ) {
         self.study = study
         self.trial = trial
@@ -45,16 +54,21 @@ public struct TrialContext: Sendable {
         self.directory = directory
         self.killGrace = killGrace
         self.logger = logger
+        self.gpus = gpus
+        self.port = port
+        self.launches = launches
     }
 
     /// The values of the placeholders a template may use: the parameters, then `trial`, `trial_dir`,
-    /// `study` and `seed`.
+    /// `study`, `seed`, `port` and `gpus` (comma-separated indexes).
     public var placeholderValues: [String: String] {
         var values = trial.configuration.placeholderValues
         values["trial"] = String(trial.number)
         values["trial_dir"] = directory.path
         values["study"] = study
         values["seed"] = String(seed)
+        if let port { values["port"] = String(port) }
+        if let gpus { values["gpus"] = gpus.map(String.init).joined(separator: ",") }
         return values
     }
 }

@@ -50,6 +50,10 @@ public actor StudyRunner {
         public var progress: any ProgressReporter
         /// The logger.
         public var logger: Logger
+        /// Where GPU leases and port reservations are kept; required when the study uses GPUs or ports.
+        public var ledger: (any ResourceLedger)?
+        /// The GPUs trials may lease (discovered, declared in the task file, or given with `--gpus`).
+        public var gpus: [GPU]
 
         /// Creates options.
         public init(
@@ -57,19 +61,24 @@ public actor StudyRunner {
             trialsDirectory: URL,
             workingDirectory: URL,
             progress: any ProgressReporter = SilentProgress(),
-            logger: Logger = Logger(label: "autotune")
+            logger: Logger = Logger(label: "autotune"),
+            ledger: (any ResourceLedger)? = nil,
+            gpus: [GPU] = []
         ) {
             self.parallel = parallel
             self.trialsDirectory = trialsDirectory
             self.workingDirectory = workingDirectory
             self.progress = progress
             self.logger = logger
+            self.ledger = ledger
+            self.gpus = gpus
         }
     }
 
     private let study: StoredStudy
     private let store: any StudyStore
-    private let experiment: any Experiment
+    private let executor: TrialExecutor
+    private let launches: LaunchLimiter
     private let options: Options
     private var strategy: any Strategy
     private var history: StudyHistory
@@ -104,9 +113,33 @@ public actor StudyRunner {
         self.finiteSpace = study.definition.space.cardinality != nil
         self.store = store
         self.options = options
-        self.experiment =
-            experiment
-            ?? study.definition.experiment.makeExperiment(defaultWorkingDirectory: options.workingDirectory)
+        let definition = study.definition
+        let ledger = options.ledger
+        var pool: GPUPool?
+        if definition.resources.gpusPerTrial != nil {
+            guard let ledger else {
+                throw RunnerError.configuration("the study leases GPUs but the runner has no ledger")
+            }
+            pool = GPUPool(gpus: options.gpus, ledger: ledger)
+        }
+        var ports: PortAllocator?
+        if case .command(let spec) = definition.experiment, spec.usesPort {
+            guard let ledger else {
+                throw RunnerError.configuration("the study reserves ports but the runner has no ledger")
+            }
+            ports = PortAllocator(range: definition.resources.ports, ledger: ledger)
+        }
+        self.executor = TrialExecutor(
+            experiment: experiment
+                ?? definition.experiment.makeExperiment(defaultWorkingDirectory: options.workingDirectory),
+            objective: definition.objective,
+            deadline: definition.timeouts.trial,
+            gpuRequest: definition.resources.gpusPerTrial,
+            pool: pool,
+            ports: ports,
+            ledger: ledger
+        )
+        self.launches = LaunchLimiter(limit: definition.resources.maxConcurrentLaunches)
         var strategy = try registry.make(
             study.definition.strategy.name,
             context: study.definition.strategyContext,
@@ -194,15 +227,8 @@ public actor StudyRunner {
                     for trial in try await launch(count: parallel - inFlight) {
                         inFlight += 1
                         let context = makeContext(for: trial)
-                        let deadline = definition.timeouts.trial
-                        let objective = definition.objective
-                        let experiment = self.experiment
-                        group.addTask {
-                            .finished(
-                                await Self.execute(
-                                    trial, context: context, experiment: experiment,
-                                    objective: objective, deadline: deadline))
-                        }
+                        let executor = self.executor
+                        group.addTask { .finished(await executor.execute(trial, context: context)) }
                     }
                 }
                 if inFlight == 0 { break }
@@ -344,51 +370,6 @@ public actor StudyRunner {
         )
     }
 
-    /// Runs one trial's experiment under its deadline and scores it. Never throws: every failure becomes
-    /// a failed trial with its stage, and cancellation an interrupted one.
-    @concurrent
-    private static func execute(
-        _ trial: Trial,
-        context: TrialContext,
-        experiment: any Experiment,
-        objective: Objective,
-        deadline: Double?
-    ) async -> Trial {
-        var trial = trial
-        let start = ContinuousClock.now
-        do {
-            try FileManager.default.createDirectory(at: context.directory, withIntermediateDirectories: true)
-            let result = try await withDeadline(deadline) { try await experiment.run(context) }
-            trial.metrics = result.metrics
-            trial.timings = result.timings
-            switch objective.evaluate(result.metrics) {
-            case .success(let score):
-                trial.state = .completed
-                trial.score = score
-            case .failure(let failure):
-                trial.state = .failed
-                trial.error = TrialError(stage: .objective, message: failure.description)
-            }
-        } catch let error as ExperimentError {
-            trial.state = .failed
-            trial.metrics = error.metrics
-            trial.error = TrialError(stage: error.stage, message: error.message)
-        } catch is DeadlineExceeded {
-            trial.state = .failed
-            trial.error = TrialError(stage: .timeout, message: "the trial ran past its deadline of \(deadline ?? 0) s")
-        } catch {
-            if Task.isCancelled || error is CancellationError {
-                trial.error = TrialError(stage: .interrupted, message: "stopped before it finished")
-            } else {
-                trial.state = .failed
-                trial.error = TrialError(stage: .run, message: "\(error)")
-            }
-        }
-        trial.timings["total"] = (ContinuousClock.now - start).seconds
-        trial.finishedAt = Date()
-        return trial
-    }
-
     private func makeContext(for trial: Trial) -> TrialContext {
         var logger = options.logger
         logger[metadataKey: "trial.number"] = "\(trial.number)"
@@ -401,7 +382,8 @@ public actor StudyRunner {
                 .appendingPathComponent(definition.name, isDirectory: true)
                 .appendingPathComponent(String(trial.number), isDirectory: true),
             killGrace: definition.timeouts.killGrace,
-            logger: logger
+            logger: logger,
+            launches: launches
         )
     }
 
@@ -472,13 +454,15 @@ public enum RunnerError: Error, Sendable, Hashable, CustomStringConvertible {
     case studyBusy(String, RunnerIdentity)
     /// The strategy broke its contract.
     case strategy(String)
+    /// The runner was set up without something the study needs.
+    case configuration(String)
 
     /// A message for a person.
     public var description: String {
         switch self {
         case .studyBusy(let name, let runner):
             "study '\(name)' is being run by process \(runner.pid) on \(runner.host); stop it first"
-        case .strategy(let message):
+        case .strategy(let message), .configuration(let message):
             message
         }
     }

@@ -54,7 +54,8 @@ public enum ProcessLauncher {
         workingDirectory: URL,
         standardOutput: URL,
         standardError: URL,
-        killGrace: Duration = .seconds(5)
+        killGrace: Duration = .seconds(5),
+        launches: LaunchLimiter? = nil
     ) async throws -> Outcome {
         guard let program = arguments.first, !program.isEmpty else {
             throw LaunchError(program: "", message: "the command is empty")
@@ -73,6 +74,11 @@ public enum ProcessLauncher {
         options.createSession = true
         options.teardownSequence = [.gracefulShutDown(toProcessGroup: true, allowedDurationToNextStep: killGrace)]
 
+        // The permit covers the spawn only: it is returned as soon as the process exists.
+        try await launches?.acquire()
+        let permit = Mutex(launches)
+        let returnPermit = { permit.withLock { limiter in limiter.take()?.release() } }
+        defer { returnPermit() }
         let output = try open(standardOutput)
         let error: FileDescriptor
         do {
@@ -101,6 +107,7 @@ public enum ProcessLauncher {
                 error: .fileDescriptor(error, closeAfterSpawningProcess: true)
             ) { execution in
                 leader.withLock { $0 = execution.processIdentifier.value }
+                returnPermit()
             }
         } catch let failure as SubprocessError {
             try Task.checkCancellation()

@@ -1,0 +1,73 @@
+/// Where GPU leases and port reservations live, so two runners on one machine never hand out the same GPU or
+/// port, and a crashed runner's leases can be taken back.
+///
+/// Every method is atomic: it reads the current holders and writes the new one in one transaction.
+public protocol ResourceLedger: Sendable {
+    /// Leases `count` of the `candidates` GPU indexes on `holder.host` that nobody holds, lowest first, or
+    /// returns `nil` when fewer are free now.
+    ///
+    /// Leases of holders on this host for which `isAlive` is false are dropped first.
+    func leaseGPUs(
+        _ count: Int,
+        among candidates: [Int],
+        holder: LeaseHolder,
+        isAlive: @escaping @Sendable (Int32) -> Bool
+    ) async throws -> [Int]?
+
+    /// Reserves the lowest port of `range` on `holder.host` that nobody holds and `isBindable` accepts, or
+    /// returns `nil` when none is left.
+    func reservePort(
+        in range: ClosedRange<Int>,
+        holder: LeaseHolder,
+        isAlive: @escaping @Sendable (Int32) -> Bool,
+        isBindable: @escaping @Sendable (Int) -> Bool
+    ) async throws -> Int?
+
+    /// Releases every GPU lease and port reservation of the holder's trial.
+    func release(_ holder: LeaseHolder) async throws
+
+    /// The GPU leases and port reservations on `host`.
+    func leases(host: String) async throws -> [ResourceLease]
+}
+
+/// Who holds a lease: a trial of a study, run by a process on a host.
+public struct LeaseHolder: Sendable, Hashable, Codable {
+    /// The host.
+    public var host: String
+    /// The runner's process id.
+    public var pid: Int32
+    /// The study's name.
+    public var study: String
+    /// The trial's number.
+    public var trial: Int
+
+    /// Creates a holder.
+    public init(host: String, pid: Int32, study: String, trial: Int) {
+        self.host = host
+        self.pid = pid
+        self.study = study
+        self.trial = trial
+    }
+}
+
+/// One GPU lease or port reservation.
+public struct ResourceLease: Sendable, Hashable, Codable {
+    /// What is held.
+    public enum Resource: Sendable, Hashable, Codable {
+        /// A GPU by index.
+        case gpu(Int)
+        /// A TCP port.
+        case port(Int)
+    }
+
+    /// What is held.
+    public var resource: Resource
+    /// By whom.
+    public var holder: LeaseHolder
+
+    /// Creates a lease record.
+    public init(resource: Resource, holder: LeaseHolder) {
+        self.resource = resource
+        self.holder = holder
+    }
+}

@@ -1,0 +1,94 @@
+import Autotune
+import Foundation
+import Logging
+
+/// Runs one trial from start to end, outside the loop's actor: leases its GPUs and port, runs the
+/// experiment under the trial's deadline, scores the metrics, and always gives the leases back.
+///
+/// Never throws: every failure becomes a failed trial with its stage, and cancellation an interrupted one.
+struct TrialExecutor: Sendable {
+    var experiment: any Experiment
+    var objective: Objective
+    var deadline: Double?
+    var gpuRequest: GPURequest?
+    var pool: GPUPool?
+    var ports: PortAllocator?
+    var ledger: (any ResourceLedger)?
+
+    @concurrent
+    func execute(_ trial: Trial, context: TrialContext) async -> Trial {
+        var trial = trial
+        var context = context
+        let start = ContinuousClock.now
+        let holder = LeaseHolder(
+            host: RunnerIdentity.current.host,
+            pid: RunnerIdentity.current.pid,
+            study: context.study,
+            trial: trial.number
+        )
+        do {
+            try FileManager.default.createDirectory(at: context.directory, withIntermediateDirectories: true)
+            do {
+                if let gpuRequest, let pool {
+                    let count = try gpuRequest.gpuCount(for: trial.configuration)
+                    context.gpus = try await pool.acquire(
+                        count,
+                        minimumFreeMemoryMiB: gpuRequest.minimumFreeMemoryMiB,
+                        holder: holder
+                    )
+                }
+                if let ports { context.port = try await ports.reserve(for: holder) }
+            } catch let error as ResourceError {
+                throw ExperimentError(stage: .resources, message: error.message)
+            } catch let error as GPURequestError {
+                throw ExperimentError(stage: .resources, message: error.message)
+            }
+            trial.timings[TrialStage.resources.rawValue] = (ContinuousClock.now - start).seconds
+            let experiment = self.experiment
+            let prepared = context
+            let result = try await withDeadline(deadline) { try await experiment.run(prepared) }
+            trial.metrics = result.metrics
+            trial.timings.merge(result.timings) { _, new in new }
+            switch objective.evaluate(result.metrics) {
+            case .success(let score):
+                trial.state = .completed
+                trial.score = score
+            case .failure(let failure):
+                trial.state = .failed
+                trial.error = TrialError(stage: .objective, message: failure.description)
+            }
+        } catch let error as ExperimentError {
+            trial.state = .failed
+            trial.metrics = error.metrics
+            trial.error = TrialError(stage: error.stage, message: error.message)
+        } catch is DeadlineExceeded {
+            trial.state = .failed
+            trial.error = TrialError(
+                stage: .timeout,
+                message: "the trial ran past its deadline of \(ProgressFormat.duration(deadline ?? 0))"
+            )
+        } catch {
+            if Task.isCancelled || error is CancellationError {
+                trial.error = TrialError(stage: .interrupted, message: "stopped before it finished")
+            } else {
+                trial.state = .failed
+                trial.error = TrialError(stage: .run, message: "\(error)")
+            }
+        }
+        if context.gpus?.isEmpty == false || context.port != nil, let ledger {
+            do {
+                try await ledger.release(holder)
+            } catch {
+                context.logger.error(
+                    "Releasing the trial's GPUs and port failed",
+                    metadata: ["trial.number": "\(trial.number)", "error": "\(error)"]
+                )
+            }
+        }
+        trial.gpus = context.gpus
+        trial.port = context.port
+        trial.timings["total"] = (ContinuousClock.now - start).seconds
+        trial.finishedAt = Date()
+        return trial
+    }
+}

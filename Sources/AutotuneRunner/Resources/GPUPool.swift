@@ -1,0 +1,126 @@
+public import Autotune
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// Hands out GPUs to trials, first come first served, through leases in a ``ResourceLedger`` so that several
+/// runners on one machine never share a GPU.
+///
+/// A trial that asks for more GPUs than the pool has fails at once; one that asks for more than are free waits
+/// its turn, and no later request overtakes it, so a large request is not starved by small ones.
+public actor GPUPool {
+    /// The GPUs this runner may use.
+    public let gpus: [GPU]
+    private let ledger: any ResourceLedger
+    private let pollInterval: Duration
+    private var queue: [Int] = []
+    private var nextTicket = 0
+
+    /// Creates a pool over `gpus`, leasing through `ledger`; waiting requests retry every `pollInterval`, since
+    /// another process may free a GPU at any time.
+    public init(gpus: [GPU], ledger: any ResourceLedger, pollInterval: Duration = .milliseconds(50)) {
+        self.gpus = gpus
+        self.ledger = ledger
+        self.pollInterval = pollInterval
+    }
+
+    /// Leases `count` GPUs with at least `minimumFreeMemoryMiB` free (when known), waiting for them if needed.
+    ///
+    /// Throws ``ResourceError`` when the pool can never satisfy the request, and `CancellationError` when the
+    /// task is cancelled while waiting.
+    public func acquire(_ count: Int, minimumFreeMemoryMiB: Double? = nil, holder: LeaseHolder) async throws -> [Int] {
+        guard count > 0 else { return [] }
+        let eligible = gpus.filter { gpu in
+            guard let minimum = minimumFreeMemoryMiB, let free = gpu.memoryFreeMiB else { return true }
+            return free >= minimum
+        }.map(\.index)
+        guard count <= eligible.count else {
+            let memory = minimumFreeMemoryMiB.map { " with \(Int($0)) MiB free" } ?? ""
+            throw ResourceError(
+                "the trial needs \(count) GPU\(count == 1 ? "" : "s")\(memory), but the pool has \(eligible.count) (\(gpus.map { String($0.index) }.joined(separator: ",")))"
+            )
+        }
+        let ticket = nextTicket
+        nextTicket += 1
+        queue.append(ticket)
+        defer { queue.removeAll { $0 == ticket } }
+        while true {
+            try Task.checkCancellation()
+            if queue.first == ticket,
+                let leased = try await ledger.leaseGPUs(count, among: eligible, holder: holder, isAlive: processIsAlive)
+            {
+                return leased
+            }
+            try await Task.sleep(for: pollInterval)
+        }
+    }
+}
+
+/// A resource request that cannot be met.
+public struct ResourceError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// What is wrong.
+    public var message: String
+
+    /// Creates an error.
+    public init(_ message: String) { self.message = message }
+
+    /// The message.
+    public var description: String { message }
+}
+
+/// Whether a process id is alive on this host (a signal 0 reaches it, or it exists but is not ours).
+@Sendable func processIsAlive(_ pid: Int32) -> Bool {
+    kill(pid, 0) == 0 || errno == EPERM
+}
+
+/// Whether a TCP port can be bound on all interfaces now: another program may hold it outside any ledger.
+@Sendable func portIsBindable(_ port: Int) -> Bool {
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard descriptor >= 0 else { return false }
+    defer { close(descriptor) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    address.sin_addr.s_addr = INADDR_ANY
+    return withUnsafePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+        }
+    }
+}
+
+/// Reserves host ports for trials in a range, atomically through a ``ResourceLedger``.
+public struct PortAllocator: Sendable {
+    /// The ports handed out.
+    public var range: ClosedRange<Int>
+    private let ledger: any ResourceLedger
+
+    /// Creates an allocator.
+    public init(range: ClosedRange<Int>, ledger: any ResourceLedger) {
+        self.range = range
+        self.ledger = ledger
+    }
+
+    /// A port of the range that no trial holds and that can be bound now.
+    public func reserve(for holder: LeaseHolder) async throws -> Int {
+        guard
+            let port = try await ledger.reservePort(
+                in: range,
+                holder: holder,
+                isAlive: processIsAlive,
+                isBindable: portIsBindable
+            )
+        else {
+            throw ResourceError(
+                "no free port in \(range.lowerBound)-\(range.upperBound): every port is reserved or in use (widen resources.ports)"
+            )
+        }
+        return port
+    }
+}

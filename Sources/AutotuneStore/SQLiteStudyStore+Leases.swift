@@ -1,0 +1,110 @@
+public import Autotune
+import Foundation
+import GRDB
+
+/// GPU leases and port reservations as rows, so that every `autotune` process using this database file sees
+/// them. Writes run in GRDB's serialized writer inside `BEGIN IMMEDIATE`, so two processes cannot both see a
+/// GPU free and both take it.
+extension SQLiteStudyStore: ResourceLedger {
+    /// Leases `count` free GPUs among `candidates`, lowest index first, after dropping dead holders' leases.
+    public func leaseGPUs(
+        _ count: Int,
+        among candidates: [Int],
+        holder: LeaseHolder,
+        isAlive: @escaping @Sendable (Int32) -> Bool
+    ) async throws -> [Int]? {
+        try await database.write { db in
+            try Self.dropDeadLeases(host: holder.host, isAlive: isAlive, db: db)
+            let held = Set(
+                try Int.fetchAll(
+                    db,
+                    sql: "SELECT resource_id FROM resource_leases WHERE host = ? AND kind = 'gpu'",
+                    arguments: [holder.host]
+                )
+            )
+            let free = candidates.filter { !held.contains($0) }.sorted()
+            guard free.count >= count else { return nil }
+            let chosen = Array(free.prefix(count))
+            for index in chosen { try Self.insert(kind: "gpu", id: index, holder: holder, db: db) }
+            return chosen
+        }
+    }
+
+    /// Reserves the lowest free, bindable port of `range`.
+    public func reservePort(
+        in range: ClosedRange<Int>,
+        holder: LeaseHolder,
+        isAlive: @escaping @Sendable (Int32) -> Bool,
+        isBindable: @escaping @Sendable (Int) -> Bool
+    ) async throws -> Int? {
+        try await database.write { db in
+            try Self.dropDeadLeases(host: holder.host, isAlive: isAlive, db: db)
+            let held = Set(
+                try Int.fetchAll(
+                    db,
+                    sql: "SELECT resource_id FROM resource_leases WHERE host = ? AND kind = 'port'",
+                    arguments: [holder.host]
+                )
+            )
+            for port in range where !held.contains(port) && isBindable(port) {
+                try Self.insert(kind: "port", id: port, holder: holder, db: db)
+                return port
+            }
+            return nil
+        }
+    }
+
+    /// Releases the holder's GPUs and port.
+    ///
+    /// A synchronous write on purpose: release runs when a trial ends, often because its task was cancelled,
+    /// and GRDB's async writes refuse to start in a cancelled task. The write is one short DELETE.
+    public func release(_ holder: LeaseHolder) async throws {
+        try releaseNow(holder)
+    }
+
+    private func releaseNow(_ holder: LeaseHolder) throws {
+        try database.write { db in
+            try db.execute(
+                sql: "DELETE FROM resource_leases WHERE host = ? AND study = ? AND trial = ?",
+                arguments: [holder.host, holder.study, holder.trial]
+            )
+        }
+    }
+
+    /// The leases on `host`.
+    public func leases(host: String) async throws -> [ResourceLease] {
+        try await database.read { db in
+            try Row.fetchAll(
+                db,
+                sql: "SELECT * FROM resource_leases WHERE host = ? ORDER BY kind, resource_id",
+                arguments: [host]
+            ).map { row in
+                let id: Int = row["resource_id"]
+                let kind: String = row["kind"]
+                return ResourceLease(
+                    resource: kind == "gpu" ? .gpu(id) : .port(id),
+                    holder: LeaseHolder(host: row["host"], pid: row["pid"], study: row["study"], trial: row["trial"])
+                )
+            }
+        }
+    }
+
+    private static func insert(kind: String, id: Int, holder: LeaseHolder, db: Database) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO resource_leases (host, kind, resource_id, pid, study, trial, acquired_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [holder.host, kind, id, holder.pid, holder.study, holder.trial, Date()]
+        )
+    }
+
+    /// Leases whose process is gone (the runner crashed) are free again.
+    private static func dropDeadLeases(host: String, isAlive: (Int32) -> Bool, db: Database) throws {
+        let pids = try Int32.fetchAll(
+            db, sql: "SELECT DISTINCT pid FROM resource_leases WHERE host = ?", arguments: [host])
+        for pid in pids where !isAlive(pid) {
+            try db.execute(sql: "DELETE FROM resource_leases WHERE host = ? AND pid = ?", arguments: [host, pid])
+        }
+    }
+}

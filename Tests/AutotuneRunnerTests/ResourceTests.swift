@@ -1,0 +1,190 @@
+import Autotune
+import AutotuneRunner
+import AutotuneStore
+import Foundation
+import Synchronization
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+private func holder(_ trial: Int, study: String = "s") -> LeaseHolder {
+    LeaseHolder(host: "test-host", pid: getpid(), study: study, trial: trial)
+}
+
+@Suite(.serialized) struct ResourceTests {
+    @Test func fiftyConcurrentAcquirersNeverShareAGPU() async throws {
+        let scratch = try Scratch()
+        // Two stores on one file stand for two autotune processes on one machine.
+        let store = scratch.store
+        let other = try SQLiteStudyStore(path: scratch.directory.appendingPathComponent("studies.sqlite").path)
+        let gpus = (0..<4).map { GPU(index: $0) }
+        let pools = [
+            GPUPool(gpus: gpus, ledger: store, pollInterval: .milliseconds(5)),
+            GPUPool(gpus: gpus, ledger: other, pollInterval: .milliseconds(5)),
+        ]
+        let held = Shared<Set<Int>>([])
+        let overlaps = Shared(0)
+        let served = Shared(0)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for trial in 0..<50 {
+                group.addTask {
+                    let pool = pools[trial % 2]
+                    let owner = holder(trial, study: "s\(trial % 2)")
+                    let leased = try await pool.acquire(1 + trial % 2, holder: owner)
+                    held.withLock { set in
+                        if !set.isDisjoint(with: leased) { overlaps.withLock { $0 += 1 } }
+                        set.formUnion(leased)
+                    }
+                    try await Task.sleep(for: .milliseconds(2))
+                    held.withLock { $0.subtract(leased) }
+                    try await (trial % 2 == 0 ? store : other).release(owner)
+                    served.withLock { $0 += 1 }
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(overlaps.withLock { $0 } == 0)
+        #expect(served.withLock { $0 } == 50)
+        #expect(try await scratch.store.leases(host: "test-host").isEmpty)
+    }
+
+    @Test func waitingTrialsAreServedFirstComeFirstServed() async throws {
+        let scratch = try Scratch()
+        let store = scratch.store
+        let pool = GPUPool(gpus: [GPU(index: 0), GPU(index: 1)], ledger: store, pollInterval: .milliseconds(5))
+        _ = try await pool.acquire(2, holder: holder(0))
+        let order = Shared<[Int]>([])
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                _ = try await pool.acquire(2, holder: holder(1))
+                order.withLock { $0.append(1) }
+                try await Task.sleep(for: .milliseconds(30))
+                try await store.release(holder(1))
+            }
+            try await Task.sleep(for: .milliseconds(50))
+            group.addTask {
+                // Needs only one GPU, but arrived second: it must not overtake trial 1.
+                _ = try await pool.acquire(1, holder: holder(2))
+                order.withLock { $0.append(2) }
+                try await store.release(holder(2))
+            }
+            try await Task.sleep(for: .milliseconds(50))
+            try await store.release(holder(0))
+            try await group.waitForAll()
+        }
+        #expect(order.withLock { $0 } == [1, 2])
+    }
+
+    @Test func askingForMoreGPUsThanExistFailsAtOnce() async throws {
+        let scratch = try Scratch()
+        let pool = GPUPool(gpus: [GPU(index: 0), GPU(index: 1)], ledger: scratch.store)
+        await #expect(throws: ResourceError.self) { try await pool.acquire(3, holder: holder(0)) }
+        let busy = GPUPool(
+            gpus: [GPU(index: 0, memoryFreeMiB: 1000), GPU(index: 1, memoryFreeMiB: 90_000)],
+            ledger: scratch.store
+        )
+        await #expect(throws: ResourceError.self) {
+            try await busy.acquire(2, minimumFreeMemoryMiB: 40_000, holder: holder(0))
+        }
+        #expect(try await busy.acquire(1, minimumFreeMemoryMiB: 40_000, holder: holder(0)) == [1])
+    }
+
+    @Test func leasesOfADeadProcessAreTakenBack() async throws {
+        let scratch = try Scratch()
+        let dead = LeaseHolder(host: "test-host", pid: 999_999, study: "s", trial: 0)
+        #expect(try await scratch.store.leaseGPUs(2, among: [0, 1], holder: dead, isAlive: { _ in true }) == [0, 1])
+        #expect(try await scratch.store.leaseGPUs(1, among: [0, 1], holder: holder(1), isAlive: { _ in true }) == nil)
+        let taken = try await scratch.store.leaseGPUs(1, among: [0, 1], holder: holder(1)) { $0 != 999_999 }
+        #expect(taken == [0])
+    }
+
+    @Test func fiftyConcurrentReservationsGetFiftyDistinctPorts() async throws {
+        let scratch = try Scratch()
+        let allocator = PortAllocator(range: 41000...41999, ledger: scratch.store)
+        let ports = try await withThrowingTaskGroup(of: Int.self) { group in
+            for trial in 0..<50 { group.addTask { try await allocator.reserve(for: holder(trial)) } }
+            return try await group.reduce(into: [Int]()) { $0.append($1) }
+        }
+        #expect(ports.count == 50)
+        #expect(Set(ports).count == 50)
+        #expect(ports.allSatisfy { (41000...41999).contains($0) })
+    }
+
+    @Test func exhaustedPortsAreAClearErrorAndBusyPortsAreSkipped() async throws {
+        let scratch = try Scratch()
+        let listener = try Listener()
+        let allocator = PortAllocator(range: listener.port...(listener.port + 2), ledger: scratch.store)
+        let first = try await allocator.reserve(for: holder(0))
+        let second = try await allocator.reserve(for: holder(1))
+        #expect(!([first, second].contains(listener.port)))
+        await #expect(throws: ResourceError.self) { try await allocator.reserve(for: holder(2)) }
+        try await scratch.store.release(holder(0))
+        #expect(try await allocator.reserve(for: holder(2)) == first)
+    }
+
+    @Test func theLaunchLimiterNeverLetsMoreThanItsLimitThrough() async throws {
+        let limiter = LaunchLimiter(limit: 3)
+        let now = Shared(0)
+        let peak = Shared(0)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<20 {
+                group.addTask {
+                    try await limiter.withPermit {
+                        let current = now.withLock {
+                            $0 += 1; return $0
+                        }
+                        peak.withLock { $0 = max($0, current) }
+                        try await Task.sleep(for: .milliseconds(10))
+                        now.withLock { $0 -= 1 }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(peak.withLock { $0 } == 3)
+        #expect(limiter.peak == 3)
+        #expect(limiter.active == 0)
+    }
+
+    @Test func aCancelledWaiterLeavesTheQueue() async throws {
+        let limiter = LaunchLimiter(limit: 1)
+        try await limiter.acquire()
+        let waiter = Task { try await limiter.acquire() }
+        try await Task.sleep(for: .milliseconds(20))
+        waiter.cancel()
+        await #expect(throws: CancellationError.self) { try await waiter.value }
+        limiter.release()
+        #expect(limiter.active == 0)
+    }
+}
+
+/// A socket listening on a free port, to stand for a program outside any ledger.
+final class Listener {
+    let descriptor: Int32
+    let port: Int
+
+    init() throws {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        self.descriptor = descriptor
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = INADDR_ANY
+        _ = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        listen(descriptor, 1)
+        var bound = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &bound) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
+        }
+        self.port = Int(UInt16(bigEndian: bound.sin_port))
+    }
+
+    deinit { close(descriptor) }
+}
