@@ -59,6 +59,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Benchmarks: the loop's own cost per trial (docs/benchmarks.md).
+        .executableTarget(name: "autotune-bench", dependencies: ["Autotune", "AutotuneStore", "AutotuneRunner"]),
         .testTarget(
             name: "AutotuneTests",
             dependencies: ["Autotune", "AutotuneTesting"],
