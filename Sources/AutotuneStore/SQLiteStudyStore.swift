@@ -121,6 +121,21 @@ public final class SQLiteStudyStore: StudyStore {
         }
     }
 
+    /// Stamps the running trials and the study with the current time.
+    public func saveHeartbeat(studyID: Int64, elapsedSeconds: Double) async throws {
+        let now = Date()
+        try await database.write { db in
+            try db.execute(
+                sql: "UPDATE trials SET heartbeat_at = ? WHERE study_id = ? AND state = 'running'",
+                arguments: [now, studyID]
+            )
+            try db.execute(
+                sql: "UPDATE studies SET updated_at = ?, elapsed_seconds = ? WHERE id = ?",
+                arguments: [now, elapsedSeconds, studyID]
+            )
+        }
+    }
+
     /// Records the study's status, runner and running time.
     public func saveStatus(
         _ status: StudyStatus,
@@ -170,7 +185,8 @@ public final class SQLiteStudyStore: StudyStore {
             best: bestNumber.flatMap { number in bestScore.map { BestTrial(number: number, score: $0) } },
             elapsedSeconds: row["elapsed_seconds"],
             runner: host.flatMap { host in pid.map { RunnerIdentity(host: host, pid: $0) } },
-            createdAt: row["created_at"]
+            createdAt: row["created_at"],
+            updatedAt: row["updated_at"]
         )
     }
 

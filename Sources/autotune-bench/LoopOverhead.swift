@@ -36,7 +36,8 @@ struct LoopOverhead {
                         name: "\(strategy)-\(trials)-p\(parallel)",
                         space: space,
                         objective: .maximize("score"),
-                        strategy: StrategySpec(name: strategy, options: strategy == "grid" ? ["resolution": .number(100)] : [:]),
+                        strategy: StrategySpec(
+                            name: strategy, options: strategy == "grid" ? ["resolution": .number(100)] : [:]),
                         budget: Budget(maxTrials: trials),
                         parallel: parallel,
                         experiment: .command(CommandSpec(command: [Template("true")]))

@@ -122,6 +122,7 @@ struct ResumeCommand: AsyncParsableCommand {
 private func runStudy(_ study: StoredStudy, store: SQLiteStudyStore, storePath: String, options: LoopOptions)
     async throws
 {
+    _ = loggingToStandardError
     var logger = Logger(label: "autotune")
     logger.logLevel = options.verbose ? .debug : .notice
     let trialsDirectory =
@@ -215,3 +216,6 @@ private func gpuPool(for definition: StudyDefinition, options: LoopOptions, logg
         return found.gpus
     }
 }
+
+/// Log lines go to standard error, keeping standard output for results; bootstrapped once per process.
+private let loggingToStandardError: Void = LoggingSystem.bootstrap(StreamLogHandler.standardError)

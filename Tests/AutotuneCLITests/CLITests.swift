@@ -23,6 +23,16 @@ private struct Run {
     var status: Int32
     var stdout: String
     var stderr: String
+    var terminationReasonIsSignal: Bool = false
+}
+
+/// The pids of processes whose command line contains `text`.
+private func processes(containing text: String) -> [Int32] {
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+    return entries.compactMap { Int32($0) }.filter { pid in
+        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+        return String(decoding: data, as: UTF8.self).contains(text)
+    }
 }
 
 /// Runs autotune in `directory`; `whileRunning` may signal the process.
@@ -48,7 +58,8 @@ private func autotune(
     return Run(
         status: process.terminationStatus,
         stdout: try String(contentsOf: out, encoding: .utf8),
-        stderr: try String(contentsOf: err, encoding: .utf8)
+        stderr: try String(contentsOf: err, encoding: .utf8),
+        terminationReasonIsSignal: process.terminationReason == .uncaughtSignal
     )
 }
 
@@ -114,6 +125,61 @@ private func scratch() throws -> URL {
 
         let again = try await autotune(["resume", "grid12"], in: directory)
         #expect(again.stdout.contains("already complete"))
+    }
+
+    @Test func killingTheRunnerAtRandomMomentsLosesAndRepeatsNothing() async throws {
+        let directory = try scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let marker = "autotune-kill-test-\(UUID().uuidString)"
+        try """
+        name: crashy
+        parallel: 2
+        parameters:
+          level: {type: int, min: 1, max: 3}
+          long: {type: bool}
+          mode: [a, b]
+        objective: {maximize: score}
+        strategy: grid
+        experiment:
+          command: [/bin/sh, -c, 'sleep 0.3; echo "{{\\"score\\": {level}}}"', \(marker), '{long}', '{mode}']
+        """.write(to: directory.appendingPathComponent("task.yaml"), atomically: true, encoding: .utf8)
+        var generator = SystemRandomNumberGenerator()
+        var kills = 0
+        var arguments = ["run", "task.yaml", "--quiet"]
+        var finished = false
+        for _ in 0..<25 {
+            let delay = Int.random(in: 50...600, using: &generator)
+            let run = try await autotune(arguments, in: directory) { process in
+                try await Task.sleep(for: .milliseconds(delay))
+                if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            }
+            arguments = ["resume", "crashy", "--quiet"]
+            if run.status == 0 {
+                finished = true
+                break
+            }
+            #expect(run.status == 9 || run.terminationReasonIsSignal, "exit \(run.status): \(run.stderr)")
+            kills += 1
+        }
+        if !finished {
+            let last = try await autotune(arguments, in: directory)
+            #expect(last.status == 0, "stderr: \(last.stderr)")
+        }
+        #expect(kills >= 3, "the runner was killed only \(kills) times")
+        let json = try await autotune(["trials", "crashy", "--format", "json"], in: directory)
+        let trials = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [[String: Any]])
+        #expect(trials.count == 12)
+        #expect(Set(trials.compactMap { $0["number"] as? Int }) == Set(0..<12))
+        #expect(trials.allSatisfy { $0["state"] as? String == "completed" })
+        let points = Set(
+            trials.compactMap { trial in
+                (trial["configuration"] as? [String: Any]).map { "\($0["level"]!)-\($0["long"]!)-\($0["mode"]!)" }
+            })
+        #expect(points.count == 12)
+        // No experiment of a killed runner is left behind.
+        #expect(processes(containing: marker).isEmpty)
+        let status = try await autotune(["status", "crashy"], in: directory)
+        #expect(status.stdout.contains("completed"))
     }
 
     @Test func anInvalidTaskFileExitsWithCodeTwoAndItsLocation() async throws {

@@ -30,6 +30,9 @@ public protocol StudyStore: Sendable {
     /// Puts trials back to pending without telling the strategy (interrupted or lost and re-queued).
     func saveRequeued(_ trials: [Trial], studyID: Int64) async throws
 
+    /// Marks the study's running trials and its runner as alive now, and records its running time.
+    func saveHeartbeat(studyID: Int64, elapsedSeconds: Double) async throws
+
     /// Records the study's status, the process running it (or `nil`), and its accumulated running time.
     func saveStatus(_ status: StudyStatus, studyID: Int64, runner: RunnerIdentity?, elapsedSeconds: Double)
         async throws
@@ -55,6 +58,8 @@ public struct StoredStudy: Sendable, Hashable {
     public var runner: RunnerIdentity?
     /// When it was created.
     public var createdAt: Date
+    /// When its runner last wrote to it (a heartbeat while it runs).
+    public var updatedAt: Date
 
     /// Creates a record.
     public init(
@@ -66,7 +71,8 @@ public struct StoredStudy: Sendable, Hashable {
         best: BestTrial?,
         elapsedSeconds: Double,
         runner: RunnerIdentity?,
-        createdAt: Date
+        createdAt: Date,
+        updatedAt: Date? = nil
     ) {
         self.id = id
         self.definition = definition
@@ -77,6 +83,7 @@ public struct StoredStudy: Sendable, Hashable {
         self.elapsedSeconds = elapsedSeconds
         self.runner = runner
         self.createdAt = createdAt
+        self.updatedAt = updatedAt ?? createdAt
     }
 }
 

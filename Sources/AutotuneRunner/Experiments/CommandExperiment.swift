@@ -72,7 +72,8 @@ public struct CommandExperiment: Experiment {
                 standardOutput: stdoutURL,
                 standardError: stderrURL,
                 killGrace: .milliseconds(Int(context.killGrace * 1000)),
-                launches: context.launches
+                launches: context.launches,
+                onStart: { [directory = context.directory] pid in ProcessReaper.record(pid: pid, in: directory) }
             )
         } catch let error as LaunchError {
             throw ExperimentError(stage: .launch, message: error.description)

@@ -54,6 +54,8 @@ public actor StudyRunner {
         public var ledger: (any ResourceLedger)?
         /// The GPUs trials may lease (discovered, declared in the task file, or given with `--gpus`).
         public var gpus: [GPU]
+        /// How often running trials and the study are stamped as alive.
+        public var heartbeatInterval: Duration = .seconds(5)
 
         /// Creates options.
         public init(
@@ -149,6 +151,15 @@ public actor StudyRunner {
         var requeued: [Trial] = []
         for index in trials.indices where trials[index].state == .running {
             var trial = trials[index]
+            // Its runner died; its processes, in their own sessions, may not have.
+            let directory = Self.trialDirectory(
+                options.trialsDirectory, study: study.definition.name, trial: trial.number)
+            if ProcessReaper.reap(in: directory) {
+                options.logger.notice(
+                    "Killed the processes of a trial whose runner died",
+                    metadata: ["trial.number": "\(trial.number)"]
+                )
+            }
             switch study.definition.lostTrials {
             case .requeue:
                 trial.state = .pending
@@ -214,6 +225,7 @@ public actor StudyRunner {
     private enum Event: Sendable {
         case finished(Trial)
         case stop(StopMode)
+        case heartbeat
     }
 
     private func loop() async throws {
@@ -221,6 +233,8 @@ public actor StudyRunner {
         let signals = stopSignals
         try await withThrowingTaskGroup(of: Event.self) { group in
             group.addTask { await Self.nextStop(signals) }
+            let interval = options.heartbeatInterval
+            group.addTask { await Self.nextHeartbeat(after: interval) }
             var inFlight = 0
             while true {
                 if inFlight < parallel {
@@ -250,6 +264,9 @@ public actor StudyRunner {
                     } else {
                         group.addTask { await Self.nextStop(signals) }
                     }
+                case .heartbeat:
+                    try await store.saveHeartbeat(studyID: study.id, elapsedSeconds: elapsed)
+                    if stopMode != .cancel { group.addTask { await Self.nextHeartbeat(after: interval) } }
                 case nil:
                     inFlight = 0
                 }
@@ -262,6 +279,12 @@ public actor StudyRunner {
     private static func nextStop(_ signals: AsyncStream<StopMode>) async -> Event {
         for await mode in signals { return .stop(mode) }
         return .stop(.drain)
+    }
+
+    /// Sleeps one heartbeat interval; a cancelled sleep ends it early, which only happens as the loop ends.
+    private static func nextHeartbeat(after interval: Duration) async -> Event {
+        try? await Task.sleep(for: interval)
+        return .heartbeat
     }
 
     /// Picks up to `count` trials to start, re-queued ones first, and saves them as running together with
@@ -378,13 +401,16 @@ public actor StudyRunner {
             trial: trial,
             space: definition.space,
             seed: definition.seed,
-            directory: options.trialsDirectory
-                .appendingPathComponent(definition.name, isDirectory: true)
-                .appendingPathComponent(String(trial.number), isDirectory: true),
+            directory: Self.trialDirectory(options.trialsDirectory, study: definition.name, trial: trial.number),
             killGrace: definition.timeouts.killGrace,
             logger: logger,
             launches: launches
         )
+    }
+
+    /// The directory of a trial's logs and outputs.
+    static func trialDirectory(_ root: URL, study: String, trial: Int) -> URL {
+        root.appendingPathComponent(study, isDirectory: true).appendingPathComponent(String(trial), isDirectory: true)
     }
 
     private var elapsed: Double {

@@ -55,7 +55,8 @@ public enum ProcessLauncher {
         standardOutput: URL,
         standardError: URL,
         killGrace: Duration = .seconds(5),
-        launches: LaunchLimiter? = nil
+        launches: LaunchLimiter? = nil,
+        onStart: (@Sendable (Int32) -> Void)? = nil
     ) async throws -> Outcome {
         guard let program = arguments.first, !program.isEmpty else {
             throw LaunchError(program: "", message: "the command is empty")
@@ -108,6 +109,7 @@ public enum ProcessLauncher {
             ) { execution in
                 leader.withLock { $0 = execution.processIdentifier.value }
                 returnPermit()
+                onStart?(execution.processIdentifier.value)
             }
         } catch let failure as SubprocessError {
             try Task.checkCancellation()
