@@ -138,7 +138,7 @@ private func runStudy(_ study: StoredStudy, store: SQLiteStudyStore, storePath: 
                 parallel: options.parallel,
                 trialsDirectory: trialsDirectory,
                 workingDirectory: URL(fileURLWithPath: FileManager.default.currentDirectoryPath),
-                progress: options.quiet ? SilentProgress() : LineProgress(),
+                progress: progressReporter(quiet: options.quiet),
                 logger: logger,
                 ledger: store,
                 gpus: gpus
@@ -219,3 +219,9 @@ private func gpuPool(for definition: StudyDefinition, options: LoopOptions, logg
 
 /// Log lines go to standard error, keeping standard output for results; bootstrapped once per process.
 private let loggingToStandardError: Void = LoggingSystem.bootstrap(StreamLogHandler.standardError)
+
+/// Silent with `--quiet`; a live bar on a terminal; plain lines when standard error is a file or a pipe.
+private func progressReporter(quiet: Bool) -> any ProgressReporter {
+    if quiet { return SilentProgress() }
+    return isatty(STDERR_FILENO) == 1 ? TerminalProgress() : LineProgress()
+}

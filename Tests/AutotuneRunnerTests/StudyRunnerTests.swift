@@ -312,3 +312,37 @@ struct RepeatingStrategy: Strategy {
 
     mutating func tell(_ trial: Trial) throws {}
 }
+
+@Suite struct ProgressTests {
+    private func event(finished: Int, expected: Int?, runSeconds: Double) throws -> ProgressEvent {
+        var trial = Trial(number: 4, configuration: Configuration(["level": .int(2)]))
+        trial.state = .completed
+        trial.score = 93.64
+        return ProgressEvent(
+            trial: trial,
+            space: try gridSpace(),
+            objective: .maximize("compress_mb_s"),
+            best: BestTrial(number: 3, score: 95.1),
+            finishedCount: finished,
+            expectedCount: expected,
+            runningCount: 2,
+            completedCount: finished - 1,
+            failedCount: 1,
+            elapsedSeconds: 252,
+            finishedThisRun: finished,
+            runSeconds: runSeconds
+        )
+    }
+
+    @Test func theLineNamesTheTrialTheScoreAndTheBest() throws {
+        let line = try event(finished: 5, expected: 12, runSeconds: 60).line
+        #expect(line == "[5/12] trial 4 ok compress_mb_s=93.64 best=95.1 (#3) · 2 running · 4m12s · 5.0 trials/min")
+    }
+
+    @Test func theBarFillsWithProgressAndEstimatesTheRest() throws {
+        let bar = try event(finished: 6, expected: 12, runSeconds: 60).bar(width: 10)
+        #expect(bar == "[#####-----] 6/12 ok 5 failed 1 running 2 · best=95.1 · 4m12s · ETA 1m00s")
+        let unknown = try event(finished: 3, expected: nil, runSeconds: 60).bar(width: 4)
+        #expect(unknown == "[----] 3/? ok 2 failed 1 running 2 · best=95.1 · 4m12s")
+    }
+}

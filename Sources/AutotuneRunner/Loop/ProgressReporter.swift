@@ -5,6 +5,20 @@ import Foundation
 public protocol ProgressReporter: Sendable {
     /// Called once per finished trial, on the loop's actor, so it must return quickly.
     func trialFinished(_ event: ProgressEvent)
+
+    /// Called when trials start; `event.trial` is the last one started.
+    func trialsStarted(_ event: ProgressEvent)
+
+    /// Called once when the run ends, however it ends.
+    func studyFinished()
+}
+
+extension ProgressReporter {
+    /// Most reporters only report finished trials.
+    public func trialsStarted(_ event: ProgressEvent) {}
+
+    /// Most reporters have nothing to close.
+    public func studyFinished() {}
 }
 
 /// A reporter that reports nothing, for tests and embedding.
@@ -27,6 +41,35 @@ public struct LineProgress: ProgressReporter {
     }
 }
 
+/// A line per finished trial, with a live bar below them on a terminal: counts, best score, elapsed time and
+/// an estimate of the time left.
+public struct TerminalProgress: ProgressReporter {
+    /// Columns of the bar itself.
+    public var width: Int
+
+    /// Creates the reporter.
+    public init(width: Int = 24) { self.width = width }
+
+    /// Prints the trial's line above the bar, then redraws the bar.
+    public func trialFinished(_ event: ProgressEvent) {
+        write("\r\u{1B}[2K" + event.line + "\n" + event.bar(width: width))
+    }
+
+    /// Redraws the bar.
+    public func trialsStarted(_ event: ProgressEvent) {
+        write("\r\u{1B}[2K" + event.bar(width: width))
+    }
+
+    /// Ends the bar's line, so what follows starts on a line of its own.
+    public func studyFinished() {
+        write("\n")
+    }
+
+    private func write(_ text: String) {
+        FileHandle.standardError.write(Data(text.utf8))
+    }
+}
+
 /// Where a study stands when a trial finishes.
 public struct ProgressEvent: Sendable {
     /// The trial that finished.
@@ -43,12 +86,45 @@ public struct ProgressEvent: Sendable {
     public var expectedCount: Int?
     /// Trials running now.
     public var runningCount: Int
+    /// Completed trials in the study.
+    public var completedCount: Int
+    /// Failed trials in the study.
+    public var failedCount: Int
     /// The study's running time over every run, in seconds.
     public var elapsedSeconds: Double
     /// Trials finished by this run.
     public var finishedThisRun: Int
     /// Seconds this run has taken.
     public var runSeconds: Double
+
+    /// Creates an event.
+    public init(
+        trial: Trial,
+        space: SearchSpace,
+        objective: Objective,
+        best: BestTrial?,
+        finishedCount: Int,
+        expectedCount: Int?,
+        runningCount: Int,
+        completedCount: Int,
+        failedCount: Int,
+        elapsedSeconds: Double,
+        finishedThisRun: Int,
+        runSeconds: Double
+    ) {
+        self.trial = trial
+        self.space = space
+        self.objective = objective
+        self.best = best
+        self.finishedCount = finishedCount
+        self.expectedCount = expectedCount
+        self.runningCount = runningCount
+        self.completedCount = completedCount
+        self.failedCount = failedCount
+        self.elapsedSeconds = elapsedSeconds
+        self.finishedThisRun = finishedThisRun
+        self.runSeconds = runSeconds
+    }
 
     /// `[12/50] trial 12 ok throughput=412.5 best=431.2 (#7) · 3 running · 4m12s · 2.9 trials/min`.
     public var line: String {
@@ -71,6 +147,21 @@ public struct ProgressEvent: Sendable {
         return text
     }
 
+    /// The live bar: `[######------] 9/24 ok 8 failed 1 running 3 · best=431.2 · 4m12s · ETA 6m40s`.
+    public func bar(width: Int) -> String {
+        let fraction = expectedCount.map { $0 > 0 ? min(1, Double(finishedCount) / Double($0)) : 1 } ?? 0
+        let filled = Int((fraction * Double(width)).rounded(.down))
+        var text = "[" + String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled) + "] "
+        text += "\(finishedCount)/\(expectedCount.map(String.init) ?? "?") ok \(completedCount) failed \(failedCount)"
+        text += " running \(runningCount)"
+        if let best { text += " · best=\(ProgressFormat.number(best.score))" }
+        text += " · \(ProgressFormat.duration(elapsedSeconds))"
+        if let expectedCount, finishedThisRun > 0, expectedCount > finishedCount {
+            let perTrial = runSeconds / Double(finishedThisRun)
+            text += " · ETA \(ProgressFormat.duration(perTrial * Double(expectedCount - finishedCount)))"
+        }
+        return text
+    }
 }
 
 /// How numbers and durations look in progress lines and tables.

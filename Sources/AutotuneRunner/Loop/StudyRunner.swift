@@ -89,6 +89,8 @@ public actor StudyRunner {
     private var nextNumber: Int
     private var stopMode: StopMode?
     private var finishedThisRun = 0
+    private var completedCount = 0
+    private var failedCount = 0
     private var runStart = ContinuousClock.now
     private let stopSignals: AsyncStream<StopMode>
     private let stopContinuation: AsyncStream<StopMode>.Continuation
@@ -188,6 +190,8 @@ public actor StudyRunner {
         self.queue = trials.filter { $0.state == .pending }
         self.nextNumber = (trials.map(\.number).max() ?? -1) + 1
         self.best = Self.best(of: trials, objective: study.definition.objective)
+        self.completedCount = trials.filter { $0.state == .completed }.count
+        self.failedCount = trials.filter { $0.state == .failed }.count
         (stopSignals, stopContinuation) = AsyncStream.makeStream(of: StopMode.self)
         for trial in requeued {
             options.logger.info(
@@ -205,6 +209,7 @@ public actor StudyRunner {
     /// Runs until the budget is spent, the strategy is exhausted, or a stop request ends it.
     public func run() async throws -> Outcome {
         runStart = ContinuousClock.now
+        defer { options.progress.studyFinished() }
         try await store.saveStatus(.running, studyID: study.id, runner: .current, elapsedSeconds: elapsed)
         do {
             try await loop()
@@ -345,6 +350,7 @@ public actor StudyRunner {
             studyID: study.id,
             checkpoint: asked ? try strategy.encodedState() : nil
         )
+        if let last = launching.last { options.progress.trialsStarted(progressEvent(for: last)) }
         return launching
     }
 
@@ -377,19 +383,24 @@ public actor StudyRunner {
             elapsedSeconds: elapsed
         )
         finishedThisRun += 1
-        options.progress.trialFinished(
-            ProgressEvent(
-                trial: trial,
-                space: definition.space,
-                objective: definition.objective,
-                best: best,
-                finishedCount: history.finished.count,
-                expectedCount: expectedCount,
-                runningCount: history.running.count,
-                elapsedSeconds: elapsed,
-                finishedThisRun: finishedThisRun,
-                runSeconds: (ContinuousClock.now - runStart).seconds
-            )
+        if trial.state == .completed { completedCount += 1 } else { failedCount += 1 }
+        options.progress.trialFinished(progressEvent(for: trial))
+    }
+
+    private func progressEvent(for trial: Trial) -> ProgressEvent {
+        ProgressEvent(
+            trial: trial,
+            space: definition.space,
+            objective: definition.objective,
+            best: best,
+            finishedCount: history.finished.count,
+            expectedCount: expectedCount,
+            runningCount: history.running.count,
+            completedCount: completedCount,
+            failedCount: failedCount,
+            elapsedSeconds: elapsed,
+            finishedThisRun: finishedThisRun,
+            runSeconds: (ContinuousClock.now - runStart).seconds
         )
     }
 
