@@ -188,3 +188,107 @@ final class Listener {
 
     deinit { close(descriptor) }
 }
+
+@Suite(.serialized) struct GPUStudyTests {
+    @Test func trialsSeeTheirOwnGPUsAndPortAndNeverShareAGPU() async throws {
+        let scratch = try Scratch()
+        let space = try SearchSpace([
+            Parameter("tp", .categorical([.int(1), .int(2)])), Parameter("x", .int(lower: 1, upper: 6)),
+        ])
+        var definition = definition(
+            space: space,
+            parallel: 4,
+            command: [
+                "/bin/sh", "-c",
+                #"echo "$CUDA_VISIBLE_DEVICES {gpus} {port}" > {trial_dir}/seen; sleep 0.1; echo '{{"score": {x}}}'"#,
+                "{tp}",
+            ]
+        )
+        definition.resources = Resources(
+            gpus: .declared([0, 1, 2]),
+            gpusPerTrial: GPURequest(count: .product(of: ["tp"])),
+            ports: 42000...42099
+        )
+        let study = try await scratch.store.createStudy(definition, taskSource: nil)
+        guard case .command(let spec) = definition.experiment else { return }
+        let checker = GPUOverlapChecker(
+            inner: CommandExperiment(spec: spec, defaultWorkingDirectory: scratch.directory)
+        )
+        let runner = try await StudyRunner(
+            study: study,
+            store: scratch.store,
+            experiment: checker,
+            options: {
+                var options = scratch.options()
+                options.ledger = scratch.store
+                options.gpus = [0, 1, 2].map { GPU(index: $0) }
+                return options
+            }()
+        )
+        #expect(try await runner.run().status == .completed)
+        let trials = try await scratch.store.trials(ofStudy: study.id)
+        #expect(trials.count == 12)
+        #expect(trials.allSatisfy { $0.state == .completed })
+        for trial in trials {
+            let gpus = try #require(trial.gpus)
+            #expect(gpus.count == Int(trial.configuration["tp"]!.numericValue!))
+            let port = try #require(trial.port)
+            let seen = try String(
+                contentsOf: scratch.directory.appendingPathComponent("trials/study/\(trial.number)/seen"),
+                encoding: .utf8
+            ).trimmingCharacters(in: .whitespacesAndNewlines)
+            let list = gpus.map(String.init).joined(separator: ",")
+            #expect(seen == "\(list) \(list) \(port)")
+        }
+        #expect(checker.overlaps == 0)
+        #expect(checker.peak >= 2)
+        #expect(try await scratch.store.leases(host: RunnerIdentity.current.host).isEmpty)
+    }
+
+    @Test func aTrialAskingForMoreGPUsThanThePoolHasFailsAtOnce() async throws {
+        let scratch = try Scratch()
+        var definition = definition(space: try gridSpace(), maxTrials: 2, parallel: 2, command: ["true"])
+        definition.resources = Resources(gpus: .declared([0, 1]), gpusPerTrial: GPURequest(count: .fixed(4)))
+        definition.objective = .minimize("wall_time")
+        let study = try await scratch.store.createStudy(definition, taskSource: nil)
+        var options = scratch.options()
+        options.ledger = scratch.store
+        options.gpus = [GPU(index: 0), GPU(index: 1)]
+        let runner = try await StudyRunner(study: study, store: scratch.store, options: options)
+        _ = try await runner.run()
+        let trials = try await scratch.store.trials(ofStudy: study.id)
+        #expect(trials.count == 2)
+        for trial in trials {
+            #expect(trial.error?.stage == .resources)
+            #expect(trial.error?.message == "the trial needs 4 GPUs, but the pool has 2 (0,1)")
+        }
+    }
+}
+
+/// Runs an experiment while registering the GPUs it holds, counting any GPU held by two trials at once.
+final class GPUOverlapChecker: Experiment {
+    let inner: any Experiment
+    private let state = Shared<(held: Set<Int>, overlaps: Int, running: Int, peak: Int)>(([], 0, 0, 0))
+
+    init(inner: any Experiment) { self.inner = inner }
+
+    var overlaps: Int { state.withLock { $0.overlaps } }
+    var peak: Int { state.withLock { $0.peak } }
+
+    func run(_ context: TrialContext) async throws -> ExperimentResult {
+        let gpus = Set(context.gpus ?? [])
+        state.withLock { state in
+            if !state.held.isDisjoint(with: gpus) { state.overlaps += 1 }
+            state.held.formUnion(gpus)
+            state.running += 1
+            state.peak = max(state.peak, state.running)
+        }
+        defer {
+            state.withLock { state in
+                state.held.subtract(gpus)
+                state.running -= 1
+            }
+        }
+        return try await inner.run(context)
+    }
+}

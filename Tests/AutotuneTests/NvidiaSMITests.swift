@@ -2,7 +2,7 @@ import Autotune
 import Foundation
 import Testing
 
-private func fixture(_ name: String) throws -> String {
+func fixture(_ name: String) throws -> String {
     let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
         "Fixtures/nvidia-smi/\(name)")
     return try String(contentsOf: url, encoding: .utf8)
@@ -65,5 +65,24 @@ private func fixture(_ name: String) throws -> String {
         #expect(try request.gpuCount(for: Configuration(["tp": .int(2), "pp": .int(4)])) == 8)
         #expect(throws: GPURequestError.self) { try request.gpuCount(for: Configuration(["tp": .int(2)])) }
         #expect(try GPURequest(count: .fixed(3)).gpuCount(for: Configuration([:])) == 3)
+    }
+}
+
+@Suite struct NvidiaSMITableTests {
+    @Test func thePlainTableGivesTheGPUAndItsProcess() throws {
+        let (gpus, processes) = try NvidiaSMI.parseTable(try fixture("smi-busy.txt"))
+        #expect(
+            gpus == [
+                GPU(
+                    index: 0,
+                    name: "NVIDIA H100 80GB HBM3",
+                    memoryTotalMiB: 81559,
+                    memoryUsedMiB: 1139,
+                    memoryFreeMiB: 80420,
+                    utilizationPercent: 100
+                )
+            ])
+        #expect(processes == [GPUProcess(pid: 409, name: "python3", usedMemoryMiB: 1130, gpuUUID: "index:0")])
+        #expect(throws: NvidiaSMIError.self) { try NvidiaSMI.parseTable("No devices were found") }
     }
 }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Parses what `nvidia-smi` prints.
 ///
 /// The query CSV is read with or without its header line and with or without units (`81559 MiB`, `100 %`),
@@ -116,5 +118,52 @@ extension String {
         while let first = text.first, set.contains(first) { text.removeFirst() }
         while let last = text.last, set.contains(last) { text.removeLast() }
         return String(text)
+    }
+}
+
+extension NvidiaSMI {
+    /// The GPUs and processes of the table plain `nvidia-smi` prints, for logs and bug reports where only
+    /// that table was kept.
+    ///
+    /// The table has no uuid; a process is tied to its GPU by index, given as the uuid `index:N`.
+    public static func parseTable(_ text: String) throws(NvidiaSMIError) -> (gpus: [GPU], processes: [GPUProcess]) {
+        let lines = text.split(whereSeparator: \.isNewline).map(String.init)
+        let gpuRow = try! NSRegularExpression(pattern: #"^\|\s+(\d+)\s+(.+?)\s+(On|Off)\s+\|"#)
+        let usageRow = try! NSRegularExpression(pattern: #"(\d+)MiB\s*/\s*(\d+)MiB\s*\|\s*(\d+)%"#)
+        let processRow = try! NSRegularExpression(
+            pattern: #"^\|\s+(\d+)\s+\S+\s+\S+\s+(\d+)\s+\S+\s+(\S+)\s+(\d+)MiB\s+\|"#
+        )
+        var gpus: [GPU] = []
+        var processes: [GPUProcess] = []
+        var inProcesses = false
+        for (index, line) in lines.enumerated() {
+            if line.contains("Processes:") { inProcesses = true }
+            if inProcesses {
+                if let groups = match(processRow, line), let gpu = Int(groups[0]), let pid = Int32(groups[1]) {
+                    processes.append(
+                        GPUProcess(pid: pid, name: groups[2], usedMemoryMiB: Double(groups[3]), gpuUUID: "index:\(gpu)")
+                    )
+                }
+                continue
+            }
+            guard let groups = match(gpuRow, line), let gpuIndex = Int(groups[0]) else { continue }
+            var gpu = GPU(index: gpuIndex, name: groups[1])
+            if index + 1 < lines.count, let usage = match(usageRow, lines[index + 1]) {
+                gpu.memoryUsedMiB = Double(usage[0])
+                gpu.memoryTotalMiB = Double(usage[1])
+                if let used = gpu.memoryUsedMiB, let total = gpu.memoryTotalMiB { gpu.memoryFreeMiB = total - used }
+                gpu.utilizationPercent = Double(usage[2])
+            }
+            gpus.append(gpu)
+        }
+        guard !gpus.isEmpty else { throw NvidiaSMIError("no GPU row found in the table") }
+        return (gpus, processes)
+    }
+
+    private static func match(_ regex: NSRegularExpression, _ line: String) -> [String]? {
+        guard let result = regex.firstMatch(in: line, range: NSRange(line.startIndex..., in: line)) else { return nil }
+        return (1..<result.numberOfRanges).map { group in
+            Range(result.range(at: group), in: line).map { String(line[$0]) } ?? ""
+        }
     }
 }
