@@ -153,13 +153,15 @@ private func scratch() throws -> URL {
                 try await Task.sleep(for: .milliseconds(delay))
                 if process.isRunning { kill(process.processIdentifier, SIGKILL) }
             }
-            arguments = ["resume", "crashy", "--quiet"]
             if run.status == 0 {
                 finished = true
                 break
             }
             #expect(run.status == 9 || run.terminationReasonIsSignal, "exit \(run.status): \(run.stderr)")
             kills += 1
+            // A kill can land before the study exists (even inside its creation): then start it again.
+            let exists = try await autotune(["status", "crashy"], in: directory).status == 0
+            arguments = exists ? ["resume", "crashy", "--quiet"] : ["run", "task.yaml", "--quiet"]
         }
         if !finished {
             let last = try await autotune(arguments, in: directory)
