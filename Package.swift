@@ -28,8 +28,10 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
+        // OpenBLAS (CBLAS and the LAPACK routines libopenblas exports), for the Gaussian process.
+        .systemLibrary(name: "COpenBLAS", providers: [.apt(["libopenblas-dev"])]),
         // Pure value types and logic: no processes, files or network.
-        .target(name: "Autotune"),
+        .target(name: "Autotune", dependencies: ["COpenBLAS"]),
         // Task files (YAML or JSON) to validated core values, with file/line errors.
         .target(
             name: "AutotuneTask",

@@ -6,10 +6,7 @@ import Foundation
 /// Measures the experiment loop's own cost per trial: studies of in-process experiments that do nothing,
 /// recorded in a real SQLite file, so what is left is asking, scheduling, scoring and the two transactions
 /// per trial.
-///
-///     swift run -c release autotune-bench [trials ...]
-@main
-struct LoopOverhead {
+enum LoopOverhead {
     /// An experiment that returns at once.
     struct NoOp: Experiment {
         func run(_ context: TrialContext) async throws -> ExperimentResult {
@@ -17,8 +14,8 @@ struct LoopOverhead {
         }
     }
 
-    static func main() async throws {
-        let counts = CommandLine.arguments.dropFirst().compactMap { Int($0) }
+    static func run(_ arguments: [String]) async throws {
+        let counts = arguments.compactMap { Int($0) }
         let trialCounts = counts.isEmpty ? [1_000, 10_000] : counts
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("autotune-bench-\(UUID())")
         defer { try? FileManager.default.removeItem(at: scratch) }

@@ -162,8 +162,8 @@ private func drive(
 
     @Test func theRegistryNamesWhatItKnows() throws {
         let registry = StrategyRegistry.builtIn
-        #expect(registry.names == ["grid", "random"])
-        #expect(throws: StrategyError("unknown strategy 'tpe' (available: grid, random)")) {
+        #expect(registry.names == ["bayesian", "grid", "random"])
+        #expect(throws: StrategyError("unknown strategy 'tpe' (available: bayesian, grid, random)")) {
             try registry.make("tpe", context: context(try space()))
         }
     }

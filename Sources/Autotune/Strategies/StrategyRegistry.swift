@@ -18,6 +18,7 @@ public struct StrategyRegistry: Sendable {
         var registry = Self()
         registry.register("grid") { context, state in try GridSearch(context: context, state: state) }
         registry.register("random") { context, state in try RandomSearch(context: context, state: state) }
+        registry.register("bayesian") { context, state in try BayesianOptimization(context: context, state: state) }
         return registry
     }
 

@@ -1,0 +1,61 @@
+/// Turns configurations into the feature vectors the Gaussian process sees.
+///
+/// Numeric parameters become their unit-interval coordinate (log parameters in log space, integers at
+/// their value's bucket centre, so proposals are rounded before they are modelled); booleans become 0 or 1;
+/// a categorical with k choices becomes k one-hot features, so no order is invented between choices.
+struct FeatureEncoder: Sendable {
+    private enum Slot {
+        case numeric(Parameter.Domain)
+        case boolean
+        case oneHot([ParameterValue])
+    }
+
+    private let slots: [(name: String, slot: Slot)]
+    /// The number of features.
+    let dimension: Int
+
+    init(space: SearchSpace) {
+        var slots: [(String, Slot)] = []
+        var dimension = 0
+        for parameter in space.searched {
+            switch parameter.domain {
+            case .int, .float:
+                slots.append((parameter.name, .numeric(parameter.domain)))
+                dimension += 1
+            case .bool:
+                slots.append((parameter.name, .boolean))
+                dimension += 1
+            case .categorical(let values):
+                slots.append((parameter.name, .oneHot(values)))
+                dimension += values.count
+            case .fixed:
+                break
+            }
+        }
+        self.slots = slots
+        self.dimension = dimension
+    }
+
+    /// Appends the features of `configuration` to `features`.
+    func encode(_ configuration: Configuration, into features: inout [Double]) {
+        for (name, slot) in slots {
+            let value = configuration[name]
+            switch slot {
+            case .numeric(let domain):
+                features.append(value.flatMap { domain.unit(of: $0) } ?? 0.5)
+            case .boolean:
+                features.append(value == .bool(true) ? 1 : 0)
+            case .oneHot(let values):
+                for choice in values { features.append(value == choice ? 1 : 0) }
+            }
+        }
+    }
+
+    /// The features of several configurations, row-major.
+    func encode(_ configurations: [Configuration]) -> [Double] {
+        var features: [Double] = []
+        features.reserveCapacity(configurations.count * dimension)
+        for configuration in configurations { encode(configuration, into: &features) }
+        return features
+    }
+}

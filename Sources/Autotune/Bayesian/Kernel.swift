@@ -1,0 +1,52 @@
+import Foundation
+
+/// The Matérn-5/2 kernel with one length scale per feature (automatic relevance determination):
+/// `k(x, y) = σ² (1 + √5 r + 5r²/3) exp(−√5 r)` with `r² = Σ_d (x_d − y_d)² / ℓ_d²`.
+///
+/// Twice differentiable, so it models response surfaces that are smooth but not as rigidly as the squared
+/// exponential; the standard choice for Bayesian optimisation.
+struct Matern52: Sendable {
+    /// `1 / ℓ_d²` per feature.
+    let inverseSquaredLengths: [Double]
+    /// The signal variance `σ²`.
+    let outputScale: Double
+
+    init(lengthScales: [Double], outputScale: Double) {
+        inverseSquaredLengths = lengthScales.map { 1 / ($0 * $0) }
+        self.outputScale = outputScale
+    }
+
+    /// `r²` between row `i` of `a` and row `j` of `b` (both row-major with `dimension` features).
+    @inline(__always)
+    func squaredDistance(_ a: UnsafeBufferPointer<Double>, _ i: Int, _ b: UnsafeBufferPointer<Double>, _ j: Int)
+        -> Double
+    {
+        let dimension = inverseSquaredLengths.count
+        var sum = 0.0
+        for d in 0..<dimension {
+            let difference = a[i * dimension + d] - b[j * dimension + d]
+            sum += difference * difference * inverseSquaredLengths[d]
+        }
+        return sum
+    }
+
+    /// The kernel at `r²`.
+    @inline(__always)
+    func value(squaredDistance r2: Double) -> Double {
+        let r = (5 * r2).squareRoot()
+        return outputScale * (1 + r + r * r / 3) * exp(-r)
+    }
+
+    /// The column-major `n × m` matrix `k(a_i, b_j)` for row-major `a` (`n` rows) and `b` (`m` rows).
+    func matrix(_ a: [Double], rows n: Int, _ b: [Double], rows m: Int) -> [Double] {
+        var result = [Double](repeating: 0, count: n * m)
+        a.withUnsafeBufferPointer { a in
+            b.withUnsafeBufferPointer { b in
+                for j in 0..<m {
+                    for i in 0..<n { result[j * n + i] = value(squaredDistance: squaredDistance(a, i, b, j)) }
+                }
+            }
+        }
+        return result
+    }
+}

@@ -1,0 +1,17 @@
+/// Autotune's benchmarks; each prints a markdown table (docs/benchmarks.md).
+///
+///     autotune-bench loop [trials ...]      the loop's own overhead per trial
+///     autotune-bench optimizers [seeds]     simple regret of random, grid and bayesian on test functions
+///     autotune-bench ask-latency            bayesian ask time against the number of observations (d = 6)
+@main
+enum Benchmarks {
+    static func main() async throws {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        switch arguments.first {
+        case "optimizers": try OptimizerBenchmark.run(Array(arguments.dropFirst()))
+        case "ask-latency": try OptimizerBenchmark.askLatency(Array(arguments.dropFirst()))
+        case "loop", nil: try await LoopOverhead.run(Array(arguments.dropFirst()))
+        default: print("usage: autotune-bench loop|optimizers|ask-latency [arguments]")
+        }
+    }
+}
