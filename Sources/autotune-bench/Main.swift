@@ -1,3 +1,5 @@
+import Autotune
+
 /// Autotune's benchmarks; each prints a markdown table (docs/benchmarks.md).
 ///
 ///     autotune-bench loop [trials ...]      the loop's own overhead per trial
@@ -11,6 +13,7 @@ enum Benchmarks {
         case "optimizers": try OptimizerBenchmark.run(Array(arguments.dropFirst()))
         case "ask-latency": try OptimizerBenchmark.askLatency(Array(arguments.dropFirst()))
         case "loop", nil: try await LoopOverhead.run(Array(arguments.dropFirst()))
+        case "blas": print("threads \(BLAS.threads), core \(BLAS.coreName), \(BLAS.configuration)")
         default: print("usage: autotune-bench loop|optimizers|ask-latency [arguments]")
         }
     }

@@ -138,6 +138,13 @@ enum OptimizerBenchmark {
         if name == "grid", let resolution = function.gridResolution {
             options["resolution"] = .number(Double(resolution))
         }
+        // AUTOTUNE_BENCH_OPTIONS="initial_points=12,candidates=2048" tries other bayesian settings.
+        if name == "bayesian", let text = ProcessInfo.processInfo.environment["AUTOTUNE_BENCH_OPTIONS"] {
+            for pair in text.split(separator: ",") {
+                let parts = pair.split(separator: "=").map(String.init)
+                if parts.count == 2 { options[parts[0]] = Double(parts[1]).map(JSONValue.number) ?? .string(parts[1]) }
+            }
+        }
         let context = StrategyContext(space: function.space, objective: .minimize("f"), seed: seed, options: options)
         var strategy = try StrategyRegistry.builtIn.make(name, context: context)
         var history = StudyHistory()

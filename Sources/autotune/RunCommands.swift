@@ -170,6 +170,15 @@ private func runStudy(_ study: StoredStudy, store: SQLiteStudyStore, storePath: 
     }
     defer { sources.forEach { $0.cancel() } }
 
+    if study.definition.strategy.name == "bayesian", BLAS.coreName == "Prescott" {
+        // OpenBLAS picks its kernels before main runs, so only the environment can fix this.
+        FileHandle.standardError.write(
+            Data(
+                ("autotune: OpenBLAS did not recognise this CPU and uses generic kernels (4-6x slower); "
+                    + "set OPENBLAS_CORETYPE=Haswell (AVX2) or SkylakeX (AVX-512)\n").utf8
+            )
+        )
+    }
     FileHandle.standardError.write(
         Data(
             "Study '\(study.definition.name)': \(study.definition.strategy.name) search, parallel \(options.parallel ?? study.definition.parallel), database \(storePath)\n"

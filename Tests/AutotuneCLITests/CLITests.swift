@@ -76,7 +76,7 @@ private func scratch() throws -> URL {
         let done = directory.appendingPathComponent("done.log")
         try """
         name: grid12
-        parallel: 4
+        parallel: 2
         parameters:
           level: {type: int, min: 1, max: 3}
           long: {type: bool}
@@ -84,12 +84,12 @@ private func scratch() throws -> URL {
         objective: {maximize: score}
         strategy: grid
         experiment:
-          command: [/bin/sh, -c, 'sleep 0.4; echo {trial} >> \(done.path); echo "{{\\"score\\": {level}}}"', x, '{long}', '{mode}']
+          command: [/bin/sh, -c, 'sleep 0.5; echo {trial} >> \(done.path); echo "{{\\"score\\": {level}}}"', x, '{long}', '{mode}']
         """.write(to: directory.appendingPathComponent("task.yaml"), atomically: true, encoding: .utf8)
 
         let first = try await autotune(["run", "task.yaml"], in: directory) { process in
             // Stop once a few trials are recorded, while others are running.
-            while ((try? String(contentsOf: done, encoding: .utf8)) ?? "").split(separator: "\n").count < 4 {
+            while ((try? String(contentsOf: done, encoding: .utf8)) ?? "").split(separator: "\n").count < 2 {
                 try await Task.sleep(for: .milliseconds(20))
             }
             kill(process.processIdentifier, SIGINT)

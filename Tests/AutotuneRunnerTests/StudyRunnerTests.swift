@@ -346,3 +346,52 @@ struct RepeatingStrategy: Strategy {
         #expect(unknown == "[----] 3/? ok 2 failed 1 running 2 · best=95.1 · 4m12s")
     }
 }
+
+@Suite(.serialized) struct BayesianStudyTests {
+    private func study(_ scratch: borrowing Scratch, name: String) async throws -> StoredStudy {
+        let space = try SearchSpace([
+            Parameter("x", .float(lower: 0, upper: 1)), Parameter("n", .int(lower: 1, upper: 32, log: true)),
+        ])
+        var definition = definition(
+            name: name, space: space, objective: .minimize("loss"), strategy: "bayesian", maxTrials: 14, parallel: 1)
+        definition.strategy.options = ["candidates": .number(128), "initial_points": .number(4)]
+        return try await scratch.store.createStudy(definition, taskSource: nil)
+    }
+
+    private let experiment = ScriptedExperiment(delay: { _ in .milliseconds(5) }) { trial in
+        let x = trial.configuration["x"]!.numericValue!
+        let n = trial.configuration["n"]!.numericValue!
+        return .metrics(["loss": (x - 0.3) * (x - 0.3) + abs(log2(n) - 2) / 10])
+    }
+
+    @Test func aResumedBayesianStudyProposesWhatAnUninterruptedOneWould() async throws {
+        let scratch = try Scratch()
+        let straight = try await study(scratch, name: "straight")
+        _ = try await StudyRunner(
+            study: straight, store: scratch.store, experiment: experiment, options: scratch.options()
+        ).run()
+
+        let interrupted = try await study(scratch, name: "interrupted")
+        let stopper = StopAfter(count: 6)
+        let first = try await StudyRunner(
+            study: interrupted,
+            store: scratch.store,
+            experiment: experiment,
+            options: scratch.options(progress: stopper)
+        )
+        stopper.runner.withLock { $0 = first }
+        #expect(try await first.run().status == .interrupted)
+        let stored = try #require(try await scratch.store.study(named: "interrupted"))
+        #expect(
+            try await StudyRunner(
+                study: stored, store: scratch.store, experiment: experiment, options: scratch.options()
+            ).run().status == .completed)
+
+        let a = try await scratch.store.trials(ofStudy: straight.id)
+        let b = try await scratch.store.trials(ofStudy: interrupted.id)
+        #expect(a.count == 14)
+        #expect(b.count == 14)
+        #expect(a.map(\.configuration) == b.map(\.configuration))
+        #expect(a.compactMap(\.score).min()! < 0.05)
+    }
+}

@@ -200,3 +200,65 @@ private func naiveCholesky(_ a: [Double], _ n: Int) -> [Double] {
         }
     }
 }
+
+@Suite struct FeatureEncoderTests {
+    @Test func unitPointsEncodeLikeTheirConfigurations() throws {
+        let space = try SearchSpace([
+            Parameter("x", .float(lower: -2, upper: 3)), Parameter("n", .int(lower: 1, upper: 9, step: 2)),
+            Parameter("m", .int(lower: 1, upper: 1024, log: true)), Parameter("b", .bool),
+            Parameter("c", .categorical([.string("a"), .string("b"), .string("c")])),
+            Parameter("f", .fixed(.int(3))),
+        ])
+        let encoder = FeatureEncoder(space: space)
+        #expect(encoder.dimension == 7)
+        var generator = SeededGenerator(seed: 5)
+        for _ in 0..<200 {
+            let point = (0..<space.dimension).map { _ in generator.nextUnit() }
+            var fast: [Double] = []
+            encoder.encode(unit: point, into: &fast)
+            let slow = encoder.encode([space.configuration(atUnit: point)])
+            #expect(zip(fast, slow).allSatisfy { abs($0 - $1) < 1e-12 }, "\(point)")
+        }
+    }
+}
+
+@Suite struct AcquisitionGradientTests {
+    @Test func theLogEIGradientMatchesFiniteDifferences() throws {
+        var generator = SeededGenerator(seed: 8)
+        let n = 20
+        let inputs = (0..<(n * 2)).map { _ in generator.nextUnit() }
+        let outputs = (0..<n).map { i in cos(5 * inputs[i * 2]) * inputs[i * 2 + 1] }
+        let theta = GPHyperparameters(logLengthScales: [log(0.3), log(0.6)], logOutputScale: 0, logNoise: log(1e-4))
+        let model = try GaussianProcess(inputs: inputs, outputs: outputs, dimension: 2, hyperparameters: theta)
+        let best = outputs.min()!
+        for point in [[0.31, 0.72], [0.9, 0.05], [0.5, 0.5]] {
+            let (value, gradient) = model.logExpectedImprovementWithGradient(point, best: best)
+            let (mean, variance) = model.predict(point, count: 1)
+            #expect(abs(value - logExpectedImprovement(mean: mean[0], variance: variance[0], best: best)) < 1e-9)
+            for d in 0..<2 {
+                var up = point
+                var down = point
+                up[d] += 1e-6
+                down[d] -= 1e-6
+                let numeric =
+                    (model.logExpectedImprovementWithGradient(up, best: best).value
+                        - model.logExpectedImprovementWithGradient(down, best: best).value) / 2e-6
+                #expect(
+                    abs(numeric - gradient[d]) < 1e-4 * max(1, abs(numeric)),
+                    "d=\(d) at \(point): \(gradient[d]) vs \(numeric)")
+            }
+        }
+    }
+}
+
+@Suite struct KernelTests {
+    @Test func theDgemmCrossKernelEqualsTheDirectOne() {
+        var generator = SeededGenerator(seed: 11)
+        let a = (0..<(37 * 4)).map { _ in generator.nextUnit() }
+        let b = (0..<(53 * 4)).map { _ in generator.nextUnit() }
+        let kernel = Matern52(lengthScales: [0.2, 0.9, 3, 0.05], outputScale: 1.7)
+        let direct = kernel.matrix(a, rows: 37, b, rows: 53)
+        let fast = kernel.crossMatrix(a, rows: 37, b, rows: 53)
+        #expect(zip(direct, fast).allSatisfy { abs($0 - $1) < 1e-9 })
+    }
+}

@@ -84,8 +84,7 @@ struct CholeskyFactor: Sendable {
         var leading = blasint(capacity)
         var leadingB = blasint(order)
         var uplo = CChar(UInt8(ascii: "L"))
-        var copy = lower
-        dpotrs_(&uplo, &size, &one, &copy, &leading, &x, &leadingB, &info, 1)
+        dpotrs_(&uplo, &size, &one, lower, &leading, &x, &leadingB, &info, 1)
         return x
     }
 
@@ -96,6 +95,13 @@ struct CholeskyFactor: Sendable {
             CblasColMajor, CblasLeft, CblasLower, CblasNoTrans, CblasNonUnit, blasint(order), blasint(columns), 1,
             lower, blasint(capacity), &matrix, blasint(order)
         )
+    }
+
+    /// Overwrites `vector` with `L⁻ᵀ vector` (BLAS `dtrsv`, transposed).
+    func solveUpper(_ vector: inout [Double]) {
+        guard order > 0 else { return }
+        cblas_dtrsv(
+            CblasColMajor, CblasLower, CblasTrans, CblasNonUnit, blasint(order), lower, blasint(capacity), &vector, 1)
     }
 
     /// `log det(L Lᵀ)`.

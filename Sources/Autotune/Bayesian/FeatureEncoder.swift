@@ -51,6 +51,44 @@ struct FeatureEncoder: Sendable {
         }
     }
 
+    /// For each unit-cube coordinate, the feature that equals it when the parameter is a float (so gradients
+    /// carry over), or `nil` for discrete parameters, whose features do not move smoothly.
+    var continuousFeatures: [Int?] {
+        var offset = 0
+        return slots.map { _, slot in
+            defer {
+                if case .oneHot(let values) = slot { offset += values.count } else { offset += 1 }
+            }
+            if case .numeric(.float) = slot { return offset }
+            return nil
+        }
+    }
+
+    /// Appends the features of the configuration at unit-cube `point` (one coordinate per searched
+    /// parameter), without building the configuration: the hot path of the acquisition search.
+    func encode(unit point: [Double], into features: inout [Double]) {
+        for (index, (_, slot)) in slots.enumerated() {
+            let u = min(max(point[index], 0), 1)
+            switch slot {
+            case .numeric(let domain):
+                switch domain {
+                case .int(let lower, let upper, let step, false):
+                    let count = (upper - lower) / step + 1
+                    features.append((Double(min(Int(u * Double(count)), count - 1)) + 0.5) / Double(count))
+                case .float:
+                    features.append(u)
+                default:
+                    features.append(domain.unit(of: domain.value(atUnit: u)) ?? u)
+                }
+            case .boolean:
+                features.append(u >= 0.5 ? 1 : 0)
+            case .oneHot(let values):
+                let chosen = min(Int(u * Double(values.count)), values.count - 1)
+                for choice in values.indices { features.append(choice == chosen ? 1 : 0) }
+            }
+        }
+    }
+
     /// The features of several configurations, row-major.
     func encode(_ configurations: [Configuration]) -> [Double] {
         var features: [Double] = []

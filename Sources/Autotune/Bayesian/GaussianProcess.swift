@@ -60,7 +60,7 @@ struct GPPrior {
         var value = 0.0
         var gradient: [Double] = []
         for logLength in theta.logLengthScales {
-            let tau = exp(-2 * logLength)
+            let tau = exp(-2 * logLength) / 4
             value += 0.1 * (tau + 1 / tau)
             gradient.append(0.1 * (-2 * tau + 2 / tau))
         }
@@ -230,7 +230,7 @@ struct GaussianProcess {
         guard n > 0 else {
             return (Array(repeating: 0, count: m), Array(repeating: kernel.outputScale, count: m))
         }
-        var cross = kernel.matrix(inputs, rows: n, points, rows: m)  // n × m
+        var cross = kernel.crossMatrix(inputs, rows: n, points, rows: m)  // n × m
         var mean = [Double](repeating: 0, count: m)
         cblas_dgemv(CblasColMajor, CblasTrans, blasint(n), blasint(m), 1, cross, blasint(n), alpha, 1, 0, &mean, 1)
         factor.solveLower(&cross, columns: m)
@@ -243,6 +243,56 @@ struct GaussianProcess {
             }
         }
         return (mean, variance)
+    }
+
+    /// `log EI` at one point and its gradient with respect to the point's features.
+    ///
+    /// With `v = L⁻¹k`: `μ = kᵀα`, `σ² = s − vᵀv`, `∂μ = ∂kᵀα`, `∂σ² = −2 ∂kᵀ K⁻¹k`, and
+    /// `∂ log EI = (Φ(z)/h(z)) ∂z + ∂σ/σ` with `z = (best − μ)/σ`.
+    func logExpectedImprovementWithGradient(_ point: [Double], best: Double) -> (value: Double, gradient: [Double]) {
+        let n = count
+        let signal = kernel.outputScale
+        var k = [Double](repeating: 0, count: n)
+        var shared = [Double](repeating: 0, count: n)
+        inputs.withUnsafeBufferPointer { x in
+            point.withUnsafeBufferPointer { p in
+                for i in 0..<n {
+                    let r = (5 * kernel.squaredDistance(x, i, p, 0)).squareRoot()
+                    let e = exp(-r)
+                    k[i] = signal * (1 + r + r * r / 3) * e
+                    shared[i] = -signal * (5.0 / 3.0) * (1 + r) * e
+                }
+            }
+        }
+        var mean = 0.0
+        for i in 0..<n { mean += k[i] * alpha[i] }
+        var v = k
+        factor.solveLower(&v, columns: 1)
+        var variance = signal
+        for i in 0..<n { variance -= v[i] * v[i] }
+        variance = max(variance, 1e-12)
+        var weights = v  // K⁻¹k = L⁻ᵀ(L⁻¹k), reusing v
+        factor.solveUpper(&weights)
+        let sigma = variance.squareRoot()
+        let z = (best - mean) / sigma
+        let value = logExpectedImprovement(mean: mean, variance: variance, best: best)
+        // Φ(z)/h(z) in logs: both underflow together far in the tail.
+        let ratio = exp(logNormalCDF(z) - (value - log(sigma)))
+        var gradient = [Double](repeating: 0, count: dimension)
+        for d in 0..<dimension {
+            let inverse = kernel.inverseSquaredLengths[d]
+            var meanGradient = 0.0
+            var varianceGradient = 0.0
+            for i in 0..<n {
+                let dk = shared[i] * (point[d] - inputs[i * dimension + d]) * inverse
+                meanGradient += dk * alpha[i]
+                varianceGradient -= 2 * dk * weights[i]
+            }
+            let sigmaGradient = varianceGradient / (2 * sigma)
+            let zGradient = -meanGradient / sigma - z * sigmaGradient / sigma
+            gradient[d] = ratio * zGradient + sigmaGradient / sigma
+        }
+        return (value, gradient)
     }
 
     /// Adds an observation without refitting: O(n²) through the Cholesky append.
@@ -280,6 +330,13 @@ private func logH(_ z: Double) -> Double {
         return -0.5 * z * z - logRootTwoPi + log(max(inner, .leastNormalMagnitude))
     }
     return -0.5 * z * z - logRootTwoPi - 2 * log(-z)
+}
+
+/// `log Φ(z)`, accurate far into the lower tail.
+func logNormalCDF(_ z: Double) -> Double {
+    if z > -5 { return log(0.5 * erfc(-z / 2.0.squareRoot())) }
+    let u = -z / 2.0.squareRoot()
+    return log(0.5) + log(erfcx(u)) - u * u
 }
 
 /// The scaled complementary error function `exp(x²) erfc(x)` for `x ≥ 0`, without overflow.

@@ -1,3 +1,4 @@
+import COpenBLAS
 import Foundation
 
 /// The Matérn-5/2 kernel with one length scale per feature (automatic relevance determination):
@@ -35,6 +36,40 @@ struct Matern52: Sendable {
     func value(squaredDistance r2: Double) -> Double {
         let r = (5 * r2).squareRoot()
         return outputScale * (1 + r + r * r / 3) * exp(-r)
+    }
+
+    /// The same matrix as ``matrix(_:rows:_:rows:)``, with the distances from one `dgemm`:
+    /// `r² = ‖a/ℓ‖² + ‖b/ℓ‖² − 2 (a/ℓ)·(b/ℓ)`. For the many-candidate case, where the loop form dominates.
+    func crossMatrix(_ a: [Double], rows n: Int, _ b: [Double], rows m: Int) -> [Double] {
+        let dimension = inverseSquaredLengths.count
+        guard n > 0, m > 0, dimension > 0 else { return matrix(a, rows: n, b, rows: m) }
+        let scales = inverseSquaredLengths.map { $0.squareRoot() }
+        func scaled(_ x: [Double], rows: Int) -> ([Double], [Double]) {
+            var values = x
+            var norms = [Double](repeating: 0, count: rows)
+            for row in 0..<rows {
+                for d in 0..<dimension {
+                    let value = x[row * dimension + d] * scales[d]
+                    values[row * dimension + d] = value
+                    norms[row] += value * value
+                }
+            }
+            return (values, norms)
+        }
+        let (sa, na) = scaled(a, rows: n)
+        let (sb, nb) = scaled(b, rows: m)
+        // Row-major `n × D` is column-major `D × n`: C (n × m) = saᵀ · sb.
+        var result = [Double](repeating: 0, count: n * m)
+        cblas_dgemm(
+            CblasColMajor, CblasTrans, CblasNoTrans, blasint(n), blasint(m), blasint(dimension), -2, sa,
+            blasint(dimension), sb, blasint(dimension), 0, &result, blasint(n)
+        )
+        for j in 0..<m {
+            for i in 0..<n {
+                result[j * n + i] = value(squaredDistance: max(0, result[j * n + i] + na[i] + nb[j]))
+            }
+        }
+        return result
     }
 
     /// The column-major `n × m` matrix `k(a_i, b_j)` for row-major `a` (`n` rows) and `b` (`m` rows).

@@ -1,5 +1,3 @@
-import Foundation
-
 /// Limited-memory BFGS with a backtracking (Armijo) line search, for the Gaussian process's
 /// hyperparameters: a handful of variables, a smooth objective with an analytic gradient.
 enum LBFGS {
@@ -72,9 +70,6 @@ enum LBFGS {
                 let decrease = dot(g, zip(next, x).map { $0 - $1 })
                 if nextF.isFinite, nextF <= f + 1e-4 * decrease { accepted = true; break }
                 step *= 0.5
-            }
-            if ProcessInfo.processInfo.environment["AUTOTUNE_DEBUG_LBFGS"] != nil {
-                print("lbfgs", iterations, f, nextF, accepted, step, x.map { ($0 * 100).rounded() / 100 })
             }
             guard accepted else { break }
             let s = zip(next, x).map { $0 - $1 }

@@ -45,6 +45,8 @@ public struct BayesianOptimization: Strategy {
         public var observations: [Observation]
         /// The last fitted hyperparameters, the next fit's starting point.
         public var hyperparameters: GPHyperparameters?
+        /// The number of observations the hyperparameters were last fitted to.
+        public var fittedCount: Int
         /// The initial design's sequence.
         public var design: SobolSequence
         /// Seeds each ask's candidate set and local search.
@@ -75,8 +77,8 @@ public struct BayesianOptimization: Strategy {
         }
         let settings = Settings(
             initialPoints: try context.intOption(
-                "initial_points", default: min(20, max(5, dimension + 4)), in: 1...1000),
-            candidates: try context.intOption("candidates", default: 1024, in: 16...100_000),
+                "initial_points", default: min(20, max(5, dimension + 2)), in: 1...1000),
+            candidates: try context.intOption("candidates", default: 2048, in: 16...100_000),
             pending: PendingMode(
                 rawValue: try context.choiceOption("pending", default: "believer", choices: ["believer", "liar"])
             )!
@@ -90,6 +92,7 @@ public struct BayesianOptimization: Strategy {
                 settings: settings,
                 observations: [],
                 hyperparameters: nil,
+                fittedCount: 0,
                 design: SobolSequence(dimension: dimension, seed: context.seed),
                 generator: SeededGenerator(seed: context.seed &+ 0x9E37_79B9),
                 exhausted: false
@@ -126,7 +129,8 @@ public struct BayesianOptimization: Strategy {
             while batch.count < count, let next = nextDesignPoint(history: history, batch: batch) { batch.append(next) }
             return batch
         }
-        guard var model = fitModel() else {
+        let fitted = fitModel()
+        guard var model = fitted else {
             while batch.count < count, let next = nextDesignPoint(history: history, batch: batch) { batch.append(next) }
             return batch
         }
@@ -164,18 +168,30 @@ public struct BayesianOptimization: Strategy {
         let outputs = losses.map { ($0 - mean) / scale }
         let inputs = encoder.encode(state.observations.map(\.configuration))
         let n = outputs.count
-        // Full refits are O(n³) per step: cap the steps as the study grows; warm starts keep it accurate.
-        let iterations = n <= 100 ? 60 : n <= 250 ? 20 : 8
+        // A fit costs O(n³) per step. Early on every observation changes the picture; later, hyperparameters
+        // fitted to 90% of the data are as good, so refit when the data grew by a tenth and otherwise only
+        // refactor with the last ones.
+        if let hyperparameters = state.hyperparameters, n > 60, n < state.fittedCount + max(1, state.fittedCount / 10),
+            let model = try? GaussianProcess(
+                inputs: inputs,
+                outputs: outputs,
+                dimension: encoder.dimension,
+                hyperparameters: hyperparameters
+            )
+        {
+            return model
+        }
         guard
             let model = GaussianProcess.fit(
                 inputs: inputs,
                 outputs: outputs,
                 dimension: encoder.dimension,
                 start: state.hyperparameters,
-                maxIterations: iterations
+                maxIterations: n <= 100 ? 60 : 25
             )
         else { return nil }
         state.hyperparameters = model.hyperparameters
+        state.fittedCount = n
         return model
     }
 
@@ -202,25 +218,34 @@ public struct BayesianOptimization: Strategy {
         avoid: [[Double]]
     ) -> Configuration? {
         let dimension = space.dimension
+        // Scoring m candidates costs O(n² m): with many observations the model is well informed and the
+        // local refinement does the rest, so the quasi-random set shrinks as n grows.
+        let n = model.count
+        let candidates = n <= 100 ? state.settings.candidates : max(256, state.settings.candidates * 100 / n)
+        let leaderCount = n <= 100 ? refinementLeaders : refinementLeaders / 2
         var sobol = SobolSequence(dimension: dimension, seed: state.generator.next())
-        var points: [[Double]] = (0..<state.settings.candidates).map { _ in sobol.next() }
+        var points: [[Double]] = (0..<candidates).map { _ in sobol.next() }
         // Around the best observations too: improvement is often a small step from the incumbent.
         let incumbents = state.observations.filter { $0.loss != nil }.sorted { $0.loss! < $1.loss! }.prefix(5)
         for incumbent in incumbents {
             guard let centre = try? space.unitPoint(of: incumbent.configuration) else { continue }
-            for _ in 0..<(state.settings.candidates / 16) {
+            for _ in 0..<(candidates / 16) {
                 points.append(perturb(centre, radius: 0.05))
             }
         }
         var scored = score(points, model: model, best: best)
         // Local refinement of the leaders: a (1+λ) evolution strategy whose step halves when a round finds
         // nothing better, from a tenth of the cube down to a thousandth.
-        let leaders = scored.sorted { $0.value > $1.value }.prefix(refinementLeaders)
-        for leader in leaders {
+        let leaders = scored.sorted { $0.value > $1.value }.prefix(leaderCount)
+        // Each polish step reads the whole factor a few times: with many observations, polish fewer.
+        let polished = n <= 100 ? leaderCount : 2
+        for (rank, leader) in leaders.enumerated() {
             var centre = leader.point
             var centreValue = leader.value
             var radius = 0.1
-            while radius >= 0.001 {
+            var rounds = 0
+            while radius >= 0.01, rounds < (n <= 100 ? 40 : 6) {
+                rounds += 1
                 let local = (0..<refinementSamples).map { _ in perturb(centre, radius: radius) }
                 let improved = score(local, model: model, best: best).max { $0.value < $1.value }
                 if let improved, improved.value > centreValue {
@@ -230,7 +255,11 @@ public struct BayesianOptimization: Strategy {
                     radius /= 2
                 }
             }
-            scored.append((centre, centreValue))
+            scored.append(
+                rank < polished
+                    ? polish(centre, value: centreValue, model: model, best: best, iterations: n <= 100 ? 20 : 12)
+                    : (centre, centreValue)
+            )
         }
         var seen: Set<Configuration> = []
         for candidate in scored.sorted(by: { $0.value > $1.value }) {
@@ -244,10 +273,35 @@ public struct BayesianOptimization: Strategy {
         return nil
     }
 
+    /// Climbs log EI from `start` with L-BFGS on its analytic gradient, moving only the float coordinates
+    /// (discrete ones are piecewise constant, and the search above already chose them).
+    private func polish(
+        _ start: [Double],
+        value: Double,
+        model: GaussianProcess,
+        best: Double,
+        iterations: Int
+    ) -> (point: [Double], value: Double) {
+        let continuous = encoder.continuousFeatures
+        guard continuous.contains(where: { $0 != nil }) else { return (start, value) }
+        let bounds = zip(start, continuous).map { coordinate, feature in
+            feature == nil ? coordinate...coordinate : 0.0...1.0
+        }
+        let result = LBFGS.minimize(from: start, bounds: bounds, maxIterations: iterations, tolerance: 1e-7) { point in
+            var features: [Double] = []
+            encoder.encode(unit: point, into: &features)
+            let (logEI, gradient) = model.logExpectedImprovementWithGradient(features, best: best)
+            let unitGradient = continuous.map { feature in feature.map { -gradient[$0] } ?? 0 }
+            return (logEI.isFinite ? -logEI : .infinity, unitGradient)
+        }
+        return -result.value > value ? (result.point, -result.value) : (start, value)
+    }
+
     private func score(_ points: [[Double]], model: GaussianProcess, best: Double) -> [(point: [Double], value: Double)]
     {
-        let configurations = points.map { space.configuration(atUnit: $0) }
-        let features = encoder.encode(configurations)
+        var features: [Double] = []
+        features.reserveCapacity(points.count * encoder.dimension)
+        for point in points { encoder.encode(unit: point, into: &features) }
         let (mean, variance) = model.predict(features, count: points.count)
         return points.indices.map { index in
             (points[index], logExpectedImprovement(mean: mean[index], variance: variance[index], best: best))

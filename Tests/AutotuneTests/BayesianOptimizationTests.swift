@@ -1,0 +1,150 @@
+import Foundation
+import Testing
+
+@testable import Autotune
+
+private func space() throws -> SearchSpace {
+    try SearchSpace([
+        Parameter("x", .float(lower: -5, upper: 10)), Parameter("y", .float(lower: 0, upper: 15)),
+        Parameter("n", .int(lower: 1, upper: 64, log: true)),
+        Parameter("mode", .categorical([.string("a"), .string("b")])),
+    ])
+}
+
+private func objective(_ c: Configuration) -> Double {
+    let x = c["x"]!.numericValue!
+    let y = c["y"]!.numericValue!
+    let n = c["n"]!.numericValue!
+    return (x - 2) * (x - 2) + (y - 7) * (y - 7) / 4 + abs(log2(n) - 3) + (c["mode"] == .string("b") ? 0 : 1)
+}
+
+private func context(_ space: SearchSpace, seed: UInt64 = 3) -> StrategyContext {
+    StrategyContext(space: space, objective: .minimize("f"), seed: seed, options: ["candidates": .number(256)])
+}
+
+/// Runs `count` sequential evaluations, returning the strategy, the history and what it proposed.
+private func run(
+    _ strategy: inout BayesianOptimization,
+    history: inout StudyHistory,
+    evaluations: Int,
+    fail: (Configuration) -> Bool = { _ in false }
+) throws -> [Configuration] {
+    var proposed: [Configuration] = []
+    for _ in 0..<evaluations {
+        let configuration = try #require(try strategy.ask(1, history: history).first)
+        var trial = Trial(number: history.count, configuration: configuration)
+        if fail(configuration) {
+            trial.state = .failed
+            trial.error = TrialError(stage: .run, message: "exit status 1")
+        } else {
+            trial.state = .completed
+            trial.score = objective(configuration)
+        }
+        history.record(trial)
+        try strategy.tell(trial)
+        proposed.append(configuration)
+    }
+    return proposed
+}
+
+@Suite struct BayesianOptimizationTests {
+    @Test func itFindsTheMinimumOfASmoothMixedFunction() throws {
+        let space = try space()
+        var strategy = try BayesianOptimization(context: context(space))
+        var history = StudyHistory()
+        let proposed = try run(&strategy, history: &history, evaluations: 40)
+        let best = proposed.map(objective).min()!
+        var random = try RandomSearch(context: StrategyContext(space: space, objective: .minimize("f"), seed: 3))
+        let randomBest = try random.ask(40, history: StudyHistory()).map(objective).min()!
+        #expect(best < 0.8, "best \(best)")
+        #expect(best < randomBest / 2, "best \(best), random \(randomBest)")
+        #expect(proposed.allSatisfy { space.contains($0) })
+    }
+
+    @Test func eightAsksWithEightRunningAreDistinctAndAwayFromTheRunningOnes() throws {
+        let space = try space()
+        var strategy = try BayesianOptimization(context: context(space))
+        var history = StudyHistory()
+        _ = try run(&strategy, history: &history, evaluations: 12)
+        let running = try strategy.ask(8, history: history)
+        for (offset, configuration) in running.enumerated() {
+            var trial = Trial(number: history.count + offset, configuration: configuration)
+            trial.state = .running
+            history.record(trial)
+        }
+        let batch = try strategy.ask(8, history: history)
+        #expect(batch.count == 8)
+        #expect(Set(batch).count == 8)
+        let others = try (running + batch).map { try space.unitPoint(of: $0) }
+        for (index, point) in others.enumerated() {
+            for (otherIndex, other) in others.enumerated() where otherIndex != index {
+                #expect(
+                    zip(point, other).contains { abs($0 - $1) > 1e-3 }, "proposals \(index) and \(otherIndex) coincide")
+            }
+        }
+    }
+
+    @Test func theSameSeedGivesTheSameProposalsAndARestoredStateContinuesExactly() throws {
+        let space = try space()
+        var a = try BayesianOptimization(context: context(space))
+        var b = try BayesianOptimization(context: context(space))
+        var historyA = StudyHistory()
+        var historyB = StudyHistory()
+        #expect(try run(&a, history: &historyA, evaluations: 14) == run(&b, history: &historyB, evaluations: 14))
+        let saved = try a.encodedState()
+        var restored = try BayesianOptimization(context: context(space), state: BayesianOptimization.decodeState(saved))
+        #expect(restored.state == a.state)
+        var historyC = historyA
+        #expect(try run(&restored, history: &historyC, evaluations: 4) == run(&a, history: &historyA, evaluations: 4))
+        var other = try BayesianOptimization(context: context(space, seed: 4))
+        var historyD = StudyHistory()
+        #expect(
+            try run(&other, history: &historyD, evaluations: 3)
+                != Array(historyB.finished.prefix(3).map(\.configuration)))
+    }
+
+    @Test func failedTrialsAreModelledWithoutInfinities() throws {
+        let space = try space()
+        var strategy = try BayesianOptimization(context: context(space))
+        var history = StudyHistory()
+        // Everything with x > 6 fails (a server that does not start there): the search must still work.
+        let proposed = try run(&strategy, history: &history, evaluations: 25) { $0["x"]!.numericValue! > 6 }
+        #expect(strategy.state.hyperparameters.map { $0.vector.allSatisfy(\.isFinite) } == true)
+        let successes = proposed.filter { $0["x"]!.numericValue! <= 6 }.map(objective)
+        #expect(successes.min()! < 1)
+        let late = proposed.suffix(10).filter { $0["x"]!.numericValue! > 6 }.count
+        #expect(late <= 3, "kept proposing the failing region: \(late) of the last 10")
+    }
+
+    @Test func aFiniteSpaceIsExhaustedWithoutRepeats() throws {
+        let small = try SearchSpace([Parameter("a", .int(lower: 1, upper: 3)), Parameter("b", .bool)])
+        var strategy = try BayesianOptimization(
+            context: StrategyContext(space: small, objective: .maximize("f"), seed: 1))
+        var history = StudyHistory()
+        var seen: [Configuration] = []
+        while let next = try strategy.ask(1, history: history).first {
+            var trial = Trial(number: history.count, configuration: next)
+            trial.state = .completed
+            trial.score = next["a"]!.numericValue!
+            history.record(trial)
+            try strategy.tell(trial)
+            seen.append(next)
+            if seen.count > 10 { break }
+        }
+        #expect(seen.count == 6)
+        #expect(Set(seen).count == 6)
+        #expect(strategy.isExhausted)
+    }
+
+    @Test func unknownOptionsAndHugeSpacesAreRefused() throws {
+        #expect(throws: StrategyError.self) {
+            try BayesianOptimization(
+                context: StrategyContext(
+                    space: try space(), objective: .minimize("f"), seed: 1, options: ["kernel": .string("rbf")]))
+        }
+        let fixedOnly = try SearchSpace([Parameter("m", .fixed(.string("x")))])
+        #expect(throws: StrategyError.self) {
+            try BayesianOptimization(context: StrategyContext(space: fixedOnly, objective: .minimize("f"), seed: 1))
+        }
+    }
+}
