@@ -26,6 +26,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // OpenBLAS (CBLAS and the LAPACK routines libopenblas exports), for the Gaussian process.
@@ -51,12 +53,24 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Model serving: the serving experiment, the OpenAI-compatible load generator, the simulated engine.
+        .target(
+            name: "AutotuneServing",
+            dependencies: [
+                "Autotune", "AutotuneRunner",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // Fakes for tests of code built on Autotune.
         .target(name: "AutotuneTesting", dependencies: ["Autotune", "AutotuneRunner"]),
         .executableTarget(
             name: "autotune",
             dependencies: [
-                "Autotune", "AutotuneTask", "AutotuneStore", "AutotuneRunner",
+                "Autotune", "AutotuneTask", "AutotuneStore", "AutotuneRunner", "AutotuneServing",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -71,6 +85,7 @@ let package = Package(
         .testTarget(name: "AutotuneTaskTests", dependencies: ["AutotuneTask"]),
         .testTarget(name: "AutotuneStoreTests", dependencies: ["AutotuneStore", "AutotuneTesting"]),
         .testTarget(name: "AutotuneCLITests", dependencies: ["autotune"]),
+        .testTarget(name: "AutotuneServingTests", dependencies: ["AutotuneServing", "AutotuneStore", "AutotuneTask"]),
         .testTarget(
             name: "AutotuneRunnerTests",
             dependencies: ["AutotuneRunner", "AutotuneStore", "AutotuneTask", "AutotuneTesting"]

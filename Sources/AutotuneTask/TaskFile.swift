@@ -8,7 +8,9 @@ import Yams
 /// docs/task-file.md.
 public enum TaskFile {
     /// The placeholders every command template may use besides the parameter names.
-    public static let builtInPlaceholders: Set<String> = ["trial", "trial_dir", "study", "seed", "port", "gpus"]
+    public static let builtInPlaceholders: Set<String> = [
+        "trial", "trial_dir", "study", "seed", "port", "gpus", "model", "autotune",
+    ]
 
     /// Reads and validates the file at `path`.
     ///
@@ -64,7 +66,15 @@ public enum TaskFile {
             )
         }
         let experimentNode = try top.required("experiment", "what a trial runs, e.g. command: [...]")
-        let experiment = try command(experimentNode, space: space, workingDirectory: workingDirectory)
+        let experiment: ExperimentSpec
+        if case .mapping = experimentNode.node,
+            let kind = try experimentNode.mapping().first(where: { $0.key == "kind" }),
+            try kind.value.string() == "serving"
+        {
+            experiment = .serving(try serving(experimentNode, space: space, workingDirectory: workingDirectory))
+        } else {
+            experiment = .command(try command(experimentNode, space: space, workingDirectory: workingDirectory))
+        }
         var lostTrials = LostTrialPolicy.requeue
         if let node = top["on_lost_trial"] {
             guard let policy = LostTrialPolicy(rawValue: try node.string()) else {
@@ -81,7 +91,7 @@ public enum TaskFile {
             parallel: try top["parallel"]?.int(in: 1...4096) ?? 1,
             seed: UInt64(try top["seed"]?.int(in: 0...Int.max) ?? 0),
             timeouts: try timeouts(top["timeouts"]),
-            experiment: .command(experiment),
+            experiment: experiment,
             lostTrials: lostTrials,
             resources: try resources(top["resources"], space: space)
         )
@@ -264,8 +274,16 @@ public enum TaskFile {
                 var names: [String] = []
                 for element in try perTrial.sequence() {
                     let name = try element.nonEmptyString()
-                    guard case .int? = space[name]?.domain else {
-                        throw element.error("'\(name)' is not an int parameter (the GPU count is their product)")
+                    let integral: Bool
+                    switch space[name]?.domain {
+                    case .int?: integral = true
+                    case .categorical(let values)?:
+                        integral = values.allSatisfy { if case .int = $0 { true } else { false } }
+                    case .fixed(.int)?: integral = true
+                    default: integral = false
+                    }
+                    guard integral else {
+                        throw element.error("'\(name)' is not an integer parameter (the GPU count is their product)")
                     }
                     names.append(name)
                 }
@@ -305,7 +323,7 @@ public enum TaskFile {
     ) throws(TaskFileError) -> CommandSpec {
         let fields = try node.fields(allowed: ["kind", "command", "env", "workdir", "append_flags", "metrics"])
         if let kind = fields["kind"], try kind.string() != "command" {
-            throw kind.error("unknown experiment kind '\(try kind.string())'; expected 'command'")
+            throw kind.error("unknown experiment kind '\(try kind.string())'; expected 'command' or 'serving'")
         }
         let commandNode = try fields.required("command", "the program and its arguments as a list")
         if case .scalar = commandNode.node {
@@ -358,6 +376,139 @@ public enum TaskFile {
             appendFlags: try fields["append_flags"]?.bool() ?? true,
             metrics: metrics
         )
+    }
+
+    private static func serving(
+        _ node: TaskNode,
+        space: SearchSpace,
+        workingDirectory: URL
+    ) throws(TaskFileError) -> ServingSpec {
+        let fields = try node.fields(allowed: ["kind", "server", "benchmark", "timeouts"])
+        let serverNode = try fields.required("server", "the server's command, health path and model")
+        let server = try serverNode.fields(allowed: [
+            "command", "env", "workdir", "append_flags", "health", "model", "docker",
+        ])
+        let commandNode = try server.required("command", "the server's program and arguments as a list")
+        if case .scalar = commandNode.node {
+            throw commandNode.error("write the command as a list of arguments: it runs without a shell")
+        }
+        let known = Set(space.parameters.map(\.name)).union(builtInPlaceholders)
+        func template(_ node: TaskNode) throws(TaskFileError) -> Template {
+            let template = Template(try node.string())
+            do {
+                _ = try template.render(Dictionary(uniqueKeysWithValues: known.map { ($0, "") }))
+            } catch {
+                throw node.error(
+                    "\(error.message); placeholders are the parameter names and: \(known.subtracting(space.parameters.map(\.name)).sorted().joined(separator: ", "))"
+                )
+            }
+            return template
+        }
+        var command: [Template] = []
+        for element in try commandNode.sequence() { command.append(try template(element)) }
+        guard !command.isEmpty else { throw commandNode.error("the command is empty") }
+        var environment: [String: Template] = [:]
+        if let env = server["env"] {
+            for (key, value) in try env.mapping() { environment[key] = try template(value) }
+        }
+        var directory = workingDirectory.path
+        if let workdir = server["workdir"] {
+            let text = try workdir.nonEmptyString()
+            directory =
+                text.hasPrefix("/") ? text : workingDirectory.appendingPathComponent(text).standardizedFileURL.path
+        }
+        let health = try server["health"]?.nonEmptyString() ?? "/health"
+        guard health.hasPrefix("/") else {
+            throw server["health"]!.error("a health path starts with '/', e.g. /health")
+        }
+        var launcher = ServerSpec.Launcher.process
+        if let dockerNode = server["docker"] {
+            let docker = try dockerNode.fields(allowed: ["image", "port", "mounts", "args"])
+            var mounts: [String] = []
+            for mount in try docker["mounts"]?.sequence() ?? [] { mounts.append(try mount.nonEmptyString()) }
+            var extra: [String] = []
+            for argument in try docker["args"]?.sequence() ?? [] { extra.append(try argument.string()) }
+            launcher = .docker(
+                DockerSpec(
+                    image: try docker.required("image", "the container image").nonEmptyString(),
+                    containerPort: try docker["port"]?.int(in: 1...65535) ?? 8000,
+                    mounts: mounts,
+                    extraArguments: extra
+                )
+            )
+        }
+        let serverSpec = ServerSpec(
+            command: command,
+            environment: environment,
+            workingDirectory: Template(
+                directory.replacingOccurrences(of: "{", with: "{{").replacingOccurrences(of: "}", with: "}}")),
+            appendFlags: try server["append_flags"]?.bool() ?? true,
+            healthPath: health,
+            model: try server["model"]?.nonEmptyString() ?? "model",
+            launcher: launcher
+        )
+        let benchmarkNode = try fields.required(
+            "benchmark", "the load (concurrency, requests, token lengths) or a command")
+        let benchmark: BenchmarkSpec
+        let benchmarkFields = try benchmarkNode.fields(allowed: [
+            "endpoint", "concurrency", "rates", "requests", "duration", "input_tokens", "output_tokens", "warmup",
+            "request_timeout", "command", "result_file", "metrics",
+        ])
+        if let externalCommand = benchmarkFields["command"] {
+            var argv: [Template] = []
+            for element in try externalCommand.sequence() { argv.append(try template(element)) }
+            var metrics: [String: String] = [:]
+            for (name, path) in try benchmarkFields.required("metrics", "metric names to JSON key paths").mapping() {
+                metrics[name] = try path.nonEmptyString()
+            }
+            benchmark = .external(
+                ExternalBenchmarkSpec(
+                    command: argv, resultFile: try benchmarkFields["result_file"].map(template), metrics: metrics)
+            )
+        } else {
+            var load = LoadSpec()
+            if let endpoint = benchmarkFields["endpoint"] {
+                guard let value = LoadSpec.Endpoint(rawValue: try endpoint.string()) else {
+                    throw endpoint.error("expected 'completions' or 'chat'")
+                }
+                load.endpoint = value
+            }
+            func ints(_ node: TaskNode) throws(TaskFileError) -> [Int] {
+                if case .sequence = node.node {
+                    var values: [Int] = []
+                    for element in try node.sequence() { values.append(try element.int(in: 1...100_000)) }
+                    return values
+                }
+                return [try node.int(in: 1...100_000)]
+            }
+            if let concurrency = benchmarkFields["concurrency"] { load.concurrency = try ints(concurrency) }
+            if let rates = benchmarkFields["rates"] {
+                var values: [Double] = []
+                let elements = (try? rates.sequence()) ?? [rates]
+                for element in elements {
+                    let rate = try element.double()
+                    guard rate > 0 else { throw element.error("a request rate must be above 0") }
+                    values.append(rate)
+                }
+                load.rates = values
+                if benchmarkFields["concurrency"] == nil { load.concurrency = [] }
+            }
+            load.requests = try benchmarkFields["requests"]?.int(in: 1...10_000_000) ?? load.requests
+            load.duration = try benchmarkFields["duration"]?.seconds()
+            load.inputTokens = try benchmarkFields["input_tokens"]?.int(in: 1...1_000_000) ?? load.inputTokens
+            load.outputTokens = try benchmarkFields["output_tokens"]?.int(in: 1...1_000_000) ?? load.outputTokens
+            load.warmupRequests = try benchmarkFields["warmup"]?.int(in: 0...10_000) ?? load.warmupRequests
+            load.requestTimeout = try benchmarkFields["request_timeout"]?.seconds() ?? load.requestTimeout
+            benchmark = .load(load)
+        }
+        var timeouts = StageTimeouts()
+        if let node = fields["timeouts"] {
+            let items = try node.fields(allowed: ["deploy", "ready", "benchmark"])
+            timeouts.deploy = try items["deploy"]?.seconds() ?? timeouts.deploy
+            timeouts.ready = try items["ready"]?.seconds() ?? timeouts.ready
+            timeouts.benchmark = try items["benchmark"]?.seconds() ?? timeouts.benchmark
+        }
+        return ServingSpec(server: serverSpec, benchmark: benchmark, stageTimeouts: timeouts)
     }
 
     private static func syntaxError(_ error: YamlError, file: String) -> TaskFileError {

@@ -12,7 +12,7 @@ struct AutotuneCommand: AsyncParsableCommand {
             """,
         subcommands: [
             RunCommand.self, ResumeCommand.self, StatusCommand.self, BestCommand.self, TrialsCommand.self,
-            ValidateCommand.self, GPUsCommand.self, SpeedupCommand.self,
+            ValidateCommand.self, GPUsCommand.self, SpeedupCommand.self, SimulateCommand.self,
         ]
     )
 }

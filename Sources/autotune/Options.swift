@@ -1,5 +1,7 @@
 import ArgumentParser
 import Autotune
+import AutotuneRunner
+import AutotuneServing
 import AutotuneStore
 import Foundation
 
@@ -73,3 +75,25 @@ func reportingErrors(_ body: () async throws -> Void) async throws {
         throw exit(with: CLIError(.runtime, "\(error)"))
     }
 }
+
+/// The experiment a study runs: commands come from the runner module, servers from the serving module.
+func makeExperiment(for definition: StudyDefinition, workingDirectory: URL) -> any Experiment {
+    if let experiment = definition.experiment.makeExperiment(defaultWorkingDirectory: workingDirectory) {
+        return experiment
+    }
+    guard case .serving(let spec) = definition.experiment else {
+        preconditionFailure("every experiment kind is built by a module")
+    }
+    return ServingExperiment(
+        spec: spec,
+        defaultWorkingDirectory: workingDirectory,
+        extraPlaceholders: ["autotune": executablePath]
+    )
+}
+
+/// This executable's absolute path, for the `{autotune}` placeholder (`autotune simulate` in task files).
+let executablePath: String = {
+    let link = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+    if link != "/proc/self/exe" { return link }
+    return URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL.path
+}()

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Autotune
 import AutotuneRunner
+import AutotuneServing
 import AutotuneStore
 import AutotuneTask
 import Foundation
@@ -113,21 +114,30 @@ struct BestCommand: AsyncParsableCommand {
 
     /// The trial's argv, rendered exactly as the runner rendered it.
     private func commandLine(for trial: Trial, study: StoredStudy) throws -> [String] {
+        let trialsDirectory = URL(fileURLWithPath: store.path).deletingLastPathComponent()
+            .appendingPathComponent("autotune-trials")
+        var context = TrialContext(
+            study: study.definition.name,
+            trial: trial,
+            space: study.definition.space,
+            seed: study.definition.seed,
+            directory: trialsDirectory.appendingPathComponent(study.definition.name)
+                .appendingPathComponent(String(trial.number)),
+            logger: .init(label: "autotune"),
+            gpus: trial.gpus,
+            port: trial.port
+        )
         switch study.definition.experiment {
         case .command(let spec):
-            let trialsDirectory = URL(fileURLWithPath: store.path).deletingLastPathComponent()
-                .appendingPathComponent("autotune-trials")
-            let context = TrialContext(
-                study: study.definition.name,
-                trial: trial,
-                space: study.definition.space,
-                seed: study.definition.seed,
-                directory: trialsDirectory.appendingPathComponent(study.definition.name)
-                    .appendingPathComponent(String(trial.number)),
-                logger: .init(label: "autotune")
-            )
             return try CommandExperiment(spec: spec, defaultWorkingDirectory: URL(fileURLWithPath: "."))
                 .arguments(for: context)
+        case .serving(let spec):
+            context.port = trial.port ?? 8000
+            return try ServingExperiment(
+                spec: spec,
+                defaultWorkingDirectory: URL(fileURLWithPath: "."),
+                extraPlaceholders: ["autotune": executablePath]
+            ).serverArguments(for: context)
         }
     }
 }

@@ -131,9 +131,11 @@ private func runStudy(_ study: StoredStudy, store: SQLiteStudyStore, storePath: 
     let gpus = try await gpuPool(for: study.definition, options: options, logger: logger)
     let runner: StudyRunner
     do {
+        let cwd = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
         runner = try await StudyRunner(
             study: study,
             store: store,
+            experiment: makeExperiment(for: study.definition, workingDirectory: cwd),
             options: StudyRunner.Options(
                 parallel: options.parallel,
                 trialsDirectory: trialsDirectory,

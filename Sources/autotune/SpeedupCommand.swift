@@ -81,6 +81,7 @@ struct SpeedupCommand: AsyncParsableCommand {
                 let runner = try await StudyRunner(
                     study: study,
                     store: store,
+                    experiment: makeExperiment(for: levelDefinition, workingDirectory: cwd),
                     options: StudyRunner.Options(
                         trialsDirectory: scratch.appendingPathComponent("trials"),
                         workingDirectory: cwd,

@@ -111,6 +111,16 @@ public enum LostTrialPolicy: String, Sendable, Hashable, Codable {
 public enum ExperimentSpec: Sendable, Hashable, Codable {
     /// A command run to its end, whose metrics are read from its output.
     case command(CommandSpec)
+    /// A model server deployed, benchmarked and torn down.
+    case serving(ServingSpec)
+
+    /// Whether each trial needs a reserved host port: always for a server, for a command when it uses `{port}`.
+    public var usesPort: Bool {
+        switch self {
+        case .command(let spec): spec.usesPort
+        case .serving: true
+        }
+    }
 }
 
 /// A command experiment: an argv template run without a shell.

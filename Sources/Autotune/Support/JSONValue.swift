@@ -37,6 +37,19 @@ public enum JSONValue: Sendable, Hashable {
         return nil
     }
 
+    /// The value at a dotted path (`percentiles.ttft.p99`; array elements by index, `results.0.tps`).
+    public func value(atPath path: String) -> JSONValue? {
+        var current: JSONValue? = self
+        for key in path.split(separator: ".").map(String.init) {
+            switch current {
+            case .object(let members): current = members[key]
+            case .array(let elements): current = Int(key).flatMap { elements.indices.contains($0) ? elements[$0] : nil }
+            default: return nil
+            }
+        }
+        return current
+    }
+
     /// The member `key` when this is an object.
     public subscript(key: String) -> JSONValue? {
         if case .object(let members) = self { return members[key] }

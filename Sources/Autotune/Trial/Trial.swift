@@ -109,6 +109,12 @@ public struct TrialStage: RawRepresentable, Sendable, Hashable, Codable, Express
     public static let run: Self = "run"
     /// Leasing GPUs and reserving a port.
     public static let resources: Self = "resources"
+    /// Starting a model server.
+    public static let deploy: Self = "deploy"
+    /// Waiting for a model server's health check.
+    public static let ready: Self = "ready"
+    /// Warming up and benchmarking a model server.
+    public static let benchmark: Self = "benchmark"
     /// Reading the experiment's metrics.
     public static let metrics: Self = "metrics"
     /// Scoring the metrics against the objective and its constraints.

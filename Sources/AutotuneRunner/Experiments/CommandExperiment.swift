@@ -134,10 +134,11 @@ public struct CommandExperiment: Experiment {
 }
 
 extension ExperimentSpec {
-    /// The experiment that runs this spec.
-    public func makeExperiment(defaultWorkingDirectory: URL) -> any Experiment {
+    /// The experiment that runs a command spec; serving specs need the serving module, which builds theirs.
+    public func makeExperiment(defaultWorkingDirectory: URL) -> (any Experiment)? {
         switch self {
         case .command(let spec): CommandExperiment(spec: spec, defaultWorkingDirectory: defaultWorkingDirectory)
+        case .serving: nil
         }
     }
 }

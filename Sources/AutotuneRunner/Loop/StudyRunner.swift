@@ -127,15 +127,20 @@ public actor StudyRunner {
             pool = GPUPool(gpus: options.gpus, ledger: ledger)
         }
         var ports: PortAllocator?
-        if case .command(let spec) = definition.experiment, spec.usesPort {
+        if definition.experiment.usesPort {
             guard let ledger else {
                 throw RunnerError.configuration("the study reserves ports but the runner has no ledger")
             }
             ports = PortAllocator(range: definition.resources.ports, ledger: ledger)
         }
+        guard
+            let experiment = experiment
+                ?? definition.experiment.makeExperiment(defaultWorkingDirectory: options.workingDirectory)
+        else {
+            throw RunnerError.configuration("a serving study needs its experiment from AutotuneServing")
+        }
         self.executor = TrialExecutor(
-            experiment: experiment
-                ?? definition.experiment.makeExperiment(defaultWorkingDirectory: options.workingDirectory),
+            experiment: experiment,
             objective: definition.objective,
             deadline: definition.timeouts.trial,
             gpuRequest: definition.resources.gpusPerTrial,

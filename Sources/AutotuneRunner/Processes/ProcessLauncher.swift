@@ -40,6 +40,13 @@ public enum ProcessLauncher {
 
         /// Whether it exited with status 0.
         public var succeeded: Bool { exitCode == 0 }
+
+        /// Creates an outcome.
+        public init(exitCode: Int32?, signal: Int32?, seconds: Double) {
+            self.exitCode = exitCode
+            self.signal = signal
+            self.seconds = seconds
+        }
     }
 
     /// Runs `arguments[0]` with the rest as its arguments until it exits or the task is cancelled.

@@ -1,0 +1,289 @@
+import AsyncHTTPClient
+public import Autotune
+public import AutotuneRunner
+public import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import Synchronization
+
+/// Deploys a model server, waits until it is ready, benchmarks it and tears it down, each stage timed and
+/// with its own timeout.
+///
+/// The server runs in one child task, the stages in another: if the server exits first (a crash at start, an
+/// out-of-memory mid-benchmark), the trial fails at the stage it was in, quoting the server's last log lines;
+/// when the benchmark ends first, cancelling the server's task stops its whole process group. Its stdout and
+/// stderr are kept in the trial's directory as `server.stdout.log` and `server.stderr.log`, the benchmark's
+/// per-request records in `benchmark.json`. The launch permit is held from deploy until ready.
+public struct ServingExperiment: Experiment {
+    /// The server and the benchmark.
+    public var spec: ServingSpec
+    /// Where the server runs when the spec names no directory.
+    public var defaultWorkingDirectory: URL
+    /// Placeholders beyond the trial's own, e.g. `autotune` (this executable's path).
+    public var extraPlaceholders: [String: String]
+    /// How often readiness is polled.
+    public var pollInterval: Duration
+
+    /// Creates the experiment.
+    public init(
+        spec: ServingSpec,
+        defaultWorkingDirectory: URL,
+        extraPlaceholders: [String: String] = [:],
+        pollInterval: Duration = .milliseconds(200)
+    ) {
+        self.spec = spec
+        self.defaultWorkingDirectory = defaultWorkingDirectory
+        self.extraPlaceholders = extraPlaceholders
+        self.pollInterval = pollInterval
+    }
+
+    private enum Outcome: Sendable {
+        case serverExited(ProcessLauncher.Outcome)
+        case measured(ExperimentResult)
+    }
+
+    /// Placeholder values: the trial's, the model, and the extras.
+    func placeholderValues(_ context: TrialContext) -> [String: String] {
+        var values = context.placeholderValues
+        values["model"] = spec.server.model
+        values.merge(extraPlaceholders) { current, _ in current }
+        return values
+    }
+
+    /// The server's argv: the rendered template plus unplaced parameters as flags, wrapped in `docker run`
+    /// when the spec says so.
+    public func serverArguments(for context: TrialContext) throws -> [String] {
+        let values = placeholderValues(context)
+        var arguments = try spec.server.command.map { try render($0, values, stage: .deploy) }
+        if spec.server.appendFlags {
+            arguments += context.trial.configuration.flags(in: context.space, excluding: spec.server.placedParameters)
+        }
+        guard case .docker(let docker) = spec.server.launcher else { return arguments }
+        var run = ["docker", "run", "--rm", "--name", Self.containerName(context)]
+        if let gpus = context.gpus {
+            run += ["--gpus", gpus.isEmpty ? "0" : "\"device=\(gpus.map(String.init).joined(separator: ","))\""]
+        }
+        if let port = context.port { run += ["-p", "127.0.0.1:\(port):\(docker.containerPort)"] }
+        for mount in docker.mounts { run += ["-v", try render(Template(mount), values, stage: .deploy)] }
+        for (name, template) in spec.server.environment.sorted(by: { $0.key < $1.key }) {
+            run += ["-e", "\(name)=\(try render(template, values, stage: .deploy))"]
+        }
+        return run + docker.extraArguments + [docker.image] + arguments
+    }
+
+    static func containerName(_ context: TrialContext) -> String {
+        "autotune-\(context.study)-\(context.trial.number)".map { $0.isLetter || $0.isNumber || $0 == "-" ? $0 : "-" }
+            .map(String.init).joined()
+    }
+
+    /// Runs the trial.
+    public func run(_ context: TrialContext) async throws -> ExperimentResult {
+        guard let port = context.port else {
+            throw ExperimentError(stage: .deploy, message: "the serving experiment needs a reserved port")
+        }
+        let arguments = try serverArguments(for: context)
+        let values = placeholderValues(context)
+        var environment = [
+            "AUTOTUNE_TRIAL": String(context.trial.number), "AUTOTUNE_TRIAL_DIR": context.directory.path,
+        ]
+        if let gpus = context.gpus {
+            environment["CUDA_VISIBLE_DEVICES"] = gpus.map(String.init).joined(separator: ",")
+        }
+        for (name, template) in spec.server.environment {
+            environment[name] = try render(template, values, stage: .deploy)
+        }
+        let workingDirectory =
+            try spec.server.workingDirectory.map { URL(fileURLWithPath: try render($0, values, stage: .deploy)) }
+            ?? defaultWorkingDirectory
+        let serverEnvironment = environment
+        let stdout = context.directory.appendingPathComponent("server.stdout.log")
+        let stderr = context.directory.appendingPathComponent("server.stderr.log")
+        try? Data((arguments.joined(separator: " ") + "\n").utf8).write(
+            to: context.directory.appendingPathComponent("command.txt"))
+
+        let stage = Locked(TrialStage.deploy)
+        let timings = Locked([String: Double]())
+        let (started, startedContinuation) = AsyncStream.makeStream(of: Int32.self)
+        let permit = PermitHolder(context.launches)
+        try await context.launches.acquire()
+        permit.taken()
+        defer { permit.release() }
+        let deployStart = ContinuousClock.now
+        let baseURL = "http://127.0.0.1:\(port)"
+        let spec = self.spec
+        let pollInterval = self.pollInterval
+        do {
+            return try await withThrowingTaskGroup(of: Outcome.self) { group in
+                group.addTask {
+                    let outcome = try await ProcessLauncher.run(
+                        arguments,
+                        environment: serverEnvironment,
+                        workingDirectory: workingDirectory,
+                        standardOutput: stdout,
+                        standardError: stderr,
+                        killGrace: .milliseconds(Int(context.killGrace * 1000)),
+                        onStart: { pid in
+                            ProcessReaper.record(pid: pid, in: context.directory)
+                            startedContinuation.yield(pid)
+                            startedContinuation.finish()
+                        }
+                    )
+                    startedContinuation.finish()
+                    return .serverExited(outcome)
+                }
+                group.addTask {
+                    // Deploy: the process exists.
+                    let spawned = try await withStageTimeout(spec.stageTimeouts.deploy, stage: .deploy) {
+                        await started.first { _ in true }
+                    }
+                    guard spawned != nil else { return .serverExited(.init(exitCode: nil, signal: nil, seconds: 0)) }
+                    let readyStart = ContinuousClock.now
+                    timings.withLock { $0[TrialStage.deploy.rawValue] = (readyStart - deployStart).seconds }
+                    stage.withLock { $0 = .ready }
+                    try await withStageTimeout(spec.stageTimeouts.ready, stage: .ready) {
+                        try await Self.waitUntilReady(url: baseURL + spec.server.healthPath, interval: pollInterval)
+                    }
+                    let benchmarkStart = ContinuousClock.now
+                    timings.withLock { $0[TrialStage.ready.rawValue] = (benchmarkStart - readyStart).seconds }
+                    permit.release()
+                    stage.withLock { $0 = .benchmark }
+                    let metrics = try await withStageTimeout(spec.stageTimeouts.benchmark, stage: .benchmark) {
+                        try await Self.benchmark(
+                            spec.benchmark, baseURL: baseURL, context: context, values: values, model: spec.server.model
+                        )
+                    }
+                    timings.withLock {
+                        $0[TrialStage.benchmark.rawValue] = (ContinuousClock.now - benchmarkStart).seconds
+                    }
+                    return .measured(ExperimentResult(metrics: metrics, timings: timings.withLock { $0 }))
+                }
+                guard let first = try await group.next() else {
+                    throw ExperimentError(stage: .deploy, message: "the server task ended without a result")
+                }
+                group.cancelAll()
+                switch first {
+                case .measured(let result):
+                    return result
+                case .serverExited(let outcome):
+                    let during = stage.withLock { $0 }
+                    throw ExperimentError(
+                        stage: during,
+                        message: "the server exited (\(outcome.summary)) during \(during)"
+                            + Self.logTail(stdout, stderr),
+                        metrics: [:]
+                    )
+                }
+            }
+        } catch let error as ExperimentError {
+            throw ExperimentError(
+                stage: error.stage,
+                message: error.message.contains("last output")
+                    ? error.message : error.message + Self.logTail(stdout, stderr),
+                metrics: error.metrics
+            )
+        } catch let error as LaunchError {
+            throw ExperimentError(stage: .deploy, message: error.description)
+        }
+    }
+
+    /// Polls `url` until it answers 200.
+    static func waitUntilReady(url: String, interval: Duration) async throws {
+        while true {
+            try Task.checkCancellation()
+            var request = HTTPClientRequest(url: url)
+            request.method = .GET
+            if let response = try? await HTTPClient.shared.execute(request, timeout: .seconds(5)) {
+                _ = try? await response.body.collect(upTo: 1 << 20)
+                if response.status == .ok { return }
+            }
+            try await Task.sleep(for: interval)
+        }
+    }
+
+    /// Runs the benchmark and returns its metrics.
+    static func benchmark(
+        _ benchmark: BenchmarkSpec,
+        baseURL: String,
+        context: TrialContext,
+        values: [String: String],
+        model: String
+    ) async throws -> [String: Double] {
+        switch benchmark {
+        case .load(let load):
+            let generator = LoadGenerator(spec: load, model: model, seed: context.seed &+ UInt64(context.trial.number))
+            let levels = try await generator.run(baseURL: baseURL, gpus: max(1, context.gpus?.count ?? 1))
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            try? encoder.encode(levels).write(to: context.directory.appendingPathComponent("benchmark.json"))
+            var metrics: [String: Double] = [:]
+            for level in levels {
+                for (name, value) in level.metrics { metrics["\(level.name).\(name)"] = value }
+            }
+            if levels.count == 1 { metrics.merge(levels[0].metrics) { current, _ in current } }
+            if levels.allSatisfy({ $0.metrics["success_rate"] == 0 }) {
+                let reason = levels.first?.records.first?.error ?? "no request"
+                throw ExperimentError(stage: .benchmark, message: "every request failed: \(reason)", metrics: metrics)
+            }
+            return metrics
+        case .external(let external):
+            return try await ExternalBenchmark(spec: external).run(context: context, values: values)
+        }
+    }
+
+    /// The last lines of the server's stderr (or stdout), for failure messages.
+    static func logTail(_ stdout: URL, _ stderr: URL) -> String {
+        let read = { (url: URL) in
+            (FileManager.default.contents(atPath: url.path)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+        }
+        let text = read(stderr).isEmpty ? read(stdout) : read(stderr)
+        let lines = text.split(whereSeparator: \.isNewline).suffix(15)
+        return lines.isEmpty ? "" : "; last output:\n" + lines.joined(separator: "\n")
+    }
+
+    private func render(_ template: Template, _ values: [String: String], stage: TrialStage) throws -> String {
+        do {
+            return try template.render(values)
+        } catch {
+            throw ExperimentError(stage: stage, message: "\(error)")
+        }
+    }
+}
+
+/// Releases a launch permit exactly once, from whichever path gets there first.
+private final class PermitHolder: Sendable {
+    private let limiter: LaunchLimiter
+    private let held = Mutex(false)
+
+    init(_ limiter: LaunchLimiter) { self.limiter = limiter }
+
+    func taken() { held.withLock { $0 = true } }
+
+    func release() {
+        let wasHeld = held.withLock { value in
+            defer { value = false }
+            return value
+        }
+        if wasHeld { limiter.release() }
+    }
+}
+
+/// Runs `operation`, failing at `stage` after `seconds`.
+func withStageTimeout<T: Sendable>(
+    _ seconds: Double,
+    stage: TrialStage,
+    _ operation: @escaping @Sendable () async throws -> T
+) async throws -> T {
+    try await withThrowingTaskGroup(of: T?.self) { group in
+        group.addTask { try await operation() }
+        group.addTask {
+            try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
+            return nil
+        }
+        defer { group.cancelAll() }
+        guard let first = try await group.next(), let value = first else {
+            throw ExperimentError(stage: stage, message: "\(stage) did not finish within \(Int(seconds)) s")
+        }
+        return value
+    }
+}
