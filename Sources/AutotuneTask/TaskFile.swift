@@ -50,7 +50,7 @@ public enum TaskFile {
         }
         let top = try TaskNode(node: root, path: "", file: file).fields(allowed: [
             "name", "seed", "parallel", "parameters", "objective", "strategy", "budget", "timeouts",
-            "on_lost_trial", "experiment", "resources",
+            "on_lost_trial", "experiment", "resources", "baseline",
         ])
         let name = try top["name"]?.nonEmptyString() ?? defaultName
         guard name.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
@@ -93,7 +93,8 @@ public enum TaskFile {
             timeouts: try timeouts(top["timeouts"]),
             experiment: experiment,
             lostTrials: lostTrials,
-            resources: try resources(top["resources"], space: space)
+            resources: try resources(top["resources"], space: space),
+            baseline: try baseline(top["baseline"], space: space)
         )
     }
 
@@ -308,6 +309,25 @@ public enum TaskFile {
         }
         resources.maxConcurrentLaunches = try fields["max_concurrent_launches"]?.int(in: 1...1024) ?? 2
         return resources
+    }
+
+    private static func baseline(_ node: TaskNode?, space: SearchSpace) throws(TaskFileError) -> Configuration? {
+        guard let node else { return nil }
+        var values: [String: ParameterValue] = [:]
+        for (name, value) in try node.mapping(allowed: space.parameters.map(\.name)) {
+            values[name] = try value.parameterValue()
+        }
+        for parameter in space.parameters where values[parameter.name] == nil {
+            guard case .fixed(let value) = parameter.domain else {
+                throw node.error("the baseline gives no value for parameter '\(parameter.name)'")
+            }
+            values[parameter.name] = value
+        }
+        do {
+            return try space.coerce(values)
+        } catch {
+            throw node.error("the baseline is outside the search space: \(error.message)")
+        }
     }
 
     private static func timeouts(_ node: TaskNode?) throws(TaskFileError) -> Timeouts {

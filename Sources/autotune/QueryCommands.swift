@@ -96,6 +96,11 @@ struct BestCommand: AsyncParsableCommand {
                     "Study '\(study)': best trial \(trial.number) of \(definition.objective.direction.rawValue) \(definition.objective.label)"
                 )
                 print("  score: \(ProgressFormat.number(best.score))")
+                if definition.baseline != nil,
+                    let baseline = try await database.trials(ofStudy: stored.id).first(where: { $0.number == 0 })
+                {
+                    print("  " + baselineComparison(baseline, best: best, objective: definition.objective))
+                }
                 print("  configuration:")
                 for parameter in definition.space.parameters {
                     if let value = trial.configuration[parameter.name] {

@@ -195,6 +195,9 @@ private func runStudy(_ study: StoredStudy, store: SQLiteStudyStore, storePath: 
         "Study '\(study.definition.name)' \(outcome.status.rawValue): \(completed) completed, \(failed) failed, \(pending) pending, \(String(format: "%.1f", outcome.seconds)) s this run"
     )
     if let best = outcome.best, let trial = trials.first(where: { $0.number == best.number }) {
+        if study.definition.baseline != nil, let baseline = trials.first(where: { $0.number == 0 }) {
+            print(baselineComparison(baseline, best: best, objective: study.definition.objective))
+        }
         print(
             "Best: trial \(best.number) \(study.definition.objective.label)=\(ProgressFormat.number(best.score))  \(trial.configuration.summary(in: study.definition.space))"
         )
@@ -235,4 +238,15 @@ private let loggingToStandardError: Void = LoggingSystem.bootstrap(StreamLogHand
 private func progressReporter(quiet: Bool) -> any ProgressReporter {
     if quiet { return SilentProgress() }
     return isatty(STDERR_FILENO) == 1 ? TerminalProgress() : LineProgress()
+}
+
+/// `Baseline (trial 0): 4120; the best is 61.3% better.`, or why the baseline has no score.
+func baselineComparison(_ baseline: Trial, best: BestTrial, objective: Objective) -> String {
+    guard let score = baseline.score else {
+        return
+            "Baseline (trial 0): \(baseline.error?.description.split(whereSeparator: \.isNewline).first.map(String.init) ?? "no score")"
+    }
+    let gain = objective.direction == .maximize ? (best.score - score) / abs(score) : (score - best.score) / abs(score)
+    return
+        "Baseline (trial 0): \(ProgressFormat.number(score)); the best is \(String(format: "%.1f", gain * 100))% better."
 }

@@ -19,7 +19,7 @@ private let executable: URL = {
     .standardizedFileURL
 }()
 
-private struct Run {
+struct Run {
     var status: Int32
     var stdout: String
     var stderr: String
@@ -27,7 +27,7 @@ private struct Run {
 }
 
 /// The pids of processes whose command line contains `text`.
-private func processes(containing text: String) -> [Int32] {
+func processes(containing text: String) -> [Int32] {
     let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
     return entries.compactMap { Int32($0) }.filter { pid in
         guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
@@ -36,7 +36,7 @@ private func processes(containing text: String) -> [Int32] {
 }
 
 /// Runs autotune in `directory`; `whileRunning` may signal the process.
-private func autotune(
+func autotune(
     _ arguments: [String],
     in directory: URL,
     whileRunning: ((Process) async throws -> Void)? = nil
@@ -63,7 +63,7 @@ private func autotune(
     )
 }
 
-private func scratch() throws -> URL {
+func scratch() throws -> URL {
     let directory = FileManager.default.temporaryDirectory.appendingPathComponent("autotune-cli-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     return directory

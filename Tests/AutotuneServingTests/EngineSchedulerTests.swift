@@ -43,7 +43,7 @@ private func drain(_ scheduler: inout EngineScheduler) -> (seconds: Double, toke
         }
         let small = throughput(maxNumSeqs: 8)
         let medium = throughput(maxNumSeqs: 64)
-        #expect(medium.tokensPerSecond > 3 * small.tokensPerSecond)
+        #expect(medium.tokensPerSecond > 2.5 * small.tokensPerSecond)
         #expect(small.preemptions == 0)
         // With the cache too small for 256 long sequences, preemption recomputes work and throughput drops.
         let crowded = throughput(maxNumSeqs: 256, utilization: 0.88)

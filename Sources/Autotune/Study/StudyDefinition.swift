@@ -23,6 +23,9 @@ public struct StudyDefinition: Sendable, Hashable, Codable {
     public var lostTrials: LostTrialPolicy
     /// GPUs, ports and launch slots.
     public var resources: Resources
+    /// A configuration run first, as trial 0, before the strategy proposes anything: typically the engine's
+    /// defaults, so the study shows how much tuning gained.
+    public var baseline: Configuration?
 
     /// Creates a definition.
     public init(
@@ -36,7 +39,8 @@ public struct StudyDefinition: Sendable, Hashable, Codable {
         timeouts: Timeouts = Timeouts(),
         experiment: ExperimentSpec,
         lostTrials: LostTrialPolicy = .requeue,
-        resources: Resources = Resources()
+        resources: Resources = Resources(),
+        baseline: Configuration? = nil
     ) {
         self.name = name
         self.space = space
@@ -49,6 +53,7 @@ public struct StudyDefinition: Sendable, Hashable, Codable {
         self.experiment = experiment
         self.lostTrials = lostTrials
         self.resources = resources
+        self.baseline = baseline
     }
 
     /// The context a strategy of this study is built from.

@@ -192,8 +192,12 @@ public actor StudyRunner {
         if !requeued.isEmpty { try await store.saveRequeued(requeued, studyID: study.id) }
         self.strategy = strategy
         self.history = StudyHistory(trials: trials)
-        self.queue = trials.filter { $0.state == .pending }
-        self.nextNumber = (trials.map(\.number).max() ?? -1) + 1
+        var queue = trials.filter { $0.state == .pending }
+        if trials.isEmpty, let baseline = study.definition.baseline {
+            queue.append(Trial(number: 0, configuration: baseline))
+        }
+        self.queue = queue
+        self.nextNumber = max((trials.map(\.number).max() ?? -1) + 1, queue.count)
         self.best = Self.best(of: trials, objective: study.definition.objective)
         self.completedCount = trials.filter { $0.state == .completed }.count
         self.failedCount = trials.filter { $0.state == .failed }.count

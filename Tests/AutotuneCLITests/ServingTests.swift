@@ -1,0 +1,135 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Serving studies end to end: the simulated engine (`autotune simulate`) deployed on reserved ports, benchmarked
+/// by the load generator, torn down; and servers that crash, never become ready, or die mid-benchmark.
+@Suite(.serialized) struct ServingTests {
+    private func task(
+        name: String,
+        server: String,
+        parameters: String = "max_num_seqs: [2, 16]",
+        benchmark: String = "{concurrency: 16, requests: 48, input_tokens: 64, output_tokens: 24, warmup: 1}",
+        timeouts: String = "{deploy: 10s, ready: 20s, benchmark: 60s}",
+        extra: String = ""
+    ) -> String {
+        """
+        name: \(name)
+        parallel: 2
+        parameters: {\(parameters)}
+        objective: {maximize: output_tokens_per_s}
+        strategy: {name: grid, order: declared}
+        resources: {ports: 33000-33999}
+        \(extra)
+        experiment:
+          kind: serving
+          server:
+            command: \(server)
+            model: sim
+          benchmark: \(benchmark)
+          timeouts: \(timeouts)
+        """
+    }
+
+    private func trials(_ study: String, in directory: URL) async throws -> [[String: Any]] {
+        let json = try await autotune(["trials", study, "--format", "json"], in: directory)
+        return try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [[String: Any]])
+    }
+
+    @Test func moreSequencesInTheBatchGiveMoreThroughputAsTheEngineWasTold() async throws {
+        let directory = try scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let server =
+            #"["{autotune}", simulate, --port, "{port}", --model, "{model}", --time-scale, "0.5", --load-seconds, "0.3"]"#
+        try task(name: "batching", server: server).write(
+            to: directory.appendingPathComponent("t.yaml"), atomically: true, encoding: .utf8)
+        let run = try await autotune(["run", "t.yaml", "--quiet"], in: directory)
+        #expect(run.status == 0, "stderr: \(run.stderr)")
+        let results = try await trials("batching", in: directory)
+        #expect(results.count == 2)
+        var throughput: [Int: Double] = [:]
+        for trial in results {
+            #expect(trial["state"] as? String == "completed", "\(trial)")
+            let metrics = try #require(trial["metrics"] as? [String: Double])
+            #expect(metrics["success_rate"] == 1)
+            #expect(metrics["requests"] == 48)
+            #expect((metrics["ttft_ms_p50"] ?? 0) > 0)
+            #expect((metrics["itl_ms_p50"] ?? 0) > 0)
+            let configuration = try #require(trial["configuration"] as? [String: Any])
+            throughput[configuration["max_num_seqs"] as! Int] = metrics["output_tokens_per_s"]
+            #expect(trial["port"] as? Int != nil)
+            let timings = try #require(trial["timings"] as? [String: Double])
+            #expect(timings["deploy"] != nil && timings["ready"] != nil && timings["benchmark"] != nil)
+        }
+        // 16 sequences per step decode ~8x the tokens of 2 for a step only slightly longer.
+        let two = try #require(throughput[2])
+        let sixteen = try #require(throughput[16])
+        #expect(sixteen > 3 * two, "2 seqs: \(two) tok/s, 16 seqs: \(sixteen) tok/s")
+        let best = try await autotune(["best", "batching"], in: directory)
+        #expect(best.stdout.contains("simulate --port"))
+        #expect(best.stdout.contains("--max-num-seqs 16"))
+        #expect(processes(containing: "--model sim").isEmpty)
+    }
+
+    @Test func aServerThatRefusesToStartFailsWithItsLogTail() async throws {
+        let directory = try scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let server = #"["{autotune}", simulate, --port, "{port}", --load-seconds, "0.2"]"#
+        try task(name: "oom", server: server, parameters: "gpu_memory_utilization: [0.99]")
+            .write(to: directory.appendingPathComponent("t.yaml"), atomically: true, encoding: .utf8)
+        _ = try await autotune(["run", "t.yaml", "--quiet"], in: directory)
+        let trial = try #require(try await trials("oom", in: directory).first)
+        #expect(trial["state"] as? String == "failed")
+        let error = try #require(trial["error"] as? [String: String])
+        #expect(error["stage"] == "ready")
+        #expect(error["message"]?.contains("the server exited (exit status 1)") == true)
+        #expect(error["message"]?.contains("CUDA out of memory") == true)
+    }
+
+    @Test func aServerThatNeverBecomesReadyTimesOutAndIsStopped() async throws {
+        let directory = try scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let marker = "never-ready-\(UUID().uuidString)"
+        let server = #"["/bin/sh", "-c", "echo loading weights; sleep 60", "\#(marker)"]"#
+        try task(
+            name: "stuck",
+            server: server,
+            parameters: "x: [1]",
+            timeouts: "{deploy: 10s, ready: 1s, benchmark: 10s}",
+            extra: "timeouts: {kill_grace: 500ms}"
+        ).replacingOccurrences(of: "command: \(server)", with: "command: \(server)\n    append_flags: false")
+            .write(to: directory.appendingPathComponent("t.yaml"), atomically: true, encoding: .utf8)
+        _ = try await autotune(["run", "t.yaml", "--quiet"], in: directory)
+        let trial = try #require(try await trials("stuck", in: directory).first)
+        let error = try #require(trial["error"] as? [String: String])
+        #expect(error["stage"] == "ready")
+        #expect(error["message"]?.contains("ready did not finish within 1 s") == true)
+        #expect(error["message"]?.contains("loading weights") == true)
+        #expect(processes(containing: marker).isEmpty)
+    }
+
+    @Test func aServerThatDiesMidBenchmarkFailsTheBenchmarkStage() async throws {
+        let directory = try scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        // The engine serves slowly, and its wrapper kills it 3 s after start: well inside the benchmark.
+        let script =
+            #"\"$0\" simulate --port \"$1\" --time-scale 4 --load-seconds 0.2 & pid=$!; sleep 3; echo engine crashed >&2; kill -9 $pid; wait $pid; exit 9"#
+        let server = #"["/bin/sh", "-c", "\#(script)", "{autotune}", "{port}"]"#
+        try task(
+            name: "dies",
+            server: server,
+            parameters: "x: [1]",
+            benchmark: "{concurrency: 4, requests: 40, input_tokens: 16, output_tokens: 200, warmup: 0}"
+        ).replacingOccurrences(of: "command: \(server)", with: "command: \(server)\n    append_flags: false")
+            .write(to: directory.appendingPathComponent("t.yaml"), atomically: true, encoding: .utf8)
+        _ = try await autotune(["run", "t.yaml", "--quiet"], in: directory)
+        let trial = try #require(try await trials("dies", in: directory).first)
+        let error = try #require(trial["error"] as? [String: String], "\(trial)")
+        #expect(error["stage"] == "benchmark")
+        #expect(error["message"]?.contains("engine crashed") == true)
+        #expect(processes(containing: "--time-scale 4").isEmpty)
+    }
+}
