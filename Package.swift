@@ -76,7 +76,10 @@ let package = Package(
             ]
         ),
         // Benchmarks: the loop's own cost per trial (docs/benchmarks.md).
-        .executableTarget(name: "autotune-bench", dependencies: ["Autotune", "AutotuneStore", "AutotuneRunner"]),
+        .executableTarget(
+            name: "autotune-bench",
+            dependencies: ["Autotune", "AutotuneStore", "AutotuneRunner", "AutotuneServing"]
+        ),
         .testTarget(
             name: "AutotuneTests",
             dependencies: ["Autotune", "AutotuneTesting"],

@@ -5,6 +5,7 @@ import Autotune
 ///     autotune-bench loop [trials ...]      the loop's own overhead per trial
 ///     autotune-bench optimizers [seeds]     simple regret of random, grid and bayesian on test functions
 ///     autotune-bench ask-latency            bayesian ask time against the number of observations (d = 6)
+///     autotune-bench generator              the load generator's highest request rate on a trivial server
 @main
 enum Benchmarks {
     static func main() async throws {
@@ -12,9 +13,10 @@ enum Benchmarks {
         switch arguments.first {
         case "optimizers": try OptimizerBenchmark.run(Array(arguments.dropFirst()))
         case "ask-latency": try OptimizerBenchmark.askLatency(Array(arguments.dropFirst()))
+        case "generator": try await GeneratorBenchmark.run(Array(arguments.dropFirst()))
         case "loop", nil: try await LoopOverhead.run(Array(arguments.dropFirst()))
         case "blas": print("threads \(BLAS.threads), core \(BLAS.coreName), \(BLAS.configuration)")
-        default: print("usage: autotune-bench loop|optimizers|ask-latency [arguments]")
+        default: print("usage: autotune-bench loop|optimizers|ask-latency|generator [arguments]")
         }
     }
 }
