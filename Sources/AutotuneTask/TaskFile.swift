@@ -355,7 +355,9 @@ public enum TaskFile {
         func template(_ node: TaskNode) throws(TaskFileError) -> Template {
             let template = Template(try node.string())
             do {
-                _ = try template.render(Dictionary(uniqueKeysWithValues: known.map { ($0, "") }))
+                // {env.NAME} is read from the environment when the trial runs.
+                let environment = template.placeholders.filter { $0.hasPrefix("env.") }
+                _ = try template.render(Dictionary(uniqueKeysWithValues: (known.union(environment)).map { ($0, "") }))
             } catch {
                 let names = known.sorted().joined(separator: ", ")
                 throw node.error("\(error.message); placeholders are the parameter names and: \(names)")
@@ -416,7 +418,9 @@ public enum TaskFile {
         func template(_ node: TaskNode) throws(TaskFileError) -> Template {
             let template = Template(try node.string())
             do {
-                _ = try template.render(Dictionary(uniqueKeysWithValues: known.map { ($0, "") }))
+                // {env.NAME} is read from the environment when the trial runs.
+                let environment = template.placeholders.filter { $0.hasPrefix("env.") }
+                _ = try template.render(Dictionary(uniqueKeysWithValues: (known.union(environment)).map { ($0, "") }))
             } catch {
                 throw node.error(
                     "\(error.message); placeholders are the parameter names and: \(known.subtracting(space.parameters.map(\.name)).sorted().joined(separator: ", "))"

@@ -23,7 +23,8 @@ enum GeneratorBenchmark {
                     outputTokens: tokens,
                     warmupRequests: 4
                 )
-                let level = try await LoadGenerator(spec: spec, model: "sim").run(baseURL: "http://127.0.0.1:\(port)")[0]
+                let level = try await LoadGenerator(spec: spec, model: "sim").run(baseURL: "http://127.0.0.1:\(port)")[
+                    0]
                 let m = level.metrics
                 print(
                     "| \(concurrency) | \(Int(m["requests"]!)) | \(tokens) | \(Int(m["requests_per_s"]!)) | \(Int(m["output_tokens_per_s"]!)) | \(m["success_rate"]!) |"

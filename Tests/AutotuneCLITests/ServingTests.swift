@@ -133,3 +133,21 @@ import Testing
         #expect(processes(containing: "--time-scale 4").isEmpty)
     }
 }
+
+extension ServingTests {
+    @Test func anExternalBenchmarkIsReadByKeyPaths() async throws {
+        let directory = try scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let server = #"["{autotune}", simulate, --port, "{port}", --load-seconds, "0.2"]"#
+        let bench =
+            #"{command: [/bin/sh, -c, "echo '{{\"summary\": {{\"output_throughput\": 1234.5, \"ttft\": [10, 20]}}}}' > {trial_dir}/result.json", "{port}"], result_file: "{trial_dir}/result.json", metrics: {output_tokens_per_s: summary.output_throughput, ttft_second: summary.ttft.1}}"#
+        try task(name: "external", server: server, parameters: "max_num_seqs: [4]", benchmark: bench)
+            .write(to: directory.appendingPathComponent("t.yaml"), atomically: true, encoding: .utf8)
+        let run = try await autotune(["run", "t.yaml", "--quiet"], in: directory)
+        #expect(run.status == 0, "stderr: \(run.stderr)")
+        let trial = try #require(try await trials("external", in: directory).first)
+        let metrics = try #require(trial["metrics"] as? [String: Double])
+        #expect(metrics["output_tokens_per_s"] == 1234.5)
+        #expect(metrics["ttft_second"] == 20)
+    }
+}

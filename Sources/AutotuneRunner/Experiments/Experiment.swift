@@ -60,13 +60,15 @@ public struct TrialContext: Sendable {
     }
 
     /// The values of the placeholders a template may use: the parameters, then `trial`, `trial_dir`,
-    /// `study`, `seed`, `port` and `gpus` (comma-separated indexes).
+    /// `study`, `seed`, `port`, `gpus` (comma-separated indexes) and `env.NAME` (an environment variable).
     public var placeholderValues: [String: String] {
         var values = trial.configuration.placeholderValues
         values["trial"] = String(trial.number)
         values["trial_dir"] = directory.path
         values["study"] = study
         values["seed"] = String(seed)
+        // {env.NAME}: the runner's environment, for paths that differ per machine (models, binaries).
+        for (name, value) in ProcessInfo.processInfo.environment { values["env." + name] = value }
         if let port { values["port"] = String(port) }
         if let gpus { values["gpus"] = gpus.map(String.init).joined(separator: ",") }
         return values
