@@ -14,14 +14,7 @@ extension SQLiteStudyStore: ResourceLedger {
         isAlive: @escaping @Sendable (Int32) -> Bool
     ) async throws -> [Int]? {
         try await database.write { db in
-            try Self.dropDeadLeases(host: holder.host, isAlive: isAlive, db: db)
-            let held = Set(
-                try Int.fetchAll(
-                    db,
-                    sql: "SELECT resource_id FROM resource_leases WHERE host = ? AND kind = 'gpu'",
-                    arguments: [holder.host]
-                )
-            )
+            let held = try Self.liveHolds(of: "gpu", host: holder.host, isAlive: isAlive, db: db)
             let free = candidates.filter { !held.contains($0) }.sorted()
             guard free.count >= count else { return nil }
             let chosen = Array(free.prefix(count))
@@ -38,14 +31,7 @@ extension SQLiteStudyStore: ResourceLedger {
         isBindable: @escaping @Sendable (Int) -> Bool
     ) async throws -> Int? {
         try await database.write { db in
-            try Self.dropDeadLeases(host: holder.host, isAlive: isAlive, db: db)
-            let held = Set(
-                try Int.fetchAll(
-                    db,
-                    sql: "SELECT resource_id FROM resource_leases WHERE host = ? AND kind = 'port'",
-                    arguments: [holder.host]
-                )
-            )
+            let held = try Self.liveHolds(of: "port", host: holder.host, isAlive: isAlive, db: db)
             for port in range where !held.contains(port) && isBindable(port) {
                 try Self.insert(kind: "port", id: port, holder: holder, db: db)
                 return port
@@ -96,6 +82,20 @@ extension SQLiteStudyStore: ResourceLedger {
                 VALUES (?, ?, ?, ?, ?, ?, ?)
                 """,
             arguments: [holder.host, kind, id, holder.pid, holder.study, holder.trial, Date()]
+        )
+    }
+
+    /// The ids of `kind` held on `host`, after dropping the leases of processes that are gone.
+    private static func liveHolds(of kind: String, host: String, isAlive: (Int32) -> Bool, db: Database) throws -> Set<
+        Int
+    > {
+        try dropDeadLeases(host: host, isAlive: isAlive, db: db)
+        return Set(
+            try Int.fetchAll(
+                db,
+                sql: "SELECT resource_id FROM resource_leases WHERE host = ? AND kind = ?",
+                arguments: [host, kind]
+            )
         )
     }
 

@@ -345,43 +345,15 @@ public enum TaskFile {
         if let kind = fields["kind"], try kind.string() != "command" {
             throw kind.error("unknown experiment kind '\(try kind.string())'; expected 'command' or 'serving'")
         }
-        let commandNode = try fields.required("command", "the program and its arguments as a list")
-        if case .scalar = commandNode.node {
-            throw commandNode.error(
-                "write the command as a list of arguments, e.g. [zstd, \"-{level}\"]: it runs without a shell"
-            )
-        }
-        let known = Set(space.parameters.map(\.name)).union(builtInPlaceholders)
-        func template(_ node: TaskNode) throws(TaskFileError) -> Template {
-            let template = Template(try node.string())
-            do {
-                // {env.NAME} is read from the environment when the trial runs.
-                let environment = template.placeholders.filter { $0.hasPrefix("env.") }
-                _ = try template.render(Dictionary(uniqueKeysWithValues: (known.union(environment)).map { ($0, "") }))
-            } catch {
-                let names = known.sorted().joined(separator: ", ")
-                throw node.error("\(error.message); placeholders are the parameter names and: \(names)")
-            }
-            return template
-        }
-        var command: [Template] = []
-        for element in try commandNode.sequence() { command.append(try template(element)) }
-        guard let first = command.first, !first.text.isEmpty else { throw commandNode.error("the command is empty") }
-        var environment: [String: Template] = [:]
-        if let env = fields["env"] {
-            for (key, value) in try env.mapping() { environment[key] = try template(value) }
-        }
-        var directory = workingDirectory.path
-        if let workdir = fields["workdir"] {
-            let text = try workdir.nonEmptyString()
-            directory =
-                text.hasPrefix("/") ? text : workingDirectory.appendingPathComponent(text).standardizedFileURL.path
-        }
+        let reader = TemplateReader(space: space)
+        let command = try reader.command(try fields.required("command", "the program and its arguments as a list"))
+        let environment = try reader.environment(fields["env"])
+        let directory = try TemplateReader.workingDirectory(fields["workdir"], base: workingDirectory)
         var metrics = MetricsSource()
         if let metricsNode = fields["metrics"] {
             let items = try metricsNode.fields(allowed: ["stdout_json", "file", "patterns"])
             metrics.stdoutJSON = try items["stdout_json"]?.bool() ?? true
-            if let file = items["file"] { metrics.file = try template(file) }
+            if let file = items["file"] { metrics.file = try reader.template(file) }
             if let patterns = items["patterns"] {
                 for (name, pattern) in try patterns.mapping() {
                     let text = try pattern.nonEmptyString()
@@ -393,8 +365,7 @@ public enum TaskFile {
         return CommandSpec(
             command: command,
             environment: environment,
-            workingDirectory: Template(
-                directory.replacingOccurrences(of: "{", with: "{{").replacingOccurrences(of: "}", with: "}}")),
+            workingDirectory: directory,
             appendFlags: try fields["append_flags"]?.bool() ?? true,
             metrics: metrics
         )
@@ -410,37 +381,10 @@ public enum TaskFile {
         let server = try serverNode.fields(allowed: [
             "command", "env", "workdir", "append_flags", "health", "model", "docker",
         ])
-        let commandNode = try server.required("command", "the server's program and arguments as a list")
-        if case .scalar = commandNode.node {
-            throw commandNode.error("write the command as a list of arguments: it runs without a shell")
-        }
-        let known = Set(space.parameters.map(\.name)).union(builtInPlaceholders)
-        func template(_ node: TaskNode) throws(TaskFileError) -> Template {
-            let template = Template(try node.string())
-            do {
-                // {env.NAME} is read from the environment when the trial runs.
-                let environment = template.placeholders.filter { $0.hasPrefix("env.") }
-                _ = try template.render(Dictionary(uniqueKeysWithValues: (known.union(environment)).map { ($0, "") }))
-            } catch {
-                throw node.error(
-                    "\(error.message); placeholders are the parameter names and: \(known.subtracting(space.parameters.map(\.name)).sorted().joined(separator: ", "))"
-                )
-            }
-            return template
-        }
-        var command: [Template] = []
-        for element in try commandNode.sequence() { command.append(try template(element)) }
-        guard !command.isEmpty else { throw commandNode.error("the command is empty") }
-        var environment: [String: Template] = [:]
-        if let env = server["env"] {
-            for (key, value) in try env.mapping() { environment[key] = try template(value) }
-        }
-        var directory = workingDirectory.path
-        if let workdir = server["workdir"] {
-            let text = try workdir.nonEmptyString()
-            directory =
-                text.hasPrefix("/") ? text : workingDirectory.appendingPathComponent(text).standardizedFileURL.path
-        }
+        let reader = TemplateReader(space: space)
+        let command = try reader.command(try server.required("command", "the server's program and arguments as a list"))
+        let environment = try reader.environment(server["env"])
+        let directory = try TemplateReader.workingDirectory(server["workdir"], base: workingDirectory)
         let health = try server["health"]?.nonEmptyString() ?? "/health"
         guard health.hasPrefix("/") else {
             throw server["health"]!.error("a health path starts with '/', e.g. /health")
@@ -464,8 +408,7 @@ public enum TaskFile {
         let serverSpec = ServerSpec(
             command: command,
             environment: environment,
-            workingDirectory: Template(
-                directory.replacingOccurrences(of: "{", with: "{{").replacingOccurrences(of: "}", with: "}}")),
+            workingDirectory: directory,
             appendFlags: try server["append_flags"]?.bool() ?? true,
             healthPath: health,
             model: try server["model"]?.nonEmptyString() ?? "model",
@@ -480,14 +423,17 @@ public enum TaskFile {
         ])
         if let externalCommand = benchmarkFields["command"] {
             var argv: [Template] = []
-            for element in try externalCommand.sequence() { argv.append(try template(element)) }
+            for element in try externalCommand.sequence() { argv.append(try reader.template(element)) }
             var metrics: [String: String] = [:]
             for (name, path) in try benchmarkFields.required("metrics", "metric names to JSON key paths").mapping() {
                 metrics[name] = try path.nonEmptyString()
             }
             benchmark = .external(
                 ExternalBenchmarkSpec(
-                    command: argv, resultFile: try benchmarkFields["result_file"].map(template), metrics: metrics)
+                    command: argv,
+                    resultFile: try benchmarkFields["result_file"].map { node throws(TaskFileError) in
+                        try reader.template(node)
+                    }, metrics: metrics)
             )
         } else {
             var load = LoadSpec()
@@ -544,5 +490,59 @@ public enum TaskFile {
         default:
             return TaskFileError(file: file, field: "", message: "not valid YAML or JSON: \(error)")
         }
+    }
+}
+
+/// Reads an experiment's templates, checking every placeholder against the parameters and the built-ins.
+struct TemplateReader {
+    private let known: Set<String>
+    private let parameters: Set<String>
+
+    init(space: SearchSpace) {
+        parameters = Set(space.parameters.map(\.name))
+        known = parameters.union(TaskFile.builtInPlaceholders)
+    }
+
+    /// One template; `{env.NAME}` is always allowed (it is read from the environment when the trial runs).
+    func template(_ node: TaskNode) throws(TaskFileError) -> Template {
+        let template = Template(try node.string())
+        let environment = template.placeholders.filter { $0.hasPrefix("env.") }
+        do {
+            _ = try template.render(Dictionary(uniqueKeysWithValues: known.union(environment).map { ($0, "") }))
+        } catch {
+            let builtIns = known.subtracting(parameters).sorted().joined(separator: ", ")
+            throw node.error("\(error.message); placeholders are the parameter names, env.NAME and: \(builtIns)")
+        }
+        return template
+    }
+
+    /// An argv: a non-empty list, never a string (there is no shell to split it).
+    func command(_ node: TaskNode) throws(TaskFileError) -> [Template] {
+        if case .scalar = node.node {
+            throw node.error(
+                "write the command as a list of arguments, e.g. [zstd, \"-{level}\"]: it runs without a shell")
+        }
+        var command: [Template] = []
+        for element in try node.sequence() { command.append(try template(element)) }
+        guard let first = command.first, !first.text.isEmpty else { throw node.error("the command is empty") }
+        return command
+    }
+
+    /// `env:`, values being templates.
+    func environment(_ node: TaskNode?) throws(TaskFileError) -> [String: Template] {
+        var environment: [String: Template] = [:]
+        for (key, value) in try node?.mapping() ?? [] { environment[key] = try template(value) }
+        return environment
+    }
+
+    /// `workdir:` made absolute against `base` (where autotune was started), as a template with its braces
+    /// escaped: a directory is a path, not a template.
+    static func workingDirectory(_ node: TaskNode?, base: URL) throws(TaskFileError) -> Template {
+        var directory = base.path
+        if let node {
+            let text = try node.nonEmptyString()
+            directory = text.hasPrefix("/") ? text : base.appendingPathComponent(text).standardizedFileURL.path
+        }
+        return Template(directory.replacingOccurrences(of: "{", with: "{{").replacingOccurrences(of: "}", with: "}}"))
     }
 }

@@ -3,6 +3,7 @@ import Autotune
 import AutotuneRunner
 import AutotuneServing
 import AutotuneStore
+import AutotuneTask
 import Foundation
 
 /// Where the study database lives.
@@ -97,3 +98,21 @@ let executablePath: String = {
     if link != "/proc/self/exe" { return link }
     return URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL.path
 }()
+
+/// Reads and validates a task file, strategy options included, relative to the current directory; an invalid
+/// file is exit code 2 with its file:line:field message.
+func loadTask(_ path: String) throws -> (definition: StudyDefinition, source: String) {
+    let cwd = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
+    let loaded: (StudyDefinition, String)
+    do {
+        loaded = try TaskFile.load(path: path, workingDirectory: cwd)
+    } catch {
+        throw CLIError(.invalidTask, "\(error)")
+    }
+    do {
+        _ = try StrategyRegistry.builtIn.make(loaded.0.strategy.name, context: loaded.0.strategyContext)
+    } catch {
+        throw CLIError(.invalidTask, "\(path): strategy: \(error)")
+    }
+    return loaded
+}

@@ -230,20 +230,7 @@ struct ValidateCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let definition: StudyDefinition
-            do {
-                definition = try TaskFile.load(
-                    path: task,
-                    workingDirectory: URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
-                ).0
-            } catch {
-                throw CLIError(.invalidTask, "\(error)")
-            }
-            do {
-                _ = try StrategyRegistry.builtIn.make(definition.strategy.name, context: definition.strategyContext)
-            } catch {
-                throw CLIError(.invalidTask, "\(task): strategy: \(error)")
-            }
+            let definition = try loadTask(task).definition
             let size = definition.space.cardinality.map { "\($0) configurations" } ?? "continuous"
             print(
                 "\(task): valid. Study '\(definition.name)', \(definition.space.parameters.count) parameters (\(size)), \(definition.strategy.name) search, parallel \(definition.parallel)."

@@ -66,19 +66,8 @@ struct RunCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let cwd = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
-            var (definition, source): (StudyDefinition, String)
-            do {
-                (definition, source) = try TaskFile.load(path: task, workingDirectory: cwd)
-            } catch {
-                throw CLIError(.invalidTask, "\(error)")
-            }
+            var (definition, source) = try loadTask(task)
             if let study { definition.name = study }
-            do {
-                _ = try StrategyRegistry.builtIn.make(definition.strategy.name, context: definition.strategyContext)
-            } catch {
-                throw CLIError(.invalidTask, "\(task): strategy: \(error)")
-            }
             let database = try store.open()
             let stored: StoredStudy
             do {

@@ -57,12 +57,7 @@ struct SpeedupCommand: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrors {
             let cwd = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
-            var definition: StudyDefinition
-            do {
-                definition = try TaskFile.load(path: task, workingDirectory: cwd).0
-            } catch {
-                throw CLIError(.invalidTask, "\(error)")
-            }
+            var definition = try loadTask(task).definition
             if let trials { definition.budget.maxTrials = trials }
             guard definition.budget.maxTrials != nil else {
                 throw CLIError(.invalidTask, "\(task): speedup needs a trial budget (budget.max_trials or --trials)")

@@ -23,27 +23,29 @@ enum LlamaCpp {
         )
     )
     func moreSlotsServeMoreTokensOnARealLlamaServer() async throws {
-        try #require(LlamaCpp.available, "CI must build llama.cpp first (scripts/llama-cpp); LLAMA_SERVER=\(LlamaCpp.server ?? "unset")")
+        try #require(
+            LlamaCpp.available,
+            "CI must build llama.cpp first (scripts/llama-cpp); LLAMA_SERVER=\(LlamaCpp.server ?? "unset")")
         let directory = try scratch()
         defer { try? FileManager.default.removeItem(at: directory) }
         try """
-            name: llama
-            parallel: 1
-            parameters:
-              slots: {type: categorical, values: [1, 4], flag: -np}
-              threads: {type: fixed, value: 2, flag: -t}
-            objective: {maximize: output_tokens_per_s}
-            strategy: {name: grid, order: declared}
-            resources: {ports: 36000-36999}
-            experiment:
-              kind: serving
-              server:
-                command: ["{env.LLAMA_SERVER}", -m, "{env.LLAMA_MODEL}", --host, 127.0.0.1, --port, "{port}", -c, "2048"]
-                model: random-53m
-                health: /health
-              benchmark: {concurrency: 4, requests: 12, input_tokens: 16, output_tokens: 32, warmup: 2}
-              timeouts: {deploy: 30s, ready: 60s, benchmark: 5m}
-            """.write(to: directory.appendingPathComponent("t.yaml"), atomically: true, encoding: .utf8)
+        name: llama
+        parallel: 1
+        parameters:
+          slots: {type: categorical, values: [1, 4], flag: -np}
+          threads: {type: fixed, value: 2, flag: -t}
+        objective: {maximize: output_tokens_per_s}
+        strategy: {name: grid, order: declared}
+        resources: {ports: 36000-36999}
+        experiment:
+          kind: serving
+          server:
+            command: ["{env.LLAMA_SERVER}", -m, "{env.LLAMA_MODEL}", --host, 127.0.0.1, --port, "{port}", -c, "2048"]
+            model: random-53m
+            health: /health
+          benchmark: {concurrency: 4, requests: 12, input_tokens: 16, output_tokens: 32, warmup: 2}
+          timeouts: {deploy: 30s, ready: 60s, benchmark: 5m}
+        """.write(to: directory.appendingPathComponent("t.yaml"), atomically: true, encoding: .utf8)
         let run = try await autotune(["run", "t.yaml", "--quiet"], in: directory)
         #expect(run.status == 0, "stderr: \(run.stderr)")
         let json = try await autotune(["trials", "llama", "--format", "json"], in: directory)

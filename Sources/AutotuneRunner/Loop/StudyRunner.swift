@@ -470,13 +470,12 @@ public actor StudyRunner {
     }
 }
 
-/// The trial's deadline passed.
-struct DeadlineExceeded: Error {}
-
-/// Runs `operation`, cancelling it and throwing ``DeadlineExceeded`` after `seconds` (none when `nil`).
-/// Returns only once the operation has wound down, so its processes are gone.
-func withDeadline<T: Sendable>(
+/// Runs `operation`, cancelling it and throwing `timeoutError()` after `seconds` (no limit when `nil`).
+///
+/// Returns or throws only once the operation has wound down, so the processes it started are gone.
+public func withTimeout<T: Sendable>(
     _ seconds: Double?,
+    error timeoutError: @escaping @Sendable () -> any Error,
     _ operation: @escaping @Sendable () async throws -> T
 ) async throws -> T {
     guard let seconds else { return try await operation() }
@@ -488,7 +487,7 @@ func withDeadline<T: Sendable>(
         }
         defer { group.cancelAll() }
         guard let first = try await group.next(), let value = first else {
-            throw DeadlineExceeded()
+            throw timeoutError()
         }
         return value
     }

@@ -46,7 +46,9 @@ struct TrialExecutor: Sendable {
             trial.timings[TrialStage.resources.rawValue] = (ContinuousClock.now - start).seconds
             let experiment = self.experiment
             let prepared = context
-            let result = try await withDeadline(deadline) { try await experiment.run(prepared) }
+            let result = try await withTimeout(deadline, error: { DeadlineExceeded() }) {
+                try await experiment.run(prepared)
+            }
             trial.metrics = result.metrics
             trial.timings.merge(result.timings) { _, new in new }
             switch objective.evaluate(result.metrics) {
@@ -92,3 +94,6 @@ struct TrialExecutor: Sendable {
         return trial
     }
 }
+
+/// The trial's deadline passed.
+struct DeadlineExceeded: Error {}

@@ -274,16 +274,9 @@ func withStageTimeout<T: Sendable>(
     stage: TrialStage,
     _ operation: @escaping @Sendable () async throws -> T
 ) async throws -> T {
-    try await withThrowingTaskGroup(of: T?.self) { group in
-        group.addTask { try await operation() }
-        group.addTask {
-            try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
-            return nil
-        }
-        defer { group.cancelAll() }
-        guard let first = try await group.next(), let value = first else {
-            throw ExperimentError(stage: stage, message: "\(stage) did not finish within \(Int(seconds)) s")
-        }
-        return value
-    }
+    try await withTimeout(
+        seconds,
+        error: { ExperimentError(stage: stage, message: "\(stage) did not finish within \(Int(seconds)) s") },
+        operation
+    )
 }
