@@ -48,6 +48,9 @@ public struct Template: Sendable, Hashable, Codable {
     public func render(_ values: [String: String]) throws(TemplateError) -> String {
         try render { name throws(TemplateError) in
             guard let value = values[name] else {
+                if name.hasPrefix("env.") {
+                    throw TemplateError(template: text, message: "environment variable \(name.dropFirst(4)) is not set")
+                }
                 throw TemplateError(template: text, message: "unknown placeholder {\(name)}")
             }
             return value

@@ -189,7 +189,7 @@ public struct LoadGenerator: Sendable {
             error: nil
         )
         do {
-            let response = try await client.execute(request, timeout: .seconds(Int64(spec.requestTimeout)))
+            let response = try await execute(request, client: client)
             guard response.status == .ok else {
                 let text = String(buffer: try await response.body.collect(upTo: 1 << 16))
                 record.error = "HTTP \(response.status.code): \(text.prefix(200))"
@@ -227,6 +227,22 @@ public struct LoadGenerator: Sendable {
             record.error = "\(error)"
         }
         return record
+    }
+
+    /// Executes a request, sending it again (up to twice) when the server closed a kept-alive connection
+    /// before answering: servers such as llama.cpp's close a connection after a few requests, racing the
+    /// client's reuse of it, and a request that got no response head was never processed.
+    private func execute(_ request: HTTPClientRequest, client: HTTPClient) async throws -> HTTPClientResponse {
+        var attempt = 0
+        while true {
+            do {
+                return try await client.execute(request, timeout: .seconds(Int64(spec.requestTimeout)))
+            } catch let error as HTTPClientError where error == .remoteConnectionClosed && attempt < 2 {
+                attempt += 1
+            } catch let error as ChannelError where error == .ioOnClosedChannel && attempt < 2 {
+                attempt += 1
+            }
+        }
     }
 
     /// The level's metrics from its records.
