@@ -238,7 +238,11 @@ public enum TaskFile {
                 options[key] = try value.jsonValue()
             }
         }
-        guard let name else { throw node.error("missing 'name' (grid, random, or a registered strategy)") }
+        if name == nil, options["command"] != nil { name = "plugin" }
+        guard let name else {
+            throw node.error(
+                "missing 'name' (grid, random, bayesian, or a registered strategy) or 'command' (a plug-in)")
+        }
         return StrategySpec(name: name, options: options)
     }
 

@@ -110,7 +110,7 @@ func loadTask(_ path: String) throws -> (definition: StudyDefinition, source: St
         throw CLIError(.invalidTask, "\(error)")
     }
     do {
-        _ = try StrategyRegistry.builtIn.make(loaded.0.strategy.name, context: loaded.0.strategyContext)
+        _ = try StrategyRegistry.standard.make(loaded.0.strategy.name, context: loaded.0.strategyContext)
     } catch {
         throw CLIError(.invalidTask, "\(path): strategy: \(error)")
     }

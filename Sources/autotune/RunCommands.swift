@@ -124,6 +124,7 @@ private func runStudy(_ study: StoredStudy, store: SQLiteStudyStore, storePath: 
         runner = try await StudyRunner(
             study: study,
             store: store,
+            registry: .standard,
             experiment: makeExperiment(for: study.definition, workingDirectory: cwd),
             options: StudyRunner.Options(
                 parallel: options.parallel,

@@ -76,6 +76,7 @@ struct SpeedupCommand: AsyncParsableCommand {
                 let runner = try await StudyRunner(
                     study: study,
                     store: store,
+                    registry: .standard,
                     experiment: makeExperiment(for: levelDefinition, workingDirectory: cwd),
                     options: StudyRunner.Options(
                         trialsDirectory: scratch.appendingPathComponent("trials"),

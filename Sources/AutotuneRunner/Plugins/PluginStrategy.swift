@@ -1,0 +1,289 @@
+public import Autotune
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// A strategy running in another process, in any language, spoken to in JSON lines over its stdin and stdout
+/// (protocol version 1, strategies/README.md).
+///
+/// Autotune sends `hello` (the space, the direction, the seed, the options), then `ask`, `tell`, `save` and
+/// `load`; each request gets one reply line. The strategy's state is what the plug-in's `save` returns, taken
+/// after every ask and tell, so checkpoints and resume work as for built-in strategies. A reply that is not
+/// JSON, an `error` reply, an answer outside the space or over the count, a plug-in that exits, or one that
+/// does not answer within `timeout` seconds is a ``StrategyError`` quoting the plug-in's stderr.
+public struct PluginStrategy: Strategy {
+    /// The plug-in's saved state and whether it said it is exhausted.
+    public struct State: Sendable, Hashable, Codable {
+        /// What the plug-in's `save` returned.
+        public var plugin: JSONValue
+        /// Set when the plug-in answered `"exhausted": true`.
+        public var exhausted: Bool
+    }
+
+    /// The protocol version this client speaks.
+    public static let protocolVersion = 1
+
+    /// The latest checkpoint.
+    public private(set) var state: State
+    private let connection: PluginConnection
+    private let space: SearchSpace
+    private let label: String
+
+    /// Starts the plug-in named by `context.options["command"]` (an argv) and greets it; restores `state` when
+    /// given.
+    public init(context: StrategyContext, state: State? = nil) throws {
+        guard case .array(let parts)? = context.options["command"], !parts.isEmpty,
+            let command = Optional(parts.compactMap(\.stringValue)), command.count == parts.count
+        else {
+            throw StrategyError("a plug-in strategy needs 'command': the program and its arguments as a list")
+        }
+        let timeout = context.options["timeout"]?.doubleValue ?? 60
+        var options = context.options
+        options["command"] = nil
+        options["timeout"] = nil
+        label = command.joined(separator: " ")
+        space = context.space
+        connection = try PluginConnection(command: command, timeout: timeout, label: label)
+        let hello = try connection.request([
+            "type": .string("hello"), "protocol": .number(Double(Self.protocolVersion)),
+            "space": Self.describe(context.space), "direction": .string(context.objective.direction.rawValue),
+            "seed": .number(Double(context.seed)), "options": .object(options),
+        ])
+        if let version = hello["protocol"]?.intValue, version != Self.protocolVersion {
+            throw StrategyError(
+                "plug-in '\(label)' speaks protocol \(version); Autotune speaks \(Self.protocolVersion)")
+        }
+        if let state {
+            _ = try connection.request(["type": .string("load"), "state": state.plugin])
+            self.state = state
+        } else {
+            self.state = State(
+                plugin: try connection.request(["type": .string("save")])["state"] ?? .null, exhausted: false)
+        }
+    }
+
+    /// Whether the plug-in said it will propose nothing more.
+    public var isExhausted: Bool { state.exhausted }
+
+    /// Asks the plug-in for up to `count` configurations and checks each against the space.
+    public mutating func ask(_ count: Int, history: StudyHistory) throws -> [Configuration] {
+        let running = history.runningTrials.map { trial -> JSONValue in
+            .object(["number": .number(Double(trial.number)), "configuration": Self.encode(trial.configuration)])
+        }
+        let reply = try connection.request([
+            "type": .string("ask"), "count": .number(Double(count)), "running": .array(running),
+            "trials": .number(Double(history.count)),
+        ])
+        guard case .array(let items)? = reply["configurations"] else {
+            throw StrategyError("plug-in '\(label)' answered an ask without a 'configurations' list: \(reply)")
+        }
+        guard items.count <= count else {
+            throw StrategyError("plug-in '\(label)' returned \(items.count) configurations for an ask of \(count)")
+        }
+        let configurations = try items.map { item -> Configuration in
+            guard case .object(let members) = item else {
+                throw StrategyError("plug-in '\(label)' returned a configuration that is not an object: \(item)")
+            }
+            var values: [String: ParameterValue] = [:]
+            for (name, value) in members {
+                switch value {
+                case .bool(let flag): values[name] = .bool(flag)
+                case .number(let number):
+                    values[name] =
+                        number == number.rounded() && abs(number) < 1e15 ? .int(Int(number)) : .double(number)
+                case .string(let text): values[name] = .string(text)
+                default:
+                    throw StrategyError(
+                        "plug-in '\(label)' gave '\(name)' the value \(value), which is no parameter value")
+                }
+            }
+            for parameter in space.parameters where values[parameter.name] == nil {
+                if case .fixed(let fixed) = parameter.domain { values[parameter.name] = fixed }
+            }
+            do {
+                return try space.coerce(values)
+            } catch {
+                throw StrategyError("plug-in '\(label)' proposed a configuration outside the space: \(error)")
+            }
+        }
+        state.exhausted = reply["exhausted"]?.boolValue ?? false
+        try checkpoint()
+        return configurations
+    }
+
+    /// Tells the plug-in a finished trial.
+    public mutating func tell(_ trial: Trial) throws {
+        var message: [String: JSONValue] = [
+            "number": .number(Double(trial.number)), "configuration": Self.encode(trial.configuration),
+            "state": .string(trial.state.rawValue),
+            "metrics": .object(trial.metrics.mapValues { .number($0) }),
+        ]
+        if let score = trial.score { message["score"] = .number(score) }
+        if let error = trial.error {
+            message["error"] = .object(["stage": .string(error.stage.rawValue), "message": .string(error.message)])
+        }
+        _ = try connection.request(["type": .string("tell"), "trial": .object(message)])
+        try checkpoint()
+    }
+
+    private mutating func checkpoint() throws {
+        state.plugin = try connection.request(["type": .string("save")])["state"] ?? .null
+    }
+
+    private static func encode(_ configuration: Configuration) -> JSONValue {
+        .object(configuration.values.mapValues(encode))
+    }
+
+    private static func encode(_ value: ParameterValue) -> JSONValue {
+        switch value {
+        case .int(let number): .number(Double(number))
+        case .double(let number): .number(number)
+        case .string(let text): .string(text)
+        case .bool(let flag): .bool(flag)
+        }
+    }
+
+    /// The space as the plug-in sees it: one object per parameter, in order.
+    static func describe(_ space: SearchSpace) -> JSONValue {
+        .object([
+            "parameters": .array(
+                space.parameters.map { parameter in
+                    var item: [String: JSONValue] = ["name": .string(parameter.name)]
+                    switch parameter.domain {
+                    case .int(let lower, let upper, let step, let log):
+                        item["type"] = .string("int")
+                        item["min"] = .number(Double(lower))
+                        item["max"] = .number(Double(upper))
+                        item["step"] = .number(Double(step))
+                        item["log"] = .bool(log)
+                    case .float(let lower, let upper, let log):
+                        item["type"] = .string("float")
+                        item["min"] = .number(lower)
+                        item["max"] = .number(upper)
+                        item["log"] = .bool(log)
+                    case .categorical(let values):
+                        item["type"] = .string("categorical")
+                        item["values"] = .array(values.map(encode))
+                    case .bool:
+                        item["type"] = .string("bool")
+                    case .fixed(let value):
+                        item["type"] = .string("fixed")
+                        item["value"] = encode(value)
+                    }
+                    return .object(item)
+                }
+            )
+        ])
+    }
+}
+
+/// The plug-in process and its pipes. Used synchronously by the strategy's calls (which the loop's actor
+/// already serialises); the lock keeps a copy of the strategy value from interleaving requests.
+final class PluginConnection: @unchecked Sendable {
+    private let process = Process()
+    private let input: FileHandle
+    private let output: FileHandle
+    private let errorLog: URL
+    private let timeout: Double
+    private let label: String
+    private let lock = NSLock()
+    private var buffer = Data()
+
+    init(command: [String], timeout: Double, label: String) throws {
+        // A plug-in that dies leaves a broken pipe: a write must fail, not kill autotune with SIGPIPE.
+        signal(SIGPIPE, SIG_IGN)
+        self.timeout = timeout
+        self.label = label
+        errorLog = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "autotune-plugin-\(UUID().uuidString).log")
+        _ = FileManager.default.createFile(atPath: errorLog.path, contents: nil)
+        let stdin = Pipe()
+        let stdout = Pipe()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = command
+        process.standardInput = stdin
+        process.standardOutput = stdout
+        process.standardError = try FileHandle(forWritingTo: errorLog)
+        input = stdin.fileHandleForWriting
+        output = stdout.fileHandleForReading
+        do {
+            try process.run()
+        } catch {
+            throw StrategyError("cannot start plug-in '\(label)': \(error)")
+        }
+    }
+
+    deinit {
+        try? input.close()
+        if process.isRunning { process.terminate() }
+        try? FileManager.default.removeItem(at: errorLog)
+    }
+
+    /// Sends one request line and reads the one reply line.
+    func request(_ message: [String: JSONValue]) throws -> JSONValue {
+        lock.lock()
+        defer { lock.unlock() }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        var line = try encoder.encode(JSONValue.object(message))
+        line.append(0x0A)
+        do {
+            try input.write(contentsOf: line)
+        } catch {
+            throw failure("could not be written to (\(exitDescription))")
+        }
+        let reply = try readLine(for: message["type"]?.stringValue ?? "request")
+        guard let value = try? JSONDecoder().decode(JSONValue.self, from: reply), case .object = value else {
+            throw failure(
+                "answered with a line that is not a JSON object: \(String(decoding: reply.prefix(200), as: UTF8.self))")
+        }
+        if let error = value["error"]?.stringValue { throw failure("reported an error: \(error)") }
+        return value
+    }
+
+    private func readLine(for request: String) throws -> Data {
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            if let newline = buffer.firstIndex(of: 0x0A) {
+                let line = buffer[buffer.startIndex..<newline]
+                buffer.removeSubrange(buffer.startIndex...newline)
+                return Data(line)
+            }
+            let remaining = deadline.timeIntervalSinceNow
+            guard remaining > 0 else { throw failure("did not answer '\(request)' within \(Int(timeout)) s") }
+            var descriptor = pollfd(fd: output.fileDescriptor, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&descriptor, 1, Int32(min(remaining, 1) * 1000))
+            guard ready > 0 else { continue }
+            let chunk = output.availableData
+            if chunk.isEmpty { throw failure("exited before answering '\(request)' (\(exitDescription))") }
+            buffer.append(chunk)
+        }
+    }
+
+    private var exitDescription: String {
+        if process.isRunning { return "still running" }
+        return "exit status \(process.terminationStatus)"
+    }
+
+    private func failure(_ what: String) -> StrategyError {
+        let text = (try? String(contentsOf: errorLog, encoding: .utf8)) ?? ""
+        let tail = text.split(whereSeparator: \.isNewline).suffix(10)
+        return StrategyError(
+            "plug-in '\(label)' \(what)" + (tail.isEmpty ? "" : "; its stderr:\n" + tail.joined(separator: "\n")))
+    }
+}
+
+extension StrategyRegistry {
+    /// The built-in strategies plus `plugin`, a strategy in another process (`strategy: {command: [...]}`).
+    public static var standard: Self {
+        var registry = builtIn
+        registry.register("plugin") { context, state in try PluginStrategy(context: context, state: state) }
+        return registry
+    }
+}

@@ -1,0 +1,96 @@
+import Autotune
+import AutotuneRunner
+import AutotuneStore
+import AutotuneTesting
+import Foundation
+import Synchronization
+import Testing
+
+private let reference = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+    .appendingPathComponent("../../strategies/reference/random_search.py").standardizedFileURL.path
+
+/// A plug-in written inline: the Python body of a `handle(request)` function.
+private func plugin(_ body: String) -> [String: JSONValue] {
+    let source = """
+        import json, sys
+        def handle(request):
+        \(body.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n"))
+        for line in sys.stdin:
+            print(json.dumps(handle(json.loads(line))), flush=True)
+        """
+    return ["command": .array(["python3", "-c", source].map(JSONValue.string)), "timeout": .number(2)]
+}
+
+private func context(_ options: [String: JSONValue]) -> StrategyContext {
+    StrategyContext(space: StrategyConformance.space(), objective: .minimize("f"), seed: 3, options: options)
+}
+
+private func error(_ options: [String: JSONValue], ask: Bool = true) -> String {
+    do {
+        var strategy = try PluginStrategy(context: context(options))
+        if ask { _ = try strategy.ask(2, history: StudyHistory()) }
+        return "no error"
+    } catch {
+        return "\(error)"
+    }
+}
+
+@Suite(.serialized) struct PluginStrategyTests {
+    @Test func theReferencePluginKeepsTheContract() {
+        let options: [String: JSONValue] = ["command": .array([.string("python3"), .string(reference)])]
+        let problems = StrategyConformance(registry: .standard, name: "plugin", options: options).run()
+        #expect(problems.isEmpty, "\(problems)")
+    }
+
+    @Test func protocolViolationsAreClearErrorsWithTheStderrTail() {
+        let greeting =
+            #"if request["type"] == "hello": return {"protocol": 1}"# + "\n"
+            + #"if request["type"] == "save": return {"state": 1}"# + "\n"
+        let garbage = error(
+            plugin(greeting + #"import sys; sys.stderr.write("thinking hard\n"); print("not json"); return {}"#))
+        #expect(garbage.contains("not a JSON object") && garbage.contains("thinking hard"), "\(garbage)")
+        #expect(error(plugin(greeting + #"return {"error": "no idea"}"#)).contains("reported an error: no idea"))
+        let dead = error(plugin(greeting + #"import sys; sys.stderr.write("bye\n"); sys.exit(3)"#))
+        #expect(dead.contains("exited before answering 'ask'") && dead.contains("bye"), "\(dead)")
+        #expect(error(plugin(greeting + "import time; time.sleep(30)")).contains("did not answer 'ask' within 2 s"))
+        let outside = error(plugin(greeting + #"return {"configurations": [{"a": 99}]}"#))
+        #expect(outside.contains("outside the space"), "\(outside)")
+        let many = error(plugin(greeting + #"return {"configurations": [{}, {}, {}]}"#))
+        #expect(many.contains("returned 3 configurations for an ask of 2"), "\(many)")
+        let version = error(plugin(#"return {"protocol": 2}"#), ask: false)
+        #expect(version.contains("speaks protocol 2"), "\(version)")
+        #expect(error(["command": .string("python3 x.py")], ask: false).contains("'command'"))
+    }
+
+    @Test func aPluginStudyRunsInParallelAndResumesWhereItStopped() async throws {
+        let scratch = try Scratch()
+        var definition = definition(
+            space: StrategyConformance.space(), objective: .minimize("f"), strategy: "plugin", maxTrials: 12,
+            parallel: 3)
+        definition.strategy.options = ["command": .array([.string("python3"), .string(reference)])]
+        let study = try await scratch.store.createStudy(definition, taskSource: nil)
+        let experiment = ScriptedExperiment(delay: { _ in .milliseconds(30) }) { trial in
+            .metrics(["f": trial.configuration["x"]?.numericValue ?? 0])
+        }
+        let stopper = StopAfter(count: 5)
+        let first = try await StudyRunner(
+            study: study,
+            store: scratch.store,
+            registry: .standard,
+            experiment: experiment,
+            options: scratch.options(progress: stopper)
+        )
+        stopper.runner.withLock { $0 = first }
+        #expect(try await first.run().status == .interrupted)
+        let stored = try #require(try await scratch.store.study(named: "study"))
+        #expect(stored.checkpoint != nil)
+        let second = try await StudyRunner(
+            study: stored, store: scratch.store, registry: .standard, experiment: experiment, options: scratch.options()
+        )
+        #expect(try await second.run().status == .completed)
+        let trials = try await scratch.store.trials(ofStudy: study.id)
+        #expect(trials.count == 12)
+        #expect(trials.allSatisfy { $0.state == .completed })
+        #expect(Set(trials.map(\.configuration)).count == 12)
+    }
+}
