@@ -94,3 +94,77 @@ private func error(_ options: [String: JSONValue], ask: Bool = true) -> String {
         #expect(Set(trials.map(\.configuration)).count == 12)
     }
 }
+
+/// Optuna's samplers through `strategies/optuna/optuna_strategy.py`; `pip install optuna` (CI does).
+enum OptunaPlugin {
+    static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("../../strategies/optuna/optuna_strategy.py").standardizedFileURL.path
+
+    static let available: Bool = {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c", "import optuna"]
+        process.standardError = FileHandle.nullDevice
+        guard (try? process.run()) != nil else { return false }
+        process.waitUntilExit()
+        return process.terminationStatus == 0
+    }()
+
+    static let inCI = ProcessInfo.processInfo.environment["CI"] == "true"
+
+    static func options(sampler: String) -> [String: JSONValue] {
+        [
+            "command": .array([.string("python3"), .string(script)]), "sampler": .string(sampler),
+            "startup_trials": .number(4),
+        ]
+    }
+}
+
+@Suite(.serialized) struct OptunaPluginTests {
+    @Test(
+        .enabled(
+            if: OptunaPlugin.available || OptunaPlugin.inCI, "optuna is not installed: pip install optuna (CI does)"),
+        arguments: ["tpe", "cmaes"]
+    )
+    func optunaSamplersKeepTheContract(sampler: String) throws {
+        try #require(OptunaPlugin.available, "CI must install optuna")
+        // Optuna's samplers draw from their own random state, which a replayed study does not restore: the
+        // bridge does not claim determinism.
+        let suite = StrategyConformance(
+            registry: .standard, name: "plugin", options: OptunaPlugin.options(sampler: sampler), deterministic: false)
+        let problems = suite.run()
+        #expect(problems.isEmpty, "\(sampler): \(problems)")
+    }
+
+    @Test(
+        .enabled(
+            if: OptunaPlugin.available || OptunaPlugin.inCI, "optuna is not installed: pip install optuna (CI does)"))
+    func anOptunaStudyRunsInParallelAndResumesWhereItStopped() async throws {
+        try #require(OptunaPlugin.available, "CI must install optuna")
+        let scratch = try Scratch()
+        var definition = definition(
+            space: StrategyConformance.space(), objective: .minimize("f"), strategy: "plugin", maxTrials: 16,
+            parallel: 4)
+        definition.strategy.options = OptunaPlugin.options(sampler: "tpe")
+        let study = try await scratch.store.createStudy(definition, taskSource: nil)
+        let experiment = ScriptedExperiment(delay: { _ in .milliseconds(20) }) { trial in
+            let x = trial.configuration["x"]?.numericValue ?? 0
+            return .metrics(["f": x * x])
+        }
+        let stopper = StopAfter(count: 6)
+        let first = try await StudyRunner(
+            study: study, store: scratch.store, registry: .standard, experiment: experiment,
+            options: scratch.options(progress: stopper))
+        stopper.runner.withLock { $0 = first }
+        #expect(try await first.run().status == .interrupted)
+        let stored = try #require(try await scratch.store.study(named: "study"))
+        let second = try await StudyRunner(
+            study: stored, store: scratch.store, registry: .standard, experiment: experiment, options: scratch.options()
+        )
+        #expect(try await second.run().status == .completed)
+        let trials = try await scratch.store.trials(ofStudy: study.id)
+        #expect(trials.count == 16)
+        #expect(trials.allSatisfy { $0.state == .completed })
+        #expect(Set(trials.map(\.configuration)).count == 16)
+    }
+}
