@@ -42,6 +42,8 @@ func autotune(
     whileRunning: ((Process) async throws -> Void)? = nil
 ) async throws -> Run {
     let process = Process()
+    // Foundation starts it in a process group of its own (led by it), so a test can signal that group as a
+    // terminal's Ctrl-C would, without signalling the test runner.
     process.executableURL = executable
     process.arguments = arguments
     process.currentDirectoryURL = directory
@@ -225,5 +227,35 @@ func scratch() throws -> URL {
         let status = try await autotune(["status"], in: directory)
         #expect(status.stdout.contains("tiny"))
         #expect(status.stdout.contains("completed"))
+    }
+}
+
+extension CLITests {
+    /// Ctrl-C at a terminal signals the whole foreground process group: the plug-in must survive it, so the
+    /// drain can still ask it to save, and resume must continue the study.
+    @Test func aPluginStudyStoppedByCtrlCResumesToItsBudget() async throws {
+        let directory = try scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let plugin = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../strategies/reference/random_search.py").standardizedFileURL.path
+        try """
+        name: plugged
+        parallel: 3
+        parameters: {x: {type: float, min: -1, max: 1}, n: {type: int, min: 1, max: 8}}
+        objective: {minimize: f}
+        strategy: {command: [python3, \(plugin)]}
+        budget: {max_trials: 12}
+        experiment:
+          command: [/bin/sh, -c, 'sleep 0.3; echo "{{\\"f\\": {x}}}"', x, '{n}']
+        """.write(to: directory.appendingPathComponent("t.yaml"), atomically: true, encoding: .utf8)
+        let first = try await autotune(["run", "t.yaml", "--quiet"], in: directory) { process in
+            try await Task.sleep(for: .milliseconds(700))
+            // The terminal's Ctrl-C: to the process group of autotune and its children.
+            kill(-process.processIdentifier, SIGINT)
+        }
+        #expect(first.status == 130, "stderr: \(first.stderr)")
+        let second = try await autotune(["resume", "plugged", "--quiet"], in: directory)
+        #expect(second.status == 0, "stderr: \(second.stderr)")
+        #expect(second.stdout.contains("12 completed"))
     }
 }

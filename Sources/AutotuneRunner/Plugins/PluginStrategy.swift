@@ -205,6 +205,8 @@ final class PluginConnection: @unchecked Sendable {
         _ = FileManager.default.createFile(atPath: errorLog.path, contents: nil)
         let stdin = Pipe()
         let stdout = Pipe()
+        // Foundation starts the child in a process group of its own, so a Ctrl-C at the terminal reaches autotune
+        // (which drains and checkpoints through this plug-in), not the plug-in.
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = command
         process.standardInput = stdin
