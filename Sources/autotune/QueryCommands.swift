@@ -37,7 +37,7 @@ struct StatusCommand: AsyncParsableCommand {
                 let count = { (state: TrialState) in String(trials.filter { $0.state == state }.count) }
                 let budget = study.definition.budget.maxTrials.map { "/\($0)" } ?? ""
                 rows.append([
-                    study.definition.name, study.status.rawValue, study.definition.strategy.name,
+                    study.definition.name, displayStatus(study), study.definition.strategy.name,
                     "\(trials.count)\(budget)", count(.completed), count(.failed),
                     String(trials.filter { !$0.isFinished }.count),
                     study.best.map { "\(ProgressFormat.number($0.score)) (#\($0.number))" } ?? "-",
@@ -145,6 +145,14 @@ struct BestCommand: AsyncParsableCommand {
             ).serverArguments(for: context)
         }
     }
+}
+
+/// The study's status, saying when a "running" study's runner is gone (killed or crashed): `resume` continues it.
+func displayStatus(_ study: StoredStudy) -> String {
+    guard study.status == .running, let runner = study.runner, runner.host == RunnerIdentity.current.host,
+        !runner.isAliveOnThisHost
+    else { return study.status.rawValue }
+    return "stopped (runner \(runner.pid) is gone; resume)"
 }
 
 /// Quotes an argument for a POSIX shell when it holds anything but safe characters.

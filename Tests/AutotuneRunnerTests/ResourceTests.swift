@@ -292,3 +292,17 @@ final class GPUOverlapChecker: Experiment {
         return try await inner.run(context)
     }
 }
+
+@Suite struct ProcessStateTests {
+    @Test func theStateFollowsTheLastParenthesisOfTheName() {
+        #expect(processState(stat: "4242 (autotune) Z 1 4242 4242 0 -1") == "Z")
+        #expect(processState(stat: "17 (my (odd) name) S 1 17 17 0 -1") == "S")
+        #expect(processState(stat: "garbage") == nil)
+    }
+
+    @Test func thisProcessIsAliveAndAMissingOneIsNot() {
+        #expect(RunnerIdentity.current.isAliveOnThisHost)
+        #expect(!RunnerIdentity(host: RunnerIdentity.current.host, pid: 999_999).isAliveOnThisHost)
+        #expect(!RunnerIdentity(host: "another-host", pid: getpid()).isAliveOnThisHost)
+    }
+}

@@ -520,7 +520,7 @@ extension RunnerIdentity {
     }
 
     /// Whether this identity is a live process on this host (a stale one after a crash is not).
-    var isAliveOnThisHost: Bool {
-        host == ProcessInfo.processInfo.hostName && kill(pid, 0) == 0
+    public var isAliveOnThisHost: Bool {
+        host == ProcessInfo.processInfo.hostName && processIsAlive(pid)
     }
 }

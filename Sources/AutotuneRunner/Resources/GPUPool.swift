@@ -74,9 +74,20 @@ public struct ResourceError: Error, Sendable, Hashable, CustomStringConvertible 
     public var description: String { message }
 }
 
-/// Whether a process id is alive on this host (a signal 0 reaches it, or it exists but is not ours).
+/// Whether a process id is alive on this host: a signal 0 reaches it (or it exists but is not ours), and it is
+/// not a zombie. A killed runner whose parent never reaps it (an orphan under an init that does not reap, or
+/// a container's pid 1) stays a zombie, and its study and leases must count as free.
 @Sendable func processIsAlive(_ pid: Int32) -> Bool {
-    kill(pid, 0) == 0 || errno == EPERM
+    guard kill(pid, 0) == 0 || errno == EPERM else { return false }
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return true }
+    return processState(stat: stat) != "Z"
+}
+
+/// The state letter of a `/proc/PID/stat` line (`R`, `S`, `Z`…): the field after the command name, which may
+/// itself hold spaces and parentheses, so it is found after the last `)`.
+public func processState(stat: String) -> String? {
+    guard let close = stat.lastIndex(of: ")") else { return nil }
+    return stat[stat.index(after: close)...].split(separator: " ").first.map(String.init)
 }
 
 /// Whether a TCP port can be bound on all interfaces now: another program may hold it outside any ledger.
