@@ -41,9 +41,7 @@ struct CholeskyFactor: Sendable {
         _ = BLAS.threads
         let capacity = max(n, capacity ?? n, 1)
         var buffer = [Double](repeating: 0, count: capacity * capacity)
-        for column in 0..<n {
-            for row in column..<n { buffer[column * capacity + row] = matrix[column * n + row] }
-        }
+        Self.copyLowerTriangle(order: n, from: matrix, leading: n, to: &buffer, leading: capacity)
         var info: blasint = 0
         var size = blasint(n)
         var leading = blasint(capacity)
@@ -116,9 +114,7 @@ struct CholeskyFactor: Sendable {
         let n = order
         guard n > 0 else { return [] }
         var matrix = [Double](repeating: 0, count: n * n)
-        for column in 0..<n {
-            for row in column..<n { matrix[column * n + row] = lower[column * capacity + row] }
-        }
+        Self.copyLowerTriangle(order: n, from: lower, leading: capacity, to: &matrix, leading: n)
         var info: blasint = 0
         var size = blasint(n)
         var leading = blasint(n)
@@ -137,11 +133,25 @@ struct CholeskyFactor: Sendable {
         row >= column ? lower[column * capacity + row] : 0
     }
 
+    /// Copies the lower triangle of an `order × order` column-major matrix between buffers of different
+    /// leading dimensions.
+    private static func copyLowerTriangle(
+        order: Int,
+        from source: [Double],
+        leading sourceLeading: Int,
+        to destination: inout [Double],
+        leading destinationLeading: Int
+    ) {
+        for column in 0..<order {
+            for row in column..<order {
+                destination[column * destinationLeading + row] = source[column * sourceLeading + row]
+            }
+        }
+    }
+
     private mutating func grow(to newCapacity: Int) {
         var buffer = [Double](repeating: 0, count: newCapacity * newCapacity)
-        for column in 0..<order {
-            for row in column..<order { buffer[column * newCapacity + row] = lower[column * capacity + row] }
-        }
+        Self.copyLowerTriangle(order: order, from: lower, leading: capacity, to: &buffer, leading: newCapacity)
         lower = buffer
         capacity = newCapacity
     }
