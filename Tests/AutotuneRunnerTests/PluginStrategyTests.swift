@@ -72,16 +72,9 @@ private func error(_ options: [String: JSONValue], ask: Bool = true) -> String {
         let experiment = ScriptedExperiment(delay: { _ in .milliseconds(30) }) { trial in
             .metrics(["f": trial.configuration["x"]?.numericValue ?? 0])
         }
-        let stopper = StopAfter(count: 5)
-        let first = try await StudyRunner(
-            study: study,
-            store: scratch.store,
-            registry: .standard,
-            experiment: experiment,
-            options: scratch.options(progress: stopper)
-        )
-        stopper.runner.withLock { $0 = first }
-        #expect(try await first.run().status == .interrupted)
+        #expect(
+            try await scratch.runUntilStopped(study, after: 5, registry: .standard, experiment: experiment).status
+                == .interrupted)
         let stored = try #require(try await scratch.store.study(named: "study"))
         #expect(stored.checkpoint != nil)
         let second = try await StudyRunner(
@@ -151,12 +144,9 @@ enum OptunaPlugin {
             let x = trial.configuration["x"]?.numericValue ?? 0
             return .metrics(["f": x * x])
         }
-        let stopper = StopAfter(count: 6)
-        let first = try await StudyRunner(
-            study: study, store: scratch.store, registry: .standard, experiment: experiment,
-            options: scratch.options(progress: stopper))
-        stopper.runner.withLock { $0 = first }
-        #expect(try await first.run().status == .interrupted)
+        #expect(
+            try await scratch.runUntilStopped(study, after: 6, registry: .standard, experiment: experiment).status
+                == .interrupted)
         let stored = try #require(try await scratch.store.study(named: "study"))
         let second = try await StudyRunner(
             study: stored, store: scratch.store, registry: .standard, experiment: experiment, options: scratch.options()

@@ -148,15 +148,7 @@ import Testing
             completions: completions
         )
         let study = try await scratch.store.createStudy(definition(space: gridSpace(), parallel: 3), taskSource: nil)
-        let stopper = StopAfter(count: 4)
-        let first = try await StudyRunner(
-            study: study,
-            store: scratch.store,
-            experiment: experiment,
-            options: scratch.options(progress: stopper)
-        )
-        stopper.runner.withLock { $0 = first }
-        let outcome = try await first.run()
+        let outcome = try await scratch.runUntilStopped(study, after: 4, experiment: experiment)
         #expect(outcome.status == .interrupted)
         var trials = try await scratch.store.trials(ofStudy: study.id)
         #expect(!trials.contains { $0.state == .running })
@@ -182,15 +174,9 @@ import Testing
         let scratch = try Scratch()
         let study = try await scratch.store.createStudy(definition(space: gridSpace(), parallel: 3), taskSource: nil)
         let experiment = ScriptedExperiment(delay: { _ in .milliseconds(100) }) { _ in .metrics(["score": 1]) }
-        let stopper = StopAfter(count: 2, mode: .drain)
-        let runner = try await StudyRunner(
-            study: study,
-            store: scratch.store,
-            experiment: experiment,
-            options: scratch.options(progress: stopper)
-        )
-        stopper.runner.withLock { $0 = runner }
-        #expect(try await runner.run().status == .interrupted)
+        #expect(
+            try await scratch.runUntilStopped(study, after: 2, mode: .drain, experiment: experiment).status
+                == .interrupted)
         let trials = try await scratch.store.trials(ofStudy: study.id)
         #expect(trials.allSatisfy { $0.state == .completed })
         #expect(trials.count < 12)
@@ -372,15 +358,7 @@ struct RepeatingStrategy: Strategy {
         ).run()
 
         let interrupted = try await study(scratch, name: "interrupted")
-        let stopper = StopAfter(count: 6)
-        let first = try await StudyRunner(
-            study: interrupted,
-            store: scratch.store,
-            experiment: experiment,
-            options: scratch.options(progress: stopper)
-        )
-        stopper.runner.withLock { $0 = first }
-        #expect(try await first.run().status == .interrupted)
+        #expect(try await scratch.runUntilStopped(interrupted, after: 6, experiment: experiment).status == .interrupted)
         let stored = try #require(try await scratch.store.study(named: "interrupted"))
         #expect(
             try await StudyRunner(

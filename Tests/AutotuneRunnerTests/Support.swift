@@ -22,6 +22,26 @@ struct Scratch: ~Copyable {
 
     deinit { try? FileManager.default.removeItem(at: directory) }
 
+    /// Runs `study` until `count` trials have finished in this run, then asks the runner to stop with `mode`.
+    func runUntilStopped(
+        _ study: StoredStudy,
+        after count: Int,
+        mode: StudyRunner.StopMode = .cancel,
+        registry: StrategyRegistry = .builtIn,
+        experiment: any Experiment
+    ) async throws -> StudyRunner.Outcome {
+        let stopper = StopAfter(count: count, mode: mode)
+        let runner = try await StudyRunner(
+            study: study,
+            store: store,
+            registry: registry,
+            experiment: experiment,
+            options: options(progress: stopper)
+        )
+        stopper.runner.withLock { $0 = runner }
+        return try await runner.run()
+    }
+
     func options(
         parallel: Int? = nil,
         progress: any ProgressReporter = SilentProgress()
