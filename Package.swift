@@ -28,6 +28,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         // OpenBLAS (CBLAS and the LAPACK routines libopenblas exports), for the Gaussian process.
@@ -43,6 +44,15 @@ let package = Package(
         .target(
             name: "AutotuneStore",
             dependencies: ["Autotune", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        // PostgreSQL persistence through postgres-nio, for studies shared by workers on several machines.
+        .target(
+            name: "AutotuneStorePostgres",
+            dependencies: [
+                "Autotune",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         // The experiment loop and the experiments that start processes.
         .target(

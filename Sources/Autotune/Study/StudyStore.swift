@@ -124,3 +124,23 @@ public struct RunnerIdentity: Sendable, Hashable, Codable {
         self.pid = pid
     }
 }
+
+/// A store operation that cannot be done, naming the study or trial.
+public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// A study with this name exists already.
+    case studyExists(String)
+    /// A row cannot be decoded.
+    case corrupt(String)
+    /// The database cannot be reached or refused the operation.
+    case unavailable(String)
+
+    /// A message for a person.
+    public var description: String {
+        switch self {
+        case .studyExists(let name):
+            "a study named '\(name)' exists already (use `autotune resume \(name)`, or --study NAME)"
+        case .corrupt(let message): "the database is damaged: \(message)"
+        case .unavailable(let message): message
+        }
+    }
+}

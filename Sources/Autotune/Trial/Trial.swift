@@ -22,6 +22,8 @@ public struct Trial: Sendable, Hashable, Codable, Identifiable {
     public var gpus: [Int]?
     /// The host port the trial held, when it used one.
     public var port: Int?
+    /// The machine the trial ran on when it was not the runner's own (a Slurm node).
+    public var host: String?
     /// When the current attempt started.
     public var startedAt: Date?
     /// When it finished.
@@ -125,4 +127,6 @@ public struct TrialStage: RawRepresentable, Sendable, Hashable, Codable, Express
     public static let interrupted: Self = "interrupted"
     /// The runner died while the trial was running; found at resume.
     public static let lost: Self = "lost"
+    /// Submitting to or waiting on a cluster's scheduler (Slurm).
+    public static let schedule: Self = "schedule"
 }

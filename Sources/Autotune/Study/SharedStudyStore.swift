@@ -1,0 +1,114 @@
+public import Foundation
+
+/// A store that several workers, possibly on different machines, share one study through.
+///
+/// Trials are claimed by one worker at a time; everything that reads or changes the strategy (ask, tell,
+/// checkpoint) runs under the study's lock, one writer at a time, on the latest checkpoint. A worker that dies
+/// stops stamping its trials, and a surviving worker takes them back once their heartbeat is stale.
+public protocol SharedStudyStore: StudyStore, ResourceLedger {
+    /// Claims the lowest-numbered pending trial (one re-queued after an interruption or a dead worker) for
+    /// `worker`, marking it running; `nil` when no pending trial is free.
+    ///
+    /// Two workers claiming at once never get the same trial.
+    func claimPending(studyID: Int64, worker: RunnerIdentity) async throws -> Trial?
+
+    /// Under the study's lock, hands the latest checkpoint and trials to `decide`, then saves the trials it
+    /// returns as running, claimed by `worker`, with its checkpoint.
+    func propose(
+        studyID: Int64,
+        worker: RunnerIdentity,
+        _ decide: (SharedStudyState) throws -> SharedProposal
+    ) async throws -> SharedProposal
+
+    /// Under the study's lock, hands the latest checkpoint and trials to `decide`, then saves the finished
+    /// trial with the checkpoint and best it returns.
+    func finish(
+        _ trial: Trial,
+        studyID: Int64,
+        elapsedSeconds: Double,
+        _ decide: (SharedStudyState) throws -> SharedVerdict
+    ) async throws
+
+    /// Stamps `worker`'s running trials as alive (with the database's clock, so machines need not agree) and
+    /// raises the study's running time to `elapsedSeconds` if it is behind.
+    func heartbeat(studyID: Int64, worker: RunnerIdentity, elapsedSeconds: Double) async throws
+
+    /// Takes back running trials whose heartbeat is older than `seconds`, releasing their resource leases.
+    ///
+    /// With ``LostTrialPolicy/requeue`` they become pending for any worker; with ``LostTrialPolicy/fail`` they
+    /// stay running, claimed by `worker`, which then finishes them as failed.
+    func reclaimStale(
+        studyID: Int64,
+        olderThan seconds: Double,
+        policy: LostTrialPolicy,
+        worker: RunnerIdentity
+    ) async throws -> [ReclaimedTrial]
+}
+
+/// What a worker sees of a shared study while it holds the study's lock.
+public struct SharedStudyState: Sendable {
+    /// The latest strategy checkpoint.
+    public var checkpoint: Data?
+    /// Counts the checkpoint's writes, so a worker knows whether the strategy it holds is the latest.
+    public var version: Int64
+    /// Every trial of the study, in number order.
+    public var trials: [Trial]
+    /// The best trial so far.
+    public var best: BestTrial?
+
+    /// Creates a snapshot.
+    public init(checkpoint: Data?, version: Int64, trials: [Trial], best: BestTrial?) {
+        self.checkpoint = checkpoint
+        self.version = version
+        self.trials = trials
+        self.best = best
+    }
+}
+
+/// New trials from an ask under the study's lock, and what the worker learnt about the study's progress.
+public struct SharedProposal: Sendable {
+    /// The trials to start, numbered; saved as running.
+    public var trials: [Trial]
+    /// The strategy's state after the ask; `nil` when it did not ask.
+    public var checkpoint: Data?
+    /// Whether the study can produce no more trials (budget spent or strategy exhausted).
+    public var exhausted: Bool
+    /// Trials running or pending, of every worker, before these.
+    public var unfinished: Int
+
+    /// Creates a proposal.
+    public init(trials: [Trial], checkpoint: Data?, exhausted: Bool, unfinished: Int) {
+        self.trials = trials
+        self.checkpoint = checkpoint
+        self.exhausted = exhausted
+        self.unfinished = unfinished
+    }
+}
+
+/// The checkpoint and best trial after a tell under the study's lock.
+public struct SharedVerdict: Sendable {
+    /// The strategy's state after the tell.
+    public var checkpoint: Data?
+    /// The study's best trial afterwards.
+    public var best: BestTrial?
+
+    /// Creates a verdict.
+    public init(checkpoint: Data?, best: BestTrial?) {
+        self.checkpoint = checkpoint
+        self.best = best
+    }
+}
+
+/// A trial taken back from a worker that stopped stamping it.
+public struct ReclaimedTrial: Sendable, Hashable {
+    /// The trial, pending again (or still running, claimed by the reclaiming worker, to be failed).
+    public var trial: Trial
+    /// The worker that had it.
+    public var previousWorker: RunnerIdentity?
+
+    /// Creates a record.
+    public init(trial: Trial, previousWorker: RunnerIdentity?) {
+        self.trial = trial
+        self.previousWorker = previousWorker
+    }
+}

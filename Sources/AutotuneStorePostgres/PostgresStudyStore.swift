@@ -1,0 +1,578 @@
+public import Autotune
+public import Foundation
+public import Logging
+import PostgresNIO
+
+/// The PostgreSQL ``StudyStore``, for studies that `autotune worker` processes on several machines share.
+///
+/// Every method is one transaction. Trials are claimed with `SELECT … FOR UPDATE SKIP LOCKED`; the strategy's
+/// ask and tell run while the study's row is locked (`SELECT … FOR UPDATE`), so one worker at a time reads and
+/// writes the checkpoint. Timestamps that decide whether a worker is alive come from the database's clock.
+///
+/// Tables are prefixed `autotune_` so the store can live in a database that holds other things.
+public final class PostgresStudyStore: SharedStudyStore {
+    private let client: PostgresClient
+    private let runTask: Task<Void, Never>
+    let logger: Logger
+    /// Where it connects, without the password, for messages.
+    public let location: String
+
+    /// Connects to `url` (`postgres://user[:password]@host[:port]/database`, `?sslmode=disable|prefer|require`,
+    /// or `?host=/path/to/socket/dir` for a Unix socket) and creates or migrates the tables.
+    public init(url: String, logger: Logger = Logger(label: "autotune.postgres")) async throws {
+        let parsed = try PostgresURL(url)
+        location = parsed.redacted
+        self.logger = logger
+        var configuration: PostgresClient.Configuration
+        if let socket = parsed.socketDirectory {
+            configuration = PostgresClient.Configuration(
+                unixSocketPath: socket + "/.s.PGSQL.\(parsed.port)",
+                username: parsed.user,
+                password: parsed.password,
+                database: parsed.database
+            )
+        } else {
+            configuration = PostgresClient.Configuration(
+                host: parsed.host,
+                port: parsed.port,
+                username: parsed.user,
+                password: parsed.password,
+                database: parsed.database,
+                tls: parsed.tls
+            )
+        }
+        configuration.options.maximumConnections = 8
+        configuration.options.connectTimeout = .seconds(10)
+        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        self.client = client
+        // The client's connection pool lives as long as the store; `close()` ends it.
+        runTask = Task { await client.run() }
+        do {
+            try await migrate()
+        } catch {
+            runTask.cancel()
+            throw StoreError.unavailable("cannot use PostgreSQL at \(parsed.redacted): \(Self.describe(error))")
+        }
+    }
+
+    deinit { runTask.cancel() }
+
+    /// Closes the connections.
+    public func close() { runTask.cancel() }
+
+    // MARK: - StudyStore
+
+    /// Creates a study; fails with ``StoreError/studyExists(_:)`` if the name is taken, also by a worker
+    /// creating it at the same moment.
+    public func createStudy(_ definition: StudyDefinition, taskSource: String?) async throws -> StoredStudy {
+        let json = try Self.encode(definition)
+        let name = definition.name
+        let status = StudyStatus.running.rawValue
+        let rows = try await run {
+            try await client.query(
+                """
+                INSERT INTO autotune_studies (name, definition, task_source, status, created_at, updated_at)
+                VALUES (\(name), \(json), \(taskSource), \(status), now(), now())
+                ON CONFLICT (name) DO NOTHING
+                RETURNING id, created_at
+                """,
+                logger: logger
+            ).collect()
+        }
+        guard let row = rows.first?.makeRandomAccess() else { throw StoreError.studyExists(name) }
+        return StoredStudy(
+            id: try row["id"].decode(Int64.self),
+            definition: definition,
+            taskSource: taskSource,
+            status: .running,
+            checkpoint: nil,
+            best: nil,
+            elapsedSeconds: 0,
+            runner: nil,
+            createdAt: try row["created_at"].decode(Date.self)
+        )
+    }
+
+    /// The study called `name`, or `nil`.
+    public func study(named name: String) async throws -> StoredStudy? {
+        let rows = try await run {
+            try await client.query("SELECT * FROM autotune_studies WHERE name = \(name)", logger: logger).collect()
+        }
+        return try rows.first.map(Self.study(from:))
+    }
+
+    /// Every study, oldest first.
+    public func studies() async throws -> [StoredStudy] {
+        let rows = try await run {
+            try await client.query("SELECT * FROM autotune_studies ORDER BY id", logger: logger).collect()
+        }
+        return try rows.map(Self.study(from:))
+    }
+
+    /// The study's trials in number order.
+    public func trials(ofStudy studyID: Int64) async throws -> [Trial] {
+        try await run {
+            try await client.withConnection { connection in
+                try await Self.trials(studyID: studyID, connection: connection, logger: logger)
+            }
+        }
+    }
+
+    /// Inserts new trials or updates re-queued ones, with the checkpoint, in one transaction.
+    public func saveLaunched(_ trials: [Trial], studyID: Int64, checkpoint: Data?) async throws {
+        try await transaction { connection in
+            for trial in trials {
+                try await Self.upsert(trial, studyID: studyID, worker: nil, connection: connection, logger: self.logger)
+            }
+            if let checkpoint {
+                try await Self.saveCheckpoint(checkpoint, studyID: studyID, connection: connection, logger: self.logger)
+            }
+        }
+    }
+
+    /// Saves a finished trial, the checkpoint that knows it and the study's best, in one transaction.
+    public func saveFinished(
+        _ trial: Trial,
+        studyID: Int64,
+        checkpoint: Data?,
+        best: BestTrial?,
+        elapsedSeconds: Double
+    ) async throws {
+        try await transaction { connection in
+            try await self.saveFinished(
+                trial, studyID: studyID, checkpoint: checkpoint, best: best, elapsedSeconds: elapsedSeconds,
+                connection: connection)
+        }
+    }
+
+    /// Puts trials back to pending, unclaimed.
+    public func saveRequeued(_ trials: [Trial], studyID: Int64) async throws {
+        try await transaction { connection in
+            for trial in trials {
+                try await Self.upsert(trial, studyID: studyID, worker: nil, connection: connection, logger: self.logger)
+            }
+        }
+    }
+
+    /// Stamps the study's running trials and the study with the database's time.
+    public func saveHeartbeat(studyID: Int64, elapsedSeconds: Double) async throws {
+        try await transaction { connection in
+            try await connection.rows(
+                """
+                UPDATE autotune_trials SET heartbeat_at = now() WHERE study_id = \(studyID) AND state = 'running'
+                """,
+                logger: self.logger
+            )
+            try await connection.rows(
+                """
+                UPDATE autotune_studies SET updated_at = now(), elapsed_seconds = \(elapsedSeconds)
+                WHERE id = \(studyID)
+                """,
+                logger: self.logger
+            )
+        }
+    }
+
+    /// Records the study's status, runner and running time.
+    public func saveStatus(
+        _ status: StudyStatus,
+        studyID: Int64,
+        runner: RunnerIdentity?,
+        elapsedSeconds: Double
+    ) async throws {
+        let statusText = status.rawValue
+        let host = runner?.host
+        let pid = runner.map { Int($0.pid) }
+        try await transaction { connection in
+            try await connection.rows(
+                """
+                UPDATE autotune_studies SET status = \(statusText), runner_host = \(host), runner_pid = \(pid),
+                    elapsed_seconds = GREATEST(elapsed_seconds, \(elapsedSeconds)), updated_at = now()
+                WHERE id = \(studyID)
+                """,
+                logger: self.logger
+            )
+        }
+    }
+
+    // MARK: - SharedStudyStore
+
+    /// Claims the lowest pending trial with `FOR UPDATE SKIP LOCKED`.
+    public func claimPending(studyID: Int64, worker: RunnerIdentity) async throws -> Trial? {
+        let host = worker.host
+        let pid = Int(worker.pid)
+        let rows = try await run {
+            try await client.query(
+                """
+                UPDATE autotune_trials SET state = 'running', attempt = attempt + 1, started_at = now(),
+                    heartbeat_at = now(), finished_at = NULL, error_stage = NULL, error_message = NULL,
+                    worker_host = \(host), worker_pid = \(pid)
+                WHERE id = (
+                    SELECT id FROM autotune_trials WHERE study_id = \(studyID) AND state = 'pending'
+                    ORDER BY number LIMIT 1 FOR UPDATE SKIP LOCKED
+                )
+                RETURNING *
+                """,
+                logger: logger
+            ).collect()
+        }
+        return try rows.first.map(Self.trial(from:))
+    }
+
+    /// Runs `decide` while the study's row is locked and saves its trials as claimed by `worker`.
+    public func propose(
+        studyID: Int64,
+        worker: RunnerIdentity,
+        _ decide: (SharedStudyState) throws -> SharedProposal
+    ) async throws -> SharedProposal {
+        try await transaction { connection in
+            let state = try await self.lockedState(studyID: studyID, connection: connection)
+            let proposal = try decide(state)
+            for var trial in proposal.trials {
+                trial.state = .running
+                try await Self.upsert(
+                    trial, studyID: studyID, worker: worker, connection: connection, logger: self.logger)
+            }
+            if let checkpoint = proposal.checkpoint {
+                try await Self.saveCheckpoint(checkpoint, studyID: studyID, connection: connection, logger: self.logger)
+            }
+            return proposal
+        }
+    }
+
+    /// Runs `decide` while the study's row is locked and saves the finished trial with its verdict.
+    public func finish(
+        _ trial: Trial,
+        studyID: Int64,
+        elapsedSeconds: Double,
+        _ decide: (SharedStudyState) throws -> SharedVerdict
+    ) async throws {
+        try await transaction { connection in
+            let state = try await self.lockedState(studyID: studyID, connection: connection)
+            let verdict = try decide(state)
+            try await self.saveFinished(
+                trial, studyID: studyID, checkpoint: verdict.checkpoint, best: verdict.best,
+                elapsedSeconds: elapsedSeconds, connection: connection)
+        }
+    }
+
+    /// Stamps the worker's running trials with the database's time.
+    public func heartbeat(studyID: Int64, worker: RunnerIdentity, elapsedSeconds: Double) async throws {
+        let host = worker.host
+        let pid = Int(worker.pid)
+        try await transaction { connection in
+            try await connection.rows(
+                """
+                UPDATE autotune_trials SET heartbeat_at = now()
+                WHERE study_id = \(studyID) AND state = 'running' AND worker_host = \(host) AND worker_pid = \(pid)
+                """,
+                logger: self.logger
+            )
+            try await connection.rows(
+                """
+                UPDATE autotune_studies SET updated_at = now(),
+                    elapsed_seconds = GREATEST(elapsed_seconds, \(elapsedSeconds))
+                WHERE id = \(studyID)
+                """,
+                logger: self.logger
+            )
+        }
+    }
+
+    /// Takes back running trials whose heartbeat is older than `seconds`.
+    public func reclaimStale(
+        studyID: Int64,
+        olderThan seconds: Double,
+        policy: LostTrialPolicy,
+        worker: RunnerIdentity
+    ) async throws -> [ReclaimedTrial] {
+        try await transaction { connection in
+            let stale = try await connection.rows(
+                """
+                SELECT * FROM autotune_trials
+                WHERE study_id = \(studyID) AND state = 'running'
+                    AND COALESCE(heartbeat_at, started_at) < now() - make_interval(secs => \(seconds))
+                ORDER BY number FOR UPDATE SKIP LOCKED
+                """,
+                logger: self.logger
+            )
+            var reclaimed: [ReclaimedTrial] = []
+            for row in stale {
+                let columns = row.makeRandomAccess()
+                let previousHost = try columns["worker_host"].decode(String?.self)
+                let previousPID = try columns["worker_pid"].decode(Int?.self)
+                var trial = try Self.trial(from: row)
+                let claimer: RunnerIdentity?
+                switch policy {
+                case .requeue:
+                    trial.state = .pending
+                    claimer = nil
+                case .fail:
+                    claimer = worker
+                }
+                let id = try columns["id"].decode(Int64.self)
+                let state = trial.state.rawValue
+                try await connection.rows(
+                    """
+                    UPDATE autotune_trials SET state = \(state), worker_host = \(claimer?.host),
+                        worker_pid = \(claimer.map { Int($0.pid) }), heartbeat_at = now()
+                    WHERE id = \(id)
+                    """,
+                    logger: self.logger
+                )
+                let studyName = try await connection.rows(
+                    "SELECT name FROM autotune_studies WHERE id = \(studyID)", logger: self.logger
+                ).first?.makeRandomAccess()["name"].decode(String.self)
+                let number = trial.number
+                try await connection.rows(
+                    "DELETE FROM autotune_leases WHERE study = \(studyName) AND trial = \(number)",
+                    logger: self.logger
+                )
+                reclaimed.append(
+                    ReclaimedTrial(
+                        trial: trial,
+                        previousWorker: previousHost.flatMap { host in
+                            previousPID.map { RunnerIdentity(host: host, pid: Int32($0)) }
+                        }
+                    )
+                )
+            }
+            return reclaimed
+        }
+    }
+
+    // MARK: - Transactions
+
+    /// Runs `body` in a transaction, mapping connection failures to ``StoreError/unavailable(_:)``.
+    @discardableResult
+    func transaction<Result: Sendable>(
+        _ body: (PostgresConnection) async throws -> Result
+    ) async throws -> Result {
+        try await run {
+            try await client.withTransaction(logger: logger) { connection in try await body(connection) }
+        }
+    }
+
+    /// Runs `body`, unwrapping PostgresNIO's transaction errors so the caller's own errors come through.
+    private func run<Result>(_ body: () async throws -> sending Result) async throws -> sending Result {
+        do {
+            return try await body()
+        } catch let error as PostgresTransactionError {
+            if let closureError = error.closureError { throw closureError }
+            throw StoreError.unavailable("PostgreSQL at \(location): \(Self.describe(error))")
+        } catch let error as PSQLError {
+            throw StoreError.unavailable("PostgreSQL at \(location): \(Self.describe(error))")
+        }
+    }
+
+    private func lockedState(studyID: Int64, connection: PostgresConnection) async throws -> SharedStudyState {
+        let rows = try await connection.rows(
+            """
+            SELECT checkpoint, checkpoint_version, best_number, best_score FROM autotune_studies
+            WHERE id = \(studyID) FOR UPDATE
+            """,
+            logger: logger
+        )
+        guard let row = rows.first?.makeRandomAccess() else {
+            throw StoreError.corrupt("study \(studyID) is gone")
+        }
+        let bestNumber = try row["best_number"].decode(Int?.self)
+        let bestScore = try row["best_score"].decode(Double?.self)
+        return SharedStudyState(
+            checkpoint: try row["checkpoint"].decode(Data?.self),
+            version: try row["checkpoint_version"].decode(Int64.self),
+            trials: try await Self.trials(studyID: studyID, connection: connection, logger: logger),
+            best: bestNumber.flatMap { number in bestScore.map { BestTrial(number: number, score: $0) } }
+        )
+    }
+
+    private func saveFinished(
+        _ trial: Trial,
+        studyID: Int64,
+        checkpoint: Data?,
+        best: BestTrial?,
+        elapsedSeconds: Double,
+        connection: PostgresConnection
+    ) async throws {
+        try await Self.upsert(trial, studyID: studyID, worker: nil, connection: connection, logger: logger)
+        if let checkpoint {
+            try await Self.saveCheckpoint(checkpoint, studyID: studyID, connection: connection, logger: logger)
+        }
+        let number = best?.number
+        let score = best?.score
+        try await connection.rows(
+            """
+            UPDATE autotune_studies SET best_number = \(number), best_score = \(score),
+                elapsed_seconds = GREATEST(elapsed_seconds, \(elapsedSeconds)), updated_at = now()
+            WHERE id = \(studyID)
+            """,
+            logger: logger
+        )
+    }
+
+    // MARK: - Rows
+
+    static func trials(studyID: Int64, connection: PostgresConnection, logger: Logger) async throws -> [Trial] {
+        try await connection.rows(
+            "SELECT * FROM autotune_trials WHERE study_id = \(studyID) ORDER BY number", logger: logger
+        ).map(trial(from:))
+    }
+
+    private static func upsert(
+        _ trial: Trial,
+        studyID: Int64,
+        worker: RunnerIdentity?,
+        connection: PostgresConnection,
+        logger: Logger
+    ) async throws {
+        let params = try encode(trial.configuration)
+        let metrics = try encode(trial.metrics)
+        let timings = try encode(trial.timings)
+        let gpus = try trial.gpus.map { try encode($0) }
+        let number = trial.number
+        let state = trial.state.rawValue
+        let score = trial.score
+        let stage = trial.error?.stage.rawValue
+        let message = trial.error?.message
+        let attempt = trial.attempt
+        let startedAt = trial.startedAt
+        let finishedAt = trial.finishedAt
+        let port = trial.port
+        let host = trial.host
+        let workerHost = worker?.host
+        let workerPID = worker.map { Int($0.pid) }
+        try await connection.rows(
+            """
+            INSERT INTO autotune_trials (study_id, number, state, params, metrics, score, error_stage, error_message,
+                timings, attempt, started_at, finished_at, heartbeat_at, gpus, port, host, worker_host, worker_pid)
+            VALUES (\(studyID), \(number), \(state), \(params), \(metrics), \(score), \(stage), \(message),
+                \(timings), \(attempt), \(startedAt), \(finishedAt), now(), \(gpus), \(port), \(host), \(workerHost),
+                \(workerPID))
+            ON CONFLICT (study_id, number) DO UPDATE SET
+                state = excluded.state, params = excluded.params, metrics = excluded.metrics,
+                score = excluded.score, error_stage = excluded.error_stage, error_message = excluded.error_message,
+                timings = excluded.timings, attempt = excluded.attempt, started_at = excluded.started_at,
+                finished_at = excluded.finished_at, heartbeat_at = excluded.heartbeat_at, gpus = excluded.gpus,
+                port = excluded.port, host = excluded.host, worker_host = excluded.worker_host,
+                worker_pid = excluded.worker_pid
+            """,
+            logger: logger
+        )
+    }
+
+    private static func saveCheckpoint(
+        _ checkpoint: Data,
+        studyID: Int64,
+        connection: PostgresConnection,
+        logger: Logger
+    ) async throws {
+        try await connection.rows(
+            """
+            UPDATE autotune_studies SET checkpoint = \(checkpoint), checkpoint_version = checkpoint_version + 1
+            WHERE id = \(studyID)
+            """,
+            logger: logger
+        )
+    }
+
+    private static func study(from row: PostgresRow) throws -> StoredStudy {
+        let columns = row.makeRandomAccess()
+        let name = try columns["name"].decode(String.self)
+        let definition: StudyDefinition
+        do {
+            definition = try JSONDecoder().decode(
+                StudyDefinition.self, from: Data(try columns["definition"].decode(String.self).utf8))
+        } catch {
+            throw StoreError.corrupt("study '\(name)': its definition cannot be read (\(error))")
+        }
+        let statusText = try columns["status"].decode(String.self)
+        guard let status = StudyStatus(rawValue: statusText) else {
+            throw StoreError.corrupt("study '\(name)': unknown status '\(statusText)'")
+        }
+        let bestNumber = try columns["best_number"].decode(Int?.self)
+        let bestScore = try columns["best_score"].decode(Double?.self)
+        let host = try columns["runner_host"].decode(String?.self)
+        let pid = try columns["runner_pid"].decode(Int?.self)
+        return StoredStudy(
+            id: try columns["id"].decode(Int64.self),
+            definition: definition,
+            taskSource: try columns["task_source"].decode(String?.self),
+            status: status,
+            checkpoint: try columns["checkpoint"].decode(Data?.self),
+            best: bestNumber.flatMap { number in bestScore.map { BestTrial(number: number, score: $0) } },
+            elapsedSeconds: try columns["elapsed_seconds"].decode(Double.self),
+            runner: host.flatMap { host in pid.map { RunnerIdentity(host: host, pid: Int32($0)) } },
+            createdAt: try columns["created_at"].decode(Date.self),
+            updatedAt: try columns["updated_at"].decode(Date.self)
+        )
+    }
+
+    static func trial(from row: PostgresRow) throws -> Trial {
+        let columns = row.makeRandomAccess()
+        let number = try columns["number"].decode(Int.self)
+        do {
+            let decoder = JSONDecoder()
+            let configuration = try decoder.decode(
+                Configuration.self, from: Data(try columns["params"].decode(String.self).utf8))
+            var trial = Trial(number: number, configuration: configuration)
+            let stateText = try columns["state"].decode(String.self)
+            guard let state = TrialState(rawValue: stateText) else {
+                throw StoreError.corrupt("trial \(number): unknown state '\(stateText)'")
+            }
+            trial.state = state
+            trial.metrics = try decoder.decode(
+                [String: Double].self, from: Data(try columns["metrics"].decode(String.self).utf8))
+            trial.timings = try decoder.decode(
+                [String: Double].self, from: Data(try columns["timings"].decode(String.self).utf8))
+            trial.score = try columns["score"].decode(Double?.self)
+            if let stage = try columns["error_stage"].decode(String?.self) {
+                trial.error = TrialError(
+                    stage: TrialStage(rawValue: stage),
+                    message: try columns["error_message"].decode(String?.self) ?? ""
+                )
+            }
+            trial.attempt = try columns["attempt"].decode(Int.self)
+            trial.startedAt = try columns["started_at"].decode(Date?.self)
+            trial.finishedAt = try columns["finished_at"].decode(Date?.self)
+            if let gpus = try columns["gpus"].decode(String?.self) {
+                trial.gpus = try decoder.decode([Int].self, from: Data(gpus.utf8))
+            }
+            trial.port = try columns["port"].decode(Int?.self)
+            trial.host = try columns["host"].decode(String?.self)
+            return trial
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw StoreError.corrupt("trial \(number): a column cannot be read (\(error))")
+        }
+    }
+
+    static func encode(_ value: some Encodable) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+
+    /// PostgreSQL's own message when there is one (`PSQLError` hides it from `description`).
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? PSQLError {
+            if let message = error.serverInfo?[.message] { return message }
+            if let underlying = error.underlying { return "\(underlying)" }
+            return "\(error.code)"
+        }
+        if let error = error as? PostgresTransactionError {
+            if let closureError = error.closureError { return describe(closureError) }
+            if let beginError = error.beginError { return describe(beginError) }
+            if let commitError = error.commitError { return describe(commitError) }
+        }
+        return "\(error)"
+    }
+}
+
+extension PostgresConnection {
+    /// Runs a statement and reads all its rows, so the connection is free for the next one.
+    @discardableResult
+    func rows(_ query: PostgresQuery, logger: Logger) async throws -> [PostgresRow] {
+        try await self.query(query, logger: logger).collect()
+    }
+}
