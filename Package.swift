@@ -80,7 +80,8 @@ let package = Package(
         .executableTarget(
             name: "autotune",
             dependencies: [
-                "Autotune", "AutotuneTask", "AutotuneStore", "AutotuneRunner", "AutotuneServing",
+                "Autotune", "AutotuneTask", "AutotuneStore", "AutotuneStorePostgres", "AutotuneRunner",
+                "AutotuneServing",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

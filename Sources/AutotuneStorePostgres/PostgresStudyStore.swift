@@ -43,7 +43,11 @@ public final class PostgresStudyStore: SharedStudyStore {
         }
         configuration.options.maximumConnections = 8
         configuration.options.connectTimeout = .seconds(10)
-        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        // The pool's own chatter (a lease asked for before `run()` is scheduled, connections closed at exit) is
+        // not the user's business; its errors are, and they reach the caller as thrown errors too.
+        var background = logger
+        background.logLevel = .error
+        let client = PostgresClient(configuration: configuration, backgroundLogger: background)
         self.client = client
         // The client's connection pool lives as long as the store; `close()` ends it.
         runTask = Task { await client.run() }

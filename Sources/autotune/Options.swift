@@ -3,20 +3,43 @@ import Autotune
 import AutotuneRunner
 import AutotuneServing
 import AutotuneStore
+import AutotuneStorePostgres
 import AutotuneTask
 import Foundation
 
-/// Where the study database lives.
+/// Where the study database lives: a SQLite file, or a PostgreSQL server that workers share.
 struct StoreOptions: ParsableArguments {
-    @Option(name: .long, help: "The study database (SQLite). Default: $AUTOTUNE_DB or ./autotune.sqlite.")
+    @Option(
+        name: .long,
+        help: "The study database: a SQLite file, or postgres://user@host/db for workers on several machines. Default: $AUTOTUNE_DB or ./autotune.sqlite."
+    )
     var db: String?
 
+    private var given: String { db ?? ProcessInfo.processInfo.environment["AUTOTUNE_DB"] ?? "autotune.sqlite" }
+
+    /// Whether the database is a PostgreSQL server.
+    var isPostgres: Bool { given.hasPrefix("postgres://") || given.hasPrefix("postgresql://") }
+
+    /// The SQLite file's absolute path, or the PostgreSQL URL as given.
     var path: String {
-        let path = db ?? ProcessInfo.processInfo.environment["AUTOTUNE_DB"] ?? "autotune.sqlite"
-        return URL(fileURLWithPath: path).standardizedFileURL.path
+        isPostgres ? given : URL(fileURLWithPath: given).standardizedFileURL.path
     }
 
-    func open() throws -> SQLiteStudyStore {
+    /// Where trial directories go by default: beside a SQLite file, else in the current directory.
+    var trialsRoot: URL {
+        isPostgres
+            ? URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
+            : URL(fileURLWithPath: path).deletingLastPathComponent()
+    }
+
+    func open() async throws -> any StudyStore & ResourceLedger {
+        if isPostgres {
+            do {
+                return try await PostgresStudyStore(url: given)
+            } catch {
+                throw CLIError(.runtime, "\(error)")
+            }
+        }
         do {
             return try SQLiteStudyStore(path: path)
         } catch {
@@ -25,8 +48,8 @@ struct StoreOptions: ParsableArguments {
     }
 
     /// Opens the store and loads the study called `name`, failing with exit code 3 when there is none.
-    func study(_ name: String) async throws -> (SQLiteStudyStore, StoredStudy) {
-        let store = try open()
+    func study(_ name: String) async throws -> (any StudyStore & ResourceLedger, StoredStudy) {
+        let store = try await open()
         guard let study = try await store.study(named: name) else {
             let names = try await store.studies().map(\.definition.name)
             let known = names.isEmpty ? "the database has no study" : "studies: " + names.joined(separator: ", ")
@@ -78,7 +101,9 @@ func reportingErrors(_ body: () async throws -> Void) async throws {
 }
 
 /// The experiment a study runs: commands come from the runner module, servers from the serving module.
-func makeExperiment(for definition: StudyDefinition, workingDirectory: URL) -> any Experiment {
+func makeExperiment(for definition: StudyDefinition, workingDirectory: URL, options: LoopOptions? = nil) throws
+    -> any Experiment
+{
     if let experiment = definition.experiment.makeExperiment(defaultWorkingDirectory: workingDirectory) {
         return experiment
     }

@@ -20,7 +20,7 @@ struct StatusCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let database = try store.open()
+            let database = try await store.open()
             let studies: [StoredStudy]
             if let study {
                 studies = [try await store.study(study).1]
@@ -119,7 +119,7 @@ struct BestCommand: AsyncParsableCommand {
 
     /// The trial's argv, rendered exactly as the runner rendered it.
     private func commandLine(for trial: Trial, study: StoredStudy) throws -> [String] {
-        let trialsDirectory = URL(fileURLWithPath: store.path).deletingLastPathComponent()
+        let trialsDirectory = store.trialsRoot
             .appendingPathComponent("autotune-trials")
         var context = TrialContext(
             study: study.definition.name,
@@ -291,7 +291,7 @@ struct GPUsCommand: AsyncParsableCommand {
             if let note = found.note { print("No GPUs: \(note).") }
             let host = RunnerIdentity.current.host
             let leases =
-                FileManager.default.fileExists(atPath: store.path)
+                store.isPostgres || FileManager.default.fileExists(atPath: store.path)
                 ? try await store.open().leases(host: host) : []
             var rows = [["gpu", "name", "memory free/total MiB", "util %", "leased by"]]
             for gpu in found.gpus {

@@ -68,14 +68,81 @@ struct RunCommand: AsyncParsableCommand {
         try await reportingErrors {
             var (definition, source) = try loadTask(task)
             if let study { definition.name = study }
-            let database = try store.open()
+            let database = try await store.open()
             let stored: StoredStudy
             do {
                 stored = try await database.createStudy(definition, taskSource: source)
             } catch let error as StoreError {
                 throw CLIError(.notFound, error.description)
             }
-            try await runStudy(stored, store: database, storePath: store.path, options: loop)
+            try await runStudy(stored, store: database, storeOptions: store, options: loop)
+        }
+    }
+}
+
+struct WorkerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker",
+        abstract: "Work on a study shared through PostgreSQL, beside other workers on this or other machines.",
+        discussion: """
+            Start as many workers as you like, on any machines that reach the database; each runs up to --parallel \
+            trials. Given a task file, the first worker creates the study and the others join it; given a study's \
+            name, the worker joins that study. A worker whose heartbeats stop (killed, machine lost) has its \
+            trials taken back by the others after --stale-after seconds.
+            """
+    )
+
+    @Argument(help: "A task file (creates the study or joins it), or the name of a study in the database.")
+    var taskOrStudy: String
+
+    @Option(name: .long, help: "The study's name when a task file is given (default: the task file's name).")
+    var study: String?
+
+    @Option(name: .long, help: "Seconds without a heartbeat after which another worker's trial is taken back.")
+    var staleAfter: Double = 30
+
+    @OptionGroup var store: StoreOptions
+    @OptionGroup var loop: LoopOptions
+
+    func validate() throws {
+        if staleAfter < 1 { throw ValidationError("--stale-after must be at least 1 second") }
+    }
+
+    func run() async throws {
+        try await reportingErrors {
+            guard store.isPostgres else {
+                throw CLIError(
+                    .runtime,
+                    "autotune worker needs a database that workers share: --db postgres://user@host/database (a SQLite file serves one machine: use autotune run)"
+                )
+            }
+            let database = try await store.open()
+            let stored: StoredStudy
+            if FileManager.default.fileExists(atPath: taskOrStudy) {
+                var (definition, source) = try loadTask(taskOrStudy)
+                if let study { definition.name = study }
+                do {
+                    stored = try await database.createStudy(definition, taskSource: source)
+                } catch StoreError.studyExists {
+                    guard let existing = try await database.study(named: definition.name) else {
+                        throw CLIError(.runtime, "study '\(definition.name)' vanished while joining it")
+                    }
+                    guard existing.definition == definition else {
+                        throw CLIError(
+                            .invalidTask,
+                            "study '\(definition.name)' exists with a different definition than \(taskOrStudy); join it by name (autotune worker \(definition.name)) or choose another with --study"
+                        )
+                    }
+                    stored = existing
+                }
+            } else {
+                stored = try await store.study(taskOrStudy).1
+            }
+            if stored.status == .completed {
+                print("Study '\(stored.definition.name)' is already complete.")
+                return
+            }
+            try await runStudy(stored, store: database, storeOptions: store, options: loop, staleAfter: staleAfter)
         }
     }
 }
@@ -99,43 +166,69 @@ struct ResumeCommand: AsyncParsableCommand {
                 print("Study '\(study)' is already complete.")
                 return
             }
-            try await runStudy(stored, store: database, storePath: store.path, options: loop)
+            try await runStudy(stored, store: database, storeOptions: store, options: loop)
         }
     }
 }
 
-/// Runs a study to its end or to a signal, printing progress and a summary.
+/// Runs a study to its end or to a signal, printing progress and a summary: alone with a SQLite file, as
+/// one of its workers with PostgreSQL.
 ///
 /// The first SIGINT or SIGTERM drains (no new trials, running ones finish), a second one cancels the running
 /// trials, which go back to pending. The exit code is then 130 or 143 and `resume` continues.
-private func runStudy(_ study: StoredStudy, store: SQLiteStudyStore, storePath: String, options: LoopOptions)
-    async throws
-{
+func runStudy(
+    _ study: StoredStudy,
+    store: any StudyStore & ResourceLedger,
+    storeOptions: StoreOptions,
+    options: LoopOptions,
+    staleAfter: Double = 30
+) async throws {
     _ = loggingToStandardError
     var logger = Logger(label: "autotune")
     logger.logLevel = options.verbose ? .debug : .notice
+    let storePath = storeOptions.path
     let trialsDirectory =
         options.trialsDir.map { URL(fileURLWithPath: $0) }
-        ?? URL(fileURLWithPath: storePath).deletingLastPathComponent().appendingPathComponent("autotune-trials")
+        ?? storeOptions.trialsRoot.appendingPathComponent("autotune-trials")
     let gpus = try await gpuPool(for: study.definition, options: options, logger: logger)
-    let runner: StudyRunner
+    let cwd = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
+    var runnerOptions = StudyRunner.Options(
+        parallel: options.parallel,
+        trialsDirectory: trialsDirectory,
+        workingDirectory: cwd,
+        progress: progressReporter(quiet: options.quiet),
+        logger: logger,
+        ledger: store,
+        gpus: gpus
+    )
+    let experiment: any Experiment
     do {
-        let cwd = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
-        runner = try await StudyRunner(
-            study: study,
-            store: store,
-            registry: .standard,
-            experiment: makeExperiment(for: study.definition, workingDirectory: cwd),
-            options: StudyRunner.Options(
-                parallel: options.parallel,
-                trialsDirectory: trialsDirectory,
-                workingDirectory: URL(fileURLWithPath: FileManager.default.currentDirectoryPath),
-                progress: progressReporter(quiet: options.quiet),
-                logger: logger,
-                ledger: store,
-                gpus: gpus
+        experiment = try makeExperiment(for: study.definition, workingDirectory: cwd, options: options)
+    } catch {
+        throw CLIError(.invalidTask, "\(error)")
+    }
+    let runner: any StudyLoop
+    do {
+        if let shared = store as? any SharedStudyStore {
+            // A dead worker is noticed after `staleAfter`; stamping three times as often survives a late beat.
+            runnerOptions.heartbeatInterval = .milliseconds(Int(min(5, staleAfter / 3) * 1000))
+            runner = try StudyWorker(
+                study: study,
+                store: shared,
+                registry: .standard,
+                experiment: experiment,
+                options: runnerOptions,
+                settings: StudyWorker.Settings(staleAfter: staleAfter)
             )
-        )
+        } else {
+            runner = try await StudyRunner(
+                study: study,
+                store: store,
+                registry: .standard,
+                experiment: experiment,
+                options: runnerOptions
+            )
+        }
     } catch let error as RunnerError {
         throw CLIError(.runtime, error.description)
     }

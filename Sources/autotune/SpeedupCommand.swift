@@ -77,7 +77,7 @@ struct SpeedupCommand: AsyncParsableCommand {
                     study: study,
                     store: store,
                     registry: .standard,
-                    experiment: makeExperiment(for: levelDefinition, workingDirectory: cwd),
+                    experiment: try makeExperiment(for: levelDefinition, workingDirectory: cwd),
                     options: StudyRunner.Options(
                         trialsDirectory: scratch.appendingPathComponent("trials"),
                         workingDirectory: cwd,

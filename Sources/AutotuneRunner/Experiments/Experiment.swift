@@ -9,6 +9,14 @@ public import Logging
 public protocol Experiment: Sendable {
     /// Runs the trial and returns its metrics and the time spent per stage.
     func run(_ context: TrialContext) async throws -> ExperimentResult
+
+    /// Whether a cluster scheduler (Slurm) places the trial and gives it GPUs, so the runner leases none.
+    var schedulerAssignsGPUs: Bool { get }
+}
+
+extension Experiment {
+    /// Local experiments run where the runner leases their GPUs.
+    public var schedulerAssignsGPUs: Bool { false }
 }
 
 /// What an experiment knows of the trial it runs.
@@ -81,11 +89,17 @@ public struct ExperimentResult: Sendable, Hashable {
     public var metrics: [String: Double]
     /// Seconds spent per stage.
     public var timings: [String: Double]
+    /// The machine the trial ran on, when a scheduler chose it.
+    public var host: String?
+    /// The GPUs the trial ran on, when a scheduler gave them.
+    public var gpus: [Int]?
 
     /// Creates a result.
-    public init(metrics: [String: Double], timings: [String: Double] = [:]) {
+    public init(metrics: [String: Double], timings: [String: Double] = [:], host: String? = nil, gpus: [Int]? = nil) {
         self.metrics = metrics
         self.timings = timings
+        self.host = host
+        self.gpus = gpus
     }
 }
 

@@ -17,7 +17,7 @@ public import Logging
 /// the queue of re-queued trials. Experiments run in child tasks of one task group, outside the actor;
 /// each one's end is recorded as soon as it arrives and its slot refilled at once, without waiting for
 /// the others. Every tell is written with the strategy's checkpoint and the new best in one transaction.
-public actor StudyRunner {
+public actor StudyRunner: StudyLoop {
     /// How a stop request treats the trials that are running.
     public enum StopMode: Sendable, Hashable {
         /// Let them finish, ask for nothing new.
@@ -96,7 +96,6 @@ public actor StudyRunner {
     private let stopContinuation: AsyncStream<StopMode>.Continuation
 
     private var definition: StudyDefinition { study.definition }
-    private let finiteSpace: Bool
 
     /// Prepares a new or resumed study: restores the strategy from its checkpoint, and deals with trials
     /// left running by a runner that died (re-queued or failed, as the definition says).
@@ -114,41 +113,14 @@ public actor StudyRunner {
             throw RunnerError.studyBusy(study.definition.name, runner)
         }
         self.study = study
-        self.finiteSpace = study.definition.space.cardinality != nil
         self.store = store
         self.options = options
-        let definition = study.definition
-        let ledger = options.ledger
-        var pool: GPUPool?
-        if definition.resources.gpusPerTrial != nil {
-            guard let ledger else {
-                throw RunnerError.configuration("the study leases GPUs but the runner has no ledger")
-            }
-            pool = GPUPool(gpus: options.gpus, ledger: ledger)
-        }
-        var ports: PortAllocator?
-        if definition.experiment.usesPort {
-            guard let ledger else {
-                throw RunnerError.configuration("the study reserves ports but the runner has no ledger")
-            }
-            ports = PortAllocator(range: definition.resources.ports, ledger: ledger)
-        }
-        guard
-            let experiment = experiment
-                ?? definition.experiment.makeExperiment(defaultWorkingDirectory: options.workingDirectory)
-        else {
-            throw RunnerError.configuration("a serving study needs its experiment from AutotuneServing")
-        }
-        self.executor = TrialExecutor(
+        self.executor = try TrialExecutor(
+            definition: study.definition,
             experiment: experiment,
-            objective: definition.objective,
-            deadline: definition.timeouts.trial,
-            gpuRequest: definition.resources.gpusPerTrial,
-            pool: pool,
-            ports: ports,
-            ledger: ledger
+            options: options
         )
-        self.launches = LaunchLimiter(limit: definition.resources.maxConcurrentLaunches)
+        self.launches = LaunchLimiter(limit: study.definition.resources.maxConcurrentLaunches)
         var strategy = try registry.make(
             study.definition.strategy.name,
             context: study.definition.strategyContext,
@@ -314,33 +286,7 @@ public actor StudyRunner {
         if room > 0, !strategy.isExhausted {
             let proposals = try strategy.ask(room, history: history)
             asked = true
-            guard proposals.count <= room else {
-                throw RunnerError.strategy(
-                    "strategy '\(definition.strategy.name)' returned \(proposals.count) configurations for an ask of \(room)"
-                )
-            }
-            for proposal in proposals {
-                let configuration: Configuration
-                do {
-                    configuration = try definition.space.coerce(proposal.values)
-                } catch {
-                    throw RunnerError.strategy(
-                        "strategy '\(definition.strategy.name)' proposed an invalid configuration: \(error)")
-                }
-                if let twin = history.running.values.first(where: { $0.configuration == configuration }) {
-                    throw RunnerError.strategy(
-                        "strategy '\(definition.strategy.name)' proposed the configuration of running trial \(twin.number)"
-                    )
-                }
-                // In a finite space a repeat can only waste a trial; in a continuous one it is a legitimate
-                // (if unusual) re-measurement.
-                if finiteSpace,
-                    history.contains(configuration) || launching.contains(where: { $0.configuration == configuration })
-                {
-                    throw RunnerError.strategy(
-                        "strategy '\(definition.strategy.name)' proposed a configuration the study already has: \(configuration.summary(in: definition.space))"
-                    )
-                }
+            for configuration in try admit(proposals, room: room, definition: definition, history: history, launching: launching) {
                 launching.append(Trial(number: nextNumber, configuration: configuration))
                 nextNumber += 1
             }
@@ -414,6 +360,16 @@ public actor StudyRunner {
     }
 
     private func makeContext(for trial: Trial) -> TrialContext {
+        Self.context(for: trial, definition: definition, options: options, launches: launches)
+    }
+
+    /// The context a trial of `definition` runs in: its directory, logger and the shared launch limiter.
+    static func context(
+        for trial: Trial,
+        definition: StudyDefinition,
+        options: Options,
+        launches: LaunchLimiter
+    ) -> TrialContext {
         var logger = options.logger
         logger[metadataKey: "trial.number"] = "\(trial.number)"
         return TrialContext(
@@ -468,6 +424,15 @@ public actor StudyRunner {
         }
         return best
     }
+}
+
+/// A study's loop as its caller drives it: run it, and ask it to stop from a signal handler.
+public protocol StudyLoop: Actor {
+    /// Asks the run to stop: the first request drains, a `.cancel` stops running trials.
+    nonisolated func requestStop(_ mode: StudyRunner.StopMode)
+
+    /// Runs until the study is done or a stop request ends the run.
+    func run() async throws -> StudyRunner.Outcome
 }
 
 /// Runs `operation`, cancelling it and throwing `timeoutError()` after `seconds` (no limit when `nil`).

@@ -50,6 +50,8 @@ struct TrialExecutor: Sendable {
                 try await experiment.run(prepared)
             }
             trial.metrics = result.metrics
+            if let gpus = result.gpus { context.gpus = gpus }
+            trial.host = result.host
             trial.timings.merge(result.timings) { _, new in new }
             switch objective.evaluate(result.metrics) {
             case .success(let score):
@@ -97,3 +99,81 @@ struct TrialExecutor: Sendable {
 
 /// The trial's deadline passed.
 struct DeadlineExceeded: Error {}
+
+extension TrialExecutor {
+    /// The executor of `definition`'s trials: a GPU pool when trials lease GPUs here (not when the
+    /// experiment's scheduler places them), port reservations when the experiment uses `{port}`.
+    init(definition: StudyDefinition, experiment: (any Experiment)?, options: StudyRunner.Options) throws {
+        let ledger = options.ledger
+        guard
+            let experiment = experiment
+                ?? definition.experiment.makeExperiment(defaultWorkingDirectory: options.workingDirectory)
+        else {
+            throw RunnerError.configuration("a serving study needs its experiment from AutotuneServing")
+        }
+        var pool: GPUPool?
+        if definition.resources.gpusPerTrial != nil, !experiment.schedulerAssignsGPUs {
+            guard let ledger else {
+                throw RunnerError.configuration("the study leases GPUs but the runner has no ledger")
+            }
+            pool = GPUPool(gpus: options.gpus, ledger: ledger)
+        }
+        var ports: PortAllocator?
+        if definition.experiment.usesPort {
+            guard let ledger else {
+                throw RunnerError.configuration("the study reserves ports but the runner has no ledger")
+            }
+            ports = PortAllocator(range: definition.resources.ports, ledger: ledger)
+        }
+        self.init(
+            experiment: experiment,
+            objective: definition.objective,
+            deadline: definition.timeouts.trial,
+            gpuRequest: definition.resources.gpusPerTrial,
+            pool: pool,
+            ports: ports,
+            ledger: ledger
+        )
+    }
+}
+
+/// Checks a strategy's proposals against its contract and returns them as configurations of the space.
+///
+/// A proposal outside the space, or the configuration of a running trial, breaks the contract; so does a
+/// repeat in a finite space, where it could only waste a trial (in a continuous one it is a legitimate, if
+/// unusual, re-measurement).
+func admit(
+    _ proposals: [Configuration],
+    room: Int,
+    definition: StudyDefinition,
+    history: StudyHistory,
+    launching: [Trial]
+) throws -> [Configuration] {
+    let name = definition.strategy.name
+    let finite = definition.space.cardinality != nil
+    guard proposals.count <= room else {
+        throw RunnerError.strategy("strategy '\(name)' returned \(proposals.count) configurations for an ask of \(room)")
+    }
+    var admitted: [Configuration] = []
+    for proposal in proposals {
+        let configuration: Configuration
+        do {
+            configuration = try definition.space.coerce(proposal.values)
+        } catch {
+            throw RunnerError.strategy("strategy '\(name)' proposed an invalid configuration: \(error)")
+        }
+        if let twin = history.running.values.first(where: { $0.configuration == configuration }) {
+            throw RunnerError.strategy("strategy '\(name)' proposed the configuration of running trial \(twin.number)")
+        }
+        if finite,
+            history.contains(configuration) || launching.contains(where: { $0.configuration == configuration })
+                || admitted.contains(configuration)
+        {
+            throw RunnerError.strategy(
+                "strategy '\(name)' proposed a configuration the study already has: \(configuration.summary(in: definition.space))"
+            )
+        }
+        admitted.append(configuration)
+    }
+    return admitted
+}

@@ -1,0 +1,344 @@
+public import Autotune
+import Foundation
+import Logging
+
+/// One of several processes, on one machine or many, that work on a study kept in a ``SharedStudyStore``.
+///
+/// Each worker runs up to `parallel` trials. For a free slot it first claims a pending trial (one re-queued
+/// after an interruption or a dead worker); failing that, it asks the strategy under the study's lock, on the
+/// latest checkpoint, so every worker's ask sees every other worker's running trials. A finished trial is told
+/// to the strategy under the same lock. Its running trials are stamped every heartbeat; trials whose stamp is
+/// older than ``Settings/staleAfter`` belong to a worker that died and are taken back.
+///
+/// The worker ends when the study can produce no more trials and none is running or pending anywhere, or on
+/// a stop request (drain or cancel, as ``StudyRunner``).
+public actor StudyWorker: StudyLoop {
+    /// How the worker paces itself.
+    public struct Settings: Sendable {
+        /// Seconds without a heartbeat after which another worker's trial counts as lost.
+        public var staleAfter: Double
+        /// How long to wait before looking again when there is nothing to claim or ask for yet.
+        public var pollInterval: Duration
+
+        /// Creates settings.
+        public init(staleAfter: Double = 30, pollInterval: Duration = .milliseconds(500)) {
+            self.staleAfter = staleAfter
+            self.pollInterval = pollInterval
+        }
+    }
+
+    private let study: StoredStudy
+    private let store: any SharedStudyStore
+    private let registry: StrategyRegistry
+    private let executor: TrialExecutor
+    private let launches: LaunchLimiter
+    private let options: StudyRunner.Options
+    private let settings: Settings
+    private let me = RunnerIdentity.current
+    /// The strategy as of checkpoint `strategyVersion`; rebuilt from the store when another worker moved it.
+    private var strategy: (any Strategy)?
+    private var strategyVersion: Int64?
+    private var best: BestTrial?
+    private var stopMode: StudyRunner.StopMode?
+    private var finishedThisRun = 0
+    private var runStart = ContinuousClock.now
+    private let stopSignals: AsyncStream<StudyRunner.StopMode>
+    private let stopContinuation: AsyncStream<StudyRunner.StopMode>.Continuation
+
+    private var definition: StudyDefinition { study.definition }
+
+    /// Prepares a worker for `study`.
+    public init(
+        study: StoredStudy,
+        store: any SharedStudyStore,
+        registry: StrategyRegistry = .builtIn,
+        experiment: (any Experiment)? = nil,
+        options: StudyRunner.Options,
+        settings: Settings = Settings()
+    ) throws {
+        self.study = study
+        self.store = store
+        self.registry = registry
+        self.options = options
+        self.settings = settings
+        self.executor = try TrialExecutor(definition: study.definition, experiment: experiment, options: options)
+        self.launches = LaunchLimiter(limit: study.definition.resources.maxConcurrentLaunches)
+        self.best = study.best
+        (stopSignals, stopContinuation) = AsyncStream.makeStream(of: StudyRunner.StopMode.self)
+    }
+
+    /// Asks the worker to stop: the first request drains, a `.cancel` stops its running trials.
+    nonisolated public func requestStop(_ mode: StudyRunner.StopMode) {
+        stopContinuation.yield(mode)
+    }
+
+    /// Works on the study until it is done or a stop request ends this worker's part.
+    public func run() async throws -> StudyRunner.Outcome {
+        runStart = ContinuousClock.now
+        defer { options.progress.studyFinished() }
+        let done = try await loop()
+        let remaining = try await store.trials(ofStudy: study.id).filter { !$0.isFinished }
+        // The last worker out says how the study stands; one leaving while others run says nothing.
+        let status: StudyStatus? =
+            done ? .completed : remaining.contains(where: { $0.state == .running }) ? nil : .interrupted
+        if let status {
+            try await store.saveStatus(status, studyID: study.id, runner: nil, elapsedSeconds: elapsed)
+        }
+        return StudyRunner.Outcome(
+            status: status ?? .running,
+            best: best,
+            finishedThisRun: finishedThisRun,
+            seconds: (ContinuousClock.now - runStart).seconds
+        )
+    }
+
+    private enum Event: Sendable {
+        case finished(Trial)
+        case stop(StudyRunner.StopMode)
+        case heartbeat
+        case poll
+    }
+
+    /// Runs trials until the study is done (returns true) or a stop request ends this worker (false).
+    private func loop() async throws -> Bool {
+        let parallel = max(1, options.parallel ?? definition.parallel)
+        let signals = stopSignals
+        let interval = options.heartbeatInterval
+        let poll = settings.pollInterval
+        return try await withThrowingTaskGroup(of: Event.self) { group in
+            group.addTask { await Self.nextStop(signals) }
+            group.addTask { await Self.after(interval, .heartbeat) }
+            var inFlight = 0
+            var polling = false
+            var done = false
+            while true {
+                if stopMode == nil, !done, inFlight < parallel {
+                    let (trials, finished) = try await obtain(parallel - inFlight, running: inFlight)
+                    done = finished
+                    for trial in trials {
+                        inFlight += 1
+                        let context = StudyRunner.context(
+                            for: trial, definition: definition, options: options, launches: launches)
+                        let executor = self.executor
+                        group.addTask { .finished(await executor.execute(trial, context: context)) }
+                    }
+                    if trials.isEmpty, !done, !polling {
+                        polling = true
+                        group.addTask { await Self.after(poll, .poll) }
+                    }
+                }
+                if inFlight == 0, done || stopMode != nil { break }
+                switch try await group.next() {
+                case .finished(let trial):
+                    inFlight -= 1
+                    try await record(trial)
+                case .stop(let mode):
+                    if stopMode == .cancel { continue }
+                    stopMode = mode
+                    options.logger.notice(
+                        mode == .cancel ? "Stopping: cancelling running trials" : "Stopping: draining running trials",
+                        metadata: ["study.running": "\(inFlight)"]
+                    )
+                    if mode == .cancel { group.cancelAll() } else { group.addTask { await Self.nextStop(signals) } }
+                case .heartbeat:
+                    try await beat()
+                    if stopMode != .cancel { group.addTask { await Self.after(interval, .heartbeat) } }
+                case .poll:
+                    polling = false
+                case nil:
+                    inFlight = 0
+                }
+            }
+            group.cancelAll()
+            return done
+        }
+    }
+
+    private static func nextStop(_ signals: AsyncStream<StudyRunner.StopMode>) async -> Event {
+        for await mode in signals { return .stop(mode) }
+        return .stop(.drain)
+    }
+
+    private static func after(_ interval: Duration, _ event: Event) async -> Event {
+        try? await Task.sleep(for: interval)
+        return event
+    }
+
+    /// Up to `room` trials to start: claimed pending ones first, else new ones from the strategy. Also says
+    /// whether the study is done: nothing more to propose, and nothing running or pending anywhere.
+    private func obtain(_ room: Int, running: Int) async throws -> ([Trial], Bool) {
+        var trials: [Trial] = []
+        while trials.count < room, let claimed = try await store.claimPending(studyID: study.id, worker: me) {
+            options.logger.info("Claimed a pending trial", metadata: ["trial.number": "\(claimed.number)"])
+            trials.append(claimed)
+        }
+        if !trials.isEmpty { return (trials, false) }
+        if budgetSpent {
+            let unfinished = try await unfinishedElsewhere()
+            return ([], running == 0 && unfinished == 0)
+        }
+        strategyVersion = nil
+        let proposal = try await store.propose(studyID: study.id, worker: me) { state in
+            try self.propose(room, state: state)
+        }
+        strategyVersion = pendingVersion
+        pendingVersion = nil
+        if let last = proposal.trials.last {
+            options.progress.trialsStarted(progressEvent(for: last, trials: nil))
+        }
+        let done = proposal.trials.isEmpty && proposal.exhausted && proposal.unfinished == 0 && running == 0
+        return (proposal.trials, done)
+    }
+
+    /// The version the strategy will have once the transaction running `propose` or `tell` commits.
+    private var pendingVersion: Int64?
+
+    /// Runs under the study's lock: asks the strategy (restored from the latest checkpoint if another
+    /// worker moved it) for up to `count` configurations and numbers them after every trial in the study.
+    private func propose(_ count: Int, state: SharedStudyState) throws -> SharedProposal {
+        var strategy = try strategy(at: state)
+        let trials = state.trials
+        var nextNumber = (trials.map(\.number).max() ?? -1) + 1
+        let unfinished = trials.filter { !$0.isFinished }.count
+        var launching: [Trial] = []
+        if trials.isEmpty, let baseline = definition.baseline {
+            launching.append(Trial(number: 0, configuration: baseline))
+            nextNumber = 1
+        }
+        let remaining = definition.budget.maxTrials.map { max(0, $0 - nextNumber) } ?? .max
+        let room = min(count - launching.count, remaining)
+        var asked = false
+        if room > 0, !strategy.isExhausted {
+            let history = StudyHistory(trials: trials)
+            let proposals = try strategy.ask(room, history: history)
+            asked = true
+            for configuration in try admit(
+                proposals, room: room, definition: definition, history: history, launching: launching)
+            {
+                launching.append(Trial(number: nextNumber, configuration: configuration))
+                nextNumber += 1
+            }
+        }
+        let now = Date()
+        for index in launching.indices {
+            launching[index].state = .running
+            launching[index].attempt = 1
+            launching[index].startedAt = now
+        }
+        let exhausted =
+            strategy.isExhausted || definition.budget.maxTrials.map { nextNumber >= $0 } ?? false
+        let checkpoint = asked ? try strategy.encodedState() : nil
+        self.strategy = strategy
+        pendingVersion = asked ? state.version + 1 : state.version
+        return SharedProposal(trials: launching, checkpoint: checkpoint, exhausted: exhausted, unfinished: unfinished)
+    }
+
+    /// The strategy as of the study's latest checkpoint: the one held if no other worker moved it since.
+    private func strategy(at state: SharedStudyState) throws -> any Strategy {
+        if let strategy, strategyVersion == state.version { return strategy }
+        return try registry.make(definition.strategy.name, context: definition.strategyContext, state: state.checkpoint)
+    }
+
+    /// Records a finished trial: tells the strategy under the study's lock and saves both. An interrupted
+    /// trial goes back to pending, unseen by the strategy, for any worker to claim.
+    private func record(_ finished: Trial) async throws {
+        var trial = finished
+        if trial.error?.stage == .interrupted {
+            trial.state = .pending
+            trial.error = nil
+            trial.finishedAt = nil
+            try await store.saveRequeued([trial], studyID: study.id)
+            options.logger.info("Trial interrupted; it goes back to pending", metadata: ["trial.number": "\(trial.number)"])
+            return
+        }
+        try await tell(trial)
+        finishedThisRun += 1
+        options.progress.trialFinished(progressEvent(for: trial, trials: try await store.trials(ofStudy: study.id)))
+    }
+
+    private func tell(_ trial: Trial) async throws {
+        strategyVersion = nil
+        try await store.finish(trial, studyID: study.id, elapsedSeconds: elapsed) { state in
+            try self.tell(trial, state: state)
+        }
+        strategyVersion = pendingVersion
+        pendingVersion = nil
+    }
+
+    /// Runs under the study's lock: tells the strategy of the trial and works out the new best.
+    private func tell(_ trial: Trial, state: SharedStudyState) throws -> SharedVerdict {
+        var strategy = try strategy(at: state)
+        try strategy.tell(trial)
+        var best = state.best
+        if trial.state == .completed, let score = trial.score,
+            best.map({ definition.objective.isBetter(score, than: $0.score) }) ?? true
+        {
+            best = BestTrial(number: trial.number, score: score)
+        }
+        self.best = best
+        self.strategy = strategy
+        pendingVersion = state.version + 1
+        return SharedVerdict(checkpoint: try strategy.encodedState(), best: best)
+    }
+
+    /// Stamps this worker's trials and takes back those of workers that stopped stamping theirs.
+    private func beat() async throws {
+        try await store.heartbeat(studyID: study.id, worker: me, elapsedSeconds: elapsed)
+        let reclaimed = try await store.reclaimStale(
+            studyID: study.id, olderThan: settings.staleAfter, policy: definition.lostTrials, worker: me)
+        for record in reclaimed {
+            var trial = record.trial
+            let previous = record.previousWorker.map { "\($0.pid)@\($0.host)" } ?? "unknown"
+            options.logger.notice(
+                "Took back a trial whose worker stopped sending heartbeats",
+                metadata: ["trial.number": "\(trial.number)", "worker": "\(previous)"]
+            )
+            // A dead worker on this machine may have left its trial's processes behind.
+            if let worker = record.previousWorker, worker.host == me.host, !processIsAlive(worker.pid) {
+                ProcessReaper.reap(
+                    in: StudyRunner.trialDirectory(options.trialsDirectory, study: definition.name, trial: trial.number))
+            }
+            if definition.lostTrials == .fail {
+                trial.state = .failed
+                trial.finishedAt = Date()
+                trial.error = TrialError(
+                    stage: .lost,
+                    message: "worker \(previous) stopped sending heartbeats while this trial ran (attempt \(trial.attempt))"
+                )
+                try await tell(trial)
+            }
+        }
+    }
+
+    private func unfinishedElsewhere() async throws -> Int {
+        try await store.trials(ofStudy: study.id).filter { !$0.isFinished }.count
+    }
+
+    /// A progress event; the counts are the whole study's, every worker's trials included, when known.
+    private func progressEvent(for trial: Trial, trials: [Trial]?) -> ProgressEvent {
+        let all = trials ?? []
+        return ProgressEvent(
+            trial: trial,
+            space: definition.space,
+            objective: definition.objective,
+            best: best,
+            finishedCount: all.filter(\.isFinished).count,
+            expectedCount: definition.budget.maxTrials,
+            runningCount: all.filter { $0.state == .running }.count,
+            completedCount: all.filter { $0.state == .completed }.count,
+            failedCount: all.filter { $0.state == .failed }.count,
+            elapsedSeconds: elapsed,
+            finishedThisRun: finishedThisRun,
+            runSeconds: (ContinuousClock.now - runStart).seconds
+        )
+    }
+
+    private var elapsed: Double {
+        study.elapsedSeconds + (ContinuousClock.now - runStart).seconds
+    }
+
+    private var budgetSpent: Bool {
+        if let maxSeconds = definition.budget.maxSeconds, elapsed >= maxSeconds { return true }
+        return false
+    }
+}
