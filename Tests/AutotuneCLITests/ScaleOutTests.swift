@@ -1,0 +1,102 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The throwaway PostgreSQL server and Slurm cluster `scripts/test-cluster start` brings up (CI does).
+enum TestCluster {
+    static let environment = ProcessInfo.processInfo.environment
+    static let postgres = environment["AUTOTUNE_TEST_POSTGRES"]
+    static let slurmConf = environment["SLURM_CONF"]
+    static let inCI = environment["CI"] == "true"
+    static let hint = "run `eval \"$(scripts/test-cluster start)\"` as root first (CI does)"
+}
+
+/// A command experiment that logs its start and end, with the process that ran it, to `log`, and scores x.
+private func loggingExperiment(in directory: URL, seconds: Double) throws {
+    let script = directory.appendingPathComponent("experiment.sh")
+    try """
+    #!/bin/sh
+    echo "start $1 $PPID ${SLURMD_NODENAME:-local} ${CUDA_VISIBLE_DEVICES:-none} $(date +%s.%N)" >> "$2"
+    sleep \(seconds)
+    echo "end $1 $PPID ${SLURMD_NODENAME:-local} ${CUDA_VISIBLE_DEVICES:-none} $(date +%s.%N)" >> "$2"
+    echo "{\\"y\\": $1}"
+    """.write(to: script, atomically: true, encoding: .utf8)
+    chmod(script.path, 0o755)
+}
+
+/// Log lines `start|end X PID NODE GPUS TIME` as fields.
+private func logLines(_ url: URL) -> [[String]] {
+    let text = (try? String(contentsOf: url, encoding: .utf8)) ?? ""
+    return text.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
+}
+
+@Suite(.serialized) struct ScaleOutTests {
+    /// Three workers share one PostgreSQL study of 12 grid points; one is killed with SIGKILL while it runs
+    /// trials. The other two take those trials back once their heartbeats are stale (2 s, well before a
+    /// trial's 6 s end), and the study finishes with every point completed exactly once.
+    @Test(.enabled(if: TestCluster.postgres != nil || TestCluster.inCI, "AUTOTUNE_TEST_POSTGRES is not set: \(TestCluster.hint)"))
+    func threeWorkersFinishAPostgresStudyEvenWhenOneIsKilledMidTrial() async throws {
+        let url = try #require(TestCluster.postgres, "CI must start PostgreSQL first (scripts/test-cluster)")
+        let directory = try scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try loggingExperiment(in: directory, seconds: 6)
+        let log = directory.appendingPathComponent("runs.log")
+        let study = "workers-\(UUID().uuidString.prefix(8))"
+        try """
+        name: \(study)
+        parameters:
+          x: {type: int, min: 0, max: 11}
+        strategy: {name: grid, order: shuffled}
+        parallel: 2
+        budget: {max_trials: 12}
+        objective: {maximize: y}
+        experiment:
+          command: [./experiment.sh, "{x}", \(log.path)]
+        """.write(to: directory.appendingPathComponent("task.yaml"), atomically: true, encoding: .utf8)
+        let arguments = ["worker", "task.yaml", "--db", url, "--stale-after", "2"]
+        let runs = try await withThrowingTaskGroup(of: (Int, Run).self) { group in
+            for index in 0..<3 {
+                group.addTask {
+                    let run = try await autotune(arguments, in: directory) { process in
+                        guard index == 1 else { return }
+                        // Kill it once it has trials running, as a machine lost mid-trial.
+                        let pid = process.processIdentifier
+                        while process.isRunning, !logLines(log).contains(where: { $0.count > 2 && $0[0] == "start" && $0[2] == "\(pid)" }) {
+                            try await Task.sleep(for: .milliseconds(20))
+                        }
+                        kill(pid, SIGKILL)
+                    }
+                    return (index, run)
+                }
+            }
+            var runs: [Int: Run] = [:]
+            for try await (index, run) in group { runs[index] = run }
+            return runs
+        }
+        #expect(runs[1]?.terminationReasonIsSignal == true)
+        for index in [0, 2] {
+            let run = try #require(runs[index])
+            #expect(run.status == 0, "worker \(index): \(run.stderr)")
+        }
+        let lines = logLines(log)
+        // Every point finished exactly once: no trial ran to its end twice. The killed worker's own processes
+        // did not finish either: the worker that took its trials back on this machine killed them.
+        let ends = lines.filter { $0[0] == "end" }.map { Int($0[1]) }
+        #expect(ends.count == 12)
+        #expect(Set(ends) == Set((0..<12).map { Optional($0) }))
+        let trials = try await autotune(["trials", study, "--db", url, "--format", "json"], in: directory)
+        let rows = try #require(try JSONSerialization.jsonObject(with: Data(trials.stdout.utf8)) as? [[String: Any]])
+        #expect(rows.count == 12)
+        #expect(rows.allSatisfy { $0["state"] as? String == "completed" })
+        // The killed worker's trials ran again: a second attempt, and a start with no end for the first.
+        let retried = rows.filter { ($0["attempt"] as? Int ?? 0) > 1 }
+        #expect(!retried.isEmpty)
+        #expect(lines.filter { $0[0] == "start" }.count == 12 + retried.count)
+        #expect(processes(containing: "experiment.sh").isEmpty)
+        let status = try await autotune(["status", study, "--db", url], in: directory)
+        #expect(status.stdout.contains("completed"), "\(status.stdout)")
+    }
+}
