@@ -212,6 +212,7 @@ public final class SQLiteStudyStore: StudyStore {
             trial.finishedAt = row["finished_at"]
             if let gpus: String = row["gpus"] { trial.gpus = try decoder.decode([Int].self, from: Data(gpus.utf8)) }
             trial.port = row["port"]
+            trial.host = row["host"]
             return trial
         } catch let error as StoreError {
             throw error
@@ -224,7 +225,7 @@ public final class SQLiteStudyStore: StudyStore {
         [
             studyID, trial.number, trial.state.rawValue, try encode(trial.configuration), try encode(trial.metrics),
             trial.score, trial.error?.stage.rawValue, trial.error?.message, try encode(trial.timings), trial.attempt,
-            trial.startedAt, trial.finishedAt, try trial.gpus.map { try encode($0) }, trial.port,
+            trial.startedAt, trial.finishedAt, try trial.gpus.map { try encode($0) }, trial.port, trial.host,
         ]
     }
 
@@ -232,14 +233,14 @@ public final class SQLiteStudyStore: StudyStore {
         let statement = try db.cachedStatement(
             sql: """
                 INSERT INTO trials (study_id, number, state, params, metrics, score, error_stage, error_message,
-                                    timings, attempt, started_at, finished_at, gpus, port)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                    timings, attempt, started_at, finished_at, gpus, port, host)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (study_id, number) DO UPDATE SET
                     state = excluded.state, params = excluded.params, metrics = excluded.metrics,
                     score = excluded.score, error_stage = excluded.error_stage,
                     error_message = excluded.error_message, timings = excluded.timings,
                     attempt = excluded.attempt, started_at = excluded.started_at, finished_at = excluded.finished_at,
-                    gpus = excluded.gpus, port = excluded.port
+                    gpus = excluded.gpus, port = excluded.port, host = excluded.host
                 """
         )
         try statement.execute(arguments: arguments)
@@ -319,6 +320,9 @@ public final class SQLiteStudyStore: StudyStore {
                 t.column("acquired_at", .datetime).notNull()
                 t.primaryKey(["host", "kind", "resource_id"])
             }
+        }
+        migrator.registerMigration("v3: the node a trial ran on") { db in
+            try db.alter(table: "trials") { t in t.add(column: "host", .text) }
         }
         return migrator
     }

@@ -104,17 +104,24 @@ func reportingErrors(_ body: () async throws -> Void) async throws {
 func makeExperiment(for definition: StudyDefinition, workingDirectory: URL, options: LoopOptions? = nil) throws
     -> any Experiment
 {
-    if let experiment = definition.experiment.makeExperiment(defaultWorkingDirectory: workingDirectory) {
-        return experiment
+    let runner: any ProgramRunner =
+        if let options, options.slurm {
+            SlurmRunner(
+                settings: SlurmRunner.Settings(partition: options.slurmPartition, extraArguments: options.slurmArg))
+        } else {
+            LocalProgramRunner()
+        }
+    switch definition.experiment {
+    case .command(let spec):
+        return CommandExperiment(spec: spec, defaultWorkingDirectory: workingDirectory, runner: runner)
+    case .serving(let spec):
+        return ServingExperiment(
+            spec: spec,
+            defaultWorkingDirectory: workingDirectory,
+            extraPlaceholders: ["autotune": executablePath],
+            runner: runner
+        )
     }
-    guard case .serving(let spec) = definition.experiment else {
-        preconditionFailure("every experiment kind is built by a module")
-    }
-    return ServingExperiment(
-        spec: spec,
-        defaultWorkingDirectory: workingDirectory,
-        extraPlaceholders: ["autotune": executablePath]
-    )
 }
 
 /// This executable's absolute path, for the `{autotune}` placeholder (`autotune simulate` in task files).

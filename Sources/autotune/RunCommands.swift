@@ -27,6 +27,15 @@ struct LoopOptions: ParsableArguments {
     @Option(name: .long, help: "GPU indexes trials may lease, e.g. 0,1,2,3 (overrides the task file and nvidia-smi).")
     var gpus: String?
 
+    @Flag(name: .long, help: "Run each trial as a Slurm job (sbatch): Slurm picks the node and gives the GPUs.")
+    var slurm = false
+
+    @Option(name: .long, help: "The Slurm partition for trial jobs (default: the cluster's default).")
+    var slurmPartition: String?
+
+    @Option(name: .long, help: "One more sbatch argument for trial jobs, e.g. --slurm-arg=--account=ml (repeatable).")
+    var slurmArg: [String] = []
+
     @Flag(name: .long, help: "Print only the summary, not a line per trial.")
     var quiet = false
 
@@ -35,6 +44,10 @@ struct LoopOptions: ParsableArguments {
 
     func validate() throws {
         if let parallel, parallel < 1 { throw ValidationError("--parallel must be at least 1") }
+        if !slurm, slurmPartition != nil || !slurmArg.isEmpty {
+            throw ValidationError("--slurm-partition and --slurm-arg need --slurm")
+        }
+        if slurm, gpus != nil { throw ValidationError("--gpus and --slurm exclude each other: Slurm gives the GPUs") }
         _ = try gpuIndexes()
     }
 
@@ -299,7 +312,7 @@ func runStudy(
 
 /// The GPUs a study's trials may lease: `--gpus`, else the task file's list, else what nvidia-smi finds.
 private func gpuPool(for definition: StudyDefinition, options: LoopOptions, logger: Logger) async throws -> [GPU] {
-    guard definition.resources.gpusPerTrial != nil else { return [] }
+    guard definition.resources.gpusPerTrial != nil, !options.slurm else { return [] }
     if let indexes = try options.gpuIndexes() { return indexes.map { GPU(index: $0) } }
     switch definition.resources.gpus {
     case .declared(let indexes):

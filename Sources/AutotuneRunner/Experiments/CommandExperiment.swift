@@ -13,15 +13,21 @@ public struct CommandExperiment: Experiment {
     public var spec: CommandSpec
     /// The directory commands run in when the spec names none.
     public var defaultWorkingDirectory: URL
+    /// Where the command runs: here, or as a Slurm job.
+    public var runner: any ProgramRunner
 
     /// Lines of stderr (or stdout) quoted in a failure message.
     static let tailLines = 15
 
     /// Creates the experiment.
-    public init(spec: CommandSpec, defaultWorkingDirectory: URL) {
+    public init(spec: CommandSpec, defaultWorkingDirectory: URL, runner: any ProgramRunner = LocalProgramRunner()) {
         self.spec = spec
         self.defaultWorkingDirectory = defaultWorkingDirectory
+        self.runner = runner
     }
+
+    /// Slurm gives a job its GPUs; here the runner leases them.
+    public var schedulerAssignsGPUs: Bool { runner.assignsGPUs }
 
     /// The argv for a trial: the rendered template plus the flags of parameters it does not place.
     public func arguments(for context: TrialContext) throws -> [String] {
@@ -63,17 +69,24 @@ public struct CommandExperiment: Experiment {
         try? Data((command + "\n").utf8).write(to: context.directory.appendingPathComponent("command.txt"))
         context.logger.debug("Trial command started", metadata: ["trial.command": "\(command)"])
 
+        let placement = Locked<ProgramStart?>(nil)
         let outcome: ProcessLauncher.Outcome
         do {
-            outcome = try await ProcessLauncher.run(
-                arguments,
-                environment: environment,
-                workingDirectory: workingDirectory,
-                standardOutput: stdoutURL,
-                standardError: stderrURL,
-                killGrace: .milliseconds(Int(context.killGrace * 1000)),
-                launches: context.launches,
-                onStart: { [directory = context.directory] pid in ProcessReaper.record(pid: pid, in: directory) }
+            outcome = try await runner.run(
+                ProgramRequest(
+                    arguments: arguments,
+                    environment: environment,
+                    workingDirectory: workingDirectory,
+                    standardOutput: stdoutURL,
+                    standardError: stderrURL,
+                    killGrace: .milliseconds(Int(context.killGrace * 1000)),
+                    trialDirectory: context.directory,
+                    name: context.jobName,
+                    gpuCount: context.gpuCount,
+                    timeLimit: context.deadline,
+                    launches: context.launches
+                ),
+                onStart: { start in placement.withLock { $0 = start } }
             )
         } catch let error as LaunchError {
             throw ExperimentError(stage: .launch, message: error.description)
@@ -89,7 +102,13 @@ public struct CommandExperiment: Experiment {
         }
         var metrics = try readMetrics(stdout: stdout, stderr: stderr, values: values)
         metrics["wall_time"] = outcome.seconds
-        return ExperimentResult(metrics: metrics, timings: [TrialStage.run.rawValue: outcome.seconds])
+        let start = placement.withLock { $0 }
+        return ExperimentResult(
+            metrics: metrics,
+            timings: [TrialStage.run.rawValue: outcome.seconds],
+            host: start?.node,
+            gpus: start?.gpus
+        )
     }
 
     private func readMetrics(stdout: String, stderr: String, values: [String: String]) throws -> [String: Double] {

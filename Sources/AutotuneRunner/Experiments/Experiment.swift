@@ -41,6 +41,10 @@ public struct TrialContext: Sendable {
     public var port: Int?
     /// Bounds the launches of all trials; an experiment holds a permit while it starts its process or server.
     public var launches: LaunchLimiter
+    /// GPUs to ask a cluster scheduler for, when it assigns them (``Experiment/schedulerAssignsGPUs``).
+    public var gpuCount: Int?
+    /// Seconds the whole trial may take, when it has a deadline; a scheduler's time limit follows it.
+    public var deadline: Double?
 
     /// Creates a context.
     public init(
@@ -65,6 +69,12 @@ public struct TrialContext: Sendable {
         self.gpus = gpus
         self.port = port
         self.launches = launches
+    }
+
+    /// The name of the trial's job in a scheduler's listings: `autotune-STUDY-NUMBER`.
+    public var jobName: String {
+        let name = "autotune-\(study)-\(trial.number)"
+        return String(name.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." ? $0 : "-" })
     }
 
     /// The values of the placeholders a template may use: the parameters, then `trial`, `trial_dir`,

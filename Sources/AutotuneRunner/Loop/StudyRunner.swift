@@ -139,6 +139,12 @@ public actor StudyRunner: StudyLoop {
                     metadata: ["trial.number": "\(trial.number)"]
                 )
             }
+            if await SlurmRunner.cancelRecordedJob(in: directory) {
+                options.logger.notice(
+                    "Cancelled the Slurm job of a trial whose runner died",
+                    metadata: ["trial.number": "\(trial.number)"]
+                )
+            }
             switch study.definition.lostTrials {
             case .requeue:
                 trial.state = .pending

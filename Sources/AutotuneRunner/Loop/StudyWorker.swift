@@ -293,11 +293,14 @@ public actor StudyWorker: StudyLoop {
                 "Took back a trial whose worker stopped sending heartbeats",
                 metadata: ["trial.number": "\(trial.number)", "worker": "\(previous)"]
             )
-            // A dead worker on this machine may have left its trial's processes behind.
+            // A dead worker on this machine may have left its trial's processes behind; a Slurm job it
+            // submitted can be cancelled from anywhere that shares the trial's directory.
+            let directory = StudyRunner.trialDirectory(
+                options.trialsDirectory, study: definition.name, trial: trial.number)
             if let worker = record.previousWorker, worker.host == me.host, !processIsAlive(worker.pid) {
-                ProcessReaper.reap(
-                    in: StudyRunner.trialDirectory(options.trialsDirectory, study: definition.name, trial: trial.number))
+                ProcessReaper.reap(in: directory)
             }
+            await SlurmRunner.cancelRecordedJob(in: directory)
             if definition.lostTrials == .fail {
                 trial.state = .failed
                 trial.finishedAt = Date()

@@ -29,6 +29,10 @@ struct TrialExecutor: Sendable {
         do {
             try FileManager.default.createDirectory(at: context.directory, withIntermediateDirectories: true)
             do {
+                if let gpuRequest, pool == nil {
+                    // The experiment's scheduler gives the GPUs; it only needs to know how many to ask for.
+                    context.gpuCount = try gpuRequest.gpuCount(for: trial.configuration)
+                }
                 if let gpuRequest, let pool {
                     let count = try gpuRequest.gpuCount(for: trial.configuration)
                     context.gpus = try await pool.acquire(
@@ -45,6 +49,7 @@ struct TrialExecutor: Sendable {
             }
             trial.timings[TrialStage.resources.rawValue] = (ContinuousClock.now - start).seconds
             let experiment = self.experiment
+            context.deadline = deadline
             let prepared = context
             let result = try await withTimeout(deadline, error: { DeadlineExceeded() }) {
                 try await experiment.run(prepared)

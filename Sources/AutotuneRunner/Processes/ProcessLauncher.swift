@@ -31,21 +31,24 @@ public enum ProcessLauncher {
         public var signal: Int32?
         /// Seconds from launch to exit.
         public var seconds: Double
+        /// What a scheduler said of the end, e.g. `Slurm job 42 TIMEOUT`, when it said more than a status.
+        public var detail: String?
 
-        /// `exit status N` or `killed by signal N`.
+        /// `exit status N` or `killed by signal N`, after the scheduler's word if any.
         public var summary: String {
-            if let exitCode { return "exit status \(exitCode)" }
-            return "killed by signal \(signal ?? 0)"
+            let status = exitCode.map { "exit status \($0)" } ?? "killed by signal \(signal ?? 0)"
+            return detail.map { "\($0), \(status)" } ?? status
         }
 
         /// Whether it exited with status 0.
-        public var succeeded: Bool { exitCode == 0 }
+        public var succeeded: Bool { exitCode == 0 && detail == nil }
 
         /// Creates an outcome.
-        public init(exitCode: Int32?, signal: Int32?, seconds: Double) {
+        public init(exitCode: Int32?, signal: Int32?, seconds: Double, detail: String? = nil) {
             self.exitCode = exitCode
             self.signal = signal
             self.seconds = seconds
+            self.detail = detail
         }
     }
 

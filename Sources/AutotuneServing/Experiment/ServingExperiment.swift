@@ -24,19 +24,26 @@ public struct ServingExperiment: Experiment {
     public var extraPlaceholders: [String: String]
     /// How often readiness is polled.
     public var pollInterval: Duration
+    /// Where the server runs: here, or as a Slurm job on the node Slurm picks.
+    public var runner: any ProgramRunner
 
     /// Creates the experiment.
     public init(
         spec: ServingSpec,
         defaultWorkingDirectory: URL,
         extraPlaceholders: [String: String] = [:],
-        pollInterval: Duration = .milliseconds(200)
+        pollInterval: Duration = .milliseconds(200),
+        runner: any ProgramRunner = LocalProgramRunner()
     ) {
         self.spec = spec
         self.defaultWorkingDirectory = defaultWorkingDirectory
         self.extraPlaceholders = extraPlaceholders
         self.pollInterval = pollInterval
+        self.runner = runner
     }
+
+    /// Slurm gives a job its GPUs; here the runner leases them.
+    public var schedulerAssignsGPUs: Bool { runner.assignsGPUs }
 
     private enum Outcome: Sendable {
         case serverExited(ProcessLauncher.Outcome)
@@ -104,28 +111,33 @@ public struct ServingExperiment: Experiment {
 
         let stage = Locked(TrialStage.deploy)
         let timings = Locked([String: Double]())
-        let (started, startedContinuation) = AsyncStream.makeStream(of: Int32.self)
+        let (started, startedContinuation) = AsyncStream.makeStream(of: ProgramStart.self)
         let permit = PermitHolder(context.launches)
         try await context.launches.acquire()
         permit.taken()
         defer { permit.release() }
         let deployStart = ContinuousClock.now
-        let baseURL = "http://127.0.0.1:\(port)"
         let spec = self.spec
+        let runner = self.runner
         let pollInterval = self.pollInterval
         do {
             return try await withThrowingTaskGroup(of: Outcome.self) { group in
                 group.addTask {
-                    let outcome = try await ProcessLauncher.run(
-                        arguments,
-                        environment: serverEnvironment,
-                        workingDirectory: workingDirectory,
-                        standardOutput: stdout,
-                        standardError: stderr,
-                        killGrace: .milliseconds(Int(context.killGrace * 1000)),
-                        onStart: { pid in
-                            ProcessReaper.record(pid: pid, in: context.directory)
-                            startedContinuation.yield(pid)
+                    let outcome = try await runner.run(
+                        ProgramRequest(
+                            arguments: arguments,
+                            environment: serverEnvironment,
+                            workingDirectory: workingDirectory,
+                            standardOutput: stdout,
+                            standardError: stderr,
+                            killGrace: .milliseconds(Int(context.killGrace * 1000)),
+                            trialDirectory: context.directory,
+                            name: context.jobName,
+                            gpuCount: context.gpuCount,
+                            timeLimit: context.deadline
+                        ),
+                        onStart: { start in
+                            startedContinuation.yield(start)
                             startedContinuation.finish()
                         }
                     )
@@ -137,7 +149,9 @@ public struct ServingExperiment: Experiment {
                     let spawned = try await withStageTimeout(spec.stageTimeouts.deploy, stage: .deploy) {
                         await started.first { _ in true }
                     }
-                    guard spawned != nil else { return .serverExited(.init(exitCode: nil, signal: nil, seconds: 0)) }
+                    guard let spawned else { return .serverExited(.init(exitCode: nil, signal: nil, seconds: 0)) }
+                    // A server Slurm placed is reached on its node; a local one on the loopback.
+                    let baseURL = "http://\(spawned.address ?? "127.0.0.1"):\(port)"
                     let readyStart = ContinuousClock.now
                     timings.withLock { $0[TrialStage.deploy.rawValue] = (readyStart - deployStart).seconds }
                     stage.withLock { $0 = .ready }
@@ -156,7 +170,10 @@ public struct ServingExperiment: Experiment {
                     timings.withLock {
                         $0[TrialStage.benchmark.rawValue] = (ContinuousClock.now - benchmarkStart).seconds
                     }
-                    return .measured(ExperimentResult(metrics: metrics, timings: timings.withLock { $0 }))
+                    return .measured(
+                        ExperimentResult(
+                            metrics: metrics, timings: timings.withLock { $0 }, host: spawned.node, gpus: spawned.gpus)
+                    )
                 }
                 guard let first = try await group.next() else {
                     throw ExperimentError(stage: .deploy, message: "the server task ended without a result")

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 public import Autotune
+import AutotuneRunner
 import Foundation
 import NIOCore
 import NIOHTTP1

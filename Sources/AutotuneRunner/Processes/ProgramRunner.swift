@@ -1,0 +1,117 @@
+public import Foundation
+
+/// Where an experiment's program (a command, a model server) runs: here, as a process group of the runner's,
+/// or on a cluster, as a job its scheduler places.
+///
+/// Either way the program runs until it exits or the calling task is cancelled, which stops it; its output
+/// goes to the request's files.
+public protocol ProgramRunner: Sendable {
+    /// Runs the program to its end; `onStart` hears where it started once it is running.
+    ///
+    /// Throws ``LaunchError`` when it cannot be started, `CancellationError` once a cancelled program is
+    /// stopped.
+    func run(_ request: ProgramRequest, onStart: (@Sendable (ProgramStart) -> Void)?) async throws
+        -> ProcessLauncher.Outcome
+
+    /// Whether the scheduler behind it gives the program its GPUs (so the runner leases none).
+    var assignsGPUs: Bool { get }
+}
+
+/// A program to run for a trial.
+public struct ProgramRequest: Sendable {
+    /// The argv; the first element is a path (with a `/`) or a name looked up in `PATH`.
+    public var arguments: [String]
+    /// Variables added to the inherited environment.
+    public var environment: [String: String]
+    /// Where it runs.
+    public var workingDirectory: URL
+    /// Where its standard output goes.
+    public var standardOutput: URL
+    /// Where its standard error goes.
+    public var standardError: URL
+    /// Time between SIGTERM and SIGKILL when it is stopped.
+    public var killGrace: Duration
+    /// The trial's directory, for the records that let a later run clean up after a crash.
+    public var trialDirectory: URL
+    /// A name for schedulers' listings, e.g. `autotune-study-12`.
+    public var name: String
+    /// GPUs to ask the scheduler for, when it assigns them.
+    public var gpuCount: Int?
+    /// Seconds the program may run at most, when the trial has a deadline.
+    public var timeLimit: Double?
+    /// Bounds concurrent starts.
+    public var launches: LaunchLimiter?
+
+    /// Creates a request.
+    public init(
+        arguments: [String],
+        environment: [String: String],
+        workingDirectory: URL,
+        standardOutput: URL,
+        standardError: URL,
+        killGrace: Duration,
+        trialDirectory: URL,
+        name: String,
+        gpuCount: Int? = nil,
+        timeLimit: Double? = nil,
+        launches: LaunchLimiter? = nil
+    ) {
+        self.arguments = arguments
+        self.environment = environment
+        self.workingDirectory = workingDirectory
+        self.standardOutput = standardOutput
+        self.standardError = standardError
+        self.killGrace = killGrace
+        self.trialDirectory = trialDirectory
+        self.name = name
+        self.gpuCount = gpuCount
+        self.timeLimit = timeLimit
+        self.launches = launches
+    }
+}
+
+/// Where a program started.
+public struct ProgramStart: Sendable, Hashable {
+    /// The machine's name as the scheduler calls it (recorded with the trial); `nil` for this machine.
+    public var node: String?
+    /// The address to reach it on (a server's host); `nil` for this machine.
+    public var address: String?
+    /// The GPUs the scheduler gave it, when it assigns them.
+    public var gpus: [Int]?
+
+    /// Creates a record.
+    public init(node: String? = nil, address: String? = nil, gpus: [Int]? = nil) {
+        self.node = node
+        self.address = address
+        self.gpus = gpus
+    }
+}
+
+/// Runs programs on this machine through ``ProcessLauncher``, recording each process group in the trial's
+/// directory so a resume after a crash can end it.
+public struct LocalProgramRunner: ProgramRunner {
+    /// Creates the runner.
+    public init() {}
+
+    /// The runner leases GPUs itself.
+    public var assignsGPUs: Bool { false }
+
+    /// Runs the program as a process group of its own.
+    public func run(_ request: ProgramRequest, onStart: (@Sendable (ProgramStart) -> Void)?) async throws
+        -> ProcessLauncher.Outcome
+    {
+        try await ProcessLauncher.run(
+            request.arguments,
+            environment: request.environment,
+            workingDirectory: request.workingDirectory,
+            standardOutput: request.standardOutput,
+            standardError: request.standardError,
+            killGrace: request.killGrace,
+            launches: request.launches,
+            onStart: { [directory = request.trialDirectory] pid in
+                ProcessReaper.record(pid: pid, in: directory)
+                onStart?(ProgramStart())
+            }
+        )
+    }
+}
