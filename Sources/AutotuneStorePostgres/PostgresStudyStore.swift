@@ -288,7 +288,8 @@ public final class PostgresStudyStore: SharedStudyStore {
         studyID: Int64,
         olderThan seconds: Double,
         policy: LostTrialPolicy,
-        worker: RunnerIdentity
+        worker: RunnerIdentity,
+        cleanUp: (ReclaimedTrial) async -> Void
     ) async throws -> [ReclaimedTrial] {
         try await transaction { connection in
             let stale = try await connection.rows(
@@ -306,6 +307,11 @@ public final class PostgresStudyStore: SharedStudyStore {
                 let previousHost = try columns["worker_host"].decode(String?.self)
                 let previousPID = try columns["worker_pid"].decode(Int?.self)
                 var trial = try Self.trial(from: row)
+                let previous = previousHost.flatMap { host in
+                    previousPID.map { RunnerIdentity(host: host, pid: Int32($0)) }
+                }
+                // The row stays locked and running until the cleanup is done, so nobody starts it meanwhile.
+                await cleanUp(ReclaimedTrial(trial: trial, previousWorker: previous))
                 let claimer: RunnerIdentity?
                 switch policy {
                 case .requeue:
@@ -332,14 +338,7 @@ public final class PostgresStudyStore: SharedStudyStore {
                     "DELETE FROM autotune_leases WHERE study = \(studyName) AND trial = \(number)",
                     logger: self.logger
                 )
-                reclaimed.append(
-                    ReclaimedTrial(
-                        trial: trial,
-                        previousWorker: previousHost.flatMap { host in
-                            previousPID.map { RunnerIdentity(host: host, pid: Int32($0)) }
-                        }
-                    )
-                )
+                reclaimed.append(ReclaimedTrial(trial: trial, previousWorker: previous))
             }
             return reclaimed
         }

@@ -100,3 +100,143 @@ private func logLines(_ url: URL) -> [[String]] {
         #expect(status.stdout.contains("completed"), "\(status.stdout)")
     }
 }
+
+/// Jobs of the test cluster still pending or running.
+private func activeSlurmJobs() throws -> [String] {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["squeue", "-h", "-t", "PENDING,RUNNING,COMPLETING", "-o", "%i %j"]
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    try process.run()
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
+}
+
+extension ScaleOutTests {
+    /// Parallel 4 on the two-node cluster, two GPUs per trial: Slurm places every trial and gives its GPUs
+    /// (the job sees them in CUDA_VISIBLE_DEVICES), both nodes are used, and no GPU of a node is held by two
+    /// trials whose jobs overlap in time.
+    @Test(.enabled(if: TestCluster.slurmConf != nil || TestCluster.inCI, "SLURM_CONF is not set: \(TestCluster.hint)"))
+    func aParallelStudyOnTwoSlurmNodesGetsEveryGPUFromSlurmAndSharesNone() async throws {
+        _ = try #require(TestCluster.slurmConf, "CI must start the Slurm test cluster first (scripts/test-cluster)")
+        let directory = try scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try loggingExperiment(in: directory, seconds: 1)
+        let log = directory.appendingPathComponent("runs.log")
+        try """
+        name: on-slurm
+        parameters:
+          x: {type: int, min: 0, max: 11}
+        strategy: grid
+        parallel: 4
+        budget: {max_trials: 12}
+        objective: {maximize: y}
+        resources: {gpus_per_trial: 2}
+        experiment:
+          command: [./experiment.sh, "{x}", \(log.path)]
+        """.write(to: directory.appendingPathComponent("task.yaml"), atomically: true, encoding: .utf8)
+        let run = try await autotune(["run", "task.yaml", "--slurm"], in: directory)
+        #expect(run.status == 0, "\(run.stderr)")
+        let trials = try await autotune(["trials", "on-slurm", "--format", "json"], in: directory)
+        let rows = try #require(try JSONSerialization.jsonObject(with: Data(trials.stdout.utf8)) as? [[String: Any]])
+        #expect(rows.count == 12)
+        #expect(rows.allSatisfy { $0["state"] as? String == "completed" })
+        #expect(Set(rows.compactMap { $0["host"] as? String }) == ["n1", "n2"])
+        #expect(rows.allSatisfy { ($0["gpus"] as? [Int])?.count == 2 })
+        // What each job saw: node, CUDA_VISIBLE_DEVICES, start and end, by x.
+        let lines = logLines(log)
+        struct Span {
+            var node: String
+            var gpus: Set<Int>
+            var start: Double
+            var end: Double
+        }
+        var spans: [Span] = []
+        for start in lines where start[0] == "start" {
+            let end = try #require(lines.first { $0[0] == "end" && $0[1] == start[1] })
+            let gpus = Set(start[4].split(separator: ",").compactMap { Int($0) })
+            spans.append(Span(node: start[3], gpus: gpus, start: Double(start[5]) ?? 0, end: Double(end[5]) ?? 0))
+            // The GPUs Autotune recorded are the ones Slurm gave the job.
+            let row = rows.first { ($0["configuration"] as? [String: Any])?["x"] as? Int == Int(start[1]) }
+            #expect(Set(row?["gpus"] as? [Int] ?? []) == gpus)
+            #expect(row?["host"] as? String == start[3])
+        }
+        #expect(spans.count == 12)
+        for (index, first) in spans.enumerated() {
+            for second in spans[(index + 1)...] where first.node == second.node {
+                let overlap = first.start < second.end && second.start < first.end
+                #expect(!overlap || first.gpus.isDisjoint(with: second.gpus), "\(first) and \(second)")
+            }
+        }
+        #expect(try activeSlurmJobs().filter { $0.contains("on-slurm") }.isEmpty)
+    }
+
+    /// A trial past its deadline has its job cancelled with scancel: the trial fails at stage timeout and no
+    /// job is left in the queue.
+    @Test(.enabled(if: TestCluster.slurmConf != nil || TestCluster.inCI, "SLURM_CONF is not set: \(TestCluster.hint)"))
+    func aSlurmTrialPastItsDeadlineIsCancelled() async throws {
+        _ = try #require(TestCluster.slurmConf, "CI must start the Slurm test cluster first (scripts/test-cluster)")
+        let directory = try scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try loggingExperiment(in: directory, seconds: 60)
+        try """
+        name: slurm-deadline
+        parameters:
+          x: {type: int, min: 0, max: 0}
+        strategy: grid
+        objective: {maximize: y}
+        resources: {gpus_per_trial: 1}
+        timeouts: {trial: 3s}
+        experiment:
+          command: [./experiment.sh, "{x}", \(directory.appendingPathComponent("runs.log").path)]
+        """.write(to: directory.appendingPathComponent("task.yaml"), atomically: true, encoding: .utf8)
+        let run = try await autotune(["run", "task.yaml", "--slurm"], in: directory)
+        #expect(run.status == 4, "\(run.stderr)")
+        let trials = try await autotune(["trials", "slurm-deadline", "--format", "json"], in: directory)
+        let rows = try #require(try JSONSerialization.jsonObject(with: Data(trials.stdout.utf8)) as? [[String: Any]])
+        #expect((rows.first?["error"] as? [String: Any])?["stage"] as? String == "timeout")
+        #expect(try activeSlurmJobs().filter { $0.contains("slurm-deadline") }.isEmpty)
+    }
+
+    /// One task file, unchanged, runs here, on Slurm, with PostgreSQL, and on Slurm with PostgreSQL: only the
+    /// flags differ.
+    @Test(
+        .enabled(
+            if: (TestCluster.slurmConf != nil && TestCluster.postgres != nil) || TestCluster.inCI,
+            "SLURM_CONF or AUTOTUNE_TEST_POSTGRES is not set: \(TestCluster.hint)"
+        )
+    )
+    func theSameTaskFileRunsLocallyOnSlurmAndWithPostgresByFlagsAlone() async throws {
+        let url = try #require(TestCluster.postgres, "CI must start PostgreSQL first (scripts/test-cluster)")
+        _ = try #require(TestCluster.slurmConf, "CI must start the Slurm test cluster first (scripts/test-cluster)")
+        let directory = try scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try loggingExperiment(in: directory, seconds: 0.2)
+        try """
+        name: anywhere
+        parameters:
+          x: {type: int, min: 0, max: 3}
+        strategy: grid
+        parallel: 2
+        objective: {maximize: y}
+        resources: {gpus: [0, 1], gpus_per_trial: 1}
+        experiment:
+          command: [./experiment.sh, "{x}", \(directory.appendingPathComponent("runs.log").path)]
+        """.write(to: directory.appendingPathComponent("task.yaml"), atomically: true, encoding: .utf8)
+        let suffix = UUID().uuidString.prefix(8)
+        let variants: [(String, [String])] = [
+            ("local", ["--db", "local.sqlite"]),
+            ("slurm", ["--db", "slurm.sqlite", "--slurm"]),
+            ("postgres", ["--db", url, "--study", "anywhere-pg-\(suffix)"]),
+            ("slurm+postgres", ["--db", url, "--study", "anywhere-slurm-pg-\(suffix)", "--slurm"]),
+        ]
+        for (label, flags) in variants {
+            let run = try await autotune(["run", "task.yaml"] + flags, in: directory)
+            #expect(run.status == 0, "\(label): \(run.stderr)")
+            #expect(run.stdout.contains("4 completed, 0 failed"), "\(label): \(run.stdout)")
+            #expect(run.stdout.contains("Best: trial"), "\(label): \(run.stdout)")
+        }
+    }
+}

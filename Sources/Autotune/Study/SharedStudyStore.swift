@@ -35,13 +35,16 @@ public protocol SharedStudyStore: StudyStore, ResourceLedger {
 
     /// Takes back running trials whose heartbeat is older than `seconds`, releasing their resource leases.
     ///
-    /// With ``LostTrialPolicy/requeue`` they become pending for any worker; with ``LostTrialPolicy/fail`` they
-    /// stay running, claimed by `worker`, which then finishes them as failed.
+    /// `cleanUp` runs for each before any other worker can claim it (to end what the dead worker left
+    /// running, which a new attempt's records would otherwise replace). With ``LostTrialPolicy/requeue`` they
+    /// then become pending for any worker; with ``LostTrialPolicy/fail`` they stay running, claimed by `worker`,
+    /// which then finishes them as failed.
     func reclaimStale(
         studyID: Int64,
         olderThan seconds: Double,
         policy: LostTrialPolicy,
-        worker: RunnerIdentity
+        worker: RunnerIdentity,
+        cleanUp: (ReclaimedTrial) async -> Void
     ) async throws -> [ReclaimedTrial]
 }
 

@@ -283,9 +283,21 @@ public actor StudyWorker: StudyLoop {
 
     /// Stamps this worker's trials and takes back those of workers that stopped stamping theirs.
     private func beat() async throws {
-        try await store.heartbeat(studyID: study.id, worker: me, elapsedSeconds: elapsed)
+        try await store.heartbeat(studyID: self.study.id, worker: me, elapsedSeconds: elapsed)
+        let here = me
+        let trialsDirectory = options.trialsDirectory
+        let study = definition.name
         let reclaimed = try await store.reclaimStale(
-            studyID: study.id, olderThan: settings.staleAfter, policy: definition.lostTrials, worker: me)
+            studyID: self.study.id, olderThan: settings.staleAfter, policy: definition.lostTrials, worker: me
+        ) { record in
+            // A dead worker on this machine may have left its trial's processes behind; a Slurm job it
+            // submitted can be cancelled from anywhere that shares the trial's directory.
+            let directory = StudyRunner.trialDirectory(trialsDirectory, study: study, trial: record.trial.number)
+            if let worker = record.previousWorker, worker.host == here.host, !processIsAlive(worker.pid) {
+                ProcessReaper.reap(in: directory)
+            }
+            await SlurmRunner.cancelRecordedJob(in: directory)
+        }
         for record in reclaimed {
             var trial = record.trial
             let previous = record.previousWorker.map { "\($0.pid)@\($0.host)" } ?? "unknown"
@@ -293,14 +305,6 @@ public actor StudyWorker: StudyLoop {
                 "Took back a trial whose worker stopped sending heartbeats",
                 metadata: ["trial.number": "\(trial.number)", "worker": "\(previous)"]
             )
-            // A dead worker on this machine may have left its trial's processes behind; a Slurm job it
-            // submitted can be cancelled from anywhere that shares the trial's directory.
-            let directory = StudyRunner.trialDirectory(
-                options.trialsDirectory, study: definition.name, trial: trial.number)
-            if let worker = record.previousWorker, worker.host == me.host, !processIsAlive(worker.pid) {
-                ProcessReaper.reap(in: directory)
-            }
-            await SlurmRunner.cancelRecordedJob(in: directory)
             if definition.lostTrials == .fail {
                 trial.state = .failed
                 trial.finishedAt = Date()
