@@ -99,6 +99,7 @@ let package = Package(
         .testTarget(name: "AutotuneTaskTests", dependencies: ["AutotuneTask"]),
         .testTarget(name: "AutotuneStoreTests", dependencies: ["AutotuneStore", "AutotuneTesting"]),
         .testTarget(name: "AutotuneCLITests", dependencies: ["autotune"]),
+        .testTarget(name: "AutotuneStorePostgresTests", dependencies: ["AutotuneStorePostgres"]),
         .testTarget(name: "AutotuneServingTests", dependencies: ["AutotuneServing", "AutotuneStore", "AutotuneTask"]),
         .testTarget(
             name: "AutotuneRunnerTests",

@@ -18,7 +18,9 @@ extension PostgresStudyStore {
             let free = candidates.filter { !held.contains($0) }.sorted()
             guard free.count >= count else { return nil }
             let chosen = Array(free.prefix(count))
-            for index in chosen { try await self.insert(kind: "gpu", id: index, holder: holder, connection: connection) }
+            for index in chosen {
+                try await self.insert(kind: "gpu", id: index, holder: holder, connection: connection)
+            }
             return chosen
         }
     }

@@ -19,7 +19,14 @@ public final class PostgresStudyStore: SharedStudyStore {
 
     /// Connects to `url` (`postgres://user[:password]@host[:port]/database`, `?sslmode=disable|prefer|require`,
     /// or `?host=/path/to/socket/dir` for a Unix socket) and creates or migrates the tables.
-    public init(url: String, logger: Logger = Logger(label: "autotune.postgres")) async throws {
+    ///
+    /// A server that cannot be reached fails after `connectTimeout`: the connection pool would otherwise
+    /// retry for as long as a caller waits.
+    public init(
+        url: String,
+        connectTimeout: Duration = .seconds(10),
+        logger: Logger = Logger(label: "autotune.postgres")
+    ) async throws {
         let parsed = try PostgresURL(url)
         location = parsed.redacted
         self.logger = logger
@@ -42,7 +49,7 @@ public final class PostgresStudyStore: SharedStudyStore {
             )
         }
         configuration.options.maximumConnections = 8
-        configuration.options.connectTimeout = .seconds(10)
+        configuration.options.connectTimeout = connectTimeout
         // The pool's own chatter (a lease asked for before `run()` is scheduled, connections closed at exit) is
         // not the user's business; its errors are, and they reach the caller as thrown errors too.
         var background = logger
@@ -52,7 +59,20 @@ public final class PostgresStudyStore: SharedStudyStore {
         // The client's connection pool lives as long as the store; `close()` ends it.
         runTask = Task { await client.run() }
         do {
-            try await migrate()
+            try await withThrowingTaskGroup(of: Bool.self) { group in
+                group.addTask { [self] in
+                    try await self.migrate()
+                    return true
+                }
+                group.addTask {
+                    try await Task.sleep(for: connectTimeout)
+                    return false
+                }
+                defer { group.cancelAll() }
+                guard try await group.next() == true else {
+                    throw StoreError.unavailable("no answer within \(connectTimeout)")
+                }
+            }
         } catch {
             runTask.cancel()
             throw StoreError.unavailable("cannot use PostgreSQL at \(parsed.redacted): \(Self.describe(error))")

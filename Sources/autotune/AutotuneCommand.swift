@@ -11,7 +11,8 @@ struct AutotuneCommand: AsyncParsableCommand {
             4 no trial completed; 64 bad arguments; 130/143 stopped by SIGINT/SIGTERM (resume goes on).
             """,
         subcommands: [
-            RunCommand.self, ResumeCommand.self, WorkerCommand.self, StatusCommand.self, BestCommand.self, TrialsCommand.self,
+            RunCommand.self, ResumeCommand.self, WorkerCommand.self, StatusCommand.self, BestCommand.self,
+            TrialsCommand.self,
             ValidateCommand.self, GPUsCommand.self, SpeedupCommand.self, SimulateCommand.self,
         ]
     )

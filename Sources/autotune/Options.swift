@@ -11,7 +11,8 @@ import Foundation
 struct StoreOptions: ParsableArguments {
     @Option(
         name: .long,
-        help: "The study database: a SQLite file, or postgres://user@host/db for workers on several machines. Default: $AUTOTUNE_DB or ./autotune.sqlite."
+        help:
+            "The study database: a SQLite file, or postgres://user@host/db for workers on several machines. Default: $AUTOTUNE_DB or ./autotune.sqlite."
     )
     var db: String?
 

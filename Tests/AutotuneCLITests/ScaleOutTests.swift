@@ -37,7 +37,10 @@ private func logLines(_ url: URL) -> [[String]] {
     /// Three workers share one PostgreSQL study of 12 grid points; one is killed with SIGKILL while it runs
     /// trials. The other two take those trials back once their heartbeats are stale (2 s, well before a
     /// trial's 6 s end), and the study finishes with every point completed exactly once.
-    @Test(.enabled(if: TestCluster.postgres != nil || TestCluster.inCI, "AUTOTUNE_TEST_POSTGRES is not set: \(TestCluster.hint)"))
+    @Test(
+        .enabled(
+            if: TestCluster.postgres != nil || TestCluster.inCI,
+            "AUTOTUNE_TEST_POSTGRES is not set: \(TestCluster.hint)"))
     func threeWorkersFinishAPostgresStudyEvenWhenOneIsKilledMidTrial() async throws {
         let url = try #require(TestCluster.postgres, "CI must start PostgreSQL first (scripts/test-cluster)")
         let directory = try scratch()
@@ -64,7 +67,9 @@ private func logLines(_ url: URL) -> [[String]] {
                         guard index == 1 else { return }
                         // Kill it once it has trials running, as a machine lost mid-trial.
                         let pid = process.processIdentifier
-                        while process.isRunning, !logLines(log).contains(where: { $0.count > 2 && $0[0] == "start" && $0[2] == "\(pid)" }) {
+                        while process.isRunning,
+                            !logLines(log).contains(where: { $0.count > 2 && $0[0] == "start" && $0[2] == "\(pid)" })
+                        {
                             try await Task.sleep(for: .milliseconds(20))
                         }
                         kill(pid, SIGKILL)

@@ -292,7 +292,9 @@ public actor StudyRunner: StudyLoop {
         if room > 0, !strategy.isExhausted {
             let proposals = try strategy.ask(room, history: history)
             asked = true
-            for configuration in try admit(proposals, room: room, definition: definition, history: history, launching: launching) {
+            for configuration in try admit(
+                proposals, room: room, definition: definition, history: history, launching: launching)
+            {
                 launching.append(Trial(number: nextNumber, configuration: configuration))
                 nextNumber += 1
             }

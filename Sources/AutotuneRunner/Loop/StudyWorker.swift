@@ -248,7 +248,8 @@ public actor StudyWorker: StudyLoop {
             trial.error = nil
             trial.finishedAt = nil
             try await store.saveRequeued([trial], studyID: study.id)
-            options.logger.info("Trial interrupted; it goes back to pending", metadata: ["trial.number": "\(trial.number)"])
+            options.logger.info(
+                "Trial interrupted; it goes back to pending", metadata: ["trial.number": "\(trial.number)"])
             return
         }
         try await tell(trial)
@@ -310,7 +311,8 @@ public actor StudyWorker: StudyLoop {
                 trial.finishedAt = Date()
                 trial.error = TrialError(
                     stage: .lost,
-                    message: "worker \(previous) stopped sending heartbeats while this trial ran (attempt \(trial.attempt))"
+                    message:
+                        "worker \(previous) stopped sending heartbeats while this trial ran (attempt \(trial.attempt))"
                 )
                 try await tell(trial)
             }

@@ -157,7 +157,8 @@ func admit(
     let name = definition.strategy.name
     let finite = definition.space.cardinality != nil
     guard proposals.count <= room else {
-        throw RunnerError.strategy("strategy '\(name)' returned \(proposals.count) configurations for an ask of \(room)")
+        throw RunnerError.strategy(
+            "strategy '\(name)' returned \(proposals.count) configurations for an ask of \(room)")
     }
     var admitted: [Configuration] = []
     for proposal in proposals {

@@ -25,7 +25,9 @@ public struct SlurmRunner: ProgramRunner {
         public var pollInterval: Duration
 
         /// Creates settings.
-        public init(partition: String? = nil, extraArguments: [String] = [], pollInterval: Duration = .milliseconds(500)) {
+        public init(
+            partition: String? = nil, extraArguments: [String] = [], pollInterval: Duration = .milliseconds(500)
+        ) {
             self.partition = partition
             self.extraArguments = extraArguments
             self.pollInterval = pollInterval
@@ -147,7 +149,9 @@ public struct SlurmRunner: ProgramRunner {
             try await Task.sleep(for: settings.pollInterval)
             let state = try await Self.state(of: job)
             let placement = Self.placement(in: directory)
-            let ended = state.map { $0.isFinished || ($0.state == "COMPLETING" && Self.exitStatus(in: directory) != nil) }
+            let ended = state.map {
+                $0.isFinished || ($0.state == "COMPLETING" && Self.exitStatus(in: directory) != nil)
+            }
             if !announced, state?.isRunning == true || ended != false {
                 // The host to reach the program on is the node's address, as Slurm knows it.
                 guard placement != nil || ended != false else { continue }
@@ -296,8 +300,10 @@ public struct SlurmJobState: Sendable, Hashable {
 
     /// Whether the job has ended, one way or another.
     public var isFinished: Bool {
-        ["COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "PREEMPTED", "OUT_OF_MEMORY", "BOOT_FAIL",
-            "DEADLINE"].contains(state)
+        [
+            "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "PREEMPTED", "OUT_OF_MEMORY", "BOOT_FAIL",
+            "DEADLINE",
+        ].contains(state)
     }
 
     /// Whether the program is running.
