@@ -89,7 +89,10 @@ let package = Package(
         // Benchmarks: the loop's own cost per trial (docs/benchmarks.md).
         .executableTarget(
             name: "autotune-bench",
-            dependencies: ["Autotune", "AutotuneStore", "AutotuneRunner", "AutotuneServing"]
+            dependencies: [
+                "Autotune", "AutotuneStore", "AutotuneStorePostgres", "AutotuneRunner", "AutotuneServing",
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .testTarget(
             name: "AutotuneTests",

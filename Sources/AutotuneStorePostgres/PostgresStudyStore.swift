@@ -178,22 +178,25 @@ public final class PostgresStudyStore: SharedStudyStore {
         }
     }
 
-    /// Stamps the study's running trials and the study with the database's time.
+    /// Stamps the study's running trials and the study with the database's time (two statements, as
+    /// ``heartbeat(studyID:worker:elapsedSeconds:)`` and for the same reason).
     public func saveHeartbeat(studyID: Int64, elapsedSeconds: Double) async throws {
-        try await transaction { connection in
-            try await connection.rows(
-                """
-                UPDATE autotune_trials SET heartbeat_at = now() WHERE study_id = \(studyID) AND state = 'running'
-                """,
-                logger: self.logger
-            )
-            try await connection.rows(
-                """
-                UPDATE autotune_studies SET updated_at = now(), elapsed_seconds = \(elapsedSeconds)
-                WHERE id = \(studyID)
-                """,
-                logger: self.logger
-            )
+        try await run {
+            try await client.withConnection { connection in
+                try await connection.rows(
+                    """
+                    UPDATE autotune_trials SET heartbeat_at = now() WHERE study_id = \(studyID) AND state = 'running'
+                    """,
+                    logger: logger
+                )
+                try await connection.rows(
+                    """
+                    UPDATE autotune_studies SET updated_at = now(), elapsed_seconds = \(elapsedSeconds)
+                    WHERE id = \(studyID)
+                    """,
+                    logger: logger
+                )
+            }
         }
     }
 
@@ -250,7 +253,7 @@ public final class PostgresStudyStore: SharedStudyStore {
         _ decide: (SharedStudyState) throws -> SharedProposal
     ) async throws -> SharedProposal {
         try await transaction { connection in
-            let state = try await self.lockedState(studyID: studyID, connection: connection)
+            let state = try await self.lockedState(studyID: studyID, withTrials: true, connection: connection)
             let proposal = try decide(state)
             for var trial in proposal.trials {
                 trial.state = .running
@@ -272,7 +275,7 @@ public final class PostgresStudyStore: SharedStudyStore {
         _ decide: (SharedStudyState) throws -> SharedVerdict
     ) async throws {
         try await transaction { connection in
-            let state = try await self.lockedState(studyID: studyID, connection: connection)
+            let state = try await self.lockedState(studyID: studyID, withTrials: false, connection: connection)
             let verdict = try decide(state)
             try await self.saveFinished(
                 trial, studyID: studyID, checkpoint: verdict.checkpoint, best: verdict.best,
@@ -281,25 +284,30 @@ public final class PostgresStudyStore: SharedStudyStore {
     }
 
     /// Stamps the worker's running trials with the database's time.
+    ///
+    /// Two statements, not one transaction: holding trial rows while waiting for the study's row would
+    /// deadlock against a tell, which holds the study's row and then writes a trial.
     public func heartbeat(studyID: Int64, worker: RunnerIdentity, elapsedSeconds: Double) async throws {
         let host = worker.host
         let pid = Int(worker.pid)
-        try await transaction { connection in
-            try await connection.rows(
-                """
-                UPDATE autotune_trials SET heartbeat_at = now()
-                WHERE study_id = \(studyID) AND state = 'running' AND worker_host = \(host) AND worker_pid = \(pid)
-                """,
-                logger: self.logger
-            )
-            try await connection.rows(
-                """
-                UPDATE autotune_studies SET updated_at = now(),
-                    elapsed_seconds = GREATEST(elapsed_seconds, \(elapsedSeconds))
-                WHERE id = \(studyID)
-                """,
-                logger: self.logger
-            )
+        try await run {
+            try await client.withConnection { connection in
+                try await connection.rows(
+                    """
+                    UPDATE autotune_trials SET heartbeat_at = now()
+                    WHERE study_id = \(studyID) AND state = 'running' AND worker_host = \(host) AND worker_pid = \(pid)
+                    """,
+                    logger: logger
+                )
+                try await connection.rows(
+                    """
+                    UPDATE autotune_studies SET updated_at = now(),
+                        elapsed_seconds = GREATEST(elapsed_seconds, \(elapsedSeconds))
+                    WHERE id = \(studyID)
+                    """,
+                    logger: logger
+                )
+            }
         }
     }
 
@@ -367,13 +375,31 @@ public final class PostgresStudyStore: SharedStudyStore {
     // MARK: - Transactions
 
     /// Runs `body` in a transaction, mapping connection failures to ``StoreError/unavailable(_:)``.
+    ///
+    /// A transaction PostgreSQL aborts as a deadlock victim or a serialization failure is run again, up to
+    /// three times in all: `body` must only depend on what it reads in the transaction.
     @discardableResult
     func transaction<Result: Sendable>(
         _ body: (PostgresConnection) async throws -> Result
     ) async throws -> Result {
-        try await run {
-            try await client.withTransaction(logger: logger) { connection in try await body(connection) }
+        var attempt = 1
+        while true {
+            do {
+                return try await run {
+                    try await client.withTransaction(logger: logger) { connection in try await body(connection) }
+                }
+            } catch let error as TransientFailure where attempt < 3 {
+                logger.debug("Retrying a transaction", metadata: ["sqlstate": "\(error.sqlState)"])
+                attempt += 1
+                try await Task.sleep(for: .milliseconds(10 * attempt))
+            }
         }
+    }
+
+    /// PostgreSQL aborted the transaction to break a deadlock or keep transactions serializable.
+    struct TransientFailure: Error {
+        var sqlState: String
+        var message: String
     }
 
     /// Runs `body`, unwrapping PostgresNIO's transaction errors so the caller's own errors come through.
@@ -381,14 +407,27 @@ public final class PostgresStudyStore: SharedStudyStore {
         do {
             return try await body()
         } catch let error as PostgresTransactionError {
-            if let closureError = error.closureError { throw closureError }
+            if let failure = Self.transientFailure(error.closureError ?? error.commitError) { throw failure }
+            if let closureError = error.closureError, !(closureError is PSQLError) { throw closureError }
             throw StoreError.unavailable("PostgreSQL at \(location): \(Self.describe(error))")
         } catch let error as PSQLError {
+            if let failure = Self.transientFailure(error) { throw failure }
             throw StoreError.unavailable("PostgreSQL at \(location): \(Self.describe(error))")
         }
     }
 
-    private func lockedState(studyID: Int64, connection: PostgresConnection) async throws -> SharedStudyState {
+    /// A deadlock (40P01) or serialization failure (40001), which a new attempt can get past.
+    private static func transientFailure(_ error: (any Error)?) -> TransientFailure? {
+        guard let error = error as? PSQLError, let state = error.serverInfo?[.sqlState],
+            state == "40P01" || state == "40001"
+        else { return nil }
+        return TransientFailure(sqlState: state, message: describe(error))
+    }
+
+    /// The study's row, locked until the transaction ends, with its trials when an ask needs them.
+    private func lockedState(studyID: Int64, withTrials: Bool, connection: PostgresConnection) async throws
+        -> SharedStudyState
+    {
         let rows = try await connection.rows(
             """
             SELECT checkpoint, checkpoint_version, best_number, best_score FROM autotune_studies
@@ -401,10 +440,18 @@ public final class PostgresStudyStore: SharedStudyStore {
         }
         let bestNumber = try row["best_number"].decode(Int?.self)
         let bestScore = try row["best_score"].decode(Double?.self)
+        var counts: [TrialState: Int] = [:]
+        for count in try await connection.rows(
+            "SELECT state, count(*) FROM autotune_trials WHERE study_id = \(studyID) GROUP BY state", logger: logger)
+        {
+            let (state, number) = try count.decode((String, Int).self)
+            if let state = TrialState(rawValue: state) { counts[state] = number }
+        }
         return SharedStudyState(
             checkpoint: try row["checkpoint"].decode(Data?.self),
             version: try row["checkpoint_version"].decode(Int64.self),
-            trials: try await Self.trials(studyID: studyID, connection: connection, logger: logger),
+            trials: withTrials ? try await Self.trials(studyID: studyID, connection: connection, logger: logger) : [],
+            counts: counts,
             best: bestNumber.flatMap { number in bestScore.map { BestTrial(number: number, score: $0) } }
         )
     }

@@ -1,7 +1,9 @@
 import Autotune
 import AutotuneRunner
 import AutotuneStore
+import AutotuneStorePostgres
 import Foundation
+import Logging
 
 /// Measures the experiment loop's own cost per trial: studies of in-process experiments that do nothing,
 /// recorded in a real SQLite file, so what is left is asking, scheduling, scoring and the two transactions
@@ -59,5 +61,88 @@ enum LoopOverhead {
                 }
             }
         }
+    }
+}
+
+/// Measures what sharing a study through PostgreSQL costs per trial: workers in this process, each with
+/// its own connection pool, run a study of in-process experiments that return at once, so what is left is
+/// the claim or the ask under the study's lock, the tell under it, and the heartbeats.
+enum SharedLoopOverhead {
+    static func run(_ arguments: [String]) async throws {
+        guard let url = arguments.first, url.hasPrefix("postgres") else {
+            print("usage: autotune-bench workers postgres://user@host/db [trials ...]")
+            return
+        }
+        let counts = arguments.dropFirst().compactMap { Int($0) }
+        let trialCounts = counts.isEmpty ? [200, 1_000] : counts
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("autotune-bench-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let space = try SearchSpace([
+            Parameter("x", .float(lower: 0, upper: 1)), Parameter("n", .int(lower: 1, upper: 512, log: true)),
+        ])
+        print("| strategy | trials | workers | parallel each | wall (s) | per trial (ms) | trials/s |")
+        print("| --- | --- | --- | --- | --- | --- | --- |")
+        for strategy in ["random", "bayesian"] {
+            for trials in trialCounts where strategy == "random" || trials <= 200 {
+                for workers in [1, 3] {
+                    let parallel = 4
+                    let definition = StudyDefinition(
+                        name: "bench-\(strategy)-\(trials)-w\(workers)-\(UUID().uuidString.prefix(6))",
+                        space: space,
+                        objective: .maximize("score"),
+                        strategy: StrategySpec(name: strategy),
+                        budget: Budget(maxTrials: trials),
+                        parallel: parallel,
+                        experiment: .command(CommandSpec(command: [Template("true")]))
+                    )
+                    let stores = try await (0..<workers).asyncMap { _ in try await PostgresStudyStore(url: url) }
+                    defer { stores.forEach { $0.close() } }
+                    let study = try await stores[0].createStudy(definition, taskSource: nil)
+                    let start = ContinuousClock.now
+                    try await withThrowingTaskGroup(of: Void.self) { group in
+                        for store in stores {
+                            var logger = Logger(label: "worker")
+                            if ProcessInfo.processInfo.environment["AUTOTUNE_BENCH_DEBUG"] != nil {
+                                logger.logLevel = .debug
+                            }
+                            let worker = try StudyWorker(
+                                study: study,
+                                store: store,
+                                experiment: LoopOverhead.NoOp(),
+                                options: StudyRunner.Options(
+                                    trialsDirectory: scratch.appendingPathComponent("trials"),
+                                    workingDirectory: scratch,
+                                    logger: logger
+                                )
+                            )
+                            group.addTask {
+                                do {
+                                    _ = try await worker.run()
+                                } catch {
+                                    FileHandle.standardError.write(Data("worker failed: \(error)\n".utf8))
+                                    throw error
+                                }
+                            }
+                        }
+                        try await group.waitForAll()
+                    }
+                    let seconds = (ContinuousClock.now - start).seconds
+                    let finished = try await stores[0].trials(ofStudy: study.id).filter(\.isFinished).count
+                    precondition(finished == trials, "expected \(trials) finished trials, got \(finished)")
+                    print(
+                        "| \(strategy) | \(trials) | \(workers) | \(parallel) | \(String(format: "%.2f", seconds)) | \(String(format: "%.2f", seconds / Double(trials) * 1000)) | \(String(format: "%.0f", Double(trials) / seconds)) |"
+                    )
+                }
+            }
+        }
+    }
+}
+
+extension Sequence {
+    /// `map` with an async transform, one element at a time.
+    fileprivate func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
+        var results: [T] = []
+        for element in self { results.append(try await transform(element)) }
+        return results
     }
 }

@@ -15,8 +15,9 @@ enum Benchmarks {
         case "ask-latency": try OptimizerBenchmark.askLatency(Array(arguments.dropFirst()))
         case "generator": try await GeneratorBenchmark.run(Array(arguments.dropFirst()))
         case "loop", nil: try await LoopOverhead.run(Array(arguments.dropFirst()))
+        case "workers": try await SharedLoopOverhead.run(Array(arguments.dropFirst()))
         case "blas": print("threads \(BLAS.threads), core \(BLAS.coreName), \(BLAS.configuration)")
-        default: print("usage: autotune-bench loop|optimizers|ask-latency|generator [arguments]")
+        default: print("usage: autotune-bench loop|workers|optimizers|ask-latency|generator [arguments]")
         }
     }
 }

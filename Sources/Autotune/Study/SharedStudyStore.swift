@@ -54,16 +54,19 @@ public struct SharedStudyState: Sendable {
     public var checkpoint: Data?
     /// Counts the checkpoint's writes, so a worker knows whether the strategy it holds is the latest.
     public var version: Int64
-    /// Every trial of the study, in number order.
+    /// Every trial of the study, in number order, for an ask; empty for a tell, which needs none.
     public var trials: [Trial]
+    /// How many trials are in each state, every worker's included.
+    public var counts: [TrialState: Int]
     /// The best trial so far.
     public var best: BestTrial?
 
     /// Creates a snapshot.
-    public init(checkpoint: Data?, version: Int64, trials: [Trial], best: BestTrial?) {
+    public init(checkpoint: Data?, version: Int64, trials: [Trial], counts: [TrialState: Int], best: BestTrial?) {
         self.checkpoint = checkpoint
         self.version = version
         self.trials = trials
+        self.counts = counts
         self.best = best
     }
 }

@@ -112,6 +112,11 @@ public actor StudyWorker: StudyLoop {
             var polling = false
             var done = false
             while true {
+                // A cancelled worker (its caller gave up) stops like a second Ctrl-C.
+                if Task.isCancelled, stopMode != .cancel {
+                    stopMode = .cancel
+                    group.cancelAll()
+                }
                 if stopMode == nil, !done, inFlight < parallel {
                     let (trials, finished) = try await obtain(parallel - inFlight, running: inFlight)
                     done = finished
@@ -178,13 +183,15 @@ public actor StudyWorker: StudyLoop {
             return ([], running == 0 && unfinished == 0)
         }
         strategyVersion = nil
+        options.logger.debug("Asking under the study's lock", metadata: ["count": "\(room)"])
         let proposal = try await store.propose(studyID: study.id, worker: me) { state in
             try self.propose(room, state: state)
         }
+        options.logger.debug("Asked", metadata: ["trials": "\(proposal.trials.map(\.number))"])
         strategyVersion = pendingVersion
         pendingVersion = nil
         if let last = proposal.trials.last {
-            options.progress.trialsStarted(progressEvent(for: last, trials: nil))
+            options.progress.trialsStarted(progressEvent(for: last, counts: [:]))
         }
         let done = proposal.trials.isEmpty && proposal.exhausted && proposal.unfinished == 0 && running == 0
         return (proposal.trials, done)
@@ -252,18 +259,28 @@ public actor StudyWorker: StudyLoop {
                 "Trial interrupted; it goes back to pending", metadata: ["trial.number": "\(trial.number)"])
             return
         }
-        try await tell(trial)
+        var counts = try await tell(trial)
         finishedThisRun += 1
-        options.progress.trialFinished(progressEvent(for: trial, trials: try await store.trials(ofStudy: study.id)))
+        // The counts were read before this trial's result was saved.
+        counts[.running, default: 1] -= 1
+        counts[trial.state, default: 0] += 1
+        options.progress.trialFinished(progressEvent(for: trial, counts: counts))
     }
 
-    private func tell(_ trial: Trial) async throws {
+    /// Tells the strategy under the study's lock; returns the study's trial counts as the lock saw them.
+    @discardableResult
+    private func tell(_ trial: Trial) async throws -> [TrialState: Int] {
         strategyVersion = nil
+        options.logger.debug("Telling under the study's lock", metadata: ["trial.number": "\(trial.number)"])
+        defer { options.logger.debug("Told", metadata: ["trial.number": "\(trial.number)"]) }
+        var counts: [TrialState: Int] = [:]
         try await store.finish(trial, studyID: study.id, elapsedSeconds: elapsed) { state in
-            try self.tell(trial, state: state)
+            counts = state.counts
+            return try self.tell(trial, state: state)
         }
         strategyVersion = pendingVersion
         pendingVersion = nil
+        return counts
     }
 
     /// Runs under the study's lock: tells the strategy of the trial and works out the new best.
@@ -323,19 +340,18 @@ public actor StudyWorker: StudyLoop {
         try await store.trials(ofStudy: study.id).filter { !$0.isFinished }.count
     }
 
-    /// A progress event; the counts are the whole study's, every worker's trials included, when known.
-    private func progressEvent(for trial: Trial, trials: [Trial]?) -> ProgressEvent {
-        let all = trials ?? []
-        return ProgressEvent(
+    /// A progress event with the whole study's counts, every worker's trials included.
+    private func progressEvent(for trial: Trial, counts: [TrialState: Int]) -> ProgressEvent {
+        ProgressEvent(
             trial: trial,
             space: definition.space,
             objective: definition.objective,
             best: best,
-            finishedCount: all.filter(\.isFinished).count,
+            finishedCount: counts.filter { $0.key.isFinished }.map(\.value).reduce(0, +),
             expectedCount: definition.budget.maxTrials,
-            runningCount: all.filter { $0.state == .running }.count,
-            completedCount: all.filter { $0.state == .completed }.count,
-            failedCount: all.filter { $0.state == .failed }.count,
+            runningCount: counts[.running] ?? 0,
+            completedCount: counts[.completed] ?? 0,
+            failedCount: counts[.failed] ?? 0,
             elapsedSeconds: elapsed,
             finishedThisRun: finishedThisRun,
             runSeconds: (ContinuousClock.now - runStart).seconds
