@@ -26,6 +26,15 @@ struct StoreOptions: ParsableArguments {
         isPostgres ? given : URL(fileURLWithPath: given).standardizedFileURL.path
     }
 
+    /// The path or URL for messages: a PostgreSQL URL's password is left out.
+    var displayPath: String {
+        guard isPostgres, var components = URLComponents(string: given), components.password != nil else {
+            return path
+        }
+        components.password = nil
+        return components.string ?? path
+    }
+
     /// Where trial directories go by default: beside a SQLite file, else in the current directory.
     var trialsRoot: URL {
         isPostgres
@@ -54,7 +63,7 @@ struct StoreOptions: ParsableArguments {
         guard let study = try await store.study(named: name) else {
             let names = try await store.studies().map(\.definition.name)
             let known = names.isEmpty ? "the database has no study" : "studies: " + names.joined(separator: ", ")
-            throw CLIError(.notFound, "no study named '\(name)' in \(path) (\(known))")
+            throw CLIError(.notFound, "no study named '\(name)' in \(displayPath) (\(known))")
         }
         return (store, study)
     }

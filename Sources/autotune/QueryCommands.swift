@@ -28,7 +28,7 @@ struct StatusCommand: AsyncParsableCommand {
                 studies = try await database.studies()
             }
             if studies.isEmpty {
-                print("No studies in \(store.path).")
+                print("No studies in \(store.displayPath).")
                 return
             }
             var rows = [["study", "status", "strategy", "trials", "completed", "failed", "running", "best", "elapsed"]]

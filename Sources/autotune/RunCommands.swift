@@ -199,7 +199,7 @@ func runStudy(
     _ = loggingToStandardError
     var logger = Logger(label: "autotune")
     logger.logLevel = options.verbose ? .debug : .notice
-    let storePath = storeOptions.path
+    let storePath = storeOptions.displayPath
     let trialsDirectory =
         options.trialsDir.map { URL(fileURLWithPath: $0) }
         ?? storeOptions.trialsRoot.appendingPathComponent("autotune-trials")
@@ -298,10 +298,15 @@ func runStudy(
             "Best: trial \(best.number) \(study.definition.objective.label)=\(ProgressFormat.number(best.score))  \(trial.configuration.summary(in: study.definition.space))"
         )
     }
-    if let signal = received.withLock({ $0 }), outcome.status == .interrupted {
-        print(
-            "Resume with: autotune resume \(study.definition.name)\(storePath.hasSuffix("/autotune.sqlite") && storePath == URL(fileURLWithPath: "autotune.sqlite").standardizedFileURL.path ? "" : " --db \(storePath)")"
-        )
+    // A worker stopped while others go on leaves the study running; it was still stopped by the signal.
+    if let signal = received.withLock({ $0 }), outcome.status != .completed {
+        if storeOptions.isPostgres {
+            print("Rejoin with: autotune worker \(study.definition.name) --db \(storePath)")
+        } else {
+            print(
+                "Resume with: autotune resume \(study.definition.name)\(storePath.hasSuffix("/autotune.sqlite") && storePath == URL(fileURLWithPath: "autotune.sqlite").standardizedFileURL.path ? "" : " --db \(storePath)")"
+            )
+        }
         throw ExitCode(128 + signal)
     }
     if outcome.best == nil, outcome.status == .completed {

@@ -245,3 +245,52 @@ extension ScaleOutTests {
         }
     }
 }
+
+extension ScaleOutTests {
+    /// A worker needs a database other machines can reach; a SQLite file is refused with the way out.
+    @Test func aWorkerOnASQLiteFileIsRefusedWithTheAlternative() async throws {
+        let directory = try scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let run = try await autotune(["worker", "some-study", "--db", "local.sqlite"], in: directory)
+        #expect(run.status == 1)
+        #expect(run.stderr.contains("--db postgres://"), "\(run.stderr)")
+        #expect(run.stderr.contains("autotune run"), "\(run.stderr)")
+    }
+
+    /// Joining a shared study with a task file that no longer matches it is refused (exit 2), naming the
+    /// study and how to join it anyway; joined by name, a finished study says so.
+    @Test(
+        .enabled(
+            if: TestCluster.postgres != nil || TestCluster.inCI,
+            "AUTOTUNE_TEST_POSTGRES is not set: \(TestCluster.hint)"))
+    func aWorkerJoiningWithADifferentTaskFileIsRefused() async throws {
+        let url = try #require(TestCluster.postgres, "CI must start PostgreSQL first (scripts/test-cluster)")
+        let directory = try scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try loggingExperiment(in: directory, seconds: 0)
+        let study = "mismatch-\(UUID().uuidString.prefix(8))"
+        func task(max: Int) -> String {
+            """
+            name: \(study)
+            parameters:
+              x: {type: int, min: 0, max: \(max)}
+            strategy: grid
+            objective: {maximize: y}
+            experiment:
+              command: [./experiment.sh, "{x}", \(directory.appendingPathComponent("runs.log").path)]
+            """
+        }
+        try task(max: 2).write(to: directory.appendingPathComponent("task.yaml"), atomically: true, encoding: .utf8)
+        let first = try await autotune(["worker", "task.yaml", "--db", url], in: directory)
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(first.stdout.contains("3 completed"), "\(first.stdout)")
+        try task(max: 5).write(to: directory.appendingPathComponent("task.yaml"), atomically: true, encoding: .utf8)
+        let second = try await autotune(["worker", "task.yaml", "--db", url], in: directory)
+        #expect(second.status == 2)
+        #expect(second.stderr.contains("study '\(study)' exists with a different definition"), "\(second.stderr)")
+        // By name it joins, and finds the study complete.
+        let byName = try await autotune(["worker", study, "--db", url], in: directory)
+        #expect(byName.status == 0)
+        #expect(byName.stdout.contains("already complete"), "\(byName.stdout)")
+    }
+}

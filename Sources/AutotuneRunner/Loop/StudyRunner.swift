@@ -214,19 +214,13 @@ public actor StudyRunner: StudyLoop {
         )
     }
 
-    private enum Event: Sendable {
-        case finished(Trial)
-        case stop(StopMode)
-        case heartbeat
-    }
-
     private func loop() async throws {
         let parallel = max(1, options.parallel ?? definition.parallel)
         let signals = stopSignals
-        try await withThrowingTaskGroup(of: Event.self) { group in
-            group.addTask { await Self.nextStop(signals) }
+        try await withThrowingTaskGroup(of: LoopEvent.self) { group in
+            group.addTask { await LoopEvent.nextStop(signals) }
             let interval = options.heartbeatInterval
-            group.addTask { await Self.nextHeartbeat(after: interval) }
+            group.addTask { await LoopEvent.after(interval, .heartbeat) }
             var inFlight = 0
             while true {
                 if inFlight < parallel {
@@ -246,37 +240,24 @@ public actor StudyRunner: StudyLoop {
                     // After a cancel, the watcher ends with the group; nothing more to decide.
                     if stopMode == .cancel { continue }
                     stopMode = mode
-                    options.logger.notice(
-                        mode == .cancel ? "Stopping: cancelling running trials" : "Stopping: draining running trials",
-                        metadata: ["study.running": "\(inFlight)"]
-                    )
+                    LoopEvent.announce(mode, running: inFlight, logger: options.logger)
                     if mode == .cancel {
                         // Cancels the trials and the stop watcher alike; no further stop can matter.
                         group.cancelAll()
                     } else {
-                        group.addTask { await Self.nextStop(signals) }
+                        group.addTask { await LoopEvent.nextStop(signals) }
                     }
                 case .heartbeat:
                     try await store.saveHeartbeat(studyID: study.id, elapsedSeconds: elapsed)
-                    if stopMode != .cancel { group.addTask { await Self.nextHeartbeat(after: interval) } }
+                    if stopMode != .cancel { group.addTask { await LoopEvent.after(interval, .heartbeat) } }
+                case .poll:
+                    break
                 case nil:
                     inFlight = 0
                 }
             }
             group.cancelAll()
         }
-    }
-
-    /// Waits for the next stop request; returns a drain when cancelled, which the loop no longer reads.
-    private static func nextStop(_ signals: AsyncStream<StopMode>) async -> Event {
-        for await mode in signals { return .stop(mode) }
-        return .stop(.drain)
-    }
-
-    /// Sleeps one heartbeat interval; a cancelled sleep ends it early, which only happens as the loop ends.
-    private static func nextHeartbeat(after interval: Duration) async -> Event {
-        try? await Task.sleep(for: interval)
-        return .heartbeat
     }
 
     /// Picks up to `count` trials to start, re-queued ones first, and saves them as running together with

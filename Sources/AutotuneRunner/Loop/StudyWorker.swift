@@ -92,22 +92,15 @@ public actor StudyWorker: StudyLoop {
         )
     }
 
-    private enum Event: Sendable {
-        case finished(Trial)
-        case stop(StudyRunner.StopMode)
-        case heartbeat
-        case poll
-    }
-
     /// Runs trials until the study is done (returns true) or a stop request ends this worker (false).
     private func loop() async throws -> Bool {
         let parallel = max(1, options.parallel ?? definition.parallel)
         let signals = stopSignals
         let interval = options.heartbeatInterval
         let poll = settings.pollInterval
-        return try await withThrowingTaskGroup(of: Event.self) { group in
-            group.addTask { await Self.nextStop(signals) }
-            group.addTask { await Self.after(interval, .heartbeat) }
+        return try await withThrowingTaskGroup(of: LoopEvent.self) { group in
+            group.addTask { await LoopEvent.nextStop(signals) }
+            group.addTask { await LoopEvent.after(interval, .heartbeat) }
             var inFlight = 0
             var polling = false
             var done = false
@@ -129,7 +122,7 @@ public actor StudyWorker: StudyLoop {
                     }
                     if trials.isEmpty, !done, !polling {
                         polling = true
-                        group.addTask { await Self.after(poll, .poll) }
+                        group.addTask { await LoopEvent.after(poll, .poll) }
                     }
                 }
                 if inFlight == 0, done || stopMode != nil { break }
@@ -140,14 +133,15 @@ public actor StudyWorker: StudyLoop {
                 case .stop(let mode):
                     if stopMode == .cancel { continue }
                     stopMode = mode
-                    options.logger.notice(
-                        mode == .cancel ? "Stopping: cancelling running trials" : "Stopping: draining running trials",
-                        metadata: ["study.running": "\(inFlight)"]
-                    )
-                    if mode == .cancel { group.cancelAll() } else { group.addTask { await Self.nextStop(signals) } }
+                    LoopEvent.announce(mode, running: inFlight, logger: options.logger)
+                    if mode == .cancel {
+                        group.cancelAll()
+                    } else {
+                        group.addTask { await LoopEvent.nextStop(signals) }
+                    }
                 case .heartbeat:
                     try await beat()
-                    if stopMode != .cancel { group.addTask { await Self.after(interval, .heartbeat) } }
+                    if stopMode != .cancel { group.addTask { await LoopEvent.after(interval, .heartbeat) } }
                 case .poll:
                     polling = false
                 case nil:
@@ -157,16 +151,6 @@ public actor StudyWorker: StudyLoop {
             group.cancelAll()
             return done
         }
-    }
-
-    private static func nextStop(_ signals: AsyncStream<StudyRunner.StopMode>) async -> Event {
-        for await mode in signals { return .stop(mode) }
-        return .stop(.drain)
-    }
-
-    private static func after(_ interval: Duration, _ event: Event) async -> Event {
-        try? await Task.sleep(for: interval)
-        return event
     }
 
     /// Up to `room` trials to start: claimed pending ones first, else new ones from the strategy. Also says

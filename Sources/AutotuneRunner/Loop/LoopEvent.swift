@@ -1,0 +1,31 @@
+import Autotune
+import Logging
+
+/// What wakes a study's loop (``StudyRunner`` or ``StudyWorker``): a trial's end, a stop request, a
+/// heartbeat, or the time to look again for work.
+enum LoopEvent: Sendable {
+    case finished(Trial)
+    case stop(StudyRunner.StopMode)
+    case heartbeat
+    case poll
+
+    /// Waits for the next stop request; returns a drain when cancelled, which the loop no longer reads.
+    static func nextStop(_ signals: AsyncStream<StudyRunner.StopMode>) async -> Self {
+        for await mode in signals { return .stop(mode) }
+        return .stop(.drain)
+    }
+
+    /// Sleeps, then returns `event`; a cancelled sleep ends early, which only happens as the loop ends.
+    static func after(_ interval: Duration, _ event: Self) async -> Self {
+        try? await Task.sleep(for: interval)
+        return event
+    }
+
+    /// Says how the loop is stopping.
+    static func announce(_ mode: StudyRunner.StopMode, running: Int, logger: Logger) {
+        logger.notice(
+            mode == .cancel ? "Stopping: cancelling running trials" : "Stopping: draining running trials",
+            metadata: ["study.running": "\(running)"]
+        )
+    }
+}
