@@ -48,6 +48,20 @@ struct SlurmTests {
         #expect(throws: SlurmError.self) { try SlurmJobState(scontrolLine: "slurm_load_jobs error: Invalid job id") }
     }
 
+    /// A job caught while Slurm cleans up after it (COMPLETING) ended as its script did; one Slurm ended
+    /// says so; one Slurm forgot is judged by the script's record.
+    @Test func anEndedJobsOutcomeComesFromTheScriptThenFromSlurm() throws {
+        let completing = try SlurmJobState(scontrolLine: "JobId=9 JobState=COMPLETING Reason=None ExitCode=0:0")
+        #expect(SlurmRunner.outcome(of: "9", state: completing, recorded: 0, seconds: 1).succeeded)
+        #expect(SlurmRunner.outcome(of: "9", state: completing, recorded: 3, seconds: 1).summary == "exit status 3")
+        let timeout = try SlurmJobState(scontrolLine: "JobId=9 JobState=TIMEOUT Reason=TimeLimit ExitCode=0:15")
+        let timedOut = SlurmRunner.outcome(of: "9", state: timeout, recorded: nil, seconds: 60)
+        #expect(!timedOut.succeeded)
+        #expect(timedOut.summary == "Slurm job 9 TIMEOUT (TimeLimit), killed by signal 15")
+        #expect(SlurmRunner.outcome(of: "9", state: nil, recorded: 0, seconds: 1).succeeded)
+        #expect(SlurmRunner.outcome(of: "9", state: nil, recorded: nil, seconds: 1).detail?.contains("without") == true)
+    }
+
     @Test func sbatchAsksForTheTrialsGPUsAndAWholeMinuteLimit() {
         let directory = URL(fileURLWithPath: "/tmp/trial")
         let runner = SlurmRunner(settings: .init(partition: "gpu", extraArguments: ["--account=ml"]))

@@ -77,10 +77,15 @@ public actor StudyWorker: StudyLoop {
         runStart = ContinuousClock.now
         defer { options.progress.studyFinished() }
         let done = try await loop()
-        let remaining = try await store.trials(ofStudy: study.id).filter { !$0.isFinished }
+        let trials = try await store.trials(ofStudy: study.id)
+        let unfinished = trials.contains { !$0.isFinished }
+        // Another worker may have finished the study while this one drained.
+        let finished = !unfinished && definition.budget.maxTrials.map { trials.count >= $0 } ?? false
+        let alreadyCompleted = try await store.study(named: definition.name)?.status == .completed
         // The last worker out says how the study stands; one leaving while others run says nothing.
         let status: StudyStatus? =
-            done ? .completed : remaining.contains(where: { $0.state == .running }) ? nil : .interrupted
+            done || finished
+            ? .completed : alreadyCompleted || trials.contains(where: { $0.state == .running }) ? nil : .interrupted
         if let status {
             try await store.saveStatus(status, studyID: study.id, runner: nil, elapsedSeconds: elapsed)
         }

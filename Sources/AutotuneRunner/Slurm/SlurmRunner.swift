@@ -76,7 +76,7 @@ public struct SlurmRunner: ProgramRunner {
         let submitted: String
         do {
             defer { request.launches?.release() }
-            submitted = try await Self.command("sbatch", arguments)
+            submitted = try await Self.retryingBusyController { try await Self.command("sbatch", arguments) }
         } catch let error as SlurmError {
             throw LaunchError(program: program, message: "sbatch refused the job: \(error.message)")
         }
@@ -145,9 +145,18 @@ public struct SlurmRunner: ProgramRunner {
         onStart: (@Sendable (ProgramStart) -> Void)?
     ) async throws -> ProcessLauncher.Outcome {
         var announced = false
+        var unanswered = 0
         while true {
             try await Task.sleep(for: settings.pollInterval)
-            let state = try await Self.state(of: job)
+            let state: SlurmJobState?
+            do {
+                state = try await Self.state(of: job)
+                unanswered = 0
+            } catch is SlurmError where unanswered < Self.unansweredPolls {
+                // A busy controller times out now and then; the job goes on regardless.
+                unanswered += 1
+                continue
+            }
             let placement = Self.placement(in: directory)
             let ended = state.map {
                 $0.isFinished || ($0.state == "COMPLETING" && Self.exitStatus(in: directory) != nil)
@@ -162,21 +171,46 @@ public struct SlurmRunner: ProgramRunner {
                 onStart?(ProgramStart(node: node, address: address, gpus: placement?.gpus))
             }
             guard ended != false else { continue }
-            let seconds = (ContinuousClock.now - start).seconds
-            let recorded = Self.exitStatus(in: directory)
-            guard let state else {
-                // Slurm has forgotten the job (MinJobAge passed): the script's own record is all there is.
-                return ProcessLauncher.Outcome(
-                    exitCode: recorded ?? 1, signal: nil, seconds: seconds,
-                    detail: recorded == nil ? "Slurm job \(job) left the queue without an exit status" : nil)
-            }
-            let normal = ["COMPLETED", "FAILED"].contains(state.state)
+            return Self.outcome(
+                of: job, state: state, recorded: Self.exitStatus(in: directory),
+                seconds: (ContinuousClock.now - start).seconds)
+        }
+    }
+
+    /// How an ended job ended: the script's recorded exit status first, then Slurm's; Slurm's word when it
+    /// ended the job itself (`TIMEOUT`, `CANCELLED`, `NODE_FAIL`, …).
+    static func outcome(of job: String, state: SlurmJobState?, recorded: Int32?, seconds: Double)
+        -> ProcessLauncher.Outcome
+    {
+        guard let state else {
+            // Slurm has forgotten the job (MinJobAge passed): the script's own record is all there is.
             return ProcessLauncher.Outcome(
-                exitCode: state.signal == 0 ? (recorded ?? state.exitCode) : nil,
-                signal: state.signal == 0 ? nil : state.signal,
-                seconds: seconds,
-                detail: normal ? nil : "Slurm job \(job) \(state.state)\(state.reason.map { " (\($0))" } ?? "")"
-            )
+                exitCode: recorded ?? 1, signal: nil, seconds: seconds,
+                detail: recorded == nil ? "Slurm job \(job) left the queue without an exit status" : nil)
+        }
+        // COMPLETING: the script has ended (its exit status is recorded) and Slurm is cleaning up.
+        let normal = ["COMPLETED", "FAILED", "COMPLETING"].contains(state.state)
+        return ProcessLauncher.Outcome(
+            exitCode: state.signal == 0 ? (recorded ?? state.exitCode) : nil,
+            signal: state.signal == 0 ? nil : state.signal,
+            seconds: seconds,
+            detail: normal ? nil : "Slurm job \(job) \(state.state)\(state.reason.map { " (\($0))" } ?? "")"
+        )
+    }
+
+    /// Polls in a row that may go unanswered (a controller busy or restarting) before the trial fails.
+    static let unansweredPolls = 40
+
+    /// Runs a Slurm command again, up to three times in all, when the controller says it is busy.
+    static func retryingBusyController(_ body: () async throws -> String) async throws -> String {
+        var attempt = 1
+        while true {
+            do {
+                return try await body()
+            } catch let error as SlurmError where attempt < 3 && error.isTransient {
+                attempt += 1
+                try await Task.sleep(for: .seconds(attempt))
+            }
         }
     }
 
@@ -269,6 +303,13 @@ public struct SlurmError: Error, Sendable, Hashable, CustomStringConvertible {
     public var message: String
     /// The message.
     public var description: String { message }
+
+    /// Whether the controller was only busy or unreachable for a moment (Slurm's own wording).
+    var isTransient: Bool {
+        ["timed out", "Socket", "try again", "temporarily", "Unable to contact slurm controller"].contains {
+            message.localizedCaseInsensitiveContains($0)
+        }
+    }
 }
 
 /// A job's state as `scontrol show job -o` prints it.
