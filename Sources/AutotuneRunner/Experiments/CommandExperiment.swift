@@ -93,16 +93,23 @@ public struct CommandExperiment: Experiment {
         }
         let stdout = Self.read(stdoutURL)
         let stderr = Self.read(stderrURL)
+        let start = placement.withLock { $0 }
         guard outcome.succeeded else {
             throw ExperimentError(
                 stage: .run,
                 message: "\(outcome.summary)" + Self.tail(stderr.isEmpty ? stdout : stderr),
-                metrics: ["wall_time": outcome.seconds]
+                metrics: ["wall_time": outcome.seconds],
+                placement: start
             )
         }
-        var metrics = try readMetrics(stdout: stdout, stderr: stderr, values: values)
+        var metrics: [String: Double]
+        do {
+            metrics = try readMetrics(stdout: stdout, stderr: stderr, values: values)
+        } catch var error as ExperimentError {
+            error.placement = start
+            throw error
+        }
         metrics["wall_time"] = outcome.seconds
-        let start = placement.withLock { $0 }
         return ExperimentResult(
             metrics: metrics,
             timings: [TrialStage.run.rawValue: outcome.seconds],

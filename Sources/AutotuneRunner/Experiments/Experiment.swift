@@ -121,12 +121,15 @@ public struct ExperimentError: Error, Sendable, Hashable, CustomStringConvertibl
     public var message: String
     /// The metrics measured before the failure, if any.
     public var metrics: [String: Double]
+    /// Where a scheduler had placed the trial, when it got that far, so a failure on a node is traceable.
+    public var placement: ProgramStart?
 
     /// Creates an error.
-    public init(stage: TrialStage, message: String, metrics: [String: Double] = [:]) {
+    public init(stage: TrialStage, message: String, metrics: [String: Double] = [:], placement: ProgramStart? = nil) {
         self.stage = stage
         self.message = message
         self.metrics = metrics
+        self.placement = placement
     }
 
     /// `stage: message`.

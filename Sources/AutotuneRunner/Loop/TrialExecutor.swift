@@ -70,6 +70,10 @@ struct TrialExecutor: Sendable {
             trial.state = .failed
             trial.metrics = error.metrics
             trial.error = TrialError(stage: error.stage, message: error.message)
+            if let placement = error.placement {
+                trial.host = placement.node
+                if let gpus = placement.gpus { context.gpus = gpus }
+            }
         } catch is DeadlineExceeded {
             trial.state = .failed
             trial.error = TrialError(

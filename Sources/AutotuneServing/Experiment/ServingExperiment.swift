@@ -110,6 +110,7 @@ public struct ServingExperiment: Experiment {
             to: context.directory.appendingPathComponent("command.txt"))
 
         let stage = Locked(TrialStage.deploy)
+        let placement = Locked<ProgramStart?>(nil)
         let timings = Locked([String: Double]())
         let (started, startedContinuation) = AsyncStream.makeStream(of: ProgramStart.self)
         let permit = PermitHolder(context.launches)
@@ -137,6 +138,7 @@ public struct ServingExperiment: Experiment {
                             timeLimit: context.deadline
                         ),
                         onStart: { start in
+                            placement.withLock { $0 = start }
                             startedContinuation.yield(start)
                             startedContinuation.finish()
                         }
@@ -197,7 +199,8 @@ public struct ServingExperiment: Experiment {
                 stage: error.stage,
                 message: error.message.contains("last output")
                     ? error.message : error.message + Self.logTail(stdout, stderr),
-                metrics: error.metrics
+                metrics: error.metrics,
+                placement: placement.withLock { $0 }
             )
         } catch let error as LaunchError {
             throw ExperimentError(stage: .deploy, message: error.description)
