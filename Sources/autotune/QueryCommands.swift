@@ -205,7 +205,12 @@ struct TrialsCommand: AsyncParsableCommand {
             case .csv, .table:
                 let metricNames = Set(trials.flatMap(\.metrics.keys)).sorted()
                 let parameterNames = space.parameters.map(\.name)
-                var rows = [["number", "state", "score"] + parameterNames + metricNames + ["attempt", "error"]]
+                // Where trials ran, when a scheduler placed them (Slurm): the node and its GPUs.
+                let placed = trials.contains { $0.host != nil }
+                var rows = [
+                    ["number", "state", "score"] + parameterNames + metricNames + (placed ? ["node", "gpus"] : [])
+                        + ["attempt", "error"]
+                ]
                 for trial in trials {
                     let score = trial.score.map { format == .csv ? "\($0)" : ProgressFormat.number($0) } ?? ""
                     let values = parameterNames.map { trial.configuration[$0]?.text ?? "" }
@@ -216,8 +221,11 @@ struct TrialsCommand: AsyncParsableCommand {
                     if format == .table, let firstLine = error.split(whereSeparator: \.isNewline).first {
                         error = String(firstLine.prefix(60))
                     }
+                    let placement =
+                        placed
+                        ? [trial.host ?? "", trial.gpus.map { $0.map(String.init).joined(separator: ",") } ?? ""] : []
                     rows.append(
-                        [String(trial.number), trial.state.rawValue, score] + values + metrics
+                        [String(trial.number), trial.state.rawValue, score] + values + metrics + placement
                             + [String(trial.attempt), error]
                     )
                 }

@@ -164,6 +164,8 @@ extension ScaleOutTests {
             Issue.record("trial \(row["number"] ?? "?") did not complete: \(row["error"] ?? "no error")")
         }
         #expect(Set(rows.compactMap { $0["host"] as? String }) == ["n1", "n2"])
+        let table = try await autotune(["trials", "on-slurm"], in: directory)
+        #expect(table.stdout.split(separator: "\n").first?.contains("node  gpus") == true, "\(table.stdout)")
         #expect(rows.allSatisfy { ($0["gpus"] as? [Int])?.count == 2 })
         // What each job saw: node, CUDA_VISIBLE_DEVICES, start and end, by x.
         let lines = logLines(log)
