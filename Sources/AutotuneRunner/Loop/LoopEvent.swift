@@ -21,11 +21,28 @@ enum LoopEvent: Sendable {
         return event
     }
 
-    /// Says how the loop is stopping.
-    static func announce(_ mode: StudyRunner.StopMode, running: Int, logger: Logger) {
+    /// Applies a stop request to a loop whose stop mode is `current`, and returns the new mode.
+    ///
+    /// A drain keeps watching for a second request; a cancel cancels the whole group (trials and the watcher
+    /// alike), after which no further request can matter.
+    static func stop(
+        _ mode: StudyRunner.StopMode,
+        current: StudyRunner.StopMode?,
+        running: Int,
+        logger: Logger,
+        group: inout ThrowingTaskGroup<Self, any Error>,
+        signals: AsyncStream<StudyRunner.StopMode>
+    ) -> StudyRunner.StopMode? {
+        if current == .cancel { return current }
         logger.notice(
             mode == .cancel ? "Stopping: cancelling running trials" : "Stopping: draining running trials",
             metadata: ["study.running": "\(running)"]
         )
+        if mode == .cancel {
+            group.cancelAll()
+        } else {
+            group.addTask { await nextStop(signals) }
+        }
+        return mode
     }
 }

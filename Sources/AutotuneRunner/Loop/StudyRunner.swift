@@ -237,16 +237,9 @@ public actor StudyRunner: StudyLoop {
                     inFlight -= 1
                     try await record(trial)
                 case .stop(let mode):
-                    // After a cancel, the watcher ends with the group; nothing more to decide.
-                    if stopMode == .cancel { continue }
-                    stopMode = mode
-                    LoopEvent.announce(mode, running: inFlight, logger: options.logger)
-                    if mode == .cancel {
-                        // Cancels the trials and the stop watcher alike; no further stop can matter.
-                        group.cancelAll()
-                    } else {
-                        group.addTask { await LoopEvent.nextStop(signals) }
-                    }
+                    stopMode = LoopEvent.stop(
+                        mode, current: stopMode, running: inFlight, logger: options.logger, group: &group,
+                        signals: signals)
                 case .heartbeat:
                     try await store.saveHeartbeat(studyID: study.id, elapsedSeconds: elapsed)
                     if stopMode != .cancel { group.addTask { await LoopEvent.after(interval, .heartbeat) } }

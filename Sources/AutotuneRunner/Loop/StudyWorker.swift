@@ -136,14 +136,9 @@ public actor StudyWorker: StudyLoop {
                     inFlight -= 1
                     try await record(trial)
                 case .stop(let mode):
-                    if stopMode == .cancel { continue }
-                    stopMode = mode
-                    LoopEvent.announce(mode, running: inFlight, logger: options.logger)
-                    if mode == .cancel {
-                        group.cancelAll()
-                    } else {
-                        group.addTask { await LoopEvent.nextStop(signals) }
-                    }
+                    stopMode = LoopEvent.stop(
+                        mode, current: stopMode, running: inFlight, logger: options.logger, group: &group,
+                        signals: signals)
                 case .heartbeat:
                     try await beat()
                     if stopMode != .cancel { group.addTask { await LoopEvent.after(interval, .heartbeat) } }
