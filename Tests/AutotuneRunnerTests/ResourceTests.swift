@@ -114,7 +114,11 @@ private func holder(_ trial: Int, study: String = "s") -> LeaseHolder {
 
     @Test func exhaustedPortsAreAClearErrorAndBusyPortsAreSkipped() async throws {
         let scratch = try Scratch()
-        let listener = try Listener()
+        // A busy port with two free ones after it: other programs (a database, a cluster) hold ports too.
+        var listener = try Listener()
+        while !(Listener.bindable(listener.port + 1) && Listener.bindable(listener.port + 2)) {
+            listener = try Listener()
+        }
         let allocator = PortAllocator(range: listener.port...(listener.port + 2), ledger: scratch.store)
         let first = try await allocator.reserve(for: holder(0))
         let second = try await allocator.reserve(for: holder(1))
@@ -187,6 +191,22 @@ final class Listener {
     }
 
     deinit { close(descriptor) }
+
+    /// Whether `port` can be bound now.
+    static func bindable(_ port: Int) -> Bool {
+        guard port <= 65535 else { return false }
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(descriptor) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = INADDR_ANY
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+            }
+        }
+    }
 }
 
 @Suite(.serialized) struct GPUStudyTests {
