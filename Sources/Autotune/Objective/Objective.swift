@@ -56,6 +56,14 @@ public struct Objective: Sendable, Hashable, Codable {
         direction == .maximize ? a > b : a < b
     }
 
+    /// The best trial once `trial` has finished: it, if it completed with a better score than `current`.
+    public func best(_ current: BestTrial?, after trial: Trial) -> BestTrial? {
+        guard trial.state == .completed, let score = trial.score,
+            current.map({ isBetter(score, than: $0.score) }) ?? true
+        else { return current }
+        return BestTrial(number: trial.number, score: score)
+    }
+
     /// The score of a run's metrics, or why it does not count.
     ///
     /// A hard constraint that is broken fails the trial; a soft one moves the score towards worse by its

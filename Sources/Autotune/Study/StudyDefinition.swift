@@ -88,6 +88,11 @@ public struct Budget: Sendable, Hashable, Codable {
         self.maxTrials = maxTrials
         self.maxSeconds = maxSeconds
     }
+
+    /// Whether `elapsedSeconds` of running time use up the time budget.
+    public func timeIsUp(after elapsedSeconds: Double) -> Bool {
+        maxSeconds.map { elapsedSeconds >= $0 } ?? false
+    }
 }
 
 /// Time limits of a study's trials.

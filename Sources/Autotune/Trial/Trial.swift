@@ -46,6 +46,13 @@ public struct Trial: Sendable, Hashable, Codable, Identifiable {
 
     /// Whether the trial has reached a final state.
     public var isFinished: Bool { state.isFinished }
+
+    /// Puts an interrupted trial back to pending, as if it had not started: it runs again, untold.
+    public mutating func returnToPending() {
+        state = .pending
+        error = nil
+        finishedAt = nil
+    }
 }
 
 /// The life of a trial: `pending → running → completed | failed | pruned`.

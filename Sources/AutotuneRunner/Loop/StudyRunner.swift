@@ -296,9 +296,7 @@ public actor StudyRunner: StudyLoop {
     private func record(_ finished: Trial) async throws {
         var trial = finished
         if trial.error?.stage == .interrupted {
-            trial.state = .pending
-            trial.error = nil
-            trial.finishedAt = nil
+            trial.returnToPending()
             history.record(trial)
             try await store.saveRequeued([trial], studyID: study.id)
             options.logger.info(
@@ -307,11 +305,7 @@ public actor StudyRunner: StudyLoop {
         }
         history.record(trial)
         try strategy.tell(trial)
-        if trial.state == .completed, let score = trial.score,
-            best.map({ definition.objective.isBetter(score, than: $0.score) }) ?? true
-        {
-            best = BestTrial(number: trial.number, score: score)
-        }
+        best = definition.objective.best(best, after: trial)
         try await store.saveFinished(
             trial,
             studyID: study.id,
@@ -380,10 +374,7 @@ public actor StudyRunner: StudyLoop {
         return max(0, maxTrials - nextNumber)
     }
 
-    private var budgetSpent: Bool {
-        if let maxSeconds = definition.budget.maxSeconds, elapsed >= maxSeconds { return true }
-        return false
-    }
+    private var budgetSpent: Bool { definition.budget.timeIsUp(after: elapsed) }
 
     /// The number of trials the study will have when done, when known.
     private var expectedCount: Int? {
@@ -397,14 +388,7 @@ public actor StudyRunner: StudyLoop {
     }
 
     private static func best(of trials: [Trial], objective: Objective) -> BestTrial? {
-        var best: BestTrial?
-        for trial in trials where trial.state == .completed {
-            guard let score = trial.score else { continue }
-            if best.map({ objective.isBetter(score, than: $0.score) }) ?? true {
-                best = BestTrial(number: trial.number, score: score)
-            }
-        }
-        return best
+        trials.reduce(nil) { objective.best($0, after: $1) }
     }
 }
 

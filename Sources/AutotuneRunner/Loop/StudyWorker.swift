@@ -235,9 +235,7 @@ public actor StudyWorker: StudyLoop {
     private func record(_ finished: Trial) async throws {
         var trial = finished
         if trial.error?.stage == .interrupted {
-            trial.state = .pending
-            trial.error = nil
-            trial.finishedAt = nil
+            trial.returnToPending()
             try await store.saveRequeued([trial], studyID: study.id)
             options.logger.info(
                 "Trial interrupted; it goes back to pending", metadata: ["trial.number": "\(trial.number)"])
@@ -271,12 +269,7 @@ public actor StudyWorker: StudyLoop {
     private func tell(_ trial: Trial, state: SharedStudyState) throws -> SharedVerdict {
         var strategy = try strategy(at: state)
         try strategy.tell(trial)
-        var best = state.best
-        if trial.state == .completed, let score = trial.score,
-            best.map({ definition.objective.isBetter(score, than: $0.score) }) ?? true
-        {
-            best = BestTrial(number: trial.number, score: score)
-        }
+        let best = definition.objective.best(state.best, after: trial)
         self.best = best
         self.strategy = strategy
         pendingVersion = state.version + 1
@@ -346,8 +339,5 @@ public actor StudyWorker: StudyLoop {
         study.elapsedSeconds + (ContinuousClock.now - runStart).seconds
     }
 
-    private var budgetSpent: Bool {
-        if let maxSeconds = definition.budget.maxSeconds, elapsed >= maxSeconds { return true }
-        return false
-    }
+    private var budgetSpent: Bool { definition.budget.timeIsUp(after: elapsed) }
 }
