@@ -178,26 +178,9 @@ public final class PostgresStudyStore: SharedStudyStore {
         }
     }
 
-    /// Stamps the study's running trials and the study with the database's time (two statements, as
-    /// ``heartbeat(studyID:worker:elapsedSeconds:)`` and for the same reason).
+    /// Stamps the study's running trials and the study with the database's time.
     public func saveHeartbeat(studyID: Int64, elapsedSeconds: Double) async throws {
-        try await run {
-            try await client.withConnection { connection in
-                try await connection.rows(
-                    """
-                    UPDATE autotune_trials SET heartbeat_at = now() WHERE study_id = \(studyID) AND state = 'running'
-                    """,
-                    logger: logger
-                )
-                try await connection.rows(
-                    """
-                    UPDATE autotune_studies SET updated_at = now(), elapsed_seconds = \(elapsedSeconds)
-                    WHERE id = \(studyID)
-                    """,
-                    logger: logger
-                )
-            }
-        }
+        try await stamp(studyID: studyID, worker: nil, elapsedSeconds: elapsedSeconds)
     }
 
     /// Records the study's status, runner and running time.
@@ -284,18 +267,25 @@ public final class PostgresStudyStore: SharedStudyStore {
     }
 
     /// Stamps the worker's running trials with the database's time.
+    public func heartbeat(studyID: Int64, worker: RunnerIdentity, elapsedSeconds: Double) async throws {
+        try await stamp(studyID: studyID, worker: worker, elapsedSeconds: elapsedSeconds)
+    }
+
+    /// Stamps the running trials of `worker` (of every worker when `nil`) and the study as alive now, and
+    /// raises the study's running time to `elapsedSeconds` if it is behind.
     ///
     /// Two statements, not one transaction: holding trial rows while waiting for the study's row would
     /// deadlock against a tell, which holds the study's row and then writes a trial.
-    public func heartbeat(studyID: Int64, worker: RunnerIdentity, elapsedSeconds: Double) async throws {
-        let host = worker.host
-        let pid = Int(worker.pid)
+    private func stamp(studyID: Int64, worker: RunnerIdentity?, elapsedSeconds: Double) async throws {
+        let host = worker?.host
+        let pid = worker.map { Int($0.pid) }
         try await run {
             try await client.withConnection { connection in
                 try await connection.rows(
                     """
                     UPDATE autotune_trials SET heartbeat_at = now()
-                    WHERE study_id = \(studyID) AND state = 'running' AND worker_host = \(host) AND worker_pid = \(pid)
+                    WHERE study_id = \(studyID) AND state = 'running'
+                        AND (\(host)::text IS NULL OR (worker_host = \(host) AND worker_pid = \(pid)))
                     """,
                     logger: logger
                 )
@@ -320,6 +310,9 @@ public final class PostgresStudyStore: SharedStudyStore {
         cleanUp: (ReclaimedTrial) async -> Void
     ) async throws -> [ReclaimedTrial] {
         try await transaction { connection in
+            let study = try await connection.rows(
+                "SELECT name FROM autotune_studies WHERE id = \(studyID)", logger: self.logger
+            ).first?.makeRandomAccess()["name"].decode(String.self)
             let stale = try await connection.rows(
                 """
                 SELECT * FROM autotune_trials
@@ -358,12 +351,9 @@ public final class PostgresStudyStore: SharedStudyStore {
                     """,
                     logger: self.logger
                 )
-                let studyName = try await connection.rows(
-                    "SELECT name FROM autotune_studies WHERE id = \(studyID)", logger: self.logger
-                ).first?.makeRandomAccess()["name"].decode(String.self)
                 let number = trial.number
                 try await connection.rows(
-                    "DELETE FROM autotune_leases WHERE study = \(studyName) AND trial = \(number)",
+                    "DELETE FROM autotune_leases WHERE study = \(study) AND trial = \(number)",
                     logger: self.logger
                 )
                 reclaimed.append(ReclaimedTrial(trial: trial, previousWorker: previous))

@@ -166,23 +166,26 @@ public actor StudyWorker: StudyLoop {
             let unfinished = try await unfinishedElsewhere()
             return ([], running == 0 && unfinished == 0)
         }
+        // Until the transaction commits, the strategy held may be ahead of the stored one.
         strategyVersion = nil
         options.logger.debug("Asking under the study's lock", metadata: ["count": "\(room)"])
+        var version: Int64?
+        var counts: [TrialState: Int] = [:]
         let proposal = try await store.propose(studyID: study.id, worker: me) { state in
-            try self.propose(room, state: state)
+            counts = state.counts
+            let proposal = try self.propose(room, state: state)
+            version = proposal.checkpoint == nil ? state.version : state.version + 1
+            return proposal
         }
         options.logger.debug("Asked", metadata: ["trials": "\(proposal.trials.map(\.number))"])
-        strategyVersion = pendingVersion
-        pendingVersion = nil
+        strategyVersion = version
         if let last = proposal.trials.last {
-            options.progress.trialsStarted(progressEvent(for: last, counts: [:]))
+            counts[.running, default: 0] += proposal.trials.count
+            options.progress.trialsStarted(progressEvent(for: last, counts: counts))
         }
         let done = proposal.trials.isEmpty && proposal.exhausted && proposal.unfinished == 0 && running == 0
         return (proposal.trials, done)
     }
-
-    /// The version the strategy will have once the transaction running `propose` or `tell` commits.
-    private var pendingVersion: Int64?
 
     /// Runs under the study's lock: asks the strategy (restored from the latest checkpoint if another
     /// worker moved it) for up to `count` configurations and numbers them after every trial in the study.
@@ -220,7 +223,6 @@ public actor StudyWorker: StudyLoop {
             strategy.isExhausted || definition.budget.maxTrials.map { nextNumber >= $0 } ?? false
         let checkpoint = asked ? try strategy.encodedState() : nil
         self.strategy = strategy
-        pendingVersion = asked ? state.version + 1 : state.version
         return SharedProposal(trials: launching, checkpoint: checkpoint, exhausted: exhausted, unfinished: unfinished)
     }
 
@@ -252,16 +254,18 @@ public actor StudyWorker: StudyLoop {
     /// Tells the strategy under the study's lock; returns the study's trial counts as the lock saw them.
     @discardableResult
     private func tell(_ trial: Trial) async throws -> [TrialState: Int] {
+        // Until the transaction commits, the strategy held may be ahead of the stored one.
         strategyVersion = nil
         options.logger.debug("Telling under the study's lock", metadata: ["trial.number": "\(trial.number)"])
         defer { options.logger.debug("Told", metadata: ["trial.number": "\(trial.number)"]) }
+        var version: Int64?
         var counts: [TrialState: Int] = [:]
         try await store.finish(trial, studyID: study.id, elapsedSeconds: elapsed) { state in
             counts = state.counts
+            version = state.version + 1
             return try self.tell(trial, state: state)
         }
-        strategyVersion = pendingVersion
-        pendingVersion = nil
+        strategyVersion = version
         return counts
     }
 
@@ -272,7 +276,6 @@ public actor StudyWorker: StudyLoop {
         let best = definition.objective.best(state.best, after: trial)
         self.best = best
         self.strategy = strategy
-        pendingVersion = state.version + 1
         return SharedVerdict(checkpoint: try strategy.encodedState(), best: best)
     }
 
