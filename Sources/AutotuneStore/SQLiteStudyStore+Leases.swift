@@ -15,9 +15,7 @@ extension SQLiteStudyStore: ResourceLedger {
     ) async throws -> [Int]? {
         try await database.write { db in
             let held = try Self.liveHolds(of: "gpu", host: holder.host, isAlive: isAlive, db: db)
-            let free = candidates.filter { !held.contains($0) }.sorted()
-            guard free.count >= count else { return nil }
-            let chosen = Array(free.prefix(count))
+            guard let chosen = LeaseChoice.gpus(count, among: candidates, held: held) else { return nil }
             for index in chosen { try Self.insert(kind: "gpu", id: index, holder: holder, db: db) }
             return chosen
         }
@@ -32,11 +30,9 @@ extension SQLiteStudyStore: ResourceLedger {
     ) async throws -> Int? {
         try await database.write { db in
             let held = try Self.liveHolds(of: "port", host: holder.host, isAlive: isAlive, db: db)
-            for port in range where !held.contains(port) && isBindable(port) {
-                try Self.insert(kind: "port", id: port, holder: holder, db: db)
-                return port
-            }
-            return nil
+            guard let port = LeaseChoice.port(in: range, held: held, isBindable: isBindable) else { return nil }
+            try Self.insert(kind: "port", id: port, holder: holder, db: db)
+            return port
         }
     }
 

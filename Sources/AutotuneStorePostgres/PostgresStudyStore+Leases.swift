@@ -15,9 +15,7 @@ extension PostgresStudyStore {
     ) async throws -> [Int]? {
         try await transaction { connection in
             let held = try await self.liveHolds(of: "gpu", host: holder.host, isAlive: isAlive, connection: connection)
-            let free = candidates.filter { !held.contains($0) }.sorted()
-            guard free.count >= count else { return nil }
-            let chosen = Array(free.prefix(count))
+            guard let chosen = LeaseChoice.gpus(count, among: candidates, held: held) else { return nil }
             for index in chosen {
                 try await self.insert(kind: "gpu", id: index, holder: holder, connection: connection)
             }
@@ -34,11 +32,9 @@ extension PostgresStudyStore {
     ) async throws -> Int? {
         try await transaction { connection in
             let held = try await self.liveHolds(of: "port", host: holder.host, isAlive: isAlive, connection: connection)
-            for port in range where !held.contains(port) && isBindable(port) {
-                try await self.insert(kind: "port", id: port, holder: holder, connection: connection)
-                return port
-            }
-            return nil
+            guard let port = LeaseChoice.port(in: range, held: held, isBindable: isBindable) else { return nil }
+            try await self.insert(kind: "port", id: port, holder: holder, connection: connection)
+            return port
         }
     }
 

@@ -30,6 +30,20 @@ public protocol ResourceLedger: Sendable {
     func leases(host: String) async throws -> [ResourceLease]
 }
 
+/// What a ledger hands out, given what is held: the same choice whichever database keeps the leases.
+public enum LeaseChoice {
+    /// The `count` lowest of `candidates` nobody holds, or `nil` when fewer are free.
+    public static func gpus(_ count: Int, among candidates: [Int], held: Set<Int>) -> [Int]? {
+        let free = candidates.filter { !held.contains($0) }.sorted()
+        return free.count >= count ? Array(free.prefix(count)) : nil
+    }
+
+    /// The lowest port of `range` nobody holds that `isBindable` accepts, or `nil`.
+    public static func port(in range: ClosedRange<Int>, held: Set<Int>, isBindable: (Int) -> Bool) -> Int? {
+        range.first { !held.contains($0) && isBindable($0) }
+    }
+}
+
 /// Who holds a lease: a trial of a study, run by a process on a host.
 public struct LeaseHolder: Sendable, Hashable, Codable {
     /// The host.
