@@ -157,23 +157,22 @@ public struct SlurmRunner: ProgramRunner {
                 unanswered += 1
                 continue
             }
-            let placement = Self.placement(in: directory)
-            let ended = state.map {
-                $0.isFinished || ($0.state == "COMPLETING" && Self.exitStatus(in: directory) != nil)
-            }
-            if !announced, state?.isRunning == true || ended != false {
+            let recorded = Self.exitStatus(in: directory)
+            // A job Slurm has forgotten has ended too.
+            let ended = state.map { $0.isFinished || ($0.state == "COMPLETING" && recorded != nil) } ?? true
+            if !announced, state?.isRunning == true || ended {
+                let placement = Self.placement(in: directory)
+                guard placement != nil || ended else { continue }
                 // The host to reach the program on is the node's address, as Slurm knows it.
-                guard placement != nil || ended != false else { continue }
                 let node = placement?.node ?? state?.nodes
                 let address: String? =
                     if let node, !node.isEmpty { (try? await Self.address(ofNode: node)) ?? node } else { nil }
                 announced = true
                 onStart?(ProgramStart(node: node, address: address, gpus: placement?.gpus))
             }
-            guard ended != false else { continue }
+            guard ended else { continue }
             return Self.outcome(
-                of: job, state: state, recorded: Self.exitStatus(in: directory),
-                seconds: (ContinuousClock.now - start).seconds)
+                of: job, state: state, recorded: recorded, seconds: (ContinuousClock.now - start).seconds)
         }
     }
 
