@@ -16,7 +16,9 @@ let package = Package(
         .library(name: "Autotune", targets: ["Autotune"]),
         .library(name: "AutotuneStore", targets: ["AutotuneStore"]),
         .library(name: "AutotuneTask", targets: ["AutotuneTask"]),
+        .library(name: "AutotuneStorePostgres", targets: ["AutotuneStorePostgres"]),
         .library(name: "AutotuneRunner", targets: ["AutotuneRunner"]),
+        .library(name: "AutotuneServing", targets: ["AutotuneServing"]),
         .library(name: "AutotuneTesting", targets: ["AutotuneTesting"]),
         .executable(name: "autotune", targets: ["autotune"]),
     ],
@@ -76,7 +78,12 @@ let package = Package(
             ]
         ),
         // Fakes for tests of code built on Autotune.
-        .target(name: "AutotuneTesting", dependencies: ["Autotune", "AutotuneRunner"]),
+        .target(
+            name: "AutotuneTesting",
+            dependencies: [
+                "Autotune", "AutotuneRunner", "AutotuneStore", .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "autotune",
             dependencies: [
@@ -102,7 +109,10 @@ let package = Package(
         .testTarget(name: "AutotuneTaskTests", dependencies: ["AutotuneTask"]),
         .testTarget(name: "AutotuneStoreTests", dependencies: ["AutotuneStore", "AutotuneTesting"]),
         .testTarget(name: "AutotuneCLITests", dependencies: ["autotune"]),
-        .testTarget(name: "AutotuneStorePostgresTests", dependencies: ["AutotuneStorePostgres"]),
+        .testTarget(
+            name: "AutotuneStorePostgresTests",
+            dependencies: ["AutotuneStorePostgres", "AutotuneTesting", .product(name: "Logging", package: "swift-log")]
+        ),
         .testTarget(name: "AutotuneServingTests", dependencies: ["AutotuneServing", "AutotuneStore", "AutotuneTask"]),
         .testTarget(
             name: "AutotuneRunnerTests",

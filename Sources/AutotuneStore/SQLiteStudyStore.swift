@@ -1,14 +1,15 @@
 public import Autotune
 public import Foundation
-public import GRDB
+import GRDB
 
 /// The SQLite ``StudyStore``: one `DatabasePool` per file, in WAL mode, so readers (`autotune status`)
 /// never block the runner's writes.
 ///
-/// Every method is one transaction. The runner is the single writer of a study; other processes read.
+/// Every method is one transaction. The runner is the single writer of a study; other processes read. Rows are
+/// the core's ``TrialRecord`` and ``StudyRecord``, read and written as GRDB records.
 public final class SQLiteStudyStore: StudyStore {
-    /// The database, exposed for tools and tests that query it directly.
-    public let database: any DatabaseWriter
+    /// The database.
+    let database: any DatabaseWriter
 
     /// Opens (and creates or migrates) the store at `path`.
     public init(path: String) throws {
@@ -23,18 +24,22 @@ public final class SQLiteStudyStore: StudyStore {
         try Self.migrator.migrate(database)
     }
 
-    /// Wraps an existing database (an in-memory `DatabaseQueue` for unit tests) and migrates it.
-    public init(database: any DatabaseWriter) throws {
+    /// A store in memory, for tests: it lives as long as the value.
+    public static func inMemory() throws -> SQLiteStudyStore {
+        try SQLiteStudyStore(database: DatabaseQueue())
+    }
+
+    private init(database: any DatabaseWriter) throws {
         self.database = database
         try Self.migrator.migrate(database)
     }
 
     /// Creates a study; fails with ``StoreError`` if the name is taken.
     public func createStudy(_ definition: StudyDefinition, taskSource: String?) async throws -> StoredStudy {
-        let definitionJSON = try Self.encode(definition)
+        let definitionJSON = try TrialRecord.json(definition)
         let now = Date()
         return try await database.write { db in
-            if try Int.fetchOne(db, sql: "SELECT 1 FROM studies WHERE name = ?", arguments: [definition.name]) != nil {
+            if try StudyRow.filter(StudyRow.Columns.name == definition.name).fetchCount(db) > 0 {
                 throw StoreError.studyExists(definition.name)
             }
             try db.execute(
@@ -61,33 +66,29 @@ public final class SQLiteStudyStore: StudyStore {
     /// The study called `name`, or `nil`.
     public func study(named name: String) async throws -> StoredStudy? {
         try await database.read { db in
-            try Row.fetchOne(db, sql: Self.studySelect + " WHERE s.name = ?", arguments: [name]).map(Self.study(from:))
+            try StudyRow.fetchOne(db, sql: Self.studySelect + " WHERE s.name = ?", arguments: [name])?.record.study()
         }
     }
 
     /// Every study, oldest first.
     public func studies() async throws -> [StoredStudy] {
         try await database.read { db in
-            try Row.fetchAll(db, sql: Self.studySelect + " ORDER BY s.id").map(Self.study(from:))
+            try StudyRow.fetchAll(db, sql: Self.studySelect + " ORDER BY s.id").map { try $0.record.study() }
         }
     }
 
     /// The study's trials in number order.
     public func trials(ofStudy studyID: Int64) async throws -> [Trial] {
         try await database.read { db in
-            try Row.fetchAll(
-                db,
-                sql: "SELECT * FROM trials WHERE study_id = ? ORDER BY number",
-                arguments: [studyID]
-            ).map(Self.trial(from:))
+            try TrialRow.of(study: studyID).fetchAll(db).map { try $0.record.trial() }
         }
     }
 
     /// Inserts new trials or updates re-queued ones, with the checkpoint, in one transaction.
     public func saveLaunched(_ trials: [Trial], studyID: Int64, checkpoint: Data?) async throws {
-        let rows = try trials.map { try Self.arguments(for: $0, studyID: studyID) }
+        let rows = try trials.map { try TrialRow($0, studyID: studyID) }
         try await database.write { db in
-            for arguments in rows { try Self.upsert(arguments, db: db) }
+            for row in rows { try row.upsert(db) }
             if let checkpoint { try Self.saveCheckpoint(checkpoint, studyID: studyID, db: db) }
         }
     }
@@ -100,24 +101,25 @@ public final class SQLiteStudyStore: StudyStore {
         best: BestTrial?,
         elapsedSeconds: Double
     ) async throws {
-        let arguments = try Self.arguments(for: trial, studyID: studyID)
+        let row = try TrialRow(trial, studyID: studyID)
         try await database.write { db in
-            try Self.upsert(arguments, db: db)
+            try row.upsert(db)
             if let checkpoint { try Self.saveCheckpoint(checkpoint, studyID: studyID, db: db) }
-            try db.execute(
-                sql: """
-                    UPDATE studies SET best_number = ?, best_score = ?, elapsed_seconds = ?, updated_at = ? WHERE id = ?
-                    """,
-                arguments: [best?.number, best?.score, elapsedSeconds, Date(), studyID]
+            _ = try StudyRow.row(studyID).updateAll(
+                db,
+                StudyRow.Columns.bestNumber.set(to: best?.number),
+                StudyRow.Columns.bestScore.set(to: best?.score),
+                StudyRow.Columns.elapsedSeconds.set(to: elapsedSeconds),
+                StudyRow.Columns.updatedAt.set(to: Date())
             )
         }
     }
 
     /// Puts trials back to pending.
     public func saveRequeued(_ trials: [Trial], studyID: Int64) async throws {
-        let rows = try trials.map { try Self.arguments(for: $0, studyID: studyID) }
+        let rows = try trials.map { try TrialRow($0, studyID: studyID) }
         try await database.write { db in
-            for arguments in rows { try Self.upsert(arguments, db: db) }
+            for row in rows { try row.upsert(db) }
         }
     }
 
@@ -129,9 +131,10 @@ public final class SQLiteStudyStore: StudyStore {
                 sql: "UPDATE trials SET heartbeat_at = ? WHERE study_id = ? AND state = 'running'",
                 arguments: [now, studyID]
             )
-            try db.execute(
-                sql: "UPDATE studies SET updated_at = ?, elapsed_seconds = ? WHERE id = ?",
-                arguments: [now, elapsedSeconds, studyID]
+            _ = try StudyRow.row(studyID).updateAll(
+                db,
+                StudyRow.Columns.updatedAt.set(to: now),
+                StudyRow.Columns.elapsedSeconds.set(to: elapsedSeconds)
             )
         }
     }
@@ -144,107 +147,23 @@ public final class SQLiteStudyStore: StudyStore {
         elapsedSeconds: Double
     ) async throws {
         try await database.write { db in
-            try db.execute(
-                sql: """
-                    UPDATE studies SET status = ?, runner_host = ?, runner_pid = ?, elapsed_seconds = ?, updated_at = ?
-                    WHERE id = ?
-                    """,
-                arguments: [status.rawValue, runner?.host, runner?.pid, elapsedSeconds, Date(), studyID]
+            _ = try StudyRow.row(studyID).updateAll(
+                db,
+                StudyRow.Columns.status.set(to: status.rawValue),
+                StudyRow.Columns.runnerHost.set(to: runner?.host),
+                StudyRow.Columns.runnerPID.set(to: runner.map { Int($0.pid) }),
+                StudyRow.Columns.elapsedSeconds.set(to: elapsedSeconds),
+                StudyRow.Columns.updatedAt.set(to: Date())
             )
         }
     }
 
     // MARK: - Rows
 
+    /// A study's row with its checkpoint, which lives in a table of its own.
     private static let studySelect = """
         SELECT s.*, c.state AS checkpoint FROM studies s LEFT JOIN strategy_checkpoints c ON c.study_id = s.id
         """
-
-    private static func study(from row: Row) throws -> StoredStudy {
-        let name: String = row["name"]
-        let definition: StudyDefinition
-        do {
-            definition = try JSONDecoder().decode(StudyDefinition.self, from: Data((row["definition"] as String).utf8))
-        } catch {
-            throw StoreError.corrupt("study '\(name)': its definition cannot be read (\(error))")
-        }
-        let bestNumber: Int? = row["best_number"]
-        let bestScore: Double? = row["best_score"]
-        let host: String? = row["runner_host"]
-        let pid: Int32? = row["runner_pid"]
-        let statusText: String = row["status"]
-        guard let status = StudyStatus(rawValue: statusText) else {
-            throw StoreError.corrupt("study '\(name)': unknown status '\(statusText)'")
-        }
-        return StoredStudy(
-            id: row["id"],
-            definition: definition,
-            taskSource: row["task_source"],
-            status: status,
-            checkpoint: row["checkpoint"],
-            best: bestNumber.flatMap { number in bestScore.map { BestTrial(number: number, score: $0) } },
-            elapsedSeconds: row["elapsed_seconds"],
-            runner: host.flatMap { host in pid.map { RunnerIdentity(host: host, pid: $0) } },
-            createdAt: row["created_at"],
-            updatedAt: row["updated_at"]
-        )
-    }
-
-    private static func trial(from row: Row) throws -> Trial {
-        let number: Int = row["number"]
-        do {
-            let decoder = JSONDecoder()
-            let configuration = try decoder.decode(Configuration.self, from: Data((row["params"] as String).utf8))
-            var trial = Trial(number: number, configuration: configuration)
-            let stateText: String = row["state"]
-            guard let state = TrialState(rawValue: stateText) else {
-                throw StoreError.corrupt("trial \(number): unknown state '\(stateText)'")
-            }
-            trial.state = state
-            trial.metrics = try decoder.decode([String: Double].self, from: Data((row["metrics"] as String).utf8))
-            trial.timings = try decoder.decode([String: Double].self, from: Data((row["timings"] as String).utf8))
-            trial.score = row["score"]
-            if let stage: String = row["error_stage"] {
-                trial.error = TrialError(stage: TrialStage(rawValue: stage), message: row["error_message"] ?? "")
-            }
-            trial.attempt = row["attempt"]
-            trial.startedAt = row["started_at"]
-            trial.finishedAt = row["finished_at"]
-            if let gpus: String = row["gpus"] { trial.gpus = try decoder.decode([Int].self, from: Data(gpus.utf8)) }
-            trial.port = row["port"]
-            trial.host = row["host"]
-            return trial
-        } catch let error as StoreError {
-            throw error
-        } catch {
-            throw StoreError.corrupt("trial \(number): a JSON column cannot be read (\(error))")
-        }
-    }
-
-    private static func arguments(for trial: Trial, studyID: Int64) throws -> StatementArguments {
-        [
-            studyID, trial.number, trial.state.rawValue, try encode(trial.configuration), try encode(trial.metrics),
-            trial.score, trial.error?.stage.rawValue, trial.error?.message, try encode(trial.timings), trial.attempt,
-            trial.startedAt, trial.finishedAt, try trial.gpus.map { try encode($0) }, trial.port, trial.host,
-        ]
-    }
-
-    private static func upsert(_ arguments: StatementArguments, db: Database) throws {
-        let statement = try db.cachedStatement(
-            sql: """
-                INSERT INTO trials (study_id, number, state, params, metrics, score, error_stage, error_message,
-                                    timings, attempt, started_at, finished_at, gpus, port, host)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT (study_id, number) DO UPDATE SET
-                    state = excluded.state, params = excluded.params, metrics = excluded.metrics,
-                    score = excluded.score, error_stage = excluded.error_stage,
-                    error_message = excluded.error_message, timings = excluded.timings,
-                    attempt = excluded.attempt, started_at = excluded.started_at, finished_at = excluded.finished_at,
-                    gpus = excluded.gpus, port = excluded.port, host = excluded.host
-                """
-        )
-        try statement.execute(arguments: arguments)
-    }
 
     private static func saveCheckpoint(_ checkpoint: Data, studyID: Int64, db: Database) throws {
         try db.cachedStatement(
@@ -253,12 +172,6 @@ public final class SQLiteStudyStore: StudyStore {
                 ON CONFLICT (study_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at
                 """
         ).execute(arguments: [studyID, checkpoint, Date()])
-    }
-
-    private static func encode(_ value: some Encodable) throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        return String(decoding: try encoder.encode(value), as: UTF8.self)
     }
 
     // MARK: - Schema
@@ -326,4 +239,53 @@ public final class SQLiteStudyStore: StudyStore {
         }
         return migrator
     }
+}
+
+/// A trial's row in the `trials` table: the core's ``TrialRecord``, read and written as a GRDB record.
+///
+/// A wrapper rather than a conformance of the core type, so GRDB stays out of the store's public API.
+struct TrialRow: Codable, FetchableRecord, PersistableRecord {
+    static let databaseTableName = "trials"
+
+    enum Columns {
+        static let studyID = Column(TrialRecord.CodingKeys.studyID)
+        static let number = Column(TrialRecord.CodingKeys.number)
+    }
+
+    var record: TrialRecord
+
+    init(_ trial: Trial, studyID: Int64) throws { record = try TrialRecord(trial, studyID: studyID) }
+
+    init(from decoder: any Decoder) throws { record = try TrialRecord(from: decoder) }
+
+    func encode(to encoder: any Encoder) throws { try record.encode(to: encoder) }
+
+    /// The trials of a study in number order.
+    static func of(study studyID: Int64) -> QueryInterfaceRequest<Self> {
+        filter(Columns.studyID == studyID).order(Columns.number)
+    }
+}
+
+/// A study's row in the `studies` table, read with its checkpoint (a table of its own) as a ``StudyRecord``.
+struct StudyRow: Decodable, FetchableRecord, TableRecord {
+    static let databaseTableName = "studies"
+
+    enum Columns {
+        static let id = Column(StudyRecord.CodingKeys.id)
+        static let name = Column(StudyRecord.CodingKeys.name)
+        static let status = Column(StudyRecord.CodingKeys.status)
+        static let bestNumber = Column(StudyRecord.CodingKeys.bestNumber)
+        static let bestScore = Column(StudyRecord.CodingKeys.bestScore)
+        static let elapsedSeconds = Column(StudyRecord.CodingKeys.elapsedSeconds)
+        static let runnerHost = Column(StudyRecord.CodingKeys.runnerHost)
+        static let runnerPID = Column(StudyRecord.CodingKeys.runnerPID)
+        static let updatedAt = Column(StudyRecord.CodingKeys.updatedAt)
+    }
+
+    var record: StudyRecord
+
+    init(from decoder: any Decoder) throws { record = try StudyRecord(from: decoder) }
+
+    /// The study's row, `studyID`.
+    static func row(_ studyID: Int64) -> QueryInterfaceRequest<Self> { filter(Columns.id == studyID) }
 }

@@ -12,22 +12,11 @@ import PostgresNIO
 /// Tables are prefixed `autotune_` so the store can live in a database that holds other things.
 public final class PostgresStudyStore: SharedStudyStore {
     private let client: PostgresClient
-    private let runTask: Task<Void, Never>
     let logger: Logger
     /// Where it connects, without the password, for messages.
     public let location: String
 
-    /// Connects to `url` (`postgres://user[:password]@host[:port]/database`, `?sslmode=disable|prefer|require`,
-    /// or `?host=/path/to/socket/dir` for a Unix socket) and creates or migrates the tables.
-    ///
-    /// A server that cannot be reached fails after `connectTimeout`: the connection pool would otherwise
-    /// retry for as long as a caller waits.
-    public init(
-        url: String,
-        connectTimeout: Duration = .seconds(10),
-        logger: Logger = Logger(label: "autotune.postgres")
-    ) async throws {
-        let parsed = try PostgresURL(url)
+    private init(_ parsed: PostgresURL, logger: Logger) {
         location = parsed.redacted
         self.logger = logger
         var configuration: PostgresClient.Configuration
@@ -49,47 +38,67 @@ public final class PostgresStudyStore: SharedStudyStore {
             )
         }
         configuration.options.maximumConnections = 8
-        configuration.options.connectTimeout = connectTimeout
         // The pool's own chatter (a lease asked for before `run()` is scheduled, connections closed at exit) is
         // not the user's business; its errors are, and they reach the caller as thrown errors too.
         var background = logger
         background.logLevel = .error
-        let client = PostgresClient(configuration: configuration, backgroundLogger: background)
-        self.client = client
-        // The client's connection pool lives as long as the store; `close()` ends it.
-        runTask = Task { await client.run() }
-        do {
-            try await withThrowingTaskGroup(of: Bool.self) { group in
-                group.addTask { [self] in
-                    try await self.migrate()
-                    return true
-                }
-                group.addTask {
-                    try await Task.sleep(for: connectTimeout)
-                    return false
-                }
-                defer { group.cancelAll() }
-                guard try await group.next() == true else {
-                    throw StoreError.unavailable("no answer within \(connectTimeout)")
-                }
+        client = PostgresClient(configuration: configuration, backgroundLogger: background)
+    }
+
+    /// Connects to `url` (`postgres://user[:password]@host[:port]/database`, `?sslmode=disable|prefer|require`,
+    /// or `?host=/path/to/socket/dir` for a Unix socket), creates or migrates the tables, and hands the store to
+    /// `body`; the connections close when `body` returns.
+    ///
+    /// A server that cannot be reached fails after `connectTimeout`: the connection pool would otherwise
+    /// retry for as long as a caller waits.
+    public static func withStore<Result: Sendable>(
+        url: String,
+        connectTimeout: Duration = .seconds(10),
+        logger: Logger,
+        _ body: (PostgresStudyStore) async throws -> Result
+    ) async throws -> Result {
+        let parsed = try PostgresURL(url)
+        let store = PostgresStudyStore(parsed, logger: logger)
+        let client = store.client
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            // The client's connection pool lives as long as the group: cancelling it closes the connections.
+            group.addTask { await client.run() }
+            defer { group.cancelAll() }
+            do {
+                try await withTimeout(connectTimeout) { try await store.migrate() }
+            } catch {
+                throw StoreError(.unavailable, "cannot use PostgreSQL at \(parsed.redacted): \(Self.describe(error))")
             }
-        } catch {
-            runTask.cancel()
-            throw StoreError.unavailable("cannot use PostgreSQL at \(parsed.redacted): \(Self.describe(error))")
+            return try await body(store)
         }
     }
 
-    deinit { runTask.cancel() }
-
-    /// Closes the connections.
-    public func close() { runTask.cancel() }
+    /// Runs `operation`, failing with ``StoreError`` when it takes longer than `limit`.
+    private static func withTimeout(_ limit: Duration, _ operation: @escaping @Sendable () async throws -> Void)
+        async throws
+    {
+        try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                try await operation()
+                return true
+            }
+            group.addTask {
+                try await Task.sleep(for: limit)
+                return false
+            }
+            defer { group.cancelAll() }
+            guard try await group.next() == true else {
+                throw StoreError(.unavailable, "no answer within \(limit)")
+            }
+        }
+    }
 
     // MARK: - StudyStore
 
     /// Creates a study; fails with ``StoreError/studyExists(_:)`` if the name is taken, also by a worker
     /// creating it at the same moment.
     public func createStudy(_ definition: StudyDefinition, taskSource: String?) async throws -> StoredStudy {
-        let json = try Self.encode(definition)
+        let json = try TrialRecord.json(definition)
         let name = definition.name
         let status = StudyStatus.running.rawValue
         let rows = try await run {
@@ -301,15 +310,15 @@ public final class PostgresStudyStore: SharedStudyStore {
         }
     }
 
-    /// Takes back running trials whose heartbeat is older than `seconds`.
+    /// Takes back running trials whose heartbeat is older than `age`, claiming them for `worker`.
     public func reclaimStale(
         studyID: Int64,
-        olderThan seconds: Double,
-        policy: LostTrialPolicy,
+        olderThan age: Duration,
         worker: RunnerIdentity,
         cleanUp: (ReclaimedTrial) async -> Void
     ) async throws -> [ReclaimedTrial] {
-        try await transaction { connection in
+        let seconds = age.seconds
+        return try await transaction { connection in
             let study = try await connection.rows(
                 "SELECT name FROM autotune_studies WHERE id = \(studyID)", logger: self.logger
             ).first?.makeRandomAccess()["name"].decode(String.self)
@@ -327,26 +336,17 @@ public final class PostgresStudyStore: SharedStudyStore {
                 let columns = row.makeRandomAccess()
                 let previousHost = try columns["worker_host"].decode(String?.self)
                 let previousPID = try columns["worker_pid"].decode(Int?.self)
-                var trial = try Self.trial(from: row)
+                let trial = try Self.trial(from: row)
                 let previous = previousHost.flatMap { host in
                     previousPID.map { RunnerIdentity(host: host, pid: Int32($0)) }
                 }
                 // The row stays locked and running until the cleanup is done, so nobody starts it meanwhile.
                 await cleanUp(ReclaimedTrial(trial: trial, previousWorker: previous))
-                let claimer: RunnerIdentity?
-                switch policy {
-                case .requeue:
-                    trial.state = .pending
-                    claimer = nil
-                case .fail:
-                    claimer = worker
-                }
                 let id = try columns["id"].decode(Int64.self)
-                let state = trial.state.rawValue
                 try await connection.rows(
                     """
-                    UPDATE autotune_trials SET state = \(state), worker_host = \(claimer?.host),
-                        worker_pid = \(claimer.map { Int($0.pid) }), heartbeat_at = now()
+                    UPDATE autotune_trials SET worker_host = \(worker.host), worker_pid = \(Int(worker.pid)),
+                        heartbeat_at = now()
                     WHERE id = \(id)
                     """,
                     logger: self.logger
@@ -399,10 +399,10 @@ public final class PostgresStudyStore: SharedStudyStore {
         } catch let error as PostgresTransactionError {
             if let failure = Self.transientFailure(error.closureError ?? error.commitError) { throw failure }
             if let closureError = error.closureError, !(closureError is PSQLError) { throw closureError }
-            throw StoreError.unavailable("PostgreSQL at \(location): \(Self.describe(error))")
+            throw StoreError(.unavailable, "PostgreSQL at \(location): \(Self.describe(error))")
         } catch let error as PSQLError {
             if let failure = Self.transientFailure(error) { throw failure }
-            throw StoreError.unavailable("PostgreSQL at \(location): \(Self.describe(error))")
+            throw StoreError(.unavailable, "PostgreSQL at \(location): \(Self.describe(error))")
         }
     }
 
@@ -426,7 +426,7 @@ public final class PostgresStudyStore: SharedStudyStore {
             logger: logger
         )
         guard let row = rows.first?.makeRandomAccess() else {
-            throw StoreError.corrupt("study \(studyID) is gone")
+            throw StoreError(.corrupt, "study \(studyID) is gone")
         }
         let bestNumber = try row["best_number"].decode(Int?.self)
         let bestScore = try row["best_score"].decode(Double?.self)
@@ -485,29 +485,16 @@ public final class PostgresStudyStore: SharedStudyStore {
         connection: PostgresConnection,
         logger: Logger
     ) async throws {
-        let params = try encode(trial.configuration)
-        let metrics = try encode(trial.metrics)
-        let timings = try encode(trial.timings)
-        let gpus = try trial.gpus.map { try encode($0) }
-        let number = trial.number
-        let state = trial.state.rawValue
-        let score = trial.score
-        let stage = trial.error?.stage.rawValue
-        let message = trial.error?.message
-        let attempt = trial.attempt
-        let startedAt = trial.startedAt
-        let finishedAt = trial.finishedAt
-        let port = trial.port
-        let host = trial.host
+        let row = try TrialRecord(trial, studyID: studyID)
         let workerHost = worker?.host
         let workerPID = worker.map { Int($0.pid) }
         try await connection.rows(
             """
             INSERT INTO autotune_trials (study_id, number, state, params, metrics, score, error_stage, error_message,
                 timings, attempt, started_at, finished_at, heartbeat_at, gpus, port, host, worker_host, worker_pid)
-            VALUES (\(studyID), \(number), \(state), \(params), \(metrics), \(score), \(stage), \(message),
-                \(timings), \(attempt), \(startedAt), \(finishedAt), now(), \(gpus), \(port), \(host), \(workerHost),
-                \(workerPID))
+            VALUES (\(row.studyID), \(row.number), \(row.state), \(row.params), \(row.metrics), \(row.score),
+                \(row.errorStage), \(row.errorMessage), \(row.timings), \(row.attempt), \(row.startedAt),
+                \(row.finishedAt), now(), \(row.gpus), \(row.port), \(row.host), \(workerHost), \(workerPID))
             ON CONFLICT (study_id, number) DO UPDATE SET
                 state = excluded.state, params = excluded.params, metrics = excluded.metrics,
                 score = excluded.score, error_stage = excluded.error_stage, error_message = excluded.error_message,
@@ -537,80 +524,50 @@ public final class PostgresStudyStore: SharedStudyStore {
 
     private static func study(from row: PostgresRow) throws -> StoredStudy {
         let columns = row.makeRandomAccess()
-        let name = try columns["name"].decode(String.self)
-        let definition: StudyDefinition
-        do {
-            definition = try JSONDecoder().decode(
-                StudyDefinition.self, from: Data(try columns["definition"].decode(String.self).utf8))
-        } catch {
-            throw StoreError.corrupt("study '\(name)': its definition cannot be read (\(error))")
-        }
-        let statusText = try columns["status"].decode(String.self)
-        guard let status = StudyStatus(rawValue: statusText) else {
-            throw StoreError.corrupt("study '\(name)': unknown status '\(statusText)'")
-        }
-        let bestNumber = try columns["best_number"].decode(Int?.self)
-        let bestScore = try columns["best_score"].decode(Double?.self)
-        let host = try columns["runner_host"].decode(String?.self)
-        let pid = try columns["runner_pid"].decode(Int?.self)
-        return StoredStudy(
-            id: try columns["id"].decode(Int64.self),
-            definition: definition,
-            taskSource: try columns["task_source"].decode(String?.self),
-            status: status,
-            checkpoint: try columns["checkpoint"].decode(Data?.self),
-            best: bestNumber.flatMap { number in bestScore.map { BestTrial(number: number, score: $0) } },
-            elapsedSeconds: try columns["elapsed_seconds"].decode(Double.self),
-            runner: host.flatMap { host in pid.map { RunnerIdentity(host: host, pid: Int32($0)) } },
-            createdAt: try columns["created_at"].decode(Date.self),
-            updatedAt: try columns["updated_at"].decode(Date.self)
-        )
+        typealias Key = StudyRecord.CodingKeys
+        return try StudyRecord(
+            id: try columns[Key.id.rawValue].decode(Int64.self),
+            name: try columns[Key.name.rawValue].decode(String.self),
+            definition: try columns[Key.definition.rawValue].decode(String.self),
+            taskSource: try columns[Key.taskSource.rawValue].decode(String?.self),
+            status: try columns[Key.status.rawValue].decode(String.self),
+            bestNumber: try columns[Key.bestNumber.rawValue].decode(Int?.self),
+            bestScore: try columns[Key.bestScore.rawValue].decode(Double?.self),
+            elapsedSeconds: try columns[Key.elapsedSeconds.rawValue].decode(Double.self),
+            runnerHost: try columns[Key.runnerHost.rawValue].decode(String?.self),
+            runnerPID: try columns[Key.runnerPID.rawValue].decode(Int?.self),
+            createdAt: try columns[Key.createdAt.rawValue].decode(Date.self),
+            updatedAt: try columns[Key.updatedAt.rawValue].decode(Date.self),
+            checkpoint: try columns[Key.checkpoint.rawValue].decode(Data?.self)
+        ).study()
     }
 
     static func trial(from row: PostgresRow) throws -> Trial {
         let columns = row.makeRandomAccess()
-        let number = try columns["number"].decode(Int.self)
+        typealias Key = TrialRecord.CodingKeys
+        let record: TrialRecord
         do {
-            let decoder = JSONDecoder()
-            let configuration = try decoder.decode(
-                Configuration.self, from: Data(try columns["params"].decode(String.self).utf8))
-            var trial = Trial(number: number, configuration: configuration)
-            let stateText = try columns["state"].decode(String.self)
-            guard let state = TrialState(rawValue: stateText) else {
-                throw StoreError.corrupt("trial \(number): unknown state '\(stateText)'")
-            }
-            trial.state = state
-            trial.metrics = try decoder.decode(
-                [String: Double].self, from: Data(try columns["metrics"].decode(String.self).utf8))
-            trial.timings = try decoder.decode(
-                [String: Double].self, from: Data(try columns["timings"].decode(String.self).utf8))
-            trial.score = try columns["score"].decode(Double?.self)
-            if let stage = try columns["error_stage"].decode(String?.self) {
-                trial.error = TrialError(
-                    stage: TrialStage(rawValue: stage),
-                    message: try columns["error_message"].decode(String?.self) ?? ""
-                )
-            }
-            trial.attempt = try columns["attempt"].decode(Int.self)
-            trial.startedAt = try columns["started_at"].decode(Date?.self)
-            trial.finishedAt = try columns["finished_at"].decode(Date?.self)
-            if let gpus = try columns["gpus"].decode(String?.self) {
-                trial.gpus = try decoder.decode([Int].self, from: Data(gpus.utf8))
-            }
-            trial.port = try columns["port"].decode(Int?.self)
-            trial.host = try columns["host"].decode(String?.self)
-            return trial
-        } catch let error as StoreError {
-            throw error
+            record = TrialRecord(
+                studyID: try columns[Key.studyID.rawValue].decode(Int64.self),
+                number: try columns[Key.number.rawValue].decode(Int.self),
+                state: try columns[Key.state.rawValue].decode(String.self),
+                params: try columns[Key.params.rawValue].decode(String.self),
+                metrics: try columns[Key.metrics.rawValue].decode(String.self),
+                score: try columns[Key.score.rawValue].decode(Double?.self),
+                errorStage: try columns[Key.errorStage.rawValue].decode(String?.self),
+                errorMessage: try columns[Key.errorMessage.rawValue].decode(String?.self),
+                timings: try columns[Key.timings.rawValue].decode(String.self),
+                attempt: try columns[Key.attempt.rawValue].decode(Int.self),
+                startedAt: try columns[Key.startedAt.rawValue].decode(Date?.self),
+                finishedAt: try columns[Key.finishedAt.rawValue].decode(Date?.self),
+                gpus: try columns[Key.gpus.rawValue].decode(String?.self),
+                port: try columns[Key.port.rawValue].decode(Int?.self),
+                host: try columns[Key.host.rawValue].decode(String?.self)
+            )
         } catch {
-            throw StoreError.corrupt("trial \(number): a column cannot be read (\(error))")
+            throw StoreError(.corrupt, "a trial's row cannot be read (\(error))")
         }
-    }
-
-    static func encode(_ value: some Encodable) throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        return String(decoding: try encoder.encode(value), as: UTF8.self)
+        return try record.trial()
     }
 
     /// PostgreSQL's own message when there is one (`PSQLError` hides it from `description`).

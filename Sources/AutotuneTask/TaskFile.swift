@@ -60,7 +60,7 @@ public enum TaskFile {
         let objective = try objective(try top.required("objective", "e.g. maximize: throughput"))
         let strategy = try strategy(top["strategy"])
         let budget = try budget(top["budget"])
-        if budget.maxTrials == nil, budget.maxSeconds == nil, strategy.name != "grid" {
+        if budget.maxTrials == nil, budget.maxTime == nil, strategy.name != "grid" {
             throw (top["budget"] ?? top.owner).error(
                 "give budget.max_trials or budget.max_duration: only grid search ends by itself"
             )
@@ -251,7 +251,7 @@ public enum TaskFile {
         let fields = try node.fields(allowed: ["max_trials", "max_duration"])
         return Budget(
             maxTrials: try fields["max_trials"]?.int(in: 1...10_000_000),
-            maxSeconds: try fields["max_duration"]?.seconds()
+            maxTime: try fields["max_duration"]?.duration()
         )
     }
 
@@ -337,7 +337,8 @@ public enum TaskFile {
     private static func timeouts(_ node: TaskNode?) throws(TaskFileError) -> Timeouts {
         guard let node else { return Timeouts() }
         let fields = try node.fields(allowed: ["trial", "kill_grace"])
-        return Timeouts(trial: try fields["trial"]?.seconds(), killGrace: try fields["kill_grace"]?.seconds() ?? 5)
+        return Timeouts(
+            trial: try fields["trial"]?.duration(), killGrace: try fields["kill_grace"]?.duration() ?? .seconds(5))
     }
 
     private static func command(
@@ -468,19 +469,19 @@ public enum TaskFile {
                 if benchmarkFields["concurrency"] == nil { load.concurrency = [] }
             }
             load.requests = try benchmarkFields["requests"]?.int(in: 1...10_000_000) ?? load.requests
-            load.duration = try benchmarkFields["duration"]?.seconds()
+            load.duration = try benchmarkFields["duration"]?.duration()
             load.inputTokens = try benchmarkFields["input_tokens"]?.int(in: 1...1_000_000) ?? load.inputTokens
             load.outputTokens = try benchmarkFields["output_tokens"]?.int(in: 1...1_000_000) ?? load.outputTokens
             load.warmupRequests = try benchmarkFields["warmup"]?.int(in: 0...10_000) ?? load.warmupRequests
-            load.requestTimeout = try benchmarkFields["request_timeout"]?.seconds() ?? load.requestTimeout
+            load.requestTimeout = try benchmarkFields["request_timeout"]?.duration() ?? load.requestTimeout
             benchmark = .load(load)
         }
         var timeouts = StageTimeouts()
         if let node = fields["timeouts"] {
             let items = try node.fields(allowed: ["deploy", "ready", "benchmark"])
-            timeouts.deploy = try items["deploy"]?.seconds() ?? timeouts.deploy
-            timeouts.ready = try items["ready"]?.seconds() ?? timeouts.ready
-            timeouts.benchmark = try items["benchmark"]?.seconds() ?? timeouts.benchmark
+            timeouts.deploy = try items["deploy"]?.duration() ?? timeouts.deploy
+            timeouts.ready = try items["ready"]?.duration() ?? timeouts.ready
+            timeouts.benchmark = try items["benchmark"]?.duration() ?? timeouts.benchmark
         }
         return ServingSpec(server: serverSpec, benchmark: benchmark, stageTimeouts: timeouts)
     }

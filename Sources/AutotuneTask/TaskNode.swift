@@ -105,8 +105,23 @@ struct TaskNode {
         }
     }
 
-    /// A duration: a number of seconds, or text like `90s`, `10m`, `1h30m`, `500ms`.
-    func seconds() throws(TaskFileError) -> Double {
+    /// A duration: a number of seconds, or text like `90s`, `10m`, `1h30m`, `500ms`, at most
+    /// ``Swift/Duration/longestLimit`` (a year): anything longer is a typo, and would not fit a timer.
+    func duration() throws(TaskFileError) -> Duration {
+        let seconds = try seconds()
+        guard seconds <= Duration.longestLimit.seconds else {
+            throw error("a duration is at most 366d (a year), got '\(scalarText ?? "")'")
+        }
+        guard seconds >= 0.001 else { throw error("a duration is at least 1ms, got '\(scalarText ?? "")'") }
+        return .milliseconds(Int64((seconds * 1000).rounded()))
+    }
+
+    private var scalarText: String? {
+        guard case .scalar(let scalar) = node else { return nil }
+        return String(scalar.string.prefix(40))
+    }
+
+    private func seconds() throws(TaskFileError) -> Double {
         guard case .scalar(let scalar) = node else { throw error("expected a duration like 90s or 10m, got \(kind)") }
         let text = scalar.string.trimmingCharacters(in: .whitespaces)
         if let plain = Double(text), plain.isFinite, plain > 0 { return plain }
@@ -122,15 +137,15 @@ struct TaskNode {
             }
             let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400)]
             guard let value = Double(number), let (unit, factor) = units.first(where: { rest.hasPrefix($0.0) }) else {
-                throw error("expected a duration like 90s, 10m or 1h30m, got '\(text)'")
+                throw error("expected a duration like 90s, 10m or 1h30m, got '\(text.prefix(40))'")
             }
             total += value * factor
             rest = rest.dropFirst(unit.count)
             number = ""
             matchedAny = true
         }
-        guard matchedAny, number.isEmpty, total > 0 else {
-            throw error("expected a duration like 90s, 10m or 1h30m, got '\(text)'")
+        guard matchedAny, number.isEmpty, total > 0, total.isFinite else {
+            throw error("expected a duration like 90s, 10m or 1h30m, got '\(text.prefix(40))'")
         }
         return total
     }

@@ -42,13 +42,13 @@ enum LoopOverhead {
                         experiment: .command(CommandSpec(command: [Template("true")]))
                     )
                     let study = try await store.createStudy(definition, taskSource: nil)
-                    let runner = try await StudyRunner(
+                    let runner = try await StudyLoop(
                         study: study,
                         store: store,
                         experiment: NoOp(),
-                        options: StudyRunner.Options(
+                        options: StudyLoop.Options(
                             trialsDirectory: scratch.appendingPathComponent("trials"),
-                            workingDirectory: scratch
+                            logger: Logger(label: "bench")
                         )
                     )
                     let outcome = try await runner.run()
@@ -95,40 +95,36 @@ enum SharedLoopOverhead {
                         parallel: parallel,
                         experiment: .command(CommandSpec(command: [Template("true")]))
                     )
-                    let stores = try await (0..<workers).asyncMap { _ in try await PostgresStudyStore(url: url) }
-                    defer { stores.forEach { $0.close() } }
-                    let study = try await stores[0].createStudy(definition, taskSource: nil)
-                    let start = ContinuousClock.now
-                    try await withThrowingTaskGroup(of: Void.self) { group in
-                        for store in stores {
-                            var logger = Logger(label: "worker")
-                            if ProcessInfo.processInfo.environment["AUTOTUNE_BENCH_DEBUG"] != nil {
-                                logger.logLevel = .debug
-                            }
-                            let worker = try StudyWorker(
-                                study: study,
-                                store: store,
-                                experiment: LoopOverhead.NoOp(),
-                                options: StudyRunner.Options(
-                                    trialsDirectory: scratch.appendingPathComponent("trials"),
-                                    workingDirectory: scratch,
-                                    logger: logger
+                    var logger = Logger(label: "worker")
+                    if ProcessInfo.processInfo.environment["AUTOTUNE_BENCH_DEBUG"] != nil { logger.logLevel = .debug }
+                    let seconds = try await withStores(workers, url: url, logger: logger) { stores in
+                        let study = try await stores[0].createStudy(definition, taskSource: nil)
+                        let start = ContinuousClock.now
+                        try await withThrowingTaskGroup(of: Void.self) { group in
+                            for store in stores {
+                                let worker = try StudyLoop(
+                                    study: study,
+                                    sharedStore: store,
+                                    experiment: LoopOverhead.NoOp(),
+                                    options: StudyLoop.Options(
+                                        trialsDirectory: scratch.appendingPathComponent("trials"), logger: logger)
                                 )
-                            )
-                            group.addTask {
-                                do {
-                                    _ = try await worker.run()
-                                } catch {
-                                    FileHandle.standardError.write(Data("worker failed: \(error)\n".utf8))
-                                    throw error
+                                group.addTask {
+                                    do {
+                                        _ = try await worker.run()
+                                    } catch {
+                                        FileHandle.standardError.write(Data("worker failed: \(error)\n".utf8))
+                                        throw error
+                                    }
                                 }
                             }
+                            try await group.waitForAll()
                         }
-                        try await group.waitForAll()
+                        let seconds = (ContinuousClock.now - start).seconds
+                        let finished = try await stores[0].trials(ofStudy: study.id).filter(\.isFinished).count
+                        precondition(finished == trials, "expected \(trials) finished trials, got \(finished)")
+                        return seconds
                     }
-                    let seconds = (ContinuousClock.now - start).seconds
-                    let finished = try await stores[0].trials(ofStudy: study.id).filter(\.isFinished).count
-                    precondition(finished == trials, "expected \(trials) finished trials, got \(finished)")
                     print(
                         "| \(strategy) | \(trials) | \(workers) | \(parallel) | \(String(format: "%.2f", seconds)) | \(String(format: "%.2f", seconds / Double(trials) * 1000)) | \(String(format: "%.0f", Double(trials) / seconds)) |"
                     )
@@ -136,13 +132,18 @@ enum SharedLoopOverhead {
             }
         }
     }
-}
 
-extension Sequence {
-    /// `map` with an async transform, one element at a time.
-    fileprivate func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
-        var results: [T] = []
-        for element in self { results.append(try await transform(element)) }
-        return results
+    /// `count` stores on `url`, each with its own connections, open for the length of `body`.
+    private static func withStores<Result: Sendable>(
+        _ count: Int,
+        url: String,
+        logger: Logger,
+        opened: [PostgresStudyStore] = [],
+        _ body: ([PostgresStudyStore]) async throws -> Result
+    ) async throws -> Result {
+        guard opened.count < count else { return try await body(opened) }
+        return try await PostgresStudyStore.withStore(url: url, logger: logger) { store in
+            try await withStores(count, url: url, logger: logger, opened: opened + [store], body)
+        }
     }
 }

@@ -6,6 +6,7 @@ import AutotuneStore
 import AutotuneStorePostgres
 import AutotuneTask
 import Foundation
+import Logging
 
 /// Where the study database lives: a SQLite file, or a PostgreSQL server that workers share.
 struct StoreOptions: ParsableArguments {
@@ -42,30 +43,45 @@ struct StoreOptions: ParsableArguments {
             : URL(fileURLWithPath: path).deletingLastPathComponent()
     }
 
-    func open() async throws -> any StudyStore & ResourceLedger {
+    /// Opens the store for the length of `body`: a PostgreSQL store's connections close when it returns.
+    func withStore<Result: Sendable>(_ body: (any StudyStore & ResourceLedger) async throws -> Result) async throws
+        -> Result
+    {
         if isPostgres {
             do {
-                return try await PostgresStudyStore(url: given)
-            } catch {
-                throw CLIError(.runtime, "\(error)")
+                return try await PostgresStudyStore.withStore(url: given, logger: cliLogger()) { try await body($0) }
+            } catch let error as StoreError where error.code == .unavailable {
+                throw CLIError(.runtime, error.description)
             }
         }
+        let store: SQLiteStudyStore
         do {
-            return try SQLiteStudyStore(path: path)
+            store = try SQLiteStudyStore(path: path)
         } catch {
             throw CLIError(.runtime, "cannot open the database \(path): \(error)")
         }
+        return try await body(store)
     }
 
-    /// Opens the store and loads the study called `name`, failing with exit code 3 when there is none.
-    func study(_ name: String) async throws -> (any StudyStore & ResourceLedger, StoredStudy) {
-        let store = try await open()
+    /// Opens the store and loads the study called `name` for the length of `body`, failing with exit code 3
+    /// when there is none.
+    func withStudy<Result: Sendable>(
+        _ name: String,
+        _ body: (any StudyStore & ResourceLedger, StoredStudy) async throws -> Result
+    ) async throws -> Result {
+        try await withStore { store in
+            try await body(store, try await study(name, in: store))
+        }
+    }
+
+    /// The study called `name` in `store`, failing with exit code 3 when there is none.
+    func study(_ name: String, in store: any StudyStore) async throws -> StoredStudy {
         guard let study = try await store.study(named: name) else {
             let names = try await store.studies().map(\.definition.name)
             let known = names.isEmpty ? "the database has no study" : "studies: " + names.joined(separator: ", ")
             throw CLIError(.notFound, "no study named '\(name)' in \(displayPath) (\(known))")
         }
-        return (store, study)
+        return study
     }
 }
 
@@ -110,8 +126,8 @@ func reportingErrors(_ body: () async throws -> Void) async throws {
     }
 }
 
-/// The experiment a study runs: commands come from the runner module, servers from the serving module.
-func makeExperiment(for definition: StudyDefinition, workingDirectory: URL, options: LoopOptions? = nil) throws
+/// The experiment a study runs, its programs started here or, with `--slurm`, as Slurm jobs.
+func makeExperiment(for definition: StudyDefinition, workingDirectory: URL, options: LoopOptions? = nil)
     -> any Experiment
 {
     let runner: any ProgramRunner =
@@ -121,18 +137,20 @@ func makeExperiment(for definition: StudyDefinition, workingDirectory: URL, opti
         } else {
             LocalProgramRunner()
         }
-    switch definition.experiment {
-    case .command(let spec):
-        return CommandExperiment(spec: spec, defaultWorkingDirectory: workingDirectory, runner: runner)
-    case .serving(let spec):
-        return ServingExperiment(
-            spec: spec,
-            defaultWorkingDirectory: workingDirectory,
-            extraPlaceholders: ["autotune": executablePath],
-            runner: runner
-        )
-    }
+    return definition.experiment.makeExperiment(
+        workingDirectory: workingDirectory, runner: runner, extraPlaceholders: ["autotune": executablePath])
 }
+
+/// The CLI's logger: notices and worse (debug lines too when `verbose`) to standard error.
+func cliLogger(verbose: Bool = false) -> Logger {
+    _ = loggingToStandardError
+    var logger = Logger(label: "autotune")
+    logger.logLevel = verbose ? .debug : .notice
+    return logger
+}
+
+/// Log lines go to standard error, keeping standard output for results; bootstrapped once per process.
+private let loggingToStandardError: Void = LoggingSystem.bootstrap(StreamLogHandler.standardError)
 
 /// This executable's absolute path, for the `{autotune}` placeholder (`autotune simulate` in task files).
 let executablePath: String = {

@@ -20,31 +20,34 @@ struct StatusCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let database = try await store.open()
-            let studies: [StoredStudy]
-            if let study {
-                studies = [try await store.study(study).1]
-            } else {
-                studies = try await database.studies()
+            try await store.withStore { database in
+                let studies: [StoredStudy]
+                if let study {
+                    studies = [try await store.study(study, in: database)]
+                } else {
+                    studies = try await database.studies()
+                }
+                if studies.isEmpty {
+                    print("No studies in \(store.displayPath).")
+                    return
+                }
+                var rows = [
+                    ["study", "status", "strategy", "trials", "completed", "failed", "running", "best", "elapsed"]
+                ]
+                for study in studies {
+                    let trials = try await database.trials(ofStudy: study.id)
+                    let count = { (state: TrialState) in String(trials.filter { $0.state == state }.count) }
+                    let budget = study.definition.budget.maxTrials.map { "/\($0)" } ?? ""
+                    rows.append([
+                        study.definition.name, displayStatus(study), study.definition.strategy.name,
+                        "\(trials.count)\(budget)", count(.completed), count(.failed),
+                        String(trials.filter { !$0.isFinished }.count),
+                        study.best.map { "\(ProgressFormat.number($0.score)) (#\($0.number))" } ?? "-",
+                        ProgressFormat.duration(study.elapsedSeconds),
+                    ])
+                }
+                print(Table.render(rows))
             }
-            if studies.isEmpty {
-                print("No studies in \(store.displayPath).")
-                return
-            }
-            var rows = [["study", "status", "strategy", "trials", "completed", "failed", "running", "best", "elapsed"]]
-            for study in studies {
-                let trials = try await database.trials(ofStudy: study.id)
-                let count = { (state: TrialState) in String(trials.filter { $0.state == state }.count) }
-                let budget = study.definition.budget.maxTrials.map { "/\($0)" } ?? ""
-                rows.append([
-                    study.definition.name, displayStatus(study), study.definition.strategy.name,
-                    "\(trials.count)\(budget)", count(.completed), count(.failed),
-                    String(trials.filter { !$0.isFinished }.count),
-                    study.best.map { "\(ProgressFormat.number($0.score)) (#\($0.number))" } ?? "-",
-                    ProgressFormat.duration(study.elapsedSeconds),
-                ])
-            }
-            print(Table.render(rows))
         }
     }
 }
@@ -69,81 +72,72 @@ struct BestCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let (database, stored) = try await store.study(study)
-            guard let best = stored.best,
-                let trial = try await database.trials(ofStudy: stored.id).first(where: { $0.number == best.number })
-            else {
-                throw CLIError(.noCompletedTrial, "study '\(study)' has no completed trial yet")
-            }
-            let definition = stored.definition
-            let command = try commandLine(for: trial, study: stored)
-            switch format {
-            case .json:
-                struct Best: Encodable {
-                    var study: String
-                    var trial: Trial
-                    var command: [String]
+            try await store.withStudy(study) { database, stored in
+                guard let best = stored.best,
+                    let trial = try await database.trials(ofStudy: stored.id).first(where: { $0.number == best.number })
+                else {
+                    throw CLIError(.noCompletedTrial, "study '\(study)' has no completed trial yet")
                 }
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                encoder.dateEncodingStrategy = .iso8601
-                print(
-                    String(
-                        decoding: try encoder.encode(Best(study: study, trial: trial, command: command)), as: UTF8.self)
-                )
-            case .text:
-                print(
-                    "Study '\(study)': best trial \(trial.number) of \(definition.objective.direction.rawValue) \(definition.objective.label)"
-                )
-                print("  score: \(ProgressFormat.number(best.score))")
-                if definition.baseline != nil,
-                    let baseline = try await database.trials(ofStudy: stored.id).first(where: { $0.number == 0 })
-                {
-                    print("  " + baselineComparison(baseline, best: best, objective: definition.objective))
-                }
-                print("  configuration:")
-                for parameter in definition.space.parameters {
-                    if let value = trial.configuration[parameter.name] {
-                        print("    \(parameter.name): \(value.text)")
+                let definition = stored.definition
+                let command = try commandLine(for: trial, study: stored)
+                switch format {
+                case .json:
+                    struct Best: Encodable {
+                        var study: String
+                        var trial: Trial
+                        var command: [String]
                     }
+                    let encoder = JSONEncoder()
+                    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                    encoder.dateEncodingStrategy = .iso8601
+                    print(
+                        String(
+                            decoding: try encoder.encode(Best(study: study, trial: trial, command: command)),
+                            as: UTF8.self)
+                    )
+                case .text:
+                    print(
+                        "Study '\(study)': best trial \(trial.number) of \(definition.objective.direction.rawValue) \(definition.objective.label)"
+                    )
+                    print("  score: \(ProgressFormat.number(best.score))")
+                    if definition.baseline != nil,
+                        let baseline = try await database.trials(ofStudy: stored.id).first(where: { $0.number == 0 })
+                    {
+                        print("  " + baselineComparison(baseline, best: best, objective: definition.objective))
+                    }
+                    print("  configuration:")
+                    for parameter in definition.space.parameters {
+                        if let value = trial.configuration[parameter.name] {
+                            print("    \(parameter.name): \(value.text)")
+                        }
+                    }
+                    print("  metrics:")
+                    for (name, value) in trial.metrics.sorted(by: { $0.key < $1.key }) {
+                        print("    \(name): \(ProgressFormat.number(value))")
+                    }
+                    print("  command:")
+                    print("    " + command.map(shellQuoted).joined(separator: " "))
                 }
-                print("  metrics:")
-                for (name, value) in trial.metrics.sorted(by: { $0.key < $1.key }) {
-                    print("    \(name): \(ProgressFormat.number(value))")
-                }
-                print("  command:")
-                print("    " + command.map(shellQuoted).joined(separator: " "))
             }
         }
     }
 
     /// The trial's argv, rendered exactly as the runner rendered it.
     private func commandLine(for trial: Trial, study: StoredStudy) throws -> [String] {
-        let trialsDirectory = store.trialsRoot
-            .appendingPathComponent("autotune-trials")
-        var context = TrialContext(
+        let trialsDirectory = store.trialsRoot.appendingPathComponent("autotune-trials")
+        let context = TrialContext(
             study: study.definition.name,
             trial: trial,
             space: study.definition.space,
             seed: study.definition.seed,
             directory: trialsDirectory.appendingPathComponent(study.definition.name)
                 .appendingPathComponent(String(trial.number)),
-            logger: .init(label: "autotune"),
+            logger: cliLogger(),
             gpus: trial.gpus,
             port: trial.port
         )
-        switch study.definition.experiment {
-        case .command(let spec):
-            return try CommandExperiment(spec: spec, defaultWorkingDirectory: URL(fileURLWithPath: "."))
-                .arguments(for: context)
-        case .serving(let spec):
-            context.port = trial.port ?? 8000
-            return try ServingExperiment(
-                spec: spec,
-                defaultWorkingDirectory: URL(fileURLWithPath: "."),
-                extraPlaceholders: ["autotune": executablePath]
-            ).serverArguments(for: context)
-        }
+        return try makeExperiment(for: study.definition, workingDirectory: URL(fileURLWithPath: "."))
+            .commandLine(for: context)
     }
 }
 
@@ -192,44 +186,46 @@ struct TrialsCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let (database, stored) = try await store.study(study)
-            var trials = try await database.trials(ofStudy: stored.id)
-            if let state { trials = trials.filter { $0.state.rawValue == state } }
-            let space = stored.definition.space
-            switch format {
-            case .json:
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                encoder.dateEncodingStrategy = .iso8601
-                print(String(decoding: try encoder.encode(trials), as: UTF8.self))
-            case .csv, .table:
-                let metricNames = Set(trials.flatMap(\.metrics.keys)).sorted()
-                let parameterNames = space.parameters.map(\.name)
-                // Where trials ran, when a scheduler placed them (Slurm): the node and its GPUs.
-                let placed = trials.contains { $0.host != nil }
-                var rows = [
-                    ["number", "state", "score"] + parameterNames + metricNames + (placed ? ["node", "gpus"] : [])
-                        + ["attempt", "error"]
-                ]
-                for trial in trials {
-                    let score = trial.score.map { format == .csv ? "\($0)" : ProgressFormat.number($0) } ?? ""
-                    let values = parameterNames.map { trial.configuration[$0]?.text ?? "" }
-                    let metrics = metricNames.map { name in
-                        trial.metrics[name].map { format == .csv ? "\($0)" : ProgressFormat.number($0) } ?? ""
+            try await store.withStudy(study) { database, stored in
+                var trials = try await database.trials(ofStudy: stored.id)
+                if let state { trials = trials.filter { $0.state.rawValue == state } }
+                let space = stored.definition.space
+                switch format {
+                case .json:
+                    let encoder = JSONEncoder()
+                    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                    encoder.dateEncodingStrategy = .iso8601
+                    print(String(decoding: try encoder.encode(trials), as: UTF8.self))
+                case .csv, .table:
+                    let metricNames = Set(trials.flatMap(\.metrics.keys)).sorted()
+                    let parameterNames = space.parameters.map(\.name)
+                    // Where trials ran, when a scheduler placed them (Slurm): the node and its GPUs.
+                    let placed = trials.contains { $0.host != nil }
+                    var rows = [
+                        ["number", "state", "score"] + parameterNames + metricNames + (placed ? ["node", "gpus"] : [])
+                            + ["attempt", "error"]
+                    ]
+                    for trial in trials {
+                        let score = trial.score.map { format == .csv ? "\($0)" : ProgressFormat.number($0) } ?? ""
+                        let values = parameterNames.map { trial.configuration[$0]?.text ?? "" }
+                        let metrics = metricNames.map { name in
+                            trial.metrics[name].map { format == .csv ? "\($0)" : ProgressFormat.number($0) } ?? ""
+                        }
+                        var error = trial.error?.description ?? ""
+                        if format == .table, let firstLine = error.split(whereSeparator: \.isNewline).first {
+                            error = String(firstLine.prefix(60))
+                        }
+                        let placement =
+                            placed
+                            ? [trial.host ?? "", trial.gpus.map { $0.map(String.init).joined(separator: ",") } ?? ""]
+                            : []
+                        rows.append(
+                            [String(trial.number), trial.state.rawValue, score] + values + metrics + placement
+                                + [String(trial.attempt), error]
+                        )
                     }
-                    var error = trial.error?.description ?? ""
-                    if format == .table, let firstLine = error.split(whereSeparator: \.isNewline).first {
-                        error = String(firstLine.prefix(60))
-                    }
-                    let placement =
-                        placed
-                        ? [trial.host ?? "", trial.gpus.map { $0.map(String.init).joined(separator: ",") } ?? ""] : []
-                    rows.append(
-                        [String(trial.number), trial.state.rawValue, score] + values + metrics + placement
-                            + [String(trial.attempt), error]
-                    )
+                    print(format == .csv ? CSV.render(rows) : Table.render(rows))
                 }
-                print(format == .csv ? CSV.render(rows) : Table.render(rows))
             }
         }
     }
@@ -295,12 +291,12 @@ struct GPUsCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let found = await GPUDiscovery.discover()
+            let found = await NvidiaSMIInventory().discover()
             if let note = found.note { print("No GPUs: \(note).") }
             let host = RunnerIdentity.current.host
             let leases =
                 store.isPostgres || FileManager.default.fileExists(atPath: store.path)
-                ? try await store.open().leases(host: host) : []
+                ? try await store.withStore { try await $0.leases(host: host) } : []
             var rows = [["gpu", "name", "memory free/total MiB", "util %", "leased by"]]
             for gpu in found.gpus {
                 let holder = leases.first { $0.resource == .gpu(gpu.index) }?.holder

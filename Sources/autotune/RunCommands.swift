@@ -81,14 +81,15 @@ struct RunCommand: AsyncParsableCommand {
         try await reportingErrors {
             var (definition, source) = try loadTask(task)
             if let study { definition.name = study }
-            let database = try await store.open()
-            let stored: StoredStudy
-            do {
-                stored = try await database.createStudy(definition, taskSource: source)
-            } catch let error as StoreError {
-                throw CLIError(.notFound, error.description)
+            try await store.withStore { database in
+                let stored: StoredStudy
+                do {
+                    stored = try await database.createStudy(definition, taskSource: source)
+                } catch let error as StoreError {
+                    throw CLIError(.notFound, error.description)
+                }
+                try await runStudy(stored, store: database, storeOptions: store, options: loop)
             }
-            try await runStudy(stored, store: database, storeOptions: store, options: loop)
         }
     }
 }
@@ -129,33 +130,35 @@ struct WorkerCommand: AsyncParsableCommand {
                     "autotune worker needs a database that workers share: --db postgres://user@host/database (a SQLite file serves one machine: use autotune run)"
                 )
             }
-            let database = try await store.open()
-            let stored: StoredStudy
-            if FileManager.default.fileExists(atPath: taskOrStudy) {
-                var (definition, source) = try loadTask(taskOrStudy)
-                if let study { definition.name = study }
-                do {
-                    stored = try await database.createStudy(definition, taskSource: source)
-                } catch StoreError.studyExists {
-                    guard let existing = try await database.study(named: definition.name) else {
-                        throw CLIError(.runtime, "study '\(definition.name)' vanished while joining it")
+            try await store.withStore { database in
+                let stored: StoredStudy
+                if FileManager.default.fileExists(atPath: taskOrStudy) {
+                    var (definition, source) = try loadTask(taskOrStudy)
+                    if let study { definition.name = study }
+                    do {
+                        stored = try await database.createStudy(definition, taskSource: source)
+                    } catch let error as StoreError where error.code == .studyExists {
+                        guard let existing = try await database.study(named: definition.name) else {
+                            throw CLIError(.runtime, "study '\(definition.name)' vanished while joining it")
+                        }
+                        guard existing.definition == definition else {
+                            throw CLIError(
+                                .invalidTask,
+                                "study '\(definition.name)' exists with a different definition than \(taskOrStudy); join it by name (autotune worker \(definition.name)) or choose another with --study"
+                            )
+                        }
+                        stored = existing
                     }
-                    guard existing.definition == definition else {
-                        throw CLIError(
-                            .invalidTask,
-                            "study '\(definition.name)' exists with a different definition than \(taskOrStudy); join it by name (autotune worker \(definition.name)) or choose another with --study"
-                        )
-                    }
-                    stored = existing
+                } else {
+                    stored = try await store.study(taskOrStudy, in: database)
                 }
-            } else {
-                stored = try await store.study(taskOrStudy).1
+                if stored.status == .completed {
+                    print("Study '\(stored.definition.name)' is already complete.")
+                    return
+                }
+                try await runStudy(
+                    stored, store: database, storeOptions: store, options: loop, staleAfter: .seconds(staleAfter))
             }
-            if stored.status == .completed {
-                print("Study '\(stored.definition.name)' is already complete.")
-                return
-            }
-            try await runStudy(stored, store: database, storeOptions: store, options: loop, staleAfter: staleAfter)
         }
     }
 }
@@ -174,12 +177,13 @@ struct ResumeCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let (database, stored) = try await store.study(study)
-            if stored.status == .completed {
-                print("Study '\(study)' is already complete.")
-                return
+            try await store.withStudy(study) { database, stored in
+                if stored.status == .completed {
+                    print("Study '\(study)' is already complete.")
+                    return
+                }
+                try await runStudy(stored, store: database, storeOptions: store, options: loop)
             }
-            try await runStudy(stored, store: database, storeOptions: store, options: loop)
         }
     }
 }
@@ -194,53 +198,32 @@ func runStudy(
     store: any StudyStore & ResourceLedger,
     storeOptions: StoreOptions,
     options: LoopOptions,
-    staleAfter: Double = 30
+    staleAfter: Duration = .seconds(30)
 ) async throws {
-    _ = loggingToStandardError
-    var logger = Logger(label: "autotune")
-    logger.logLevel = options.verbose ? .debug : .notice
+    let logger = cliLogger(verbose: options.verbose)
     let storePath = storeOptions.displayPath
     let trialsDirectory =
         options.trialsDir.map { URL(fileURLWithPath: $0) }
         ?? storeOptions.trialsRoot.appendingPathComponent("autotune-trials")
     let gpus = try await gpuPool(for: study.definition, options: options, logger: logger)
     let cwd = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
-    var runnerOptions = StudyRunner.Options(
+    let loopOptions = StudyLoop.Options(
         parallel: options.parallel,
         trialsDirectory: trialsDirectory,
-        workingDirectory: cwd,
         progress: progressReporter(quiet: options.quiet),
         logger: logger,
         ledger: store,
         gpus: gpus
     )
-    let experiment: any Experiment
-    do {
-        experiment = try makeExperiment(for: study.definition, workingDirectory: cwd, options: options)
-    } catch {
-        throw CLIError(.invalidTask, "\(error)")
-    }
-    let runner: any StudyLoop
+    let experiment = makeExperiment(for: study.definition, workingDirectory: cwd, options: options)
+    let runner: StudyLoop
     do {
         if let shared = store as? any SharedStudyStore {
-            // A dead worker is noticed after `staleAfter`; stamping three times as often survives a late beat.
-            runnerOptions.heartbeatInterval = .milliseconds(Int(min(5, staleAfter / 3) * 1000))
-            runner = try StudyWorker(
-                study: study,
-                store: shared,
-                registry: .standard,
-                experiment: experiment,
-                options: runnerOptions,
-                settings: StudyWorker.Settings(staleAfter: staleAfter)
-            )
+            runner = try StudyLoop(
+                study: study, sharedStore: shared, experiment: experiment, options: loopOptions,
+                staleAfter: staleAfter)
         } else {
-            runner = try await StudyRunner(
-                study: study,
-                store: store,
-                registry: .standard,
-                experiment: experiment,
-                options: runnerOptions
-            )
+            runner = try await StudyLoop(study: study, store: store, experiment: experiment, options: loopOptions)
         }
     } catch let error as RunnerError {
         throw CLIError(.runtime, error.description)
@@ -323,7 +306,7 @@ private func gpuPool(for definition: StudyDefinition, options: LoopOptions, logg
     case .declared(let indexes):
         return indexes.map { GPU(index: $0) }
     case .discover:
-        let found = await GPUDiscovery.discover()
+        let found = await NvidiaSMIInventory().discover()
         if let note = found.note {
             FileHandle.standardError.write(
                 Data("autotune: no GPUs found: \(note); declare them with --gpus or resources.gpus\n".utf8))
@@ -331,9 +314,6 @@ private func gpuPool(for definition: StudyDefinition, options: LoopOptions, logg
         return found.gpus
     }
 }
-
-/// Log lines go to standard error, keeping standard output for results; bootstrapped once per process.
-private let loggingToStandardError: Void = LoggingSystem.bootstrap(StreamLogHandler.standardError)
 
 /// Silent with `--quiet`; a live bar on a terminal; plain lines when standard error is a file or a pipe.
 private func progressReporter(quiet: Bool) -> any ProgressReporter {

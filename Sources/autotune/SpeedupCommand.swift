@@ -62,7 +62,7 @@ struct SpeedupCommand: AsyncParsableCommand {
             guard definition.budget.maxTrials != nil else {
                 throw CLIError(.invalidTask, "\(task): speedup needs a trial budget (budget.max_trials or --trials)")
             }
-            definition.budget.maxSeconds = nil
+            definition.budget.maxTime = nil
             let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("autotune-speedup-\(UUID())")
             defer { try? FileManager.default.removeItem(at: scratch) }
             let store = try SQLiteStudyStore(path: scratch.appendingPathComponent("speedup.sqlite").path)
@@ -73,17 +73,16 @@ struct SpeedupCommand: AsyncParsableCommand {
                 levelDefinition.parallel = level
                 let study = try await store.createStudy(levelDefinition, taskSource: nil)
                 FileHandle.standardError.write(Data("speedup: parallel \(level)…\n".utf8))
-                let runner = try await StudyRunner(
+                let runner = try await StudyLoop(
                     study: study,
                     store: store,
-                    registry: .standard,
-                    experiment: try makeExperiment(for: levelDefinition, workingDirectory: cwd),
-                    options: StudyRunner.Options(
+                    experiment: makeExperiment(for: levelDefinition, workingDirectory: cwd),
+                    options: StudyLoop.Options(
                         trialsDirectory: scratch.appendingPathComponent("trials"),
-                        workingDirectory: cwd,
+                        logger: cliLogger(),
                         ledger: store,
                         gpus: levelDefinition.resources.gpusPerTrial == nil
-                            ? [] : await GPUDiscovery.discover().gpus
+                            ? [] : await NvidiaSMIInventory().discover().gpus
                     )
                 )
                 let outcome = try await runner.run()

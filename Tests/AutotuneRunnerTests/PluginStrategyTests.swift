@@ -63,25 +63,19 @@ private func error(_ options: [String: JSONValue], ask: Bool = true) -> String {
     }
 
     @Test func aPluginStudyRunsInParallelAndResumesWhereItStopped() async throws {
-        let scratch = try Scratch()
         var definition = definition(
             space: StrategyConformance.space(), objective: .minimize("f"), strategy: "plugin", maxTrials: 12,
             parallel: 3)
         definition.strategy.options = ["command": .array([.string("python3"), .string(reference)])]
-        let study = try await scratch.store.createStudy(definition, taskSource: nil)
         let experiment = ScriptedExperiment(delay: { _ in .milliseconds(30) }) { trial in
             .metrics(["f": trial.configuration["x"]?.numericValue ?? 0])
         }
-        #expect(
-            try await scratch.runUntilStopped(study, after: 5, registry: .standard, experiment: experiment).status
-                == .interrupted)
-        let stored = try #require(try await scratch.store.study(named: "study"))
-        #expect(stored.checkpoint != nil)
-        let second = try await StudyRunner(
-            study: stored, store: scratch.store, registry: .standard, experiment: experiment, options: scratch.options()
-        )
-        #expect(try await second.run().status == .completed)
-        let trials = try await scratch.store.trials(ofStudy: study.id)
+        let trials = try await withTestStudy(definition) { study in
+            #expect(try await study.run(stoppingAfter: 5, experiment: experiment).status == .interrupted)
+            #expect(try await study.stored().checkpoint != nil)
+            #expect(try await study.run(experiment: experiment).status == .completed)
+            return try await study.trials()
+        }
         #expect(trials.count == 12)
         #expect(trials.allSatisfy { $0.state == .completed })
         #expect(Set(trials.map(\.configuration)).count == 12)
@@ -134,25 +128,19 @@ enum OptunaPlugin {
             if: OptunaPlugin.available || OptunaPlugin.inCI, "optuna is not installed: pip install optuna (CI does)"))
     func anOptunaStudyRunsInParallelAndResumesWhereItStopped() async throws {
         try #require(OptunaPlugin.available, "CI must install optuna")
-        let scratch = try Scratch()
         var definition = definition(
             space: StrategyConformance.space(), objective: .minimize("f"), strategy: "plugin", maxTrials: 16,
             parallel: 4)
         definition.strategy.options = OptunaPlugin.options(sampler: "tpe")
-        let study = try await scratch.store.createStudy(definition, taskSource: nil)
         let experiment = ScriptedExperiment(delay: { _ in .milliseconds(20) }) { trial in
             let x = trial.configuration["x"]?.numericValue ?? 0
             return .metrics(["f": x * x])
         }
-        #expect(
-            try await scratch.runUntilStopped(study, after: 6, registry: .standard, experiment: experiment).status
-                == .interrupted)
-        let stored = try #require(try await scratch.store.study(named: "study"))
-        let second = try await StudyRunner(
-            study: stored, store: scratch.store, registry: .standard, experiment: experiment, options: scratch.options()
-        )
-        #expect(try await second.run().status == .completed)
-        let trials = try await scratch.store.trials(ofStudy: study.id)
+        let trials = try await withTestStudy(definition) { study in
+            #expect(try await study.run(stoppingAfter: 6, experiment: experiment).status == .interrupted)
+            #expect(try await study.run(experiment: experiment).status == .completed)
+            return try await study.trials()
+        }
         #expect(trials.count == 16)
         #expect(trials.allSatisfy { $0.state == .completed })
         #expect(Set(trials.map(\.configuration)).count == 16)

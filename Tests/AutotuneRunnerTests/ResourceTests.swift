@@ -1,6 +1,7 @@
 import Autotune
 import AutotuneRunner
 import AutotuneStore
+import AutotuneTesting
 import Foundation
 import Synchronization
 import Testing
@@ -15,117 +16,125 @@ private func holder(_ trial: Int, study: String = "s") -> LeaseHolder {
 
 @Suite(.serialized) struct ResourceTests {
     @Test func fiftyConcurrentAcquirersNeverShareAGPU() async throws {
-        let scratch = try Scratch()
-        // Two stores on one file stand for two autotune processes on one machine.
-        let store = scratch.store
-        let other = try SQLiteStudyStore(path: scratch.directory.appendingPathComponent("studies.sqlite").path)
-        let gpus = (0..<4).map { GPU(index: $0) }
-        let pools = [
-            GPUPool(gpus: gpus, ledger: store, pollInterval: .milliseconds(5)),
-            GPUPool(gpus: gpus, ledger: other, pollInterval: .milliseconds(5)),
-        ]
-        let held = Shared<Set<Int>>([])
-        let overlaps = Shared(0)
-        let served = Shared(0)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for trial in 0..<50 {
-                group.addTask {
-                    let pool = pools[trial % 2]
-                    let owner = holder(trial, study: "s\(trial % 2)")
-                    let leased = try await pool.acquire(1 + trial % 2, holder: owner)
-                    held.withLock { set in
-                        if !set.isDisjoint(with: leased) { overlaps.withLock { $0 += 1 } }
-                        set.formUnion(leased)
+        try await withTestScratch { scratch throws in
+            // Two stores on one file stand for two autotune processes on one machine.
+            let store = scratch.store
+            let other = try SQLiteStudyStore(path: scratch.directory.appendingPathComponent("studies.sqlite").path)
+            let gpus = (0..<4).map { GPU(index: $0) }
+            let pools = [
+                GPUPool(gpus: gpus, ledger: store, pollInterval: .milliseconds(5)),
+                GPUPool(gpus: gpus, ledger: other, pollInterval: .milliseconds(5)),
+            ]
+            let held = Shared<Set<Int>>([])
+            let overlaps = Shared(0)
+            let served = Shared(0)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for trial in 0..<50 {
+                    group.addTask {
+                        let pool = pools[trial % 2]
+                        let owner = holder(trial, study: "s\(trial % 2)")
+                        let leased = try await pool.acquire(1 + trial % 2, holder: owner)
+                        held.withLock { set in
+                            if !set.isDisjoint(with: leased) { overlaps.withLock { $0 += 1 } }
+                            set.formUnion(leased)
+                        }
+                        try await Task.sleep(for: .milliseconds(2))
+                        held.withLock { $0.subtract(leased) }
+                        try await (trial % 2 == 0 ? store : other).release(owner)
+                        served.withLock { $0 += 1 }
                     }
-                    try await Task.sleep(for: .milliseconds(2))
-                    held.withLock { $0.subtract(leased) }
-                    try await (trial % 2 == 0 ? store : other).release(owner)
-                    served.withLock { $0 += 1 }
                 }
+                try await group.waitForAll()
             }
-            try await group.waitForAll()
+            #expect(overlaps.withLock { $0 } == 0)
+            #expect(served.withLock { $0 } == 50)
+            #expect(try await scratch.store.leases(host: "test-host").isEmpty)
         }
-        #expect(overlaps.withLock { $0 } == 0)
-        #expect(served.withLock { $0 } == 50)
-        #expect(try await scratch.store.leases(host: "test-host").isEmpty)
     }
 
     @Test func waitingTrialsAreServedFirstComeFirstServed() async throws {
-        let scratch = try Scratch()
-        let store = scratch.store
-        let pool = GPUPool(gpus: [GPU(index: 0), GPU(index: 1)], ledger: store, pollInterval: .milliseconds(5))
-        _ = try await pool.acquire(2, holder: holder(0))
-        let order = Shared<[Int]>([])
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask {
-                _ = try await pool.acquire(2, holder: holder(1))
-                order.withLock { $0.append(1) }
-                try await Task.sleep(for: .milliseconds(30))
-                try await store.release(holder(1))
+        try await withTestScratch { scratch throws in
+            let store = scratch.store
+            let pool = GPUPool(gpus: [GPU(index: 0), GPU(index: 1)], ledger: store, pollInterval: .milliseconds(5))
+            _ = try await pool.acquire(2, holder: holder(0))
+            let order = Shared<[Int]>([])
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    _ = try await pool.acquire(2, holder: holder(1))
+                    order.withLock { $0.append(1) }
+                    try await Task.sleep(for: .milliseconds(30))
+                    try await store.release(holder(1))
+                }
+                while await pool.waitingCount < 1 { await Task.yield() }
+                group.addTask {
+                    // Needs only one GPU, but arrived second: it must not overtake trial 1.
+                    _ = try await pool.acquire(1, holder: holder(2))
+                    order.withLock { $0.append(2) }
+                    try await store.release(holder(2))
+                }
+                while await pool.waitingCount < 2 { await Task.yield() }
+                try await store.release(holder(0))
+                try await group.waitForAll()
             }
-            try await Task.sleep(for: .milliseconds(50))
-            group.addTask {
-                // Needs only one GPU, but arrived second: it must not overtake trial 1.
-                _ = try await pool.acquire(1, holder: holder(2))
-                order.withLock { $0.append(2) }
-                try await store.release(holder(2))
-            }
-            try await Task.sleep(for: .milliseconds(50))
-            try await store.release(holder(0))
-            try await group.waitForAll()
+            #expect(order.withLock { $0 } == [1, 2])
         }
-        #expect(order.withLock { $0 } == [1, 2])
     }
 
     @Test func askingForMoreGPUsThanExistFailsAtOnce() async throws {
-        let scratch = try Scratch()
-        let pool = GPUPool(gpus: [GPU(index: 0), GPU(index: 1)], ledger: scratch.store)
-        await #expect(throws: ResourceError.self) { try await pool.acquire(3, holder: holder(0)) }
-        let busy = GPUPool(
-            gpus: [GPU(index: 0, memoryFreeMiB: 1000), GPU(index: 1, memoryFreeMiB: 90_000)],
-            ledger: scratch.store
-        )
-        await #expect(throws: ResourceError.self) {
-            try await busy.acquire(2, minimumFreeMemoryMiB: 40_000, holder: holder(0))
+        try await withTestScratch { scratch throws in
+            let pool = GPUPool(gpus: [GPU(index: 0), GPU(index: 1)], ledger: scratch.store)
+            await #expect(throws: ResourceError.self) { try await pool.acquire(3, holder: holder(0)) }
+            let busy = GPUPool(
+                gpus: [GPU(index: 0, memoryFreeMiB: 1000), GPU(index: 1, memoryFreeMiB: 90_000)],
+                ledger: scratch.store
+            )
+            await #expect(throws: ResourceError.self) {
+                try await busy.acquire(2, minimumFreeMemoryMiB: 40_000, holder: holder(0))
+            }
+            #expect(try await busy.acquire(1, minimumFreeMemoryMiB: 40_000, holder: holder(0)) == [1])
         }
-        #expect(try await busy.acquire(1, minimumFreeMemoryMiB: 40_000, holder: holder(0)) == [1])
     }
 
     @Test func leasesOfADeadProcessAreTakenBack() async throws {
-        let scratch = try Scratch()
-        let dead = LeaseHolder(host: "test-host", pid: 999_999, study: "s", trial: 0)
-        #expect(try await scratch.store.leaseGPUs(2, among: [0, 1], holder: dead, isAlive: { _ in true }) == [0, 1])
-        #expect(try await scratch.store.leaseGPUs(1, among: [0, 1], holder: holder(1), isAlive: { _ in true }) == nil)
-        let taken = try await scratch.store.leaseGPUs(1, among: [0, 1], holder: holder(1)) { $0 != 999_999 }
-        #expect(taken == [0])
+        try await withTestScratch { scratch throws in
+            let dead = LeaseHolder(host: "test-host", pid: 999_999, study: "s", trial: 0)
+            #expect(
+                try await scratch.store.leaseGPUs(2, among: [0, 1], holder: dead, isAlive: { _ in true }) == [0, 1])
+            #expect(
+                try await scratch.store.leaseGPUs(1, among: [0, 1], holder: holder(1), isAlive: { _ in true }) == nil)
+            let taken = try await scratch.store.leaseGPUs(1, among: [0, 1], holder: holder(1)) { $0 != 999_999 }
+            #expect(taken == [0])
+        }
     }
 
     @Test func fiftyConcurrentReservationsGetFiftyDistinctPorts() async throws {
-        let scratch = try Scratch()
-        let allocator = PortAllocator(range: 41000...41999, ledger: scratch.store)
-        let ports = try await withThrowingTaskGroup(of: Int.self) { group in
-            for trial in 0..<50 { group.addTask { try await allocator.reserve(for: holder(trial)) } }
-            return try await group.reduce(into: [Int]()) { $0.append($1) }
+        try await withTestScratch { scratch throws in
+            let allocator = PortAllocator(range: 41000...41999, ledger: scratch.store)
+            let ports = try await withThrowingTaskGroup(of: Int.self) { group in
+                for trial in 0..<50 { group.addTask { try await allocator.reserve(for: holder(trial)) } }
+                return try await group.reduce(into: [Int]()) { $0.append($1) }
+            }
+            #expect(ports.count == 50)
+            #expect(Set(ports).count == 50)
+            #expect(ports.allSatisfy { (41000...41999).contains($0) })
         }
-        #expect(ports.count == 50)
-        #expect(Set(ports).count == 50)
-        #expect(ports.allSatisfy { (41000...41999).contains($0) })
     }
 
     @Test func exhaustedPortsAreAClearErrorAndBusyPortsAreSkipped() async throws {
-        let scratch = try Scratch()
-        // A busy port with two free ones after it: other programs (a database, a cluster) hold ports too.
-        var listener = try Listener()
-        while !(Listener.bindable(listener.port + 1) && Listener.bindable(listener.port + 2)) {
-            listener = try Listener()
+        try await withTestScratch { scratch throws in
+            // A busy port with two free ones after it: other programs (a database, a cluster) hold ports too.
+            var listener = try Listener()
+            while !(Listener.bindable(listener.port + 1) && Listener.bindable(listener.port + 2)) {
+                listener = try Listener()
+            }
+            let allocator = PortAllocator(range: listener.port...(listener.port + 2), ledger: scratch.store)
+            let first = try await allocator.reserve(for: holder(0))
+            let second = try await allocator.reserve(for: holder(1))
+            #expect(!([first, second].contains(listener.port)))
+            await #expect(throws: ResourceError.self) { try await allocator.reserve(for: holder(2)) }
+            try await scratch.store.release(holder(0))
+            #expect(try await allocator.reserve(for: holder(2)) == first)
         }
-        let allocator = PortAllocator(range: listener.port...(listener.port + 2), ledger: scratch.store)
-        let first = try await allocator.reserve(for: holder(0))
-        let second = try await allocator.reserve(for: holder(1))
-        #expect(!([first, second].contains(listener.port)))
-        await #expect(throws: ResourceError.self) { try await allocator.reserve(for: holder(2)) }
-        try await scratch.store.release(holder(0))
-        #expect(try await allocator.reserve(for: holder(2)) == first)
     }
 
     @Test func theLaunchLimiterNeverLetsMoreThanItsLimitThrough() async throws {
@@ -156,7 +165,7 @@ private func holder(_ trial: Int, study: String = "s") -> LeaseHolder {
         let limiter = LaunchLimiter(limit: 1)
         try await limiter.acquire()
         let waiter = Task { try await limiter.acquire() }
-        try await Task.sleep(for: .milliseconds(20))
+        while limiter.waiting < 1 { await Task.yield() }
         waiter.cancel()
         await #expect(throws: CancellationError.self) { try await waiter.value }
         limiter.release()
@@ -211,7 +220,6 @@ final class Listener {
 
 @Suite(.serialized) struct GPUStudyTests {
     @Test func trialsSeeTheirOwnGPUsAndPortAndNeverShareAGPU() async throws {
-        let scratch = try Scratch()
         let space = try SearchSpace([
             Parameter("tp", .categorical([.int(1), .int(2)])), Parameter("x", .int(lower: 1, upper: 6)),
         ])
@@ -229,54 +237,40 @@ final class Listener {
             gpusPerTrial: GPURequest(count: .product(of: ["tp"])),
             ports: 42000...42099
         )
-        let study = try await scratch.store.createStudy(definition, taskSource: nil)
-        guard case .command(let spec) = definition.experiment else { return }
-        let checker = GPUOverlapChecker(
-            inner: CommandExperiment(spec: spec, defaultWorkingDirectory: scratch.directory)
-        )
-        let runner = try await StudyRunner(
-            study: study,
-            store: scratch.store,
-            experiment: checker,
-            options: {
-                var options = scratch.options()
-                options.ledger = scratch.store
-                options.gpus = [0, 1, 2].map { GPU(index: $0) }
-                return options
-            }()
-        )
-        #expect(try await runner.run().status == .completed)
-        let trials = try await scratch.store.trials(ofStudy: study.id)
-        #expect(trials.count == 12)
-        #expect(trials.allSatisfy { $0.state == .completed })
-        for trial in trials {
-            let gpus = try #require(trial.gpus)
-            #expect(gpus.count == Int(trial.configuration["tp"]!.numericValue!))
-            let port = try #require(trial.port)
-            let seen = try String(
-                contentsOf: scratch.directory.appendingPathComponent("trials/study/\(trial.number)/seen"),
-                encoding: .utf8
-            ).trimmingCharacters(in: .whitespacesAndNewlines)
-            let list = gpus.map(String.init).joined(separator: ",")
-            #expect(seen == "\(list) \(list) \(port)")
+        try await withTestStudy(definition) { study in
+            guard case .command(let spec) = definition.experiment else { return }
+            let checker = GPUOverlapChecker(
+                inner: CommandExperiment(spec: spec, defaultWorkingDirectory: study.scratch.directory)
+            )
+            let gpus = FixedGPUInventory(count: 3).gpus
+            #expect(try await study.run(experiment: checker, options: study.options(gpus: gpus)).status == .completed)
+            let trials = try await study.trials()
+            #expect(trials.count == 12)
+            #expect(trials.allSatisfy { $0.state == .completed })
+            for trial in trials {
+                let gpus = try #require(trial.gpus)
+                #expect(gpus.count == Int(trial.configuration["tp"]!.numericValue!))
+                let port = try #require(trial.port)
+                let seen = try String(
+                    contentsOf: study.trialDirectory(trial.number).appendingPathComponent("seen"), encoding: .utf8
+                ).trimmingCharacters(in: .whitespacesAndNewlines)
+                let list = gpus.map(String.init).joined(separator: ",")
+                #expect(seen == "\(list) \(list) \(port)")
+            }
+            #expect(checker.overlaps == 0)
+            #expect(checker.peak >= 2)
+            #expect(try await study.store.leases(host: RunnerIdentity.current.host).isEmpty)
         }
-        #expect(checker.overlaps == 0)
-        #expect(checker.peak >= 2)
-        #expect(try await scratch.store.leases(host: RunnerIdentity.current.host).isEmpty)
     }
 
     @Test func aTrialAskingForMoreGPUsThanThePoolHasFailsAtOnce() async throws {
-        let scratch = try Scratch()
         var definition = definition(space: try gridSpace(), maxTrials: 2, parallel: 2, command: ["true"])
         definition.resources = Resources(gpus: .declared([0, 1]), gpusPerTrial: GPURequest(count: .fixed(4)))
         definition.objective = .minimize("wall_time")
-        let study = try await scratch.store.createStudy(definition, taskSource: nil)
-        var options = scratch.options()
-        options.ledger = scratch.store
-        options.gpus = [GPU(index: 0), GPU(index: 1)]
-        let runner = try await StudyRunner(study: study, store: scratch.store, options: options)
-        _ = try await runner.run()
-        let trials = try await scratch.store.trials(ofStudy: study.id)
+        let trials = try await withTestStudy(definition) { study in
+            _ = try await study.run(options: study.options(gpus: FixedGPUInventory(count: 2).gpus))
+            return try await study.trials()
+        }
         #expect(trials.count == 2)
         for trial in trials {
             #expect(trial.error?.stage == .resources)

@@ -1,3 +1,4 @@
+import Autotune
 import Foundation
 import Testing
 
@@ -9,16 +10,12 @@ struct SlurmTests {
     private func request(in directory: URL, arguments: [String], environment: [String: String] = [:]) -> ProgramRequest
     {
         ProgramRequest(
-            arguments: arguments,
-            environment: environment,
-            workingDirectory: directory,
+            RenderedProgram(arguments: arguments, environment: environment, workingDirectory: directory.path),
             standardOutput: directory.appendingPathComponent("stdout.log"),
             standardError: directory.appendingPathComponent("stderr.log"),
             killGrace: .seconds(5),
-            trialDirectory: directory,
-            name: "autotune-s-3",
-            gpuCount: 2,
-            timeLimit: 61
+            scheduling: SchedulingHints(
+                trialDirectory: directory, name: "autotune-s-3", gpuCount: 2, timeLimit: .seconds(61))
         )
     }
 

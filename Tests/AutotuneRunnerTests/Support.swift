@@ -9,52 +9,6 @@ import Testing
     import Glibc
 #endif
 
-/// A scratch directory with a real SQLite file, removed at the end of the test.
-struct Scratch: ~Copyable {
-    let directory: URL
-    let store: SQLiteStudyStore
-
-    init() throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("autotune-test-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        store = try SQLiteStudyStore(path: directory.appendingPathComponent("studies.sqlite").path)
-    }
-
-    deinit { try? FileManager.default.removeItem(at: directory) }
-
-    /// Runs `study` until `count` trials have finished in this run, then asks the runner to stop with `mode`.
-    func runUntilStopped(
-        _ study: StoredStudy,
-        after count: Int,
-        mode: StudyRunner.StopMode = .cancel,
-        registry: StrategyRegistry = .builtIn,
-        experiment: any Experiment
-    ) async throws -> StudyRunner.Outcome {
-        let stopper = StopAfter(count: count, mode: mode)
-        let runner = try await StudyRunner(
-            study: study,
-            store: store,
-            registry: registry,
-            experiment: experiment,
-            options: options(progress: stopper)
-        )
-        stopper.runner.withLock { $0 = runner }
-        return try await runner.run()
-    }
-
-    func options(
-        parallel: Int? = nil,
-        progress: any ProgressReporter = SilentProgress()
-    ) -> StudyRunner.Options {
-        StudyRunner.Options(
-            parallel: parallel,
-            trialsDirectory: directory.appendingPathComponent("trials"),
-            workingDirectory: directory,
-            progress: progress
-        )
-    }
-}
-
 /// A 12-point grid: level 1...3 × long × mode a/b.
 func gridSpace() throws -> SearchSpace {
     try SearchSpace([
@@ -132,4 +86,13 @@ final class Shared<Value: Sendable>: Sendable {
     init(_ value: Value) { mutex = Mutex(value) }
 
     func withLock<T>(_ body: (inout Value) -> T) -> T { mutex.withLock { body(&$0) } }
+}
+
+/// A list concurrent tasks append to.
+final class Collected<Element: Sendable>: Sendable {
+    private let values = Mutex<[Element]>([])
+
+    func append(_ value: Element) { values.withLock { $0.append(value) } }
+
+    var all: [Element] { values.withLock { $0 } }
 }

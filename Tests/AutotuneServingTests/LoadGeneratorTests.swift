@@ -50,7 +50,8 @@ private func freePort() -> Int {
 
     @Test func errorsAreCountedNotFatal() async throws {
         let spec = LoadSpec(
-            concurrency: [2], requests: 4, inputTokens: 4, outputTokens: 4, warmupRequests: 0, requestTimeout: 2)
+            concurrency: [2], requests: 4, inputTokens: 4, outputTokens: 4, warmupRequests: 0,
+            requestTimeout: .seconds(2))
         let levels = try await LoadGenerator(spec: spec, model: "m").run(baseURL: "http://127.0.0.1:9")
         #expect(levels.count == 1)
         #expect(levels[0].metrics["success_rate"] == 0)

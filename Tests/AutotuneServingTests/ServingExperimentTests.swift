@@ -39,7 +39,7 @@ private func context(port: Int? = 30005, gpus: [Int]? = [2, 3]) throws -> TrialC
             benchmark: .load(LoadSpec())
         )
         let arguments = try ServingExperiment(spec: spec, defaultWorkingDirectory: URL(fileURLWithPath: "/"))
-            .serverArguments(for: context())
+            .commandLine(for: context())
         #expect(
             arguments == [
                 "vllm", "serve", "meta-llama/Llama-3.1-8B-Instruct", "--port", "30005", "--tensor-parallel-size", "2",
@@ -66,7 +66,7 @@ private func context(port: Int? = 30005, gpus: [Int]? = [2, 3]) throws -> TrialC
             benchmark: .load(LoadSpec())
         )
         let arguments = try ServingExperiment(spec: spec, defaultWorkingDirectory: URL(fileURLWithPath: "/"))
-            .serverArguments(for: context())
+            .commandLine(for: context())
         let home = ProcessInfo.processInfo.environment["HOME"] ?? ""
         #expect(
             arguments == [

@@ -1,88 +1,82 @@
 import Autotune
-import AutotuneStore
+import AutotuneTesting
 import Foundation
 import GRDB
 import Testing
 
-private func definition(_ name: String = "s") throws -> StudyDefinition {
-    StudyDefinition(
-        name: name,
-        space: try SearchSpace([Parameter("n", .int(lower: 1, upper: 8)), Parameter("x", .float(lower: 0, upper: 1))]),
-        objective: .maximize("score"),
-        strategy: StrategySpec(name: "random"),
-        budget: Budget(maxTrials: 10),
-        experiment: .command(CommandSpec(command: [Template("true")]))
+@testable import AutotuneStore
+
+/// A store that drops checkpoints and every trial's metrics: what the conformance suite must catch.
+private struct ForgetfulStore: StudyStore, ResourceLedger {
+    let wrapping: SQLiteStudyStore
+
+    func createStudy(_ definition: StudyDefinition, taskSource: String?) async throws -> StoredStudy {
+        try await wrapping.createStudy(definition, taskSource: taskSource)
+    }
+    func study(named name: String) async throws -> StoredStudy? { try await wrapping.study(named: name) }
+    func studies() async throws -> [StoredStudy] { try await wrapping.studies() }
+    func trials(ofStudy studyID: Int64) async throws -> [Trial] { try await wrapping.trials(ofStudy: studyID) }
+    func saveLaunched(_ trials: [Trial], studyID: Int64, checkpoint: Data?) async throws {
+        try await wrapping.saveLaunched(trials, studyID: studyID, checkpoint: nil)
+    }
+    func saveFinished(_ trial: Trial, studyID: Int64, checkpoint: Data?, best: BestTrial?, elapsedSeconds: Double)
+        async throws
+    {
+        var trial = trial
+        trial.metrics = [:]
+        try await wrapping.saveFinished(
+            trial, studyID: studyID, checkpoint: checkpoint, best: best, elapsedSeconds: elapsedSeconds)
+    }
+    func saveRequeued(_ trials: [Trial], studyID: Int64) async throws {
+        try await wrapping.saveRequeued(trials, studyID: studyID)
+    }
+    func saveHeartbeat(studyID: Int64, elapsedSeconds: Double) async throws {
+        try await wrapping.saveHeartbeat(studyID: studyID, elapsedSeconds: elapsedSeconds)
+    }
+    func saveStatus(_ status: StudyStatus, studyID: Int64, runner: RunnerIdentity?, elapsedSeconds: Double)
+        async throws
+    {
+        try await wrapping.saveStatus(status, studyID: studyID, runner: runner, elapsedSeconds: elapsedSeconds)
+    }
+    func leaseGPUs(
+        _ count: Int, among candidates: [Int], holder: LeaseHolder, isAlive: @escaping @Sendable (Int32) -> Bool
     )
+        async throws -> [Int]?
+    {
+        try await wrapping.leaseGPUs(count, among: candidates, holder: holder, isAlive: isAlive)
+    }
+    func reservePort(
+        in range: ClosedRange<Int>, holder: LeaseHolder, isAlive: @escaping @Sendable (Int32) -> Bool,
+        isBindable: @escaping @Sendable (Int) -> Bool
+    ) async throws -> Int? {
+        try await wrapping.reservePort(in: range, holder: holder, isAlive: isAlive, isBindable: isBindable)
+    }
+    func release(_ holder: LeaseHolder) async throws { try await wrapping.release(holder) }
+    func leases(host: String) async throws -> [ResourceLease] { try await wrapping.leases(host: host) }
 }
 
 @Suite struct SQLiteStudyStoreTests {
-    @Test func studiesRoundTripAndNamesAreUnique() async throws {
-        let store = try SQLiteStudyStore(database: DatabaseQueue())
-        let created = try await store.createStudy(try definition(), taskSource: "name: s")
-        let loaded = try #require(try await store.study(named: "s"))
-        #expect(loaded.id == created.id)
-        #expect(loaded.definition == (try definition()))
-        #expect(loaded.taskSource == "name: s")
-        #expect(loaded.status == .running)
-        await #expect(throws: StoreError.studyExists("s")) {
-            try await store.createStudy(try definition(), taskSource: nil)
-        }
-        #expect(try await store.study(named: "other") == nil)
+    /// The contract every store keeps, on a real file.
+    @Test func keepsTheStoreContract() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("autotune-store-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let store = try SQLiteStudyStore(path: directory.appendingPathComponent("studies.sqlite").path)
+        let problems = await StudyStoreConformance(store).run()
+        #expect(problems.isEmpty, "\(problems)")
     }
 
-    @Test func trialsCheckpointsAndTheBestAreSavedTogether() async throws {
-        let store = try SQLiteStudyStore(database: DatabaseQueue())
-        let study = try await store.createStudy(try definition(), taskSource: nil)
-        var trial = Trial(number: 0, configuration: Configuration(["n": .int(3), "x": .double(0.25)]))
-        trial.state = .running
-        trial.attempt = 1
-        trial.startedAt = Date(timeIntervalSince1970: 1_000)
-        try await store.saveLaunched([trial], studyID: study.id, checkpoint: Data("after-ask".utf8))
-        #expect(try await store.trials(ofStudy: study.id) == [trial])
-
-        trial.state = .completed
-        trial.metrics = ["score": 2.5, "wall_time": 0.1]
-        trial.timings = ["run": 0.1]
-        trial.score = 2.5
-        trial.finishedAt = Date(timeIntervalSince1970: 1_001)
-        try await store.saveFinished(
-            trial,
-            studyID: study.id,
-            checkpoint: Data("after-tell".utf8),
-            best: BestTrial(number: 0, score: 2.5),
-            elapsedSeconds: 12
-        )
-        let stored = try #require(try await store.study(named: "s"))
-        #expect(stored.checkpoint == Data("after-tell".utf8))
-        #expect(stored.best == BestTrial(number: 0, score: 2.5))
-        #expect(stored.elapsedSeconds == 12)
-        #expect(try await store.trials(ofStudy: study.id) == [trial])
+    /// The in-memory store of AutotuneTesting keeps the same contract, shared-study checks included, so tests of
+    /// workers can rely on it.
+    @Test func theInMemoryStoreKeepsTheSharedContract() async throws {
+        let problems = await StudyStoreConformance(InMemoryStudyStore()).runShared()
+        #expect(problems.isEmpty, "\(problems)")
     }
 
-    @Test func failuresKeepTheirStageAndMessage() async throws {
-        let store = try SQLiteStudyStore(database: DatabaseQueue())
-        let study = try await store.createStudy(try definition(), taskSource: nil)
-        var trial = Trial(number: 4, configuration: Configuration(["n": .int(1), "x": .double(0)]))
-        trial.state = .failed
-        trial.error = TrialError(stage: .run, message: "exit status 3; last output:\nboom")
-        try await store.saveFinished(trial, studyID: study.id, checkpoint: nil, best: nil, elapsedSeconds: 1)
-        let loaded = try #require(try await store.trials(ofStudy: study.id).first)
-        #expect(loaded.error == trial.error)
-        #expect(loaded.state == .failed)
-    }
-
-    @Test func statusAndRunnerAreRecorded() async throws {
-        let store = try SQLiteStudyStore(database: DatabaseQueue())
-        let study = try await store.createStudy(try definition(), taskSource: nil)
-        try await store.saveStatus(
-            .interrupted, studyID: study.id, runner: RunnerIdentity(host: "h", pid: 42), elapsedSeconds: 3)
-        var loaded = try #require(try await store.study(named: "s"))
-        #expect(loaded.status == .interrupted)
-        #expect(loaded.runner == RunnerIdentity(host: "h", pid: 42))
-        try await store.saveStatus(.completed, studyID: study.id, runner: nil, elapsedSeconds: 4)
-        loaded = try #require(try await store.study(named: "s"))
-        #expect(loaded.runner == nil)
-        #expect(loaded.elapsedSeconds == 4)
+    /// The suite finds a store that loses what it is given.
+    @Test func theSuiteCatchesAStoreThatBreaksTheContract() async throws {
+        let problems = await StudyStoreConformance(ForgetfulStore(wrapping: try SQLiteStudyStore.inMemory())).run()
+        #expect(problems.contains("an ask's checkpoint is not saved with its trials"))
+        #expect(problems.contains("a finished trial does not read back field for field"))
     }
 
     @Test func aFileStoreUsesWALAndIndexesTrialsByState() async throws {

@@ -68,13 +68,13 @@ private let valid = """
         #expect(
             definition.strategy
                 == StrategySpec(name: "grid", options: ["order": .string("declared"), "resolution": .number(3)]))
-        #expect(definition.budget == Budget(maxTrials: 12, maxSeconds: 5400))
-        #expect(definition.timeouts == Timeouts(trial: 90, killGrace: 0.5))
+        #expect(definition.budget == Budget(maxTrials: 12, maxTime: .seconds(5400)))
+        #expect(definition.timeouts == Timeouts(trial: .seconds(90), killGrace: .milliseconds(500)))
         #expect(definition.lostTrials == .fail)
         guard case .command(let command) = definition.experiment else { return }
-        #expect(command.command.map(\.text) == ["zstd", "-b{level}", "{model}", "{trial_dir}/out"])
-        #expect(command.placedParameters == ["level", "model", "trial_dir"])
-        #expect(command.workingDirectory?.text == "/work/here/data")
+        #expect(command.program.command.map(\.text) == ["zstd", "-b{level}", "{model}", "{trial_dir}/out"])
+        #expect(command.program.placedParameters == ["level", "model", "trial_dir"])
+        #expect(command.program.workingDirectory?.text == "/work/here/data")
         #expect(command.metrics.stdoutJSON == false)
         #expect(command.metrics.patterns["ratio"] == #"\(([0-9.]+)\)"#)
     }

@@ -57,6 +57,9 @@ public struct GridSearch: Strategy {
     /// The number of grid points.
     public var pointCount: Int { total }
 
+    /// The grid's size.
+    public var proposalLimit: Int? { total }
+
     /// The next grid points not already in the study.
     public mutating func ask(_ count: Int, history: StudyHistory) throws -> [Configuration] {
         var batch: [Configuration] = []

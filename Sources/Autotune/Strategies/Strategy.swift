@@ -26,9 +26,16 @@ public protocol Strategy: Sendable {
     /// Whether the strategy will never propose anything again (a grid that ran out, a finite space that is
     /// used up).
     var isExhausted: Bool { get }
+
+    /// How many configurations the strategy can ever propose, when it knows (a grid's size), so progress can
+    /// show how far along a study is.
+    var proposalLimit: Int? { get }
 }
 
 extension Strategy {
+    /// Most strategies can propose without end.
+    public var proposalLimit: Int? { nil }
+
     /// The state as JSON, as the store keeps it.
     public func encodedState() throws -> Data {
         let encoder = JSONEncoder()

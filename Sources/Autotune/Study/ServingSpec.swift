@@ -18,17 +18,36 @@ public struct ServingSpec: Sendable, Hashable, Codable {
 /// Time limits of a serving trial's stages.
 public struct StageTimeouts: Sendable, Hashable, Codable {
     /// Starting the server process (or container).
-    public var deploy: Double
+    public var deploy: Duration
     /// From start until the health check answers 200.
-    public var ready: Double
+    public var ready: Duration
     /// Warm-up and benchmark together.
-    public var benchmark: Double
+    public var benchmark: Duration
 
     /// Creates limits; the defaults suit a small model on one GPU.
-    public init(deploy: Double = 60, ready: Double = 600, benchmark: Double = 1800) {
+    public init(deploy: Duration = .seconds(60), ready: Duration = .seconds(600), benchmark: Duration = .seconds(1800))
+    {
         self.deploy = deploy
         self.ready = ready
         self.benchmark = benchmark
+    }
+
+    private enum CodingKeys: String, CodingKey { case deploy, ready, benchmark }
+
+    /// Decodes limits stored as seconds.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        deploy = try container.decodeSeconds(forKey: .deploy)
+        ready = try container.decodeSeconds(forKey: .ready)
+        benchmark = try container.decodeSeconds(forKey: .benchmark)
+    }
+
+    /// Encodes the limits as seconds.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encodeSeconds(deploy, forKey: .deploy)
+        try container.encodeSeconds(ready, forKey: .ready)
+        try container.encodeSeconds(benchmark, forKey: .benchmark)
     }
 }
 
@@ -42,14 +61,8 @@ public struct ServerSpec: Sendable, Hashable, Codable {
         case docker(DockerSpec)
     }
 
-    /// The server's argv; placeholders as for commands plus `{port}`, `{gpus}`, `{model}`.
-    public var command: [Template]
-    /// Extra environment variables.
-    public var environment: [String: Template]
-    /// The working directory (absolute, a template).
-    public var workingDirectory: Template?
-    /// Whether parameters the command does not place are appended as flags.
-    public var appendFlags: Bool
+    /// The server's program; placeholders as for commands plus `{model}`.
+    public var program: ProgramTemplate
     /// The health path polled until it answers 200 (`/health`, `/v1/models`).
     public var healthPath: String
     /// The model name sent in requests and available as `{model}`.
@@ -59,6 +72,19 @@ public struct ServerSpec: Sendable, Hashable, Codable {
 
     /// Creates a spec.
     public init(
+        program: ProgramTemplate,
+        healthPath: String = "/health",
+        model: String = "model",
+        launcher: Launcher = .process
+    ) {
+        self.program = program
+        self.healthPath = healthPath
+        self.model = model
+        self.launcher = launcher
+    }
+
+    /// Creates a spec from the program's parts.
+    public init(
         command: [Template],
         environment: [String: Template] = [:],
         workingDirectory: Template? = nil,
@@ -67,18 +93,34 @@ public struct ServerSpec: Sendable, Hashable, Codable {
         model: String = "model",
         launcher: Launcher = .process
     ) {
-        self.command = command
-        self.environment = environment
-        self.workingDirectory = workingDirectory
-        self.appendFlags = appendFlags
-        self.healthPath = healthPath
-        self.model = model
-        self.launcher = launcher
+        self.init(
+            program: ProgramTemplate(
+                command: command, environment: environment, workingDirectory: workingDirectory,
+                appendFlags: appendFlags),
+            healthPath: healthPath,
+            model: model,
+            launcher: launcher
+        )
     }
 
-    /// The parameters the templates place themselves.
-    public var placedParameters: Set<String> {
-        Set(command.flatMap(\.placeholders)).union(environment.values.flatMap(\.placeholders))
+    private enum CodingKeys: String, CodingKey { case healthPath, model, launcher }
+
+    /// Decodes the program's fields beside the server's own, the shape stored studies have always had.
+    public init(from decoder: any Decoder) throws {
+        program = try ProgramTemplate(from: decoder)
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        healthPath = try container.decode(String.self, forKey: .healthPath)
+        model = try container.decode(String.self, forKey: .model)
+        launcher = try container.decode(Launcher.self, forKey: .launcher)
+    }
+
+    /// Encodes the program's fields beside the server's own.
+    public func encode(to encoder: any Encoder) throws {
+        try program.encode(to: encoder)
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(healthPath, forKey: .healthPath)
+        try container.encode(model, forKey: .model)
+        try container.encode(launcher, forKey: .launcher)
     }
 }
 
@@ -128,16 +170,16 @@ public struct LoadSpec: Sendable, Hashable, Codable {
     public var rates: [Double]
     /// Requests measured per level (when `duration` is not given).
     public var requests: Int
-    /// Seconds per level, instead of a request count.
-    public var duration: Double?
+    /// How long each level lasts, instead of a request count.
+    public var duration: Duration?
     /// Prompt length in words (about tokens).
     public var inputTokens: Int
     /// `max_tokens` of every request.
     public var outputTokens: Int
     /// Requests sent before measuring, not counted.
     public var warmupRequests: Int
-    /// Seconds one request may take before it counts as an error.
-    public var requestTimeout: Double
+    /// How long one request may take before it counts as an error.
+    public var requestTimeout: Duration
 
     /// Creates settings; by default one closed-loop level of 8.
     public init(
@@ -145,11 +187,11 @@ public struct LoadSpec: Sendable, Hashable, Codable {
         concurrency: [Int] = [8],
         rates: [Double] = [],
         requests: Int = 64,
-        duration: Double? = nil,
+        duration: Duration? = nil,
         inputTokens: Int = 256,
         outputTokens: Int = 128,
         warmupRequests: Int = 2,
-        requestTimeout: Double = 120
+        requestTimeout: Duration = .seconds(120)
     ) {
         self.endpoint = endpoint
         self.concurrency = concurrency
@@ -160,6 +202,39 @@ public struct LoadSpec: Sendable, Hashable, Codable {
         self.outputTokens = outputTokens
         self.warmupRequests = warmupRequests
         self.requestTimeout = requestTimeout
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case endpoint, concurrency, rates, requests, duration, inputTokens, outputTokens, warmupRequests
+        case requestTimeout
+    }
+
+    /// Decodes settings whose times are stored as seconds.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        endpoint = try container.decode(Endpoint.self, forKey: .endpoint)
+        concurrency = try container.decode([Int].self, forKey: .concurrency)
+        rates = try container.decode([Double].self, forKey: .rates)
+        requests = try container.decode(Int.self, forKey: .requests)
+        duration = try container.decodeSecondsIfPresent(forKey: .duration)
+        inputTokens = try container.decode(Int.self, forKey: .inputTokens)
+        outputTokens = try container.decode(Int.self, forKey: .outputTokens)
+        warmupRequests = try container.decode(Int.self, forKey: .warmupRequests)
+        requestTimeout = try container.decodeSeconds(forKey: .requestTimeout)
+    }
+
+    /// Encodes the settings, times as seconds.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(endpoint, forKey: .endpoint)
+        try container.encode(concurrency, forKey: .concurrency)
+        try container.encode(rates, forKey: .rates)
+        try container.encode(requests, forKey: .requests)
+        try container.encodeSecondsIfPresent(duration, forKey: .duration)
+        try container.encode(inputTokens, forKey: .inputTokens)
+        try container.encode(outputTokens, forKey: .outputTokens)
+        try container.encode(warmupRequests, forKey: .warmupRequests)
+        try container.encodeSeconds(requestTimeout, forKey: .requestTimeout)
     }
 }
 

@@ -33,16 +33,14 @@ public protocol SharedStudyStore: StudyStore, ResourceLedger {
     /// raises the study's running time to `elapsedSeconds` if it is behind.
     func heartbeat(studyID: Int64, worker: RunnerIdentity, elapsedSeconds: Double) async throws
 
-    /// Takes back running trials whose heartbeat is older than `seconds`, releasing their resource leases.
+    /// Takes back running trials whose heartbeat is older than `age`, releasing their resource leases: they stay
+    /// running, claimed by `worker`, which then re-queues or fails them as the study's book says.
     ///
     /// `cleanUp` runs for each before any other worker can claim it (to end what the dead worker left
-    /// running, which a new attempt's records would otherwise replace). With ``LostTrialPolicy/requeue`` they
-    /// then become pending for any worker; with ``LostTrialPolicy/fail`` they stay running, claimed by `worker`,
-    /// which then finishes them as failed.
+    /// running, which a new attempt's records would otherwise replace).
     func reclaimStale(
         studyID: Int64,
-        olderThan seconds: Double,
-        policy: LostTrialPolicy,
+        olderThan age: Duration,
         worker: RunnerIdentity,
         cleanUp: (ReclaimedTrial) async -> Void
     ) async throws -> [ReclaimedTrial]
@@ -71,23 +69,17 @@ public struct SharedStudyState: Sendable {
     }
 }
 
-/// New trials from an ask under the study's lock, and what the worker learnt about the study's progress.
+/// New trials from an ask under the study's lock.
 public struct SharedProposal: Sendable {
     /// The trials to start, numbered; saved as running.
     public var trials: [Trial]
     /// The strategy's state after the ask; `nil` when it did not ask.
     public var checkpoint: Data?
-    /// Whether the study can produce no more trials (budget spent or strategy exhausted).
-    public var exhausted: Bool
-    /// Trials running or pending, of every worker, before these.
-    public var unfinished: Int
 
     /// Creates a proposal.
-    public init(trials: [Trial], checkpoint: Data?, exhausted: Bool, unfinished: Int) {
+    public init(trials: [Trial], checkpoint: Data?) {
         self.trials = trials
         self.checkpoint = checkpoint
-        self.exhausted = exhausted
-        self.unfinished = unfinished
     }
 }
 
@@ -107,7 +99,7 @@ public struct SharedVerdict: Sendable {
 
 /// A trial taken back from a worker that stopped stamping it.
 public struct ReclaimedTrial: Sendable, Hashable {
-    /// The trial, pending again (or still running, claimed by the reclaiming worker, to be failed).
+    /// The trial, still running, now claimed by the reclaiming worker.
     public var trial: Trial
     /// The worker that had it.
     public var previousWorker: RunnerIdentity?

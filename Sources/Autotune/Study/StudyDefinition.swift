@@ -80,32 +80,64 @@ public struct StrategySpec: Sendable, Hashable, Codable {
 public struct Budget: Sendable, Hashable, Codable {
     /// The most trials the study creates; re-queued trials count once.
     public var maxTrials: Int?
-    /// The most seconds of running time, summed over every run and resume of the study.
-    public var maxSeconds: Double?
+    /// The most running time, summed over every run and resume of the study.
+    public var maxTime: Duration?
 
     /// Creates a budget; `nil` fields do not limit.
-    public init(maxTrials: Int? = nil, maxSeconds: Double? = nil) {
+    public init(maxTrials: Int? = nil, maxTime: Duration? = nil) {
         self.maxTrials = maxTrials
-        self.maxSeconds = maxSeconds
+        self.maxTime = maxTime
     }
 
-    /// Whether `elapsedSeconds` of running time use up the time budget.
-    public func timeIsUp(after elapsedSeconds: Double) -> Bool {
-        maxSeconds.map { elapsedSeconds >= $0 } ?? false
+    /// Whether `elapsed` running time uses up the time budget.
+    public func timeIsUp(after elapsed: Duration) -> Bool {
+        maxTime.map { elapsed >= $0 } ?? false
+    }
+
+    private enum CodingKeys: String, CodingKey { case maxTrials, maxSeconds }
+
+    /// Decodes a budget whose time is stored as seconds.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        maxTrials = try container.decodeIfPresent(Int.self, forKey: .maxTrials)
+        maxTime = try container.decodeSecondsIfPresent(forKey: .maxSeconds)
+    }
+
+    /// Encodes the budget, its time as seconds.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encodeIfPresent(maxTrials, forKey: .maxTrials)
+        try container.encodeSecondsIfPresent(maxTime, forKey: .maxSeconds)
     }
 }
 
 /// Time limits of a study's trials.
 public struct Timeouts: Sendable, Hashable, Codable {
-    /// Seconds a whole trial may take before it is stopped and failed.
-    public var trial: Double?
-    /// Seconds a stopped trial's processes get between SIGTERM and SIGKILL.
-    public var killGrace: Double
+    /// How long a whole trial may take before it is stopped and failed.
+    public var trial: Duration?
+    /// How long a stopped trial's processes get between SIGTERM and SIGKILL.
+    public var killGrace: Duration
 
     /// Creates time limits.
-    public init(trial: Double? = nil, killGrace: Double = 5) {
+    public init(trial: Duration? = nil, killGrace: Duration = .seconds(5)) {
         self.trial = trial
         self.killGrace = killGrace
+    }
+
+    private enum CodingKeys: String, CodingKey { case trial, killGrace }
+
+    /// Decodes limits stored as seconds.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        trial = try container.decodeSecondsIfPresent(forKey: .trial)
+        killGrace = try container.decodeSeconds(forKey: .killGrace)
+    }
+
+    /// Encodes the limits as seconds.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encodeSecondsIfPresent(trial, forKey: .trial)
+        try container.encodeSeconds(killGrace, forKey: .killGrace)
     }
 }
 
@@ -133,21 +165,20 @@ public enum ExperimentSpec: Sendable, Hashable, Codable {
     }
 }
 
-/// A command experiment: an argv template run without a shell.
+/// A command experiment: a program run to its end, without a shell, whose metrics are read from its output.
 public struct CommandSpec: Sendable, Hashable, Codable {
-    /// The argv, each element a ``Template``; placeholders are parameter names and `trial`, `trial_dir`,
-    /// `study`, `seed`.
-    public var command: [Template]
-    /// Extra environment variables, values being templates.
-    public var environment: [String: Template]
-    /// The working directory (a template); the trial's directory when `nil`.
-    public var workingDirectory: Template?
-    /// Whether parameters the command does not place are appended as flags.
-    public var appendFlags: Bool
+    /// The program; placeholders are parameter names and `trial`, `trial_dir`, `study`, `seed`, `port`, `gpus`.
+    public var program: ProgramTemplate
     /// Where the metrics come from.
     public var metrics: MetricsSource
 
     /// Creates a command spec.
+    public init(program: ProgramTemplate, metrics: MetricsSource = MetricsSource()) {
+        self.program = program
+        self.metrics = metrics
+    }
+
+    /// Creates a command spec from the program's parts.
     public init(
         command: [Template],
         environment: [String: Template] = [:],
@@ -155,24 +186,32 @@ public struct CommandSpec: Sendable, Hashable, Codable {
         appendFlags: Bool = true,
         metrics: MetricsSource = MetricsSource()
     ) {
-        self.command = command
-        self.environment = environment
-        self.workingDirectory = workingDirectory
-        self.appendFlags = appendFlags
-        self.metrics = metrics
+        self.init(
+            program: ProgramTemplate(
+                command: command, environment: environment, workingDirectory: workingDirectory,
+                appendFlags: appendFlags),
+            metrics: metrics
+        )
     }
 
     /// Whether any template uses `{port}`, so each trial needs a reserved port.
     public var usesPort: Bool {
-        let templates = command + Array(environment.values) + [metrics.file].compactMap { $0 }
-        return templates.contains { $0.placeholders.contains("port") }
+        program.placeholders.union(metrics.file?.placeholders ?? []).contains("port")
     }
 
-    /// The names of the parameters the command template places itself.
-    public var placedParameters: Set<String> {
-        var names = Set(command.flatMap(\.placeholders))
-        names.formUnion(environment.values.flatMap(\.placeholders))
-        return names
+    private enum CodingKeys: String, CodingKey { case metrics }
+
+    /// Decodes the program's fields beside `metrics`, the shape stored studies have always had.
+    public init(from decoder: any Decoder) throws {
+        program = try ProgramTemplate(from: decoder)
+        metrics = try decoder.container(keyedBy: CodingKeys.self).decode(MetricsSource.self, forKey: .metrics)
+    }
+
+    /// Encodes the program's fields beside `metrics`.
+    public func encode(to encoder: any Encoder) throws {
+        try program.encode(to: encoder)
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(metrics, forKey: .metrics)
     }
 }
 

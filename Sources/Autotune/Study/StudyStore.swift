@@ -126,21 +126,46 @@ public struct RunnerIdentity: Sendable, Hashable, Codable {
 }
 
 /// A store operation that cannot be done, naming the study or trial.
-public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
-    /// A study with this name exists already.
-    case studyExists(String)
-    /// A row cannot be decoded.
-    case corrupt(String)
-    /// The database cannot be reached or refused the operation.
-    case unavailable(String)
+public struct StoreError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// What went wrong.
+    public struct Code: Sendable, Hashable, CustomStringConvertible {
+        private enum Kind: String, Sendable, Hashable {
+            case studyExists, corrupt, unavailable
+        }
+
+        private let kind: Kind
+
+        private init(_ kind: Kind) { self.kind = kind }
+
+        /// A study with this name exists already.
+        public static let studyExists = Self(.studyExists)
+        /// A row or the database file cannot be read.
+        public static let corrupt = Self(.corrupt)
+        /// The database cannot be reached or refused the operation.
+        public static let unavailable = Self(.unavailable)
+
+        /// The code's name.
+        public var description: String { kind.rawValue }
+    }
+
+    /// What went wrong.
+    public var code: Code
+    /// What a person needs to know: the study, the trial, the database.
+    public var message: String
+
+    /// Creates an error.
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    /// A study called `name` exists already.
+    public static func studyExists(_ name: String) -> Self {
+        Self(.studyExists, "a study named '\(name)' exists already (use `autotune resume \(name)`, or --study NAME)")
+    }
 
     /// A message for a person.
     public var description: String {
-        switch self {
-        case .studyExists(let name):
-            "a study named '\(name)' exists already (use `autotune resume \(name)`, or --study NAME)"
-        case .corrupt(let message): "the database is damaged: \(message)"
-        case .unavailable(let message): message
-        }
+        code == .corrupt ? "the database is damaged: \(message)" : message
     }
 }

@@ -15,57 +15,52 @@ public struct CommandExperiment: Experiment {
     public var defaultWorkingDirectory: URL
     /// Where the command runs: here, or as a Slurm job.
     public var runner: any ProgramRunner
-
-    /// Lines of stderr (or stdout) quoted in a failure message.
-    static let tailLines = 15
+    /// Placeholders beyond the trial's own, e.g. `autotune` (this executable's path).
+    public var extraPlaceholders: [String: String]
 
     /// Creates the experiment.
-    public init(spec: CommandSpec, defaultWorkingDirectory: URL, runner: any ProgramRunner = LocalProgramRunner()) {
+    public init(
+        spec: CommandSpec,
+        defaultWorkingDirectory: URL,
+        runner: any ProgramRunner = LocalProgramRunner(),
+        extraPlaceholders: [String: String] = [:]
+    ) {
         self.spec = spec
         self.defaultWorkingDirectory = defaultWorkingDirectory
         self.runner = runner
+        self.extraPlaceholders = extraPlaceholders
+    }
+
+    private func placeholderValues(_ context: TrialContext) -> [String: String] {
+        context.placeholderValues.merging(extraPlaceholders) { own, _ in own }
     }
 
     /// Slurm gives a job its GPUs; here the runner leases them.
     public var schedulerAssignsGPUs: Bool { runner.assignsGPUs }
 
     /// The argv for a trial: the rendered template plus the flags of parameters it does not place.
-    public func arguments(for context: TrialContext) throws -> [String] {
-        let values = context.placeholderValues
-        var arguments = try spec.command.map { template in
-            do {
-                return try template.render(values)
-            } catch {
-                throw ExperimentError(stage: .launch, message: "\(error)")
-            }
-        }
-        if spec.appendFlags {
-            arguments += context.trial.configuration.flags(in: context.space, excluding: spec.placedParameters)
-        }
-        return arguments
+    public func commandLine(for context: TrialContext) throws -> [String] {
+        try program(for: context).arguments
+    }
+
+    private func program(for context: TrialContext) throws(ExperimentError) -> RenderedProgram {
+        try context.program(
+            spec.program, values: placeholderValues(context), defaultWorkingDirectory: defaultWorkingDirectory,
+            stage: .launch)
+    }
+
+    /// Ends what a dead runner left of the trial: its process group here, or its Slurm job.
+    public func recover(trialDirectory: URL, previousRunner: RunnerIdentity?) async -> Bool {
+        await runner.recover(trialDirectory: trialDirectory, previousRunner: previousRunner)
     }
 
     /// Runs the command and reads its metrics.
     public func run(_ context: TrialContext) async throws -> ExperimentResult {
-        let values = context.placeholderValues
-        let arguments = try arguments(for: context)
-        var environment = [
-            "AUTOTUNE_STUDY": context.study,
-            "AUTOTUNE_TRIAL": String(context.trial.number),
-            "AUTOTUNE_TRIAL_DIR": context.directory.path,
-        ]
-        if let gpus = context.gpus {
-            environment["CUDA_VISIBLE_DEVICES"] = gpus.map(String.init).joined(separator: ",")
-        }
-        for (name, template) in spec.environment {
-            environment[name] = try render(template, values)
-        }
-        let workingDirectory =
-            try spec.workingDirectory.map { URL(fileURLWithPath: try render($0, values)) }
-            ?? defaultWorkingDirectory
+        let values = placeholderValues(context)
+        let program = try program(for: context)
         let stdoutURL = context.directory.appendingPathComponent("stdout.log")
         let stderrURL = context.directory.appendingPathComponent("stderr.log")
-        let command = arguments.joined(separator: " ")
+        let command = program.arguments.joined(separator: " ")
         try? Data((command + "\n").utf8).write(to: context.directory.appendingPathComponent("command.txt"))
         context.logger.debug("Trial command started", metadata: ["trial.command": "\(command)"])
 
@@ -74,17 +69,11 @@ public struct CommandExperiment: Experiment {
         do {
             outcome = try await runner.run(
                 ProgramRequest(
-                    arguments: arguments,
-                    environment: environment,
-                    workingDirectory: workingDirectory,
+                    program,
                     standardOutput: stdoutURL,
                     standardError: stderrURL,
-                    killGrace: .milliseconds(Int(context.killGrace * 1000)),
-                    trialDirectory: context.directory,
-                    name: context.jobName,
-                    gpuCount: context.gpuCount,
-                    timeLimit: context.deadline,
-                    launches: context.launches
+                    killGrace: context.killGrace,
+                    scheduling: context.scheduling
                 ),
                 onStart: { start in placement.withLock { $0 = start } }
             )
@@ -97,7 +86,8 @@ public struct CommandExperiment: Experiment {
         guard outcome.succeeded else {
             throw ExperimentError(
                 stage: .run,
-                message: "\(outcome.summary)" + Self.tail(stderr.isEmpty ? stdout : stderr),
+                message: outcome.summary,
+                output: ExperimentError.tail(of: stderr.isEmpty ? stdout : stderr),
                 metrics: ["wall_time": outcome.seconds],
                 placement: start
             )
@@ -139,32 +129,16 @@ public struct CommandExperiment: Experiment {
         return metrics
     }
 
-    private func render(_ template: Template, _ values: [String: String]) throws -> String {
+    private func render(_ template: Template, _ values: [String: String]) throws(ExperimentError) -> String {
         do {
             return try template.render(values)
         } catch {
-            throw ExperimentError(stage: .launch, message: "\(error)")
+            throw ExperimentError(stage: .metrics, message: error.description)
         }
-    }
-
-    /// The last lines of a log, prefixed for a failure message; empty when there is nothing to show.
-    static func tail(_ text: String) -> String {
-        let lines = text.split(whereSeparator: \.isNewline).suffix(tailLines)
-        return lines.isEmpty ? "" : "; last output:\n" + lines.joined(separator: "\n")
     }
 
     private static func read(_ url: URL) -> String {
         guard let data = FileManager.default.contents(atPath: url.path) else { return "" }
         return String(decoding: data, as: UTF8.self)
-    }
-}
-
-extension ExperimentSpec {
-    /// The experiment that runs a command spec; serving specs need the serving module, which builds theirs.
-    public func makeExperiment(defaultWorkingDirectory: URL) -> (any Experiment)? {
-        switch self {
-        case .command(let spec): CommandExperiment(spec: spec, defaultWorkingDirectory: defaultWorkingDirectory)
-        case .serving: nil
-        }
     }
 }

@@ -12,11 +12,29 @@ public protocol Experiment: Sendable {
 
     /// Whether a cluster scheduler (Slurm) places the trial and gives it GPUs, so the runner leases none.
     var schedulerAssignsGPUs: Bool { get }
+
+    /// The command line a trial of `context` runs (the server's, for a serving experiment), as `autotune best`
+    /// prints it.
+    func commandLine(for context: TrialContext) throws -> [String]
+
+    /// Ends whatever a runner that died left running for the trial whose directory is `trialDirectory`
+    /// (processes on this machine, a cluster job), before the trial runs again or is failed; returns whether
+    /// there was something to end.
+    ///
+    /// `previousRunner` is the process that ran it, when known: processes are only looked for on its machine.
+    @discardableResult
+    func recover(trialDirectory: URL, previousRunner: RunnerIdentity?) async -> Bool
 }
 
 extension Experiment {
     /// Local experiments run where the runner leases their GPUs.
     public var schedulerAssignsGPUs: Bool { false }
+
+    /// An experiment that starts no program has no command line.
+    public func commandLine(for context: TrialContext) throws -> [String] { [] }
+
+    /// An experiment that starts no program leaves nothing behind.
+    public func recover(trialDirectory: URL, previousRunner: RunnerIdentity?) async -> Bool { false }
 }
 
 /// What an experiment knows of the trial it runs.
@@ -31,8 +49,8 @@ public struct TrialContext: Sendable {
     public var seed: UInt64
     /// A directory of the trial's own for logs and outputs; created before the experiment runs.
     public var directory: URL
-    /// Seconds between SIGTERM and SIGKILL when processes are stopped.
-    public var killGrace: Double
+    /// The time between SIGTERM and SIGKILL when processes are stopped.
+    public var killGrace: Duration
     /// A logger with the trial's number in its metadata.
     public var logger: Logger
     /// The GPU indexes leased to the trial; `nil` when the study uses no GPUs.
@@ -43,8 +61,8 @@ public struct TrialContext: Sendable {
     public var launches: LaunchLimiter
     /// GPUs to ask a cluster scheduler for, when it assigns them (``Experiment/schedulerAssignsGPUs``).
     public var gpuCount: Int?
-    /// Seconds the whole trial may take, when it has a deadline; a scheduler's time limit follows it.
-    public var deadline: Double?
+    /// How long the whole trial may take, when it has a deadline; a scheduler's time limit follows it.
+    public var deadline: Duration?
 
     /// Creates a context.
     public init(
@@ -53,7 +71,7 @@ public struct TrialContext: Sendable {
         space: SearchSpace,
         seed: UInt64,
         directory: URL,
-        killGrace: Double = 5,
+        killGrace: Duration = .seconds(5),
         logger: Logger,
         gpus: [Int]? = nil,
         port: Int? = nil,
@@ -71,10 +89,45 @@ public struct TrialContext: Sendable {
         self.launches = launches
     }
 
+    /// What a program runner needs to place the trial's program: its directory, name, GPU count, time limit
+    /// and the launch limiter.
+    public var scheduling: SchedulingHints {
+        SchedulingHints(
+            trialDirectory: directory, name: jobName, gpuCount: gpuCount, timeLimit: deadline, launches: launches)
+    }
+
     /// The name of the trial's job in a scheduler's listings: `autotune-STUDY-NUMBER`.
     public var jobName: String {
         let name = "autotune-\(study)-\(trial.number)"
         return String(name.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." ? $0 : "-" })
+    }
+
+    /// The process a trial runs for `template`: its rendered argv, variables and working directory, plus the
+    /// variables every trial's program gets: `AUTOTUNE_STUDY`, `AUTOTUNE_TRIAL`, `AUTOTUNE_TRIAL_DIR`, and
+    /// `CUDA_VISIBLE_DEVICES` when the trial leased GPUs.
+    ///
+    /// A template that cannot be rendered fails the trial at `stage`.
+    public func program(
+        _ template: ProgramTemplate,
+        values: [String: String],
+        defaultWorkingDirectory: URL,
+        stage: TrialStage
+    ) throws(ExperimentError) -> RenderedProgram {
+        var program: RenderedProgram
+        do {
+            program = try template.render(values, configuration: trial.configuration, space: space)
+        } catch {
+            throw ExperimentError(stage: stage, message: error.description)
+        }
+        var environment = [
+            "AUTOTUNE_STUDY": study,
+            "AUTOTUNE_TRIAL": String(trial.number),
+            "AUTOTUNE_TRIAL_DIR": directory.path,
+        ]
+        if let gpus { environment["CUDA_VISIBLE_DEVICES"] = gpus.map(String.init).joined(separator: ",") }
+        program.environment.merge(environment) { own, _ in own }
+        program.workingDirectory = program.workingDirectory ?? defaultWorkingDirectory.path
+        return program
     }
 
     /// The values of the placeholders a template may use: the parameters, then `trial`, `trial_dir`,
@@ -119,19 +172,49 @@ public struct ExperimentError: Error, Sendable, Hashable, CustomStringConvertibl
     public var stage: TrialStage
     /// What happened.
     public var message: String
+    /// The last lines the program printed, when it printed any.
+    public var output: String?
     /// The metrics measured before the failure, if any.
     public var metrics: [String: Double]
     /// Where a scheduler had placed the trial, when it got that far, so a failure on a node is traceable.
     public var placement: ProgramStart?
 
     /// Creates an error.
-    public init(stage: TrialStage, message: String, metrics: [String: Double] = [:], placement: ProgramStart? = nil) {
+    public init(
+        stage: TrialStage,
+        message: String,
+        output: String? = nil,
+        metrics: [String: Double] = [:],
+        placement: ProgramStart? = nil
+    ) {
         self.stage = stage
         self.message = message
+        self.output = output
         self.metrics = metrics
         self.placement = placement
     }
 
-    /// `stage: message`.
-    public var description: String { "\(stage): \(message)" }
+    /// `stage: message`, then the output's last lines.
+    public var description: String { "\(stage): \(fullMessage)" }
+
+    /// The message followed by the output's last lines, as a trial records it.
+    public var fullMessage: String {
+        guard let output, !output.isEmpty else { return message }
+        return message + "; last output:\n" + output
+    }
+
+    /// The last `count` lines of a program's output, or `nil` when it printed nothing.
+    public static func tail(of text: String, lines count: Int = 15) -> String? {
+        let lines = text.split(whereSeparator: \.isNewline).suffix(count)
+        return lines.isEmpty ? nil : lines.joined(separator: "\n")
+    }
+
+    /// The tail of a program's standard error, or of its standard output when it wrote no errors.
+    public static func tail(standardOutput: URL, standardError: URL) -> String? {
+        let read = { (url: URL) in
+            FileManager.default.contents(atPath: url.path).map { String(decoding: $0, as: UTF8.self) } ?? ""
+        }
+        let errors = read(standardError)
+        return tail(of: errors.isEmpty ? read(standardOutput) : errors)
+    }
 }

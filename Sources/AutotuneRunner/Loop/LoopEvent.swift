@@ -1,16 +1,16 @@
 import Autotune
 import Logging
 
-/// What wakes a study's loop (``StudyRunner`` or ``StudyWorker``): a trial's end, a stop request, a
+/// What wakes a study's loop (``StudyLoop``): a trial's end, a stop request, a
 /// heartbeat, or the time to look again for work.
 enum LoopEvent: Sendable {
     case finished(Trial)
-    case stop(StudyRunner.StopMode)
+    case stop(StudyLoop.StopMode)
     case heartbeat
     case poll
 
     /// Waits for the next stop request; returns a drain when cancelled, which the loop no longer reads.
-    static func nextStop(_ signals: AsyncStream<StudyRunner.StopMode>) async -> Self {
+    static func nextStop(_ signals: AsyncStream<StudyLoop.StopMode>) async -> Self {
         for await mode in signals { return .stop(mode) }
         return .stop(.drain)
     }
@@ -26,13 +26,13 @@ enum LoopEvent: Sendable {
     /// A drain keeps watching for a second request; a cancel cancels the whole group (trials and the watcher
     /// alike), after which no further request can matter.
     static func stop(
-        _ mode: StudyRunner.StopMode,
-        current: StudyRunner.StopMode?,
+        _ mode: StudyLoop.StopMode,
+        current: StudyLoop.StopMode?,
         running: Int,
         logger: Logger,
         group: inout ThrowingTaskGroup<Self, any Error>,
-        signals: AsyncStream<StudyRunner.StopMode>
-    ) -> StudyRunner.StopMode? {
+        signals: AsyncStream<StudyLoop.StopMode>
+    ) -> StudyLoop.StopMode? {
         if current == .cancel { return current }
         logger.notice(
             mode == .cancel ? "Stopping: cancelling running trials" : "Stopping: draining running trials",

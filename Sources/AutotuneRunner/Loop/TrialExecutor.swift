@@ -9,7 +9,7 @@ import Logging
 struct TrialExecutor: Sendable {
     var experiment: any Experiment
     var objective: Objective
-    var deadline: Double?
+    var deadline: Duration?
     var gpuRequest: GPURequest?
     var pool: GPUPool?
     var ports: PortAllocator?
@@ -69,7 +69,7 @@ struct TrialExecutor: Sendable {
         } catch let error as ExperimentError {
             trial.state = .failed
             trial.metrics = error.metrics
-            trial.error = TrialError(stage: error.stage, message: error.message)
+            trial.error = TrialError(stage: error.stage, message: error.fullMessage)
             if let placement = error.placement {
                 trial.host = placement.node
                 if let gpus = placement.gpus { context.gpus = gpus }
@@ -78,7 +78,7 @@ struct TrialExecutor: Sendable {
             trial.state = .failed
             trial.error = TrialError(
                 stage: .timeout,
-                message: "the trial ran past its deadline of \(ProgressFormat.duration(deadline ?? 0))"
+                message: "the trial ran past its deadline of \(ProgressFormat.duration(deadline?.seconds ?? 0))"
             )
         } catch {
             if Task.isCancelled || error is CancellationError {
@@ -112,25 +112,19 @@ struct DeadlineExceeded: Error {}
 extension TrialExecutor {
     /// The executor of `definition`'s trials: a GPU pool when trials lease GPUs here (not when the
     /// experiment's scheduler places them), port reservations when the experiment uses `{port}`.
-    init(definition: StudyDefinition, experiment: (any Experiment)?, options: StudyRunner.Options) throws {
+    init(definition: StudyDefinition, experiment: any Experiment, options: StudyLoop.Options) throws {
         let ledger = options.ledger
-        guard
-            let experiment = experiment
-                ?? definition.experiment.makeExperiment(defaultWorkingDirectory: options.workingDirectory)
-        else {
-            throw RunnerError.configuration("a serving study needs its experiment from AutotuneServing")
-        }
         var pool: GPUPool?
         if definition.resources.gpusPerTrial != nil, !experiment.schedulerAssignsGPUs {
             guard let ledger else {
-                throw RunnerError.configuration("the study leases GPUs but the runner has no ledger")
+                throw RunnerError(.configuration, "the study leases GPUs but the runner has no ledger")
             }
             pool = GPUPool(gpus: options.gpus, ledger: ledger)
         }
         var ports: PortAllocator?
         if definition.experiment.usesPort {
             guard let ledger else {
-                throw RunnerError.configuration("the study reserves ports but the runner has no ledger")
+                throw RunnerError(.configuration, "the study reserves ports but the runner has no ledger")
             }
             ports = PortAllocator(range: definition.resources.ports, ledger: ledger)
         }
@@ -144,46 +138,4 @@ extension TrialExecutor {
             ledger: ledger
         )
     }
-}
-
-/// Checks a strategy's proposals against its contract and returns them as configurations of the space.
-///
-/// A proposal outside the space, or the configuration of a running trial, breaks the contract; so does a
-/// repeat in a finite space, where it could only waste a trial (in a continuous one it is a legitimate, if
-/// unusual, re-measurement).
-func admit(
-    _ proposals: [Configuration],
-    room: Int,
-    definition: StudyDefinition,
-    history: StudyHistory,
-    launching: [Trial]
-) throws -> [Configuration] {
-    let name = definition.strategy.name
-    let finite = definition.space.cardinality != nil
-    guard proposals.count <= room else {
-        throw RunnerError.strategy(
-            "strategy '\(name)' returned \(proposals.count) configurations for an ask of \(room)")
-    }
-    var admitted: [Configuration] = []
-    for proposal in proposals {
-        let configuration: Configuration
-        do {
-            configuration = try definition.space.coerce(proposal.values)
-        } catch {
-            throw RunnerError.strategy("strategy '\(name)' proposed an invalid configuration: \(error)")
-        }
-        if let twin = history.running.values.first(where: { $0.configuration == configuration }) {
-            throw RunnerError.strategy("strategy '\(name)' proposed the configuration of running trial \(twin.number)")
-        }
-        if finite,
-            history.contains(configuration) || launching.contains(where: { $0.configuration == configuration })
-                || admitted.contains(configuration)
-        {
-            throw RunnerError.strategy(
-                "strategy '\(name)' proposed a configuration the study already has: \(configuration.summary(in: definition.space))"
-            )
-        }
-        admitted.append(configuration)
-    }
-    return admitted
 }

@@ -1,3 +1,4 @@
+import Autotune
 public import Foundation
 import Subprocess
 import Synchronization
@@ -158,12 +159,4 @@ public struct LaunchError: Error, Sendable, Hashable, CustomStringConvertible {
 
     /// `cannot start 'program': message`.
     public var description: String { "cannot start '\(program)': \(message)" }
-}
-
-extension Duration {
-    /// The duration in seconds as a real number.
-    var seconds: Double {
-        let (whole, attoseconds) = components
-        return Double(whole) + Double(attoseconds) * 1e-18
-    }
 }

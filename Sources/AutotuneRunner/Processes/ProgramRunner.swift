@@ -1,10 +1,11 @@
+public import Autotune
 public import Foundation
 
 /// Where an experiment's program (a command, a model server) runs: here, as a process group of the runner's,
 /// or on a cluster, as a job its scheduler places.
 ///
 /// Either way the program runs until it exits or the calling task is cancelled, which stops it; its output
-/// goes to the request's files.
+/// goes to the request's files. What a runner that died left behind is ended with ``recover(trialDirectory:)``.
 public protocol ProgramRunner: Sendable {
     /// Runs the program to its end; `onStart` hears where it started once it is running.
     ///
@@ -13,11 +14,15 @@ public protocol ProgramRunner: Sendable {
     func run(_ request: ProgramRequest, onStart: (@Sendable (ProgramStart) -> Void)?) async throws
         -> ProcessLauncher.Outcome
 
+    /// Ends what the program a dead runner (`previousRunner`, when known) started for the trial in
+    /// `trialDirectory` left running; returns whether it found anything.
+    func recover(trialDirectory: URL, previousRunner: RunnerIdentity?) async -> Bool
+
     /// Whether the scheduler behind it gives the program its GPUs (so the runner leases none).
     var assignsGPUs: Bool { get }
 }
 
-/// A program to run for a trial.
+/// A program to run for a trial, and what a scheduler needs to know to place it.
 public struct ProgramRequest: Sendable {
     /// The argv; the first element is a path (with a `/`) or a name looked up in `PATH`.
     public var arguments: [String]
@@ -31,37 +36,48 @@ public struct ProgramRequest: Sendable {
     public var standardError: URL
     /// Time between SIGTERM and SIGKILL when it is stopped.
     public var killGrace: Duration
+    /// Where and how the program is placed, beyond the program itself.
+    public var scheduling: SchedulingHints
+
+    /// Creates a request for a rendered program.
+    public init(
+        _ program: RenderedProgram,
+        standardOutput: URL,
+        standardError: URL,
+        killGrace: Duration,
+        scheduling: SchedulingHints
+    ) {
+        self.arguments = program.arguments
+        self.environment = program.environment
+        self.workingDirectory = URL(fileURLWithPath: program.workingDirectory ?? scheduling.trialDirectory.path)
+        self.standardOutput = standardOutput
+        self.standardError = standardError
+        self.killGrace = killGrace
+        self.scheduling = scheduling
+    }
+}
+
+/// What a program runner needs to know of a trial besides its program.
+public struct SchedulingHints: Sendable {
     /// The trial's directory, for the records that let a later run clean up after a crash.
     public var trialDirectory: URL
     /// A name for schedulers' listings, e.g. `autotune-study-12`.
     public var name: String
     /// GPUs to ask the scheduler for, when it assigns them.
     public var gpuCount: Int?
-    /// Seconds the program may run at most, when the trial has a deadline.
-    public var timeLimit: Double?
+    /// The most the program may run, when the trial has a deadline.
+    public var timeLimit: Duration?
     /// Bounds concurrent starts.
     public var launches: LaunchLimiter?
 
-    /// Creates a request.
+    /// Creates hints.
     public init(
-        arguments: [String],
-        environment: [String: String],
-        workingDirectory: URL,
-        standardOutput: URL,
-        standardError: URL,
-        killGrace: Duration,
         trialDirectory: URL,
         name: String,
         gpuCount: Int? = nil,
-        timeLimit: Double? = nil,
+        timeLimit: Duration? = nil,
         launches: LaunchLimiter? = nil
     ) {
-        self.arguments = arguments
-        self.environment = environment
-        self.workingDirectory = workingDirectory
-        self.standardOutput = standardOutput
-        self.standardError = standardError
-        self.killGrace = killGrace
         self.trialDirectory = trialDirectory
         self.name = name
         self.gpuCount = gpuCount
@@ -96,6 +112,17 @@ public struct LocalProgramRunner: ProgramRunner {
     /// The runner leases GPUs itself.
     public var assignsGPUs: Bool { false }
 
+    /// Kills the process group recorded in the trial's directory, if it still runs and its runner was a process
+    /// of this machine that is gone (processes of a live runner, or of another machine, are not this one's to end).
+    public func recover(trialDirectory: URL, previousRunner: RunnerIdentity?) async -> Bool {
+        if let previousRunner {
+            guard previousRunner.host == RunnerIdentity.current.host, !processIsAlive(previousRunner.pid) else {
+                return false
+            }
+        }
+        return ProcessReaper.reap(in: trialDirectory)
+    }
+
     /// Runs the program as a process group of its own.
     public func run(_ request: ProgramRequest, onStart: (@Sendable (ProgramStart) -> Void)?) async throws
         -> ProcessLauncher.Outcome
@@ -107,8 +134,8 @@ public struct LocalProgramRunner: ProgramRunner {
             standardOutput: request.standardOutput,
             standardError: request.standardError,
             killGrace: request.killGrace,
-            launches: request.launches,
-            onStart: { [directory = request.trialDirectory] pid in
+            launches: request.scheduling.launches,
+            onStart: { [directory = request.scheduling.trialDirectory] pid in
                 ProcessReaper.record(pid: pid, in: directory)
                 onStart?(ProgramStart())
             }

@@ -16,6 +16,12 @@ public enum GPUDiscovery {
         public var gpus: [GPU]
         /// Why the list is empty, for a message; `nil` when GPUs were found.
         public var note: String?
+
+        /// Creates a result.
+        public init(gpus: [GPU], note: String?) {
+            self.gpus = gpus
+            self.note = note
+        }
     }
 
     /// Runs `nvidia-smi --query-gpu=… --format=csv,noheader,nounits` (or `executable`).
@@ -41,5 +47,26 @@ public enum GPUDiscovery {
         } catch {
             return Result(gpus: [], note: "nvidia-smi is not available (\(error))")
         }
+    }
+}
+
+/// Where the GPUs a runner may lease come from: `nvidia-smi` on a real machine, a fixed list in tests
+/// (`FixedGPUInventory` in AutotuneTesting) or wherever an embedder keeps its inventory.
+public protocol GPUInventory: Sendable {
+    /// The GPUs there are now, or why there are none.
+    func discover() async -> GPUDiscovery.Result
+}
+
+/// The GPUs `nvidia-smi` lists.
+public struct NvidiaSMIInventory: GPUInventory {
+    /// The program run, `nvidia-smi` on `PATH` by default.
+    public var executable: String
+
+    /// Creates the inventory.
+    public init(executable: String = "nvidia-smi") { self.executable = executable }
+
+    /// Runs `nvidia-smi`.
+    public func discover() async -> GPUDiscovery.Result {
+        await GPUDiscovery.discover(executable: executable)
     }
 }

@@ -30,6 +30,9 @@ public actor GPUPool {
         self.pollInterval = pollInterval
     }
 
+    /// How many requests wait for GPUs now, in arrival order behind the first.
+    public var waitingCount: Int { queue.count }
+
     /// Leases `count` GPUs with at least `minimumFreeMemoryMiB` free (when known), waiting for them if needed.
     ///
     /// Throws ``ResourceError`` when the pool can never satisfy the request, and `CancellationError` when the

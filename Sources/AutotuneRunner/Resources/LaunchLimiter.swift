@@ -76,4 +76,7 @@ public final class LaunchLimiter: Sendable {
 
     /// The most launches that ever ran at once.
     public var peak: Int { state.withLock { $0.peak } }
+
+    /// Callers waiting for a permit now.
+    public var waiting: Int { state.withLock { $0.waiters.count } }
 }

@@ -1,3 +1,4 @@
+public import Autotune
 public import Foundation
 import Subprocess
 
@@ -57,7 +58,7 @@ public struct SlurmRunner: ProgramRunner {
         guard let program = request.arguments.first, !program.isEmpty else {
             throw LaunchError(program: "", message: "the command is empty")
         }
-        let directory = request.trialDirectory
+        let directory = request.scheduling.trialDirectory
         for name in [Self.placementName, Self.exitName, Self.jobRecordName] {
             try? FileManager.default.removeItem(at: directory.appendingPathComponent(name))
         }
@@ -72,10 +73,10 @@ public struct SlurmRunner: ProgramRunner {
         try? Data((["sbatch"] + arguments).joined(separator: " ").utf8 + [10]).write(
             to: directory.appendingPathComponent("sbatch.txt"))
 
-        try await request.launches?.acquire()
+        try await request.scheduling.launches?.acquire()
         let submitted: String
         do {
-            defer { request.launches?.release() }
+            defer { request.scheduling.launches?.release() }
             submitted = try await Self.retryingBusyController { try await Self.command("sbatch", arguments) }
         } catch let error as SlurmError {
             throw LaunchError(program: program, message: "sbatch refused the job: \(error.message)")
@@ -99,16 +100,16 @@ public struct SlurmRunner: ProgramRunner {
     func sbatchArguments(for request: ProgramRequest, script: URL) -> [String] {
         var arguments = [
             "--parsable",
-            "--job-name=\(request.name)",
+            "--job-name=\(request.scheduling.name)",
             "--output=\(request.standardOutput.path)",
             "--error=\(request.standardError.path)",
             "--chdir=\(request.workingDirectory.path)",
             "--export=ALL",
         ]
-        if let count = request.gpuCount, count > 0 { arguments.append("--gres=gpu:\(count)") }
-        if let limit = request.timeLimit {
+        if let count = request.scheduling.gpuCount, count > 0 { arguments.append("--gres=gpu:\(count)") }
+        if let limit = request.scheduling.timeLimit {
             // Slurm's limit is in whole minutes; the trial's own deadline stays the exact one.
-            arguments.append("--time=\(max(1, Int((limit / 60).rounded(.up))))")
+            arguments.append("--time=\(max(1, Int((limit.seconds / 60).rounded(.up))))")
         }
         if let partition = settings.partition { arguments.append("--partition=\(partition)") }
         return arguments + settings.extraArguments + [script.path]
@@ -116,7 +117,7 @@ public struct SlurmRunner: ProgramRunner {
 
     /// A POSIX shell script that records the placement, sets the trial's variables and runs the argv.
     static func jobScript(for request: ProgramRequest) -> String {
-        let directory = request.trialDirectory.path
+        let directory = request.scheduling.trialDirectory.path
         var lines = [
             "#!/bin/sh",
             "# Autotune trial job: records where Slurm placed it, runs the program, records its exit status.",
@@ -284,9 +285,14 @@ public struct SlurmRunner: ProgramRunner {
         return (output ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    /// Cancels the job recorded in a trial's directory, if any; for `resume` after the runner died.
-    @discardableResult
-    public static func cancelRecordedJob(in directory: URL) async -> Bool {
+    /// Cancels the job recorded in a trial's directory, if any, wherever its runner was: the job runs on the
+    /// cluster, not on the runner's machine.
+    public func recover(trialDirectory: URL, previousRunner: RunnerIdentity?) async -> Bool {
+        await Self.cancelRecordedJob(in: trialDirectory)
+    }
+
+    /// Cancels the job recorded in a trial's directory if it has not ended; returns whether it did.
+    static func cancelRecordedJob(in directory: URL) async -> Bool {
         guard let text = try? String(contentsOf: directory.appendingPathComponent(jobRecordName), encoding: .utf8),
             case let job = text.trimmingCharacters(in: .whitespacesAndNewlines), Int(job) != nil,
             let state = try? await state(of: job), !state.isFinished

@@ -23,7 +23,7 @@ struct ExternalBenchmark {
                 workingDirectory: context.directory,
                 standardOutput: stdout,
                 standardError: stderr,
-                killGrace: .milliseconds(Int(context.killGrace * 1000))
+                killGrace: context.killGrace
             )
         } catch let error as LaunchError {
             throw ExperimentError(stage: .benchmark, message: error.description)
@@ -31,7 +31,8 @@ struct ExternalBenchmark {
         guard outcome.succeeded else {
             throw ExperimentError(
                 stage: .benchmark,
-                message: "the benchmark command failed (\(outcome.summary))" + ServingExperiment.logTail(stdout, stderr)
+                message: "the benchmark command failed (\(outcome.summary))",
+                output: ExperimentError.tail(standardOutput: stdout, standardError: stderr)
             )
         }
         let document: JSONValue

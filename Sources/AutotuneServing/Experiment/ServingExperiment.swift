@@ -58,25 +58,37 @@ public struct ServingExperiment: Experiment {
         return values
     }
 
-    /// The server's argv: the rendered template plus unplaced parameters as flags, wrapped in `docker run`
-    /// when the spec says so.
-    public func serverArguments(for context: TrialContext) throws -> [String] {
+    /// The server's process: the rendered program (unplaced parameters as flags), wrapped in `docker run` when
+    /// the spec says so.
+    func serverProgram(for context: TrialContext) throws(ExperimentError) -> RenderedProgram {
         let values = placeholderValues(context)
-        var arguments = try spec.server.command.map { try render($0, values, stage: .deploy) }
-        if spec.server.appendFlags {
-            arguments += context.trial.configuration.flags(in: context.space, excluding: spec.server.placedParameters)
-        }
-        guard case .docker(let docker) = spec.server.launcher else { return arguments }
+        var program = try context.program(
+            spec.server.program, values: values, defaultWorkingDirectory: defaultWorkingDirectory, stage: .deploy)
+        guard case .docker(let docker) = spec.server.launcher else { return program }
         var run = ["docker", "run", "--rm", "--name", Self.containerName(context)]
         if let gpus = context.gpus {
             run += ["--gpus", gpus.isEmpty ? "0" : "\"device=\(gpus.map(String.init).joined(separator: ","))\""]
         }
         if let port = context.port { run += ["-p", "127.0.0.1:\(port):\(docker.containerPort)"] }
         for mount in docker.mounts { run += ["-v", try render(Template(mount), values, stage: .deploy)] }
-        for (name, template) in spec.server.environment.sorted(by: { $0.key < $1.key }) {
-            run += ["-e", "\(name)=\(try render(template, values, stage: .deploy))"]
+        // The container gets the template's own variables; the trial's standard ones stay with `docker run`.
+        for name in spec.server.program.environment.keys.sorted() {
+            run += ["-e", "\(name)=\(program.environment[name] ?? "")"]
         }
-        return run + docker.extraArguments + [docker.image] + arguments
+        program.arguments = run + docker.extraArguments + [docker.image] + program.arguments
+        return program
+    }
+
+    /// The server's command line for a trial.
+    public func commandLine(for context: TrialContext) throws -> [String] {
+        var context = context
+        context.port = context.port ?? 8000
+        return try serverProgram(for: context).arguments
+    }
+
+    /// Ends what a dead runner left of the trial: its server's process group here, or its Slurm job.
+    public func recover(trialDirectory: URL, previousRunner: RunnerIdentity?) async -> Bool {
+        await runner.recover(trialDirectory: trialDirectory, previousRunner: previousRunner)
     }
 
     static func containerName(_ context: TrialContext) -> String {
@@ -89,24 +101,11 @@ public struct ServingExperiment: Experiment {
         guard let port = context.port else {
             throw ExperimentError(stage: .deploy, message: "the serving experiment needs a reserved port")
         }
-        let arguments = try serverArguments(for: context)
+        let program = try serverProgram(for: context)
         let values = placeholderValues(context)
-        var environment = [
-            "AUTOTUNE_TRIAL": String(context.trial.number), "AUTOTUNE_TRIAL_DIR": context.directory.path,
-        ]
-        if let gpus = context.gpus {
-            environment["CUDA_VISIBLE_DEVICES"] = gpus.map(String.init).joined(separator: ",")
-        }
-        for (name, template) in spec.server.environment {
-            environment[name] = try render(template, values, stage: .deploy)
-        }
-        let workingDirectory =
-            try spec.server.workingDirectory.map { URL(fileURLWithPath: try render($0, values, stage: .deploy)) }
-            ?? defaultWorkingDirectory
-        let serverEnvironment = environment
         let stdout = context.directory.appendingPathComponent("server.stdout.log")
         let stderr = context.directory.appendingPathComponent("server.stderr.log")
-        try? Data((arguments.joined(separator: " ") + "\n").utf8).write(
+        try? Data((program.arguments.joined(separator: " ") + "\n").utf8).write(
             to: context.directory.appendingPathComponent("command.txt"))
 
         let stage = Locked(TrialStage.deploy)
@@ -124,18 +123,16 @@ public struct ServingExperiment: Experiment {
         do {
             return try await withThrowingTaskGroup(of: Outcome.self) { group in
                 group.addTask {
+                    var scheduling = context.scheduling
+                    // The experiment holds the launch permit itself, from deploy until ready.
+                    scheduling.launches = nil
                     let outcome = try await runner.run(
                         ProgramRequest(
-                            arguments: arguments,
-                            environment: serverEnvironment,
-                            workingDirectory: workingDirectory,
+                            program,
                             standardOutput: stdout,
                             standardError: stderr,
-                            killGrace: .milliseconds(Int(context.killGrace * 1000)),
-                            trialDirectory: context.directory,
-                            name: context.jobName,
-                            gpuCount: context.gpuCount,
-                            timeLimit: context.deadline
+                            killGrace: context.killGrace,
+                            scheduling: scheduling
                         ),
                         onStart: { start in
                             placement.withLock { $0 = start }
@@ -189,16 +186,15 @@ public struct ServingExperiment: Experiment {
                     throw ExperimentError(
                         stage: during,
                         message: "the server exited (\(outcome.summary)) during \(during)"
-                            + Self.logTail(stdout, stderr),
-                        metrics: [:]
                     )
                 }
             }
         } catch let error as ExperimentError {
+            // Whatever failed, the server's last words say most about why.
             throw ExperimentError(
                 stage: error.stage,
-                message: error.message.contains("last output")
-                    ? error.message : error.message + Self.logTail(stdout, stderr),
+                message: error.message,
+                output: error.output ?? ExperimentError.tail(standardOutput: stdout, standardError: stderr),
                 metrics: error.metrics,
                 placement: placement.withLock { $0 }
             )
@@ -251,21 +247,13 @@ public struct ServingExperiment: Experiment {
         }
     }
 
-    /// The last lines of the server's stderr (or stdout), for failure messages.
-    static func logTail(_ stdout: URL, _ stderr: URL) -> String {
-        let read = { (url: URL) in
-            (FileManager.default.contents(atPath: url.path)).map { String(decoding: $0, as: UTF8.self) } ?? ""
-        }
-        let text = read(stderr).isEmpty ? read(stdout) : read(stderr)
-        let lines = text.split(whereSeparator: \.isNewline).suffix(15)
-        return lines.isEmpty ? "" : "; last output:\n" + lines.joined(separator: "\n")
-    }
-
-    private func render(_ template: Template, _ values: [String: String], stage: TrialStage) throws -> String {
+    private func render(_ template: Template, _ values: [String: String], stage: TrialStage) throws(ExperimentError)
+        -> String
+    {
         do {
             return try template.render(values)
         } catch {
-            throw ExperimentError(stage: stage, message: "\(error)")
+            throw ExperimentError(stage: stage, message: error.description)
         }
     }
 }
@@ -288,15 +276,15 @@ private final class PermitHolder: Sendable {
     }
 }
 
-/// Runs `operation`, failing at `stage` after `seconds`.
+/// Runs `operation`, failing at `stage` after `limit`.
 func withStageTimeout<T: Sendable>(
-    _ seconds: Double,
+    _ limit: Duration,
     stage: TrialStage,
     _ operation: @escaping @Sendable () async throws -> T
 ) async throws -> T {
     try await withTimeout(
-        seconds,
-        error: { ExperimentError(stage: stage, message: "\(stage) did not finish within \(Int(seconds)) s") },
+        limit,
+        error: { ExperimentError(stage: stage, message: "\(stage) did not finish within \(Int(limit.seconds)) s") },
         operation
     )
 }

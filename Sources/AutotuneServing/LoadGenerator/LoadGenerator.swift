@@ -66,7 +66,8 @@ public struct LoadGenerator: Sendable {
         // The default pool opens 8 connections per host: enough for a browser, not for concurrency 64.
         configuration.connectionPool = .init(
             idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 4096)
-        configuration.timeout = .init(connect: .seconds(10), read: .seconds(Int64(spec.requestTimeout)))
+        configuration.timeout = .init(
+            connect: .seconds(10), read: .milliseconds(Int64(spec.requestTimeout.seconds * 1000)))
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         do {
             let results = try await runLevels(client: client, baseURL: baseURL, gpus: gpus)
@@ -101,7 +102,7 @@ public struct LoadGenerator: Sendable {
         let start = ContinuousClock.now
         let next = Locked(0)
         let total = spec.duration == nil ? spec.requests : Int.max
-        let deadline = spec.duration.map { start + .milliseconds(Int($0 * 1000)) }
+        let deadline = spec.duration.map { start + $0 }
         let records = try await withThrowingTaskGroup(of: [RequestRecord].self) { group in
             for _ in 0..<concurrency {
                 group.addTask {
@@ -131,7 +132,7 @@ public struct LoadGenerator: Sendable {
         var generator = SeededGenerator(seed: seed ^ UInt64(rate * 1000))
         var arrival = 0.0
         var arrivals: [Double] = []
-        let limit = spec.duration ?? .infinity
+        let limit = spec.duration?.seconds ?? .infinity
         while arrivals.count < (spec.duration == nil ? spec.requests : 1_000_000) {
             arrival += -log(max(generator.nextUnit(), 1e-12)) / rate
             if arrival > limit { break }
@@ -237,7 +238,8 @@ public struct LoadGenerator: Sendable {
         var attempt = 0
         while true {
             do {
-                return try await client.execute(request, timeout: .seconds(Int64(spec.requestTimeout)))
+                return try await client.execute(
+                    request, timeout: .milliseconds(Int64(spec.requestTimeout.seconds * 1000)))
             } catch let error as HTTPClientError where error == .remoteConnectionClosed && attempt < 2 {
                 attempt += 1
             } catch let error as ChannelError where error == .ioOnClosedChannel && attempt < 2 {

@@ -1,0 +1,336 @@
+public import Autotune
+public import Foundation
+public import Logging
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// Runs a study: obtains trials to start, runs up to `parallel` experiments at once, records each result as
+/// it arrives, and stops when the study is done or a stop is requested.
+///
+/// There is one loop for a study run by one process over a ``StudyStore`` and for one of several workers
+/// sharing a study through a ``SharedStudyStore``: what differs (where trials come from, under which lock the
+/// strategy is asked and told) is the coordinator's; drain and cancel, progress, heartbeats and the time budget
+/// are the loop's. Experiments run in child tasks of one task group, outside the actor; each one's end is
+/// recorded as soon as it arrives and its slot refilled at once, without waiting for the others.
+public actor StudyLoop {
+    /// How a stop request treats the trials that are running.
+    public enum StopMode: Sendable, Hashable {
+        /// Let them finish, ask for nothing new.
+        case drain
+        /// Stop them now; they go back to pending and run again on resume.
+        case cancel
+    }
+
+    /// How a run ended.
+    public struct Outcome: Sendable, Hashable {
+        /// The study's status afterwards (`running` when other workers go on with it).
+        public var status: StudyStatus
+        /// The best trial, if any completed.
+        public var best: BestTrial?
+        /// Trials that finished during this run.
+        public var finishedThisRun: Int
+        /// Seconds this run took.
+        public var seconds: Double
+    }
+
+    /// Settings of a run that are not part of the study's definition.
+    public struct Options: Sendable {
+        /// Overrides the definition's `parallel` for this run.
+        public var parallel: Int?
+        /// Where each trial's directory (`<study>/<number>`) is made.
+        public var trialsDirectory: URL
+        /// Receives a line per finished trial.
+        public var progress: any ProgressReporter
+        /// The logger.
+        public var logger: Logger
+        /// Where GPU leases and port reservations are kept; required when the study uses GPUs or ports.
+        public var ledger: (any ResourceLedger)?
+        /// The GPUs trials may lease (discovered, declared in the task file, or given with `--gpus`).
+        public var gpus: [GPU]
+        /// How often running trials and the study are stamped as alive.
+        public var heartbeatInterval: Duration = .seconds(5)
+
+        /// Creates options.
+        public init(
+            parallel: Int? = nil,
+            trialsDirectory: URL,
+            progress: any ProgressReporter = SilentProgress(),
+            logger: Logger,
+            ledger: (any ResourceLedger)? = nil,
+            gpus: [GPU] = []
+        ) {
+            self.parallel = parallel
+            self.trialsDirectory = trialsDirectory
+            self.progress = progress
+            self.logger = logger
+            self.ledger = ledger
+            self.gpus = gpus
+        }
+    }
+
+    private let coordinator: any StudyCoordinator
+    private let executor: TrialExecutor
+    private let launches: LaunchLimiter
+    private let options: Options
+    private var stopMode: StopMode?
+    private var finishedThisRun = 0
+    private var runStart = ContinuousClock.now
+    private let stopSignals: AsyncStream<StopMode>
+    private let stopContinuation: AsyncStream<StopMode>.Continuation
+
+    private var definition: StudyDefinition { coordinator.study.definition }
+
+    private init(coordinator: any StudyCoordinator, experiment: any Experiment, options: Options) throws {
+        self.coordinator = coordinator
+        self.options = options
+        self.executor = try TrialExecutor(
+            definition: coordinator.study.definition, experiment: experiment, options: options)
+        self.launches = LaunchLimiter(limit: coordinator.study.definition.resources.maxConcurrentLaunches)
+        (stopSignals, stopContinuation) = AsyncStream.makeStream(of: StopMode.self)
+    }
+
+    /// A loop for a study this process runs alone: the strategy is restored from its checkpoint, and trials a
+    /// runner that died left running are dealt with when the run begins (re-queued or failed, as the
+    /// definition says, once what they left running is ended).
+    ///
+    /// Throws ``RunnerError`` when another live process runs the study.
+    public init(
+        study: StoredStudy,
+        store: any StudyStore,
+        registry: StrategyRegistry = .standard,
+        experiment: any Experiment,
+        options: Options
+    ) async throws {
+        let coordinator = try await LocalCoordinator(
+            study: study, store: store, registry: registry, experiment: experiment, options: options)
+        try self.init(coordinator: coordinator, experiment: experiment, options: options)
+    }
+
+    /// A loop for one of several workers sharing `study` through `store`; a trial whose heartbeat is older
+    /// than `staleAfter` belongs to a worker that died and is taken back.
+    public init(
+        study: StoredStudy,
+        sharedStore store: any SharedStudyStore,
+        registry: StrategyRegistry = .standard,
+        experiment: any Experiment,
+        options: Options,
+        staleAfter: Duration = .seconds(30)
+    ) throws {
+        let coordinator = SharedCoordinator(
+            study: study, store: store, registry: registry, experiment: experiment, options: options,
+            staleAfter: staleAfter)
+        try self.init(coordinator: coordinator, experiment: experiment, options: options)
+    }
+
+    /// Asks the run to stop: the first request drains, a `.cancel` stops running trials.
+    ///
+    /// Safe to call from a signal handler's task at any time, also before ``run()`` started.
+    nonisolated public func requestStop(_ mode: StopMode) {
+        stopContinuation.yield(mode)
+    }
+
+    /// Runs until the study is done or a stop request ends this run.
+    public func run() async throws -> Outcome {
+        runStart = ContinuousClock.now
+        defer { options.progress.studyFinished() }
+        let done: Bool
+        do {
+            try await coordinator.begin(elapsed: elapsed)
+            done = try await loop()
+        } catch {
+            await coordinator.abort(elapsed: elapsed)
+            throw error
+        }
+        let status = try await coordinator.end(done: done, stopped: stopMode != nil, elapsed: elapsed)
+        return Outcome(
+            status: status ?? .running,
+            best: coordinator.standing.best,
+            finishedThisRun: finishedThisRun,
+            seconds: (ContinuousClock.now - runStart).seconds
+        )
+    }
+
+    /// Runs trials until the study is done (returns true) or this run has nothing left to do.
+    private func loop() async throws -> Bool {
+        let parallel = max(1, options.parallel ?? definition.parallel)
+        let signals = stopSignals
+        let interval = coordinator.heartbeatInterval
+        let poll = Self.pollInterval
+        return try await withThrowingTaskGroup(of: LoopEvent.self) { group in
+            group.addTask { await LoopEvent.nextStop(signals) }
+            group.addTask { await LoopEvent.after(interval, .heartbeat) }
+            var inFlight = 0
+            var polling = false
+            var done = false
+            while true {
+                // A cancelled loop (its caller gave up) stops like a second Ctrl-C.
+                if Task.isCancelled, stopMode != .cancel {
+                    stopMode = .cancel
+                    group.cancelAll()
+                }
+                if stopMode == nil, !done, inFlight < parallel {
+                    let (trials, finished) = try await coordinator.obtain(room: parallel - inFlight, elapsed: elapsed)
+                    done = finished
+                    for trial in trials {
+                        inFlight += 1
+                        let context = makeContext(for: trial)
+                        let executor = self.executor
+                        group.addTask { .finished(await executor.execute(trial, context: context)) }
+                    }
+                    if let last = trials.last { options.progress.trialsStarted(progressEvent(for: last)) }
+                    if trials.isEmpty, !done, coordinator.waitsForOthers, !polling {
+                        polling = true
+                        group.addTask { await LoopEvent.after(poll, .poll) }
+                    }
+                }
+                if inFlight == 0, done || stopMode != nil || !coordinator.waitsForOthers { break }
+                switch try await group.next() {
+                case .finished(let trial):
+                    inFlight -= 1
+                    if try await coordinator.finish(trial, elapsed: elapsed) {
+                        finishedThisRun += 1
+                        options.progress.trialFinished(progressEvent(for: trial))
+                    }
+                case .stop(let mode):
+                    stopMode = LoopEvent.stop(
+                        mode, current: stopMode, running: inFlight, logger: options.logger, group: &group,
+                        signals: signals)
+                case .heartbeat:
+                    try await coordinator.heartbeat(elapsed: elapsed)
+                    if stopMode != .cancel { group.addTask { await LoopEvent.after(interval, .heartbeat) } }
+                case .poll:
+                    polling = false
+                case nil:
+                    inFlight = 0
+                }
+            }
+            group.cancelAll()
+            return done
+        }
+    }
+
+    /// How long a worker waits before looking again for work another worker may have made.
+    static let pollInterval: Duration = .milliseconds(500)
+
+    private func progressEvent(for trial: Trial) -> ProgressEvent {
+        let standing = coordinator.standing
+        return ProgressEvent(
+            trial: trial,
+            space: definition.space,
+            objective: definition.objective,
+            best: standing.best,
+            finishedCount: standing.counts.filter { $0.key.isFinished }.map(\.value).reduce(0, +),
+            expectedCount: standing.expected,
+            runningCount: standing.counts[.running] ?? 0,
+            completedCount: standing.counts[.completed] ?? 0,
+            failedCount: standing.counts[.failed] ?? 0,
+            elapsedSeconds: elapsed.seconds,
+            finishedThisRun: finishedThisRun,
+            runSeconds: (ContinuousClock.now - runStart).seconds
+        )
+    }
+
+    private func makeContext(for trial: Trial) -> TrialContext {
+        var logger = options.logger
+        logger[metadataKey: "trial.number"] = "\(trial.number)"
+        return TrialContext(
+            study: definition.name,
+            trial: trial,
+            space: definition.space,
+            seed: definition.seed,
+            directory: Self.trialDirectory(options.trialsDirectory, study: definition.name, trial: trial.number),
+            killGrace: definition.timeouts.killGrace,
+            logger: logger,
+            launches: launches
+        )
+    }
+
+    /// The directory of a trial's logs and outputs.
+    static func trialDirectory(_ root: URL, study: String, trial: Int) -> URL {
+        root.appendingPathComponent(study, isDirectory: true).appendingPathComponent(String(trial), isDirectory: true)
+    }
+
+    /// The study's running time over every run, this one included.
+    private var elapsed: Duration {
+        .seconds(coordinator.study.elapsedSeconds) + (ContinuousClock.now - runStart)
+    }
+}
+
+/// Runs `operation`, cancelling it and throwing `timeoutError()` after `limit` (no limit when `nil`).
+///
+/// Returns or throws only once the operation has wound down, so the processes it started are gone.
+public func withTimeout<T: Sendable>(
+    _ limit: Duration?,
+    error timeoutError: @escaping @Sendable () -> any Error,
+    _ operation: @escaping @Sendable () async throws -> T
+) async throws -> T {
+    guard let limit else { return try await operation() }
+    return try await withThrowingTaskGroup(of: T?.self) { group in
+        group.addTask { try await operation() }
+        group.addTask {
+            try await Task.sleep(for: limit)
+            return nil
+        }
+        defer { group.cancelAll() }
+        guard let first = try await group.next(), let value = first else {
+            throw timeoutError()
+        }
+        return value
+    }
+}
+
+/// A run that cannot go on, with a code callers can test and a message for a person.
+public struct RunnerError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// What went wrong.
+    public struct Code: Sendable, Hashable, CustomStringConvertible {
+        private enum Kind: String, Sendable, Hashable {
+            case studyBusy, strategy, configuration
+        }
+
+        private let kind: Kind
+
+        private init(_ kind: Kind) { self.kind = kind }
+
+        /// Another live process is running the study.
+        public static let studyBusy = Self(.studyBusy)
+        /// The strategy broke its contract.
+        public static let strategy = Self(.strategy)
+        /// The runner was set up without something the study needs.
+        public static let configuration = Self(.configuration)
+
+        /// The code's name.
+        public var description: String { kind.rawValue }
+    }
+
+    /// What went wrong.
+    public var code: Code
+    /// A message for a person.
+    public var message: String
+
+    /// Creates an error.
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    /// The message.
+    public var description: String { message }
+}
+
+extension RunnerIdentity {
+    /// This process.
+    public static var current: Self {
+        Self(host: ProcessInfo.processInfo.hostName, pid: getpid())
+    }
+
+    /// Whether this identity is a live process on this host (a stale one after a crash is not).
+    public var isAliveOnThisHost: Bool {
+        host == ProcessInfo.processInfo.hostName && processIsAlive(pid)
+    }
+}
