@@ -1,6 +1,6 @@
 public import Autotune
 import AutotuneRunner
-public import Foundation
+import Foundation
 
 /// Checks that a study store keeps the contract the loop relies on, whatever keeps the data: the SQLite file,
 /// a PostgreSQL server, the in-memory store, or a store of your own.

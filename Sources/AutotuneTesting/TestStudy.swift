@@ -2,7 +2,7 @@ public import Autotune
 public import AutotuneRunner
 public import AutotuneStore
 public import Foundation
-public import Logging
+import Logging
 import Synchronization
 
 /// A scratch directory with a real SQLite file, for tests that run studies; see ``withTestScratch(_:)``.

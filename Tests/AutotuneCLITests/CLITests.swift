@@ -238,6 +238,7 @@ extension CLITests {
         defer { try? FileManager.default.removeItem(at: directory) }
         let plugin = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
             .appendingPathComponent("../../strategies/reference/random_search.py").standardizedFileURL.path
+        let started = directory.appendingPathComponent("started")
         try """
         name: plugged
         parallel: 3
@@ -246,10 +247,13 @@ extension CLITests {
         strategy: {command: [python3, \(plugin)]}
         budget: {max_trials: 12}
         experiment:
-          command: [/bin/sh, -c, 'sleep 0.3; echo "{{\\"f\\": {x}}}"', x, '{n}']
+          command: [/bin/sh, -c, 'echo {trial} >> \(started.path); sleep 0.3; echo "{{\\"f\\": {x}}}"', x, '{n}']
         """.write(to: directory.appendingPathComponent("t.yaml"), atomically: true, encoding: .utf8)
         let first = try await autotune(["run", "t.yaml", "--quiet"], in: directory) { process in
-            try await Task.sleep(for: .milliseconds(700))
+            // Once the plug-in has proposed and trials run, so the signal lands mid-study.
+            while ((try? String(contentsOf: started, encoding: .utf8)) ?? "").isEmpty {
+                try await Task.sleep(for: .milliseconds(20))
+            }
             // The terminal's Ctrl-C: to the process group of autotune and its children.
             kill(-process.processIdentifier, SIGINT)
         }

@@ -6,7 +6,10 @@ import PackageDescription
 let package = Package(
     name: "CustomStrategy",
     platforms: [.macOS(.v15)],
-    dependencies: [.package(name: "autotune", path: "../..")],
+    dependencies: [
+        .package(name: "autotune", path: "../.."),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
     targets: [
         .target(name: "CoordinateDescent", dependencies: [.product(name: "Autotune", package: "autotune")]),
         .executableTarget(
@@ -17,6 +20,7 @@ let package = Package(
                 .product(name: "AutotuneRunner", package: "autotune"),
                 .product(name: "AutotuneStore", package: "autotune"),
                 .product(name: "AutotuneTask", package: "autotune"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
     ],

@@ -218,7 +218,7 @@ public struct SlurmRunner: ProgramRunner {
     static func state(of job: String) async throws -> SlurmJobState? {
         do {
             return try SlurmJobState(scontrolLine: try await command("scontrol", ["show", "job", "-o", job]))
-        } catch let error as SlurmError where error.message.contains("Invalid job id") {
+        } catch let error as SlurmError where error.isUnknownJob {
             return nil
         }
     }
@@ -308,6 +308,10 @@ public struct SlurmError: Error, Sendable, Hashable, CustomStringConvertible {
     public var message: String
     /// The message.
     public var description: String { message }
+
+    /// Whether Slurm no longer knows the job (it ended and was purged), in Slurm's own wording: its commands say
+    /// so only in text.
+    var isUnknownJob: Bool { message.contains("Invalid job id") }
 
     /// Whether the controller was only busy or unreachable for a moment (Slurm's own wording).
     var isTransient: Bool {

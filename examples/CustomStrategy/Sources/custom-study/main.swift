@@ -4,6 +4,7 @@ import AutotuneStore
 import AutotuneTask
 import CoordinateDescent
 import Foundation
+import Logging
 
 // Runs the task file given (default: task.yaml) with `coordinate-descent` registered next to the built-in
 // strategies, then prints the best trial.
@@ -17,14 +18,19 @@ let database = here.appendingPathComponent(".custom-study/studies.sqlite")
 try? FileManager.default.removeItem(at: database.deletingLastPathComponent())
 let store = try SQLiteStudyStore(path: database.path)
 let study = try await store.createStudy(definition, taskSource: nil)
-let runner = try await StudyRunner(
+guard case .command(let command) = definition.experiment else {
+    print("this example runs command experiments")
+    exit(2)
+}
+let runner = try await StudyLoop(
     study: study,
     store: store,
     registry: registry,
-    options: StudyRunner.Options(
+    experiment: CommandExperiment(spec: command, defaultWorkingDirectory: here),
+    options: StudyLoop.Options(
         trialsDirectory: database.deletingLastPathComponent().appendingPathComponent("trials"),
-        workingDirectory: here,
-        progress: LineProgress()
+        progress: LineProgress(),
+        logger: Logger(label: "custom-study")
     )
 )
 let outcome = try await runner.run()
