@@ -11,7 +11,7 @@ extension SQLiteStudyStore: ResourceLedger {
         _ count: Int,
         among candidates: [Int],
         holder: LeaseHolder,
-        isAlive: @escaping @Sendable (Int32) -> Bool
+        isAlive: @escaping @Sendable (LeaseHolder) -> Bool
     ) async throws -> [Int]? {
         try await database.write { db in
             let held = try Self.liveHolds(of: "gpu", host: holder.host, isAlive: isAlive, db: db)
@@ -25,7 +25,7 @@ extension SQLiteStudyStore: ResourceLedger {
     public func reservePort(
         in range: ClosedRange<Int>,
         holder: LeaseHolder,
-        isAlive: @escaping @Sendable (Int32) -> Bool,
+        isAlive: @escaping @Sendable (LeaseHolder) -> Bool,
         isBindable: @escaping @Sendable (Int) -> Bool
     ) async throws -> Int? {
         try await database.write { db in
@@ -82,9 +82,9 @@ extension SQLiteStudyStore: ResourceLedger {
     }
 
     /// The ids of `kind` held on `host`, after dropping the leases of processes that are gone.
-    private static func liveHolds(of kind: String, host: String, isAlive: (Int32) -> Bool, db: Database) throws -> Set<
-        Int
-    > {
+    private static func liveHolds(of kind: String, host: String, isAlive: (LeaseHolder) -> Bool, db: Database) throws
+        -> Set<Int>
+    {
         try dropDeadLeases(host: host, isAlive: isAlive, db: db)
         return Set(
             try Int.fetchAll(
@@ -95,12 +95,15 @@ extension SQLiteStudyStore: ResourceLedger {
         )
     }
 
-    /// Leases whose process is gone (the runner crashed) are free again.
-    private static func dropDeadLeases(host: String, isAlive: (Int32) -> Bool, db: Database) throws {
-        let pids = try Int32.fetchAll(
-            db, sql: "SELECT DISTINCT pid FROM resource_leases WHERE host = ?", arguments: [host])
-        for pid in pids where !isAlive(pid) {
-            try db.execute(sql: "DELETE FROM resource_leases WHERE host = ? AND pid = ?", arguments: [host, pid])
+    /// Leases whose holder is gone (the runner crashed and the trial's processes ended) are free again.
+    private static func dropDeadLeases(host: String, isAlive: (LeaseHolder) -> Bool, db: Database) throws {
+        let holders = try Row.fetchAll(
+            db, sql: "SELECT DISTINCT pid, study, trial FROM resource_leases WHERE host = ?", arguments: [host]
+        ).map { LeaseHolder(host: host, pid: $0["pid"], study: $0["study"], trial: $0["trial"]) }
+        for holder in holders where !isAlive(holder) {
+            try db.execute(
+                sql: "DELETE FROM resource_leases WHERE host = ? AND pid = ? AND study = ? AND trial = ?",
+                arguments: [host, holder.pid, holder.study, holder.trial])
         }
     }
 }

@@ -10,6 +10,8 @@ import GRDB
 public final class SQLiteStudyStore: StudyStore {
     /// The database.
     let database: any DatabaseWriter
+    /// The file's path.
+    public let location: String
 
     /// Opens (and creates or migrates) the store at `path`.
     public init(path: String) throws {
@@ -21,6 +23,7 @@ public final class SQLiteStudyStore: StudyStore {
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent()
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         database = try DatabasePool(path: path, configuration: configuration)
+        location = URL(fileURLWithPath: path).standardizedFileURL.path
         try Self.migrator.migrate(database)
     }
 
@@ -31,6 +34,7 @@ public final class SQLiteStudyStore: StudyStore {
 
     private init(database: any DatabaseWriter) throws {
         self.database = database
+        location = "memory:\(UUID().uuidString)"
         try Self.migrator.migrate(database)
     }
 

@@ -11,7 +11,7 @@ extension PostgresStudyStore {
         _ count: Int,
         among candidates: [Int],
         holder: LeaseHolder,
-        isAlive: @escaping @Sendable (Int32) -> Bool
+        isAlive: @escaping @Sendable (LeaseHolder) -> Bool
     ) async throws -> [Int]? {
         try await transaction { connection in
             let held = try await self.liveHolds(of: "gpu", host: holder.host, isAlive: isAlive, connection: connection)
@@ -27,7 +27,7 @@ extension PostgresStudyStore {
     public func reservePort(
         in range: ClosedRange<Int>,
         holder: LeaseHolder,
-        isAlive: @escaping @Sendable (Int32) -> Bool,
+        isAlive: @escaping @Sendable (LeaseHolder) -> Bool,
         isBindable: @escaping @Sendable (Int) -> Bool
     ) async throws -> Int? {
         try await transaction { connection in
@@ -94,16 +94,25 @@ extension PostgresStudyStore {
     private func liveHolds(
         of kind: String,
         host: String,
-        isAlive: (Int32) -> Bool,
+        isAlive: (LeaseHolder) -> Bool,
         connection: PostgresConnection
     ) async throws -> Set<Int> {
         try await connection.rows("SELECT pg_advisory_xact_lock(hashtext(\(host)))", logger: logger)
-        let pids = try await connection.rows(
-            "SELECT DISTINCT pid FROM autotune_leases WHERE host = \(host)", logger: logger
-        ).map { try $0.decode(Int.self) }
-        for pid in pids where !isAlive(Int32(pid)) {
+        let holders = try await connection.rows(
+            "SELECT DISTINCT pid, study, trial FROM autotune_leases WHERE host = \(host)", logger: logger
+        ).map { row in
+            let (pid, study, trial) = try row.decode((Int, String, Int).self)
+            return LeaseHolder(host: host, pid: Int32(pid), study: study, trial: trial)
+        }
+        // A holder is gone once its runner and its trial's processes are: a dead runner's experiments may run on.
+        for holder in holders where !isAlive(holder) {
+            let pid = Int(holder.pid)
             try await connection.rows(
-                "DELETE FROM autotune_leases WHERE host = \(host) AND pid = \(pid)", logger: logger)
+                """
+                DELETE FROM autotune_leases
+                WHERE host = \(host) AND pid = \(pid) AND study = \(holder.study) AND trial = \(holder.trial)
+                """,
+                logger: logger)
         }
         let ids = try await connection.rows(
             "SELECT resource_id FROM autotune_leases WHERE host = \(host) AND kind = \(kind)", logger: logger

@@ -24,6 +24,9 @@ public final class InMemoryStudyStore: SharedStudyStore {
 
     private let state = Mutex(State())
 
+    /// A name of its own, so two in-memory stores' studies are told apart.
+    public let location = "memory:\(UUID().uuidString)"
+
     /// An empty store.
     public init() {}
 
@@ -192,7 +195,7 @@ public final class InMemoryStudyStore: SharedStudyStore {
         _ count: Int,
         among candidates: [Int],
         holder: LeaseHolder,
-        isAlive: @escaping @Sendable (Int32) -> Bool
+        isAlive: @escaping @Sendable (LeaseHolder) -> Bool
     ) async throws -> [Int]? {
         state.withLock { state in
             let held = Self.liveHolds(gpu: true, host: holder.host, isAlive: isAlive, in: &state)
@@ -206,7 +209,7 @@ public final class InMemoryStudyStore: SharedStudyStore {
     public func reservePort(
         in range: ClosedRange<Int>,
         holder: LeaseHolder,
-        isAlive: @escaping @Sendable (Int32) -> Bool,
+        isAlive: @escaping @Sendable (LeaseHolder) -> Bool,
         isBindable: @escaping @Sendable (Int) -> Bool
     ) async throws -> Int? {
         state.withLock { state in
@@ -294,9 +297,10 @@ public final class InMemoryStudyStore: SharedStudyStore {
     }
 
     /// What is held on `host` of one kind, after dropping the leases of this host's processes that are gone.
-    private static func liveHolds(gpu: Bool, host: String, isAlive: (Int32) -> Bool, in state: inout State) -> Set<Int>
+    private static func liveHolds(gpu: Bool, host: String, isAlive: (LeaseHolder) -> Bool, in state: inout State)
+        -> Set<Int>
     {
-        state.leases.removeAll { $0.holder.host == host && !isAlive($0.holder.pid) }
+        state.leases.removeAll { $0.holder.host == host && !isAlive($0.holder) }
         return Set(
             state.leases.compactMap { lease in
                 guard lease.holder.host == host else { return nil }

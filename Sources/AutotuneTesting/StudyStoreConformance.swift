@@ -164,7 +164,7 @@ public struct StudyStoreConformance<Store: StudyStore & ResourceLedger>: Sendabl
         let a = LeaseHolder(host: "\(study)-a", pid: 10, study: study, trial: 0)
         let b = LeaseHolder(host: "\(study)-b", pid: 10, study: study, trial: 1)
         let c = LeaseHolder(host: "\(study)-a", pid: 11, study: study, trial: 2)
-        let alive: @Sendable (Int32) -> Bool = { _ in true }
+        let alive: @Sendable (LeaseHolder) -> Bool = { _ in true }
         if try await store.leaseGPUs(2, among: [2, 0, 1], holder: a, isAlive: alive) != [0, 1] {
             problems.append("GPUs are not leased lowest index first")
         }
@@ -188,7 +188,7 @@ public struct StudyStoreConformance<Store: StudyStore & ResourceLedger>: Sendabl
             problems.append("leases(host:) does not list what the host's holders hold")
         }
         // A holder whose process is gone loses its leases to the next request.
-        if try await store.leaseGPUs(2, among: [0, 1], holder: c, isAlive: { $0 != 10 }) != [0, 1] {
+        if try await store.leaseGPUs(2, among: [0, 1], holder: c, isAlive: { $0.pid != 10 }) != [0, 1] {
             problems.append("a dead holder's GPUs are not taken back")
         }
         try await store.release(c)

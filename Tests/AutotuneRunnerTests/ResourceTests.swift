@@ -102,7 +102,7 @@ private func holder(_ trial: Int, study: String = "s") -> LeaseHolder {
                 try await scratch.store.leaseGPUs(2, among: [0, 1], holder: dead, isAlive: { _ in true }) == [0, 1])
             #expect(
                 try await scratch.store.leaseGPUs(1, among: [0, 1], holder: holder(1), isAlive: { _ in true }) == nil)
-            let taken = try await scratch.store.leaseGPUs(1, among: [0, 1], holder: holder(1)) { $0 != 999_999 }
+            let taken = try await scratch.store.leaseGPUs(1, among: [0, 1], holder: holder(1)) { $0.pid != 999_999 }
             #expect(taken == [0])
         }
     }

@@ -10,6 +10,8 @@ import Testing
 private struct ForgetfulStore: StudyStore, ResourceLedger {
     let wrapping: SQLiteStudyStore
 
+    var location: String { wrapping.location }
+
     func createStudy(_ definition: StudyDefinition, taskSource: String?) async throws -> StoredStudy {
         try await wrapping.createStudy(definition, taskSource: taskSource)
     }
@@ -39,14 +41,14 @@ private struct ForgetfulStore: StudyStore, ResourceLedger {
         try await wrapping.saveStatus(status, studyID: studyID, runner: runner, elapsedSeconds: elapsedSeconds)
     }
     func leaseGPUs(
-        _ count: Int, among candidates: [Int], holder: LeaseHolder, isAlive: @escaping @Sendable (Int32) -> Bool
+        _ count: Int, among candidates: [Int], holder: LeaseHolder, isAlive: @escaping @Sendable (LeaseHolder) -> Bool
     )
         async throws -> [Int]?
     {
         try await wrapping.leaseGPUs(count, among: candidates, holder: holder, isAlive: isAlive)
     }
     func reservePort(
-        in range: ClosedRange<Int>, holder: LeaseHolder, isAlive: @escaping @Sendable (Int32) -> Bool,
+        in range: ClosedRange<Int>, holder: LeaseHolder, isAlive: @escaping @Sendable (LeaseHolder) -> Bool,
         isBindable: @escaping @Sendable (Int) -> Bool
     ) async throws -> Int? {
         try await wrapping.reservePort(in: range, holder: holder, isAlive: isAlive, isBindable: isBindable)

@@ -6,12 +6,13 @@ public protocol ResourceLedger: Sendable {
     /// Leases `count` of the `candidates` GPU indexes on `holder.host` that nobody holds, lowest first, or
     /// returns `nil` when fewer are free now.
     ///
-    /// Leases of holders on this host for which `isAlive` is false are dropped first.
+    /// Leases of holders on this host for which `isAlive` is false (the runner and the trial's processes are
+    /// gone) are dropped first.
     func leaseGPUs(
         _ count: Int,
         among candidates: [Int],
         holder: LeaseHolder,
-        isAlive: @escaping @Sendable (Int32) -> Bool
+        isAlive: @escaping @Sendable (LeaseHolder) -> Bool
     ) async throws -> [Int]?
 
     /// Reserves the lowest port of `range` on `holder.host` that nobody holds and `isBindable` accepts, or
@@ -19,7 +20,7 @@ public protocol ResourceLedger: Sendable {
     func reservePort(
         in range: ClosedRange<Int>,
         holder: LeaseHolder,
-        isAlive: @escaping @Sendable (Int32) -> Bool,
+        isAlive: @escaping @Sendable (LeaseHolder) -> Bool,
         isBindable: @escaping @Sendable (Int) -> Bool
     ) async throws -> Int?
 

@@ -6,6 +6,10 @@ public import Foundation
 /// transaction, so the store never holds a trial the strategy has not seen nor a strategy state ahead of
 /// the trials.
 public protocol StudyStore: Sendable {
+    /// Where the store keeps its data (a file's path, a server's address without its password), to tell two
+    /// stores' studies of the same name apart and to name the store in messages.
+    var location: String { get }
+
     /// Creates a study; fails if the name is taken.
     func createStudy(_ definition: StudyDefinition, taskSource: String?) async throws -> StoredStudy
 

@@ -50,8 +50,8 @@ public struct CommandExperiment: Experiment {
     }
 
     /// Ends what a dead runner left of the trial: its process group here, or its Slurm job.
-    public func recover(trialDirectory: URL, previousRunner: RunnerIdentity?) async -> Bool {
-        await runner.recover(trialDirectory: trialDirectory, previousRunner: previousRunner)
+    public func recover(_ trial: AbandonedTrial) async -> Bool {
+        await runner.recover(trial)
     }
 
     /// Runs the command and reads its metrics.
@@ -73,7 +73,7 @@ public struct CommandExperiment: Experiment {
                     standardOutput: stdoutURL,
                     standardError: stderrURL,
                     killGrace: context.killGrace,
-                    scheduling: context.scheduling
+                    scheduling: context.scheduling(program: "command")
                 ),
                 onStart: { start in placement.withLock { $0 = start } }
             )

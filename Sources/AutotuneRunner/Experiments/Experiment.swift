@@ -17,13 +17,10 @@ public protocol Experiment: Sendable {
     /// prints it.
     func commandLine(for context: TrialContext) throws -> [String]
 
-    /// Ends whatever a runner that died left running for the trial whose directory is `trialDirectory`
-    /// (processes on this machine, a cluster job), before the trial runs again or is failed; returns whether
-    /// there was something to end.
-    ///
-    /// `previousRunner` is the process that ran it, when known: processes are only looked for on its machine.
+    /// Ends whatever a runner that died left running for `trial` (processes on this machine, a cluster job),
+    /// before the trial runs again or is failed; returns whether there was something to end.
     @discardableResult
-    func recover(trialDirectory: URL, previousRunner: RunnerIdentity?) async -> Bool
+    func recover(_ trial: AbandonedTrial) async -> Bool
 }
 
 extension Experiment {
@@ -34,7 +31,25 @@ extension Experiment {
     public func commandLine(for context: TrialContext) throws -> [String] { [] }
 
     /// An experiment that starts no program leaves nothing behind.
-    public func recover(trialDirectory: URL, previousRunner: RunnerIdentity?) async -> Bool { false }
+    public func recover(_ trial: AbandonedTrial) async -> Bool { false }
+}
+
+/// A trial whose runner died while it ran, as the runner that takes it back knows it.
+public struct AbandonedTrial: Sendable, Hashable {
+    /// The trial's directory, with the records its programs left (process group, Slurm job).
+    public var directory: URL
+    /// The token its programs carry in their environment (``TrialProcesses``).
+    public var token: String
+    /// The process that ran it, when known: processes are only looked for on its machine, and only once it is
+    /// gone.
+    public var previousRunner: RunnerIdentity?
+
+    /// Creates a record.
+    public init(directory: URL, token: String, previousRunner: RunnerIdentity?) {
+        self.directory = directory
+        self.token = token
+        self.previousRunner = previousRunner
+    }
 }
 
 /// What an experiment knows of the trial it runs.
@@ -63,6 +78,9 @@ public struct TrialContext: Sendable {
     public var gpuCount: Int?
     /// How long the whole trial may take, when it has a deadline; a scheduler's time limit follows it.
     public var deadline: Duration?
+    /// The token the trial's programs carry in their environment, so they can be found whatever happens to the
+    /// runner (``TrialProcesses``); `nil` outside a study's loop.
+    public var token: String?
 
     /// Creates a context.
     public init(
@@ -89,11 +107,12 @@ public struct TrialContext: Sendable {
         self.launches = launches
     }
 
-    /// What a program runner needs to place the trial's program: its directory, name, GPU count, time limit
-    /// and the launch limiter.
-    public var scheduling: SchedulingHints {
+    /// What a program runner needs to place the trial's `program` (`command`, `server`, …): the trial's
+    /// directory and token, a name, the GPU count, the time limit and the launch limiter.
+    public func scheduling(program: String) -> SchedulingHints {
         SchedulingHints(
-            trialDirectory: directory, name: jobName, gpuCount: gpuCount, timeLimit: deadline, launches: launches)
+            trialDirectory: directory, name: jobName, gpuCount: gpuCount, timeLimit: deadline, launches: launches,
+            token: token.map { TrialProcesses.value(trial: $0, program: program) })
     }
 
     /// The name of the trial's job in a scheduler's listings: `autotune-STUDY-NUMBER`.

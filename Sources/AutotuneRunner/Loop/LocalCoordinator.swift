@@ -15,6 +15,8 @@ final class LocalCoordinator: StudyCoordinator {
     private var strategy: any Strategy
     let heartbeatInterval: Duration
 
+    var storeLocation: String { store.location }
+
     var waitsForOthers: Bool { false }
 
     var standing: StudyStanding { book.standing(strategyTotal: strategy.proposalLimit) }
@@ -51,8 +53,9 @@ final class LocalCoordinator: StudyCoordinator {
     func begin(elapsed: Duration) async throws {
         let abandoned = book.history.runningTrials.filter { $0.state == .running }
         for trial in abandoned {
-            let directory = StudyLoop.trialDirectory(trialsDirectory, study: study.definition.name, trial: trial.number)
-            if await experiment.recover(trialDirectory: directory, previousRunner: study.runner) {
+            let left = self.abandoned(
+                trial: trial.number, trialsDirectory: trialsDirectory, previousRunner: study.runner)
+            if await experiment.recover(left) {
                 logger.notice(
                     "Ended what a trial whose runner died left running", metadata: ["trial.number": "\(trial.number)"])
             }

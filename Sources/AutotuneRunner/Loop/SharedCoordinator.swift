@@ -24,6 +24,8 @@ final class SharedCoordinator: StudyCoordinator {
     private(set) var standing: StudyStanding
     let heartbeatInterval: Duration
 
+    var storeLocation: String { store.location }
+
     var waitsForOthers: Bool { true }
 
     private var definition: StudyDefinition { study.definition }
@@ -131,12 +133,11 @@ final class SharedCoordinator: StudyCoordinator {
 
     func heartbeat(elapsed: Duration) async throws {
         try await store.heartbeat(studyID: study.id, worker: me, elapsedSeconds: elapsed.seconds)
-        let experiment = self.experiment
-        let trialsDirectory = self.trialsDirectory
-        let name = definition.name
         let reclaimed = try await store.reclaimStale(studyID: study.id, olderThan: staleAfter, worker: me) { record in
-            let directory = StudyLoop.trialDirectory(trialsDirectory, study: name, trial: record.trial.number)
-            await experiment.recover(trialDirectory: directory, previousRunner: record.previousWorker)
+            await experiment.recover(
+                abandoned(
+                    trial: record.trial.number, trialsDirectory: trialsDirectory, previousRunner: record.previousWorker)
+            )
         }
         for taken in reclaimed {
             let previous = taken.previousWorker.map { "\($0.pid)@\($0.host)" } ?? "unknown"

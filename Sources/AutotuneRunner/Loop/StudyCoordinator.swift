@@ -1,4 +1,5 @@
 import Autotune
+import Foundation
 
 /// The part of a study's loop that depends on where the study is kept: one process with its own history over a
 /// ``StudyStore`` (``LocalCoordinator``), or one of several workers that decide under the study's lock in a
@@ -9,6 +10,9 @@ import Autotune
 protocol StudyCoordinator: AnyObject {
     /// The study.
     var study: StoredStudy { get }
+
+    /// Where the store keeps the study, which trial tokens include.
+    var storeLocation: String { get }
 
     /// Where the study stands, for progress lines: counts, best trial, expected size.
     var standing: StudyStanding { get }
@@ -39,6 +43,21 @@ protocol StudyCoordinator: AnyObject {
 
     /// Records that the run failed with an error.
     func abort(elapsed: Duration) async
+}
+
+extension StudyCoordinator {
+    /// The token trial `number`'s programs carry in their environment.
+    func token(trial number: Int) -> String {
+        TrialProcesses.token(storeLocation: storeLocation, study: study.definition.name, trial: number)
+    }
+
+    /// Trial `number` as a runner that takes it back from `previousRunner` sees it, its directory under
+    /// `trialsDirectory`.
+    func abandoned(trial number: Int, trialsDirectory: URL, previousRunner: RunnerIdentity?) -> AbandonedTrial {
+        AbandonedTrial(
+            directory: StudyLoop.trialDirectory(trialsDirectory, study: study.definition.name, trial: number),
+            token: token(trial: number), previousRunner: previousRunner)
+    }
 }
 
 /// Where a study stands, as progress lines show it.

@@ -90,7 +90,8 @@ public actor StudyLoop {
         self.coordinator = coordinator
         self.options = options
         self.executor = try TrialExecutor(
-            definition: coordinator.study.definition, experiment: experiment, options: options)
+            definition: coordinator.study.definition, experiment: experiment, options: options,
+            storeLocation: coordinator.storeLocation)
         self.launches = LaunchLimiter(limit: coordinator.study.definition.resources.maxConcurrentLaunches)
         (stopSignals, stopContinuation) = AsyncStream.makeStream(of: StopMode.self)
     }
@@ -239,7 +240,7 @@ public actor StudyLoop {
     private func makeContext(for trial: Trial) -> TrialContext {
         var logger = options.logger
         logger[metadataKey: "trial.number"] = "\(trial.number)"
-        return TrialContext(
+        var context = TrialContext(
             study: definition.name,
             trial: trial,
             space: definition.space,
@@ -249,6 +250,8 @@ public actor StudyLoop {
             logger: logger,
             launches: launches
         )
+        context.token = coordinator.token(trial: trial.number)
+        return context
     }
 
     /// The directory of a trial's logs and outputs.

@@ -112,21 +112,28 @@ struct DeadlineExceeded: Error {}
 extension TrialExecutor {
     /// The executor of `definition`'s trials: a GPU pool when trials lease GPUs here (not when the
     /// experiment's scheduler places them), port reservations when the experiment uses `{port}`.
-    init(definition: StudyDefinition, experiment: any Experiment, options: StudyLoop.Options) throws {
+    ///
+    /// A lease is taken back from a holder only once its runner is gone and no process of its trial (found by the
+    /// trial's token, in the store at `storeLocation`) runs on this machine: a dead runner's experiments may run
+    /// on, and their GPUs and ports are theirs until they end.
+    init(definition: StudyDefinition, experiment: any Experiment, options: StudyLoop.Options, storeLocation: String)
+        throws
+    {
         let ledger = options.ledger
+        let holderIsAlive = TrialProcesses.leaseHolderIsAlive(storeLocation: storeLocation)
         var pool: GPUPool?
         if definition.resources.gpusPerTrial != nil, !experiment.schedulerAssignsGPUs {
             guard let ledger else {
                 throw RunnerError(.configuration, "the study leases GPUs but the runner has no ledger")
             }
-            pool = GPUPool(gpus: options.gpus, ledger: ledger)
+            pool = GPUPool(gpus: options.gpus, ledger: ledger, holderIsAlive: holderIsAlive)
         }
         var ports: PortAllocator?
         if definition.experiment.usesPort {
             guard let ledger else {
                 throw RunnerError(.configuration, "the study reserves ports but the runner has no ledger")
             }
-            ports = PortAllocator(range: definition.resources.ports, ledger: ledger)
+            ports = PortAllocator(range: definition.resources.ports, ledger: ledger, holderIsAlive: holderIsAlive)
         }
         self.init(
             experiment: experiment,

@@ -59,6 +59,9 @@ public enum ProcessLauncher {
     /// in `PATH`. Standard output and error are written to the given files, created or truncated.
     /// Throws ``LaunchError`` when the program cannot be started, and `CancellationError` when the task was
     /// cancelled (after the group was stopped).
+    ///
+    /// With a `token` the program gets it as ``TrialProcesses/variable``, and the final sweep also kills every
+    /// process carrying it, so a descendant that left the group (`setsid`) does not outlive the run either.
     public static func run(
         _ arguments: [String],
         environment: [String: String] = [:],
@@ -67,6 +70,7 @@ public enum ProcessLauncher {
         standardError: URL,
         killGrace: Duration = .seconds(5),
         launches: LaunchLimiter? = nil,
+        token: String? = nil,
         onStart: (@Sendable (Int32) -> Void)? = nil
     ) async throws -> Outcome {
         guard let program = arguments.first, !program.isEmpty else {
@@ -103,7 +107,10 @@ public enum ProcessLauncher {
         let start = ContinuousClock.now
         defer {
             if let pid = leader.withLock({ $0 }) { sweep(processGroup: pid) }
+            if let token { TrialProcesses.kill(token: token, exact: true) }
         }
+        var environment = environment
+        if let token { environment[TrialProcesses.variable] = token }
         let result: ExecutionResult<Void, FileDescriptorOutput, FileDescriptorOutput>
         do {
             result = try await Subprocess.run(

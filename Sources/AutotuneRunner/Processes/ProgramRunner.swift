@@ -14,9 +14,8 @@ public protocol ProgramRunner: Sendable {
     func run(_ request: ProgramRequest, onStart: (@Sendable (ProgramStart) -> Void)?) async throws
         -> ProcessLauncher.Outcome
 
-    /// Ends what the program a dead runner (`previousRunner`, when known) started for the trial in
-    /// `trialDirectory` left running; returns whether it found anything.
-    func recover(trialDirectory: URL, previousRunner: RunnerIdentity?) async -> Bool
+    /// Ends what the programs a dead runner started for `trial` left running; returns whether it found anything.
+    func recover(_ trial: AbandonedTrial) async -> Bool
 
     /// Whether the scheduler behind it gives the program its GPUs (so the runner leases none).
     var assignsGPUs: Bool { get }
@@ -69,6 +68,8 @@ public struct SchedulingHints: Sendable {
     public var timeLimit: Duration?
     /// Bounds concurrent starts.
     public var launches: LaunchLimiter?
+    /// The value of ``TrialProcesses/variable`` the program and its children carry, when the trial has a token.
+    public var token: String?
 
     /// Creates hints.
     public init(
@@ -76,13 +77,15 @@ public struct SchedulingHints: Sendable {
         name: String,
         gpuCount: Int? = nil,
         timeLimit: Duration? = nil,
-        launches: LaunchLimiter? = nil
+        launches: LaunchLimiter? = nil,
+        token: String? = nil
     ) {
         self.trialDirectory = trialDirectory
         self.name = name
         self.gpuCount = gpuCount
         self.timeLimit = timeLimit
         self.launches = launches
+        self.token = token
     }
 }
 
@@ -112,15 +115,16 @@ public struct LocalProgramRunner: ProgramRunner {
     /// The runner leases GPUs itself.
     public var assignsGPUs: Bool { false }
 
-    /// Kills the process group recorded in the trial's directory, if it still runs and its runner was a process
-    /// of this machine that is gone (processes of a live runner, or of another machine, are not this one's to end).
-    public func recover(trialDirectory: URL, previousRunner: RunnerIdentity?) async -> Bool {
-        if let previousRunner {
-            guard previousRunner.host == RunnerIdentity.current.host, !processIsAlive(previousRunner.pid) else {
-                return false
-            }
+    /// Kills the trial's processes (every one carrying its token, and the process group recorded in its
+    /// directory) when its runner was a process of this machine that is gone: a live runner's processes, or
+    /// another machine's, are not this one's to end.
+    public func recover(_ trial: AbandonedTrial) async -> Bool {
+        if let previous = trial.previousRunner {
+            guard previous.host == RunnerIdentity.current.host, !processIsAlive(previous.pid) else { return false }
         }
-        return ProcessReaper.reap(in: trialDirectory)
+        let group = ProcessReaper.reap(in: trial.directory)
+        let tokened = TrialProcesses.kill(token: trial.token)
+        return group || tokened
     }
 
     /// Runs the program as a process group of its own.
@@ -135,6 +139,7 @@ public struct LocalProgramRunner: ProgramRunner {
             standardError: request.standardError,
             killGrace: request.killGrace,
             launches: request.scheduling.launches,
+            token: request.scheduling.token,
             onStart: { [directory = request.scheduling.trialDirectory] pid in
                 ProcessReaper.record(pid: pid, in: directory)
                 onStart?(ProgramStart())

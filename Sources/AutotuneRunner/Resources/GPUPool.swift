@@ -19,15 +19,23 @@ public actor GPUPool {
     public let gpus: [GPU]
     private let ledger: any ResourceLedger
     private let pollInterval: Duration
+    private let holderIsAlive: @Sendable (LeaseHolder) -> Bool
     private var queue: [Int] = []
     private var nextTicket = 0
 
     /// Creates a pool over `gpus`, leasing through `ledger`; waiting requests retry every `pollInterval`, since
-    /// another process may free a GPU at any time.
-    public init(gpus: [GPU], ledger: any ResourceLedger, pollInterval: Duration = .milliseconds(50)) {
+    /// another process may free a GPU at any time. A lease is taken back only from a holder `holderIsAlive`
+    /// says is gone (by default: its runner's process is).
+    public init(
+        gpus: [GPU],
+        ledger: any ResourceLedger,
+        pollInterval: Duration = .milliseconds(50),
+        holderIsAlive: @escaping @Sendable (LeaseHolder) -> Bool = { processIsAlive($0.pid) }
+    ) {
         self.gpus = gpus
         self.ledger = ledger
         self.pollInterval = pollInterval
+        self.holderIsAlive = holderIsAlive
     }
 
     /// How many requests wait for GPUs now, in arrival order behind the first.
@@ -56,7 +64,7 @@ public actor GPUPool {
         while true {
             try Task.checkCancellation()
             if queue.first == ticket,
-                let leased = try await ledger.leaseGPUs(count, among: eligible, holder: holder, isAlive: processIsAlive)
+                let leased = try await ledger.leaseGPUs(count, among: eligible, holder: holder, isAlive: holderIsAlive)
             {
                 return leased
             }
@@ -80,7 +88,7 @@ public struct ResourceError: Error, Sendable, Hashable, CustomStringConvertible 
 /// Whether a process id is alive on this host: a signal 0 reaches it (or it exists but is not ours), and it is
 /// not a zombie. A killed runner whose parent never reaps it (an orphan under an init that does not reap, or
 /// a container's pid 1) stays a zombie, and its study and leases must count as free.
-@Sendable func processIsAlive(_ pid: Int32) -> Bool {
+@Sendable public func processIsAlive(_ pid: Int32) -> Bool {
     guard kill(pid, 0) == 0 || errno == EPERM else { return false }
     guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return true }
     return processState(stat: stat) != "Z"
@@ -114,11 +122,17 @@ public struct PortAllocator: Sendable {
     /// The ports handed out.
     public var range: ClosedRange<Int>
     private let ledger: any ResourceLedger
+    private let holderIsAlive: @Sendable (LeaseHolder) -> Bool
 
-    /// Creates an allocator.
-    public init(range: ClosedRange<Int>, ledger: any ResourceLedger) {
+    /// Creates an allocator; a reservation is taken back only from a holder `holderIsAlive` says is gone.
+    public init(
+        range: ClosedRange<Int>,
+        ledger: any ResourceLedger,
+        holderIsAlive: @escaping @Sendable (LeaseHolder) -> Bool = { processIsAlive($0.pid) }
+    ) {
         self.range = range
         self.ledger = ledger
+        self.holderIsAlive = holderIsAlive
     }
 
     /// A port of the range that no trial holds and that can be bound now.
@@ -127,7 +141,7 @@ public struct PortAllocator: Sendable {
             let port = try await ledger.reservePort(
                 in: range,
                 holder: holder,
-                isAlive: processIsAlive,
+                isAlive: holderIsAlive,
                 isBindable: portIsBindable
             )
         else {

@@ -1,5 +1,5 @@
-public import Autotune
-public import Foundation
+import Autotune
+import Foundation
 import Subprocess
 
 #if canImport(System)
@@ -287,8 +287,8 @@ public struct SlurmRunner: ProgramRunner {
 
     /// Cancels the job recorded in a trial's directory, if any, wherever its runner was: the job runs on the
     /// cluster, not on the runner's machine.
-    public func recover(trialDirectory: URL, previousRunner: RunnerIdentity?) async -> Bool {
-        await Self.cancelRecordedJob(in: trialDirectory)
+    public func recover(_ trial: AbandonedTrial) async -> Bool {
+        await Self.cancelRecordedJob(in: trial.directory)
     }
 
     /// Cancels the job recorded in a trial's directory if it has not ended; returns whether it did.

@@ -23,7 +23,8 @@ struct ExternalBenchmark {
                 workingDirectory: context.directory,
                 standardOutput: stdout,
                 standardError: stderr,
-                killGrace: context.killGrace
+                killGrace: context.killGrace,
+                token: context.token.map { TrialProcesses.value(trial: $0, program: "benchmark") }
             )
         } catch let error as LaunchError {
             throw ExperimentError(stage: .benchmark, message: error.description)

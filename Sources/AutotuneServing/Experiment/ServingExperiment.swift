@@ -87,8 +87,8 @@ public struct ServingExperiment: Experiment {
     }
 
     /// Ends what a dead runner left of the trial: its server's process group here, or its Slurm job.
-    public func recover(trialDirectory: URL, previousRunner: RunnerIdentity?) async -> Bool {
-        await runner.recover(trialDirectory: trialDirectory, previousRunner: previousRunner)
+    public func recover(_ trial: AbandonedTrial) async -> Bool {
+        await runner.recover(trial)
     }
 
     static func containerName(_ context: TrialContext) -> String {
@@ -123,7 +123,7 @@ public struct ServingExperiment: Experiment {
         do {
             return try await withThrowingTaskGroup(of: Outcome.self) { group in
                 group.addTask {
-                    var scheduling = context.scheduling
+                    var scheduling = context.scheduling(program: "server")
                     // The experiment holds the launch permit itself, from deploy until ready.
                     scheduling.launches = nil
                     let outcome = try await runner.run(
