@@ -19,11 +19,31 @@ import Testing
         .categorical([.string("fast"), .int(8), .double(0.5)]), .bool, .fixed(.string("x")),
     ])
     func everyDiscreteValueSurvivesTheUnitRoundTrip(domain: Parameter.Domain) throws {
-        for value in domain.gridValues(resolution: 1) {
+        for index in 0..<domain.gridCount(resolution: 1) {
+            let value = domain.gridValue(at: index, resolution: 1)
             let unit = try #require(domain.unit(of: value))
             #expect(unit >= 0 && unit <= 1)
             #expect(domain.value(atUnit: unit) == value, "value \(value) came back as \(domain.value(atUnit: unit))")
         }
+    }
+
+    /// The widest ranges an int can have are counted, mapped and checked without overflow or enumeration.
+    @Test func theWidestIntRangesAreCountedNotEnumerated() throws {
+        #expect(ParameterValue.int(7).exactInt == 7 && ParameterValue.double(7.5).exactInt == nil)
+        let widest = Parameter.Domain.int(lower: .min, upper: .max)
+        #expect(widest.count == Int.max)
+        #expect(widest.value(atUnit: 0) == .int(.min))
+        #expect(widest.value(atUnit: 1) == .int(.max))
+        #expect(widest.value(atUnit: 0.5).exactInt.map { abs($0) < 1 << 20 } == true)
+        #expect(widest.contains(.int(.max)) && widest.contains(.int(.min)))
+        #expect(widest.unit(of: .int(.max)).map { $0 > 0.99 && $0 <= 1 } == true)
+        let space = try SearchSpace([Parameter("a", .int(lower: 1, upper: 1_000_000_000)), Parameter("b", widest)])
+        #expect(space.cardinality == nil)
+        #expect(space.gridCount(resolution: 5) == nil)
+        let wide = try SearchSpace([Parameter("a", .int(lower: 1, upper: 1_000_000_000, step: 3))])
+        #expect(wide.cardinality == 333_333_334)
+        #expect(wide.gridConfiguration(at: 333_333_333, resolution: 1)["a"] == .int(1_000_000_000))
+        #expect(Parameter.Domain.int(lower: -5, upper: 5, step: 5).unit(of: .int(3)) == nil)
     }
 
     @Test func floatsMapLinearlyOrLogarithmically() throws {

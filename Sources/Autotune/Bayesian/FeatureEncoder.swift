@@ -73,8 +73,8 @@ struct FeatureEncoder: Sendable {
             case .numeric(let domain):
                 switch domain {
                 case .int(let lower, let upper, let step, false):
-                    let count = (upper - lower) / step + 1
-                    features.append((Double(min(Int(u * Double(count)), count - 1)) + 0.5) / Double(count))
+                    let grid = IntGrid(lower: lower, upper: upper, step: step)
+                    features.append(grid.unit(of: grid.index(atUnit: u)))
                 case .float:
                     features.append(u)
                 default:

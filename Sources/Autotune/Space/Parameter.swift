@@ -50,7 +50,7 @@ extension Parameter.Domain {
     /// The number of distinct values, or `nil` for a continuous range.
     public var count: Int? {
         switch self {
-        case .int(let lower, let upper, let step, _): (upper - lower) / step + 1
+        case .int(let lower, let upper, let step, _): IntGrid(lower: lower, upper: upper, step: step).count
         case .float: nil
         case .categorical(let values): values.count
         case .bool: 2
@@ -58,21 +58,30 @@ extension Parameter.Domain {
         }
     }
 
-    /// The distinct values in order, `resolution` evenly spaced points (in the parameter's scale) for a
-    /// continuous range.
-    public func gridValues(resolution: Int) -> [ParameterValue] {
+    /// How many grid values the domain has: its distinct values, or `resolution` points for a continuous
+    /// range. Computed, never enumerated (an int range may hold 2^64 values); saturates at `Int.max`.
+    public func gridCount(resolution: Int) -> Int {
+        switch self {
+        case .float: max(1, resolution)
+        default: count ?? 1
+        }
+    }
+
+    /// The grid value at `index` (`0..<gridCount(resolution:)`): the distinct values in order, `resolution`
+    /// evenly spaced points (in the parameter's scale) for a continuous range.
+    public func gridValue(at index: Int, resolution: Int) -> ParameterValue {
         switch self {
         case .int(let lower, let upper, let step, _):
-            return stride(from: lower, through: upper, by: step).map { .int($0) }
+            return .int(IntGrid(lower: lower, upper: upper, step: step).value(at: UInt(index)))
         case .float:
-            if resolution <= 1 { return [value(atUnit: 0.5)] }
-            return (0..<resolution).map { value(atUnit: Double($0) / Double(resolution - 1)) }
+            if resolution <= 1 { return value(atUnit: 0.5) }
+            return value(atUnit: Double(index) / Double(resolution - 1))
         case .categorical(let values):
-            return values
+            return values[index]
         case .bool:
-            return [.bool(false), .bool(true)]
+            return .bool(index == 1)
         case .fixed(let value):
-            return [value]
+            return value
         }
     }
 
@@ -91,9 +100,8 @@ extension Parameter.Domain {
                 let raw = exp(lo + u * (hi - lo)).rounded()
                 return .int(min(max(Int(raw), lower), upper))
             }
-            let count = (upper - lower) / step + 1
-            let index = min(Int(u * Double(count)), count - 1)
-            return .int(lower + index * step)
+            let grid = IntGrid(lower: lower, upper: upper, step: step)
+            return .int(grid.value(at: grid.index(atUnit: u)))
         case .float(let lower, let upper, let logScale):
             if logScale {
                 let lo = log(lower)
@@ -117,15 +125,15 @@ extension Parameter.Domain {
         guard contains(value) else { return nil }
         switch self {
         case .int(let lower, let upper, let step, let logScale):
-            let v = Double(value.numericValue!)
             if logScale {
+                let v = value.numericValue!
                 let lo = log(Double(lower) - 0.5)
                 let hi = log(Double(upper) + 0.5)
                 return (log(v) - lo) / (hi - lo)
             }
-            let count = (upper - lower) / step + 1
-            let index = (Int(v) - lower) / step
-            return (Double(index) + 0.5) / Double(count)
+            let grid = IntGrid(lower: lower, upper: upper, step: step)
+            guard let n = value.exactInt, let index = grid.index(of: n) else { return nil }
+            return grid.unit(of: index)
         case .float(let lower, let upper, let logScale):
             let v = value.numericValue!
             if upper == lower { return 0.5 }
@@ -145,10 +153,8 @@ extension Parameter.Domain {
     public func contains(_ value: ParameterValue) -> Bool {
         switch self {
         case .int(let lower, let upper, let step, _):
-            guard let number = value.numericValue, number == number.rounded(), let n = Int(exactly: number) else {
-                return false
-            }
-            return n >= lower && n <= upper && (n - lower) % step == 0
+            guard let n = value.exactInt else { return false }
+            return IntGrid(lower: lower, upper: upper, step: step).index(of: n) != nil
         case .float(let lower, let upper, _):
             guard let number = value.numericValue, number.isFinite else { return false }
             return number >= lower && number <= upper
@@ -167,10 +173,55 @@ extension Parameter.Domain {
     public func coerce(_ value: ParameterValue) -> ParameterValue? {
         guard contains(value) else { return nil }
         switch self {
-        case .int: return .int(Int(value.numericValue!))
+        case .int: return .int(value.exactInt!)
         case .float: return .double(value.numericValue!)
         case .categorical(let values): return values.first { $0 == value }
         case .bool, .fixed: return value
         }
     }
+}
+
+extension ParameterValue {
+    /// The value as an integer when it is one exactly (`3`, `3.0`), else `nil`.
+    public var exactInt: Int? {
+        if case .int(let n) = self { return n }
+        guard let number = numericValue, number == number.rounded() else { return nil }
+        return Int(exactly: number)
+    }
+}
+
+/// An int range's values `lower, lower + step, …, ≤ upper`, with arithmetic that cannot overflow whatever the
+/// bounds (`-2^63...2^63-1` included): offsets are unsigned, which holds every difference exactly.
+struct IntGrid {
+    let lower: Int
+    let upper: Int
+    let step: Int
+
+    /// The number of steps from the first value to the last (the count less one), exactly.
+    var span: UInt { UInt(bitPattern: upper &- lower) / UInt(step) }
+
+    /// The number of values, saturating at `Int.max` (the widest range holds 2^64).
+    var count: Int { span >= UInt(Int.max) ? Int.max : Int(span) + 1 }
+
+    /// The value at `index` (`0...span`).
+    func value(at index: UInt) -> Int {
+        Int(bitPattern: UInt(bitPattern: lower) &+ index &* UInt(step))
+    }
+
+    /// The index of `value`, or `nil` when it is not one of the values.
+    func index(of value: Int) -> UInt? {
+        guard value >= lower, value <= upper else { return nil }
+        let offset = UInt(bitPattern: value &- lower)
+        return offset % UInt(step) == 0 ? offset / UInt(step) : nil
+    }
+
+    /// The index of the value whose bucket of the unit interval holds `u`.
+    func index(atUnit u: Double) -> UInt {
+        let span = self.span
+        let scaled = u * (Double(span) + 1)
+        return scaled >= Double(span) ? span : UInt(max(0, scaled))
+    }
+
+    /// The centre of `index`'s bucket of the unit interval.
+    func unit(of index: UInt) -> Double { (Double(index) + 0.5) / (Double(span) + 1) }
 }

@@ -105,9 +105,9 @@ public struct SearchSpace: Sendable, Hashable, Codable {
         var remainder = index
         var values: [String: ParameterValue] = [:]
         for parameter in parameters.reversed() {
-            let choices = parameter.domain.gridValues(resolution: resolution)
-            values[parameter.name] = choices[remainder % choices.count]
-            remainder /= choices.count
+            let count = parameter.domain.gridCount(resolution: resolution)
+            values[parameter.name] = parameter.domain.gridValue(at: remainder % count, resolution: resolution)
+            remainder /= count
         }
         return Configuration(values)
     }
@@ -118,7 +118,7 @@ public struct SearchSpace: Sendable, Hashable, Codable {
         var total = 1
         for parameter in parameters {
             let (product, overflow) = total.multipliedReportingOverflow(
-                by: parameter.domain.gridValues(resolution: resolution).count
+                by: parameter.domain.gridCount(resolution: resolution)
             )
             if overflow { return nil }
             total = product

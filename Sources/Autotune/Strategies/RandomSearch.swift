@@ -61,12 +61,21 @@ public struct RandomSearch: Strategy {
         return space.configuration(atUnit: point)
     }
 
-    /// A uniform pick among the untried points, for when rejection keeps hitting tried ones.
+    /// A uniform pick among the untried points, for when rejection keeps hitting tried ones: a space that
+    /// nearly ran out. In a space far larger than the study (where 64 misses in a row are only bad luck) it draws
+    /// once more instead of listing the space.
     private mutating func drawUntried(
         cardinality: Int,
         history: StudyHistory,
         inBatch: Set<Configuration>
     ) -> Configuration? {
+        if cardinality > 4 * (history.count + inBatch.count) + 1_000 {
+            // Each draw is untried with probability above 3/4.
+            for _ in 0..<10_000 {
+                let candidate = draw()
+                if !history.contains(candidate), !inBatch.contains(candidate) { return candidate }
+            }
+        }
         var untried: [Configuration] = []
         for index in 0..<cardinality {
             let configuration = space.gridConfiguration(at: index, resolution: 1)
