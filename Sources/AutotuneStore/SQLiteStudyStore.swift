@@ -2,29 +2,75 @@ public import Autotune
 public import Foundation
 import GRDB
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// The SQLite ``StudyStore``: one `DatabasePool` per file, in WAL mode, so readers (`autotune status`)
 /// never block the runner's writes.
 ///
 /// Every method is one transaction. The runner is the single writer of a study; other processes read. Rows are
 /// the core's ``TrialRecord`` and ``StudyRecord``, read and written as GRDB records.
 public final class SQLiteStudyStore: StudyStore {
+    /// How a file is opened.
+    public enum Mode: Sendable, Hashable {
+        /// Create the file (and its directories) when missing; migrate it: for starting studies.
+        case create
+        /// The file must exist and hold a database; migrate it: for resuming studies.
+        case existing
+        /// The file must exist; read it without writing anything (a read-only file or directory is fine): for
+        /// `status`, `best`, `trials`.
+        case readOnly
+    }
+
     /// The database.
     let database: any DatabaseWriter
     /// The file's path.
     public let location: String
+    /// The file as opened (device and inode), to notice it being removed or replaced while a study runs.
+    private let identity: FileIdentity?
 
-    /// Opens (and creates or migrates) the store at `path`.
-    public init(path: String) throws {
+    /// Opens the store at `path` as `mode` says, and checks the file (`PRAGMA quick_check`).
+    ///
+    /// Two processes opening a new file at once do not race on its schema: migrations run under an exclusive
+    /// lock on the file's directory.
+    public init(path: String, mode: Mode = .create) throws {
+        let url = URL(fileURLWithPath: path).standardizedFileURL
+        let path = url.path
+        location = path
         var configuration = Configuration()
         // Another autotune process may hold the write lock for a moment (a second study in the same file):
         // wait for it instead of failing.
         configuration.busyMode = .timeout(10)
         configuration.foreignKeysEnabled = true
-        let directory = URL(fileURLWithPath: path).deletingLastPathComponent()
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        database = try DatabasePool(path: path, configuration: configuration)
-        location = URL(fileURLWithPath: path).standardizedFileURL.path
-        try Self.migrator.migrate(database)
+        let files = FileManager.default
+        if mode != .create {
+            guard files.fileExists(atPath: path) else {
+                throw StoreError(
+                    .unavailable, "there is no database at \(path) (give the one the study was run with: --db FILE)")
+            }
+            let size = (try? files.attributesOfItem(atPath: path)[.size] as? NSNumber)?.intValue ?? 0
+            if size == 0 {
+                throw StoreError(.corrupt, "\(path) is empty (0 bytes): it holds no study; was it truncated?")
+            }
+        }
+        if mode == .readOnly {
+            configuration.readonly = true
+            database = try Self.translatingErrors(path) { try DatabaseQueue(path: path, configuration: configuration) }
+        } else {
+            try files.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            database = try Self.translatingErrors(path) {
+                try Self.withDirectoryLock(url.deletingLastPathComponent()) {
+                    let pool = try DatabasePool(path: path, configuration: configuration)
+                    try Self.migrator.migrate(pool)
+                    return pool
+                }
+            }
+        }
+        try Self.check(database, location: path)
+        identity = FileIdentity(path: path)
     }
 
     /// A store in memory, for tests: it lives as long as the value.
@@ -35,7 +81,61 @@ public final class SQLiteStudyStore: StudyStore {
     private init(database: any DatabaseWriter) throws {
         self.database = database
         location = "memory:\(UUID().uuidString)"
+        identity = nil
         try Self.migrator.migrate(database)
+    }
+
+    /// Runs `body` holding an exclusive `flock` on `directory`, so processes creating or migrating databases
+    /// there take turns. The directory, not the file: closing any descriptor of the database file would drop
+    /// SQLite's own locks on it in this process.
+    private static func withDirectoryLock<T>(_ directory: URL, _ body: () throws -> T) throws -> T {
+        let descriptor = open(directory.path, O_RDONLY)
+        guard descriptor >= 0 else { return try body() }
+        defer { close(descriptor) }
+        while flock(descriptor, LOCK_EX) != 0, errno == EINTR {}
+        defer { flock(descriptor, LOCK_UN) }
+        return try body()
+    }
+
+    /// Runs `open`, saying in words which file could not be opened and why.
+    private static func translatingErrors<T>(_ location: String, _ open: () throws -> T) throws -> T {
+        do {
+            return try open()
+        } catch let error as DatabaseError {
+            switch error.resultCode {
+            case .SQLITE_NOTADB, .SQLITE_CORRUPT:
+                throw StoreError(.corrupt, "\(location) is not a readable database (\(error.message ?? "\(error)"))")
+            case .SQLITE_READONLY, .SQLITE_CANTOPEN, .SQLITE_PERM:
+                throw StoreError(.unavailable, "cannot open \(location) (\(error.message ?? "\(error)"))")
+            default:
+                throw StoreError(.unavailable, "cannot use \(location) (\(error.message ?? "\(error)"))")
+            }
+        }
+    }
+
+    /// Fails when SQLite finds the file damaged, rather than running on data that may be wrong.
+    private static func check(_ database: any DatabaseWriter, location: String) throws {
+        let result: [String]
+        do {
+            result = try database.read { db in try String.fetchAll(db, sql: "PRAGMA quick_check") }
+        } catch let error as DatabaseError {
+            throw StoreError(
+                .corrupt,
+                "\(location) is damaged (\(error.message ?? "\(error)")); restore a copy or start another --db")
+        }
+        guard result == ["ok"] else {
+            let found = result.prefix(3).joined(separator: "; ")
+            throw StoreError(.corrupt, "\(location) is damaged (\(found)); restore a copy or start another --db")
+        }
+    }
+
+    /// Fails when the file this store opened is gone or was replaced: writes would land in a file nobody can
+    /// open again, and the study would report results it no longer has.
+    private func checkFile() throws {
+        guard let identity, FileIdentity(path: location) != identity else { return }
+        throw StoreError(
+            .unavailable,
+            "the database \(location) was removed or replaced while the study ran; stop, and restore it or start over")
     }
 
     /// Creates a study; fails with ``StoreError`` if the name is taken.
@@ -90,6 +190,7 @@ public final class SQLiteStudyStore: StudyStore {
 
     /// Inserts new trials or updates re-queued ones, with the checkpoint, in one transaction.
     public func saveLaunched(_ trials: [Trial], studyID: Int64, checkpoint: Data?) async throws {
+        try checkFile()
         let rows = try trials.map { try TrialRow($0, studyID: studyID) }
         try await database.write { db in
             for row in rows { try row.upsert(db) }
@@ -105,6 +206,7 @@ public final class SQLiteStudyStore: StudyStore {
         best: BestTrial?,
         elapsedSeconds: Double
     ) async throws {
+        try checkFile()
         let row = try TrialRow(trial, studyID: studyID)
         try await database.write { db in
             try row.upsert(db)
@@ -121,6 +223,7 @@ public final class SQLiteStudyStore: StudyStore {
 
     /// Puts trials back to pending.
     public func saveRequeued(_ trials: [Trial], studyID: Int64) async throws {
+        try checkFile()
         let rows = try trials.map { try TrialRow($0, studyID: studyID) }
         try await database.write { db in
             for row in rows { try row.upsert(db) }
@@ -129,6 +232,7 @@ public final class SQLiteStudyStore: StudyStore {
 
     /// Stamps the running trials and the study with the current time.
     public func saveHeartbeat(studyID: Int64, elapsedSeconds: Double) async throws {
+        try checkFile()
         let now = Date()
         try await database.write { db in
             try db.execute(
@@ -150,6 +254,7 @@ public final class SQLiteStudyStore: StudyStore {
         runner: RunnerIdentity?,
         elapsedSeconds: Double
     ) async throws {
+        try checkFile()
         try await database.write { db in
             _ = try StudyRow.row(studyID).updateAll(
                 db,
@@ -328,4 +433,18 @@ struct StudyRow: Decodable, FetchableRecord, TableRecord {
 
     /// The study's row, `studyID`.
     static func row(_ studyID: Int64) -> QueryInterfaceRequest<Self> { filter(Columns.id == studyID) }
+}
+
+/// A file's device and inode: the same while the file is the one opened, different once it was replaced.
+private struct FileIdentity: Hashable {
+    let device: UInt64
+    let inode: UInt64
+
+    /// The identity of the file at `path`, or `nil` when there is none.
+    init?(path: String) {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        device = UInt64(info.st_dev)
+        inode = UInt64(info.st_ino)
+    }
 }

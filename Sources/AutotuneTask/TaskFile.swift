@@ -17,15 +17,83 @@ public enum TaskFile {
     /// `workingDirectory` is where the commands run when the file names no `workdir`, and what a relative
     /// `workdir` is resolved against; the definition stores it as an absolute path, so `resume` runs the same
     /// commands from anywhere.
-    public static func load(path: String, workingDirectory: URL) throws(TaskFileError) -> (StudyDefinition, String) {
-        let text: String
+    ///
+    /// `strategies`, when given, checks the `strategy:` section (its name and options) against the strategies a
+    /// runner knows, so a misspelt strategy or option is reported at its line like every other problem.
+    public static func load(
+        path: String,
+        workingDirectory: URL,
+        strategies: StrategyCheck? = nil
+    ) throws(TaskFileError) -> (StudyDefinition, String) {
+        let data: Data
         do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
+            let size = (try FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.intValue ?? 0
+            guard size <= maximumSize else {
+                throw TaskFileError(
+                    file: path, line: 1, column: 1, field: "",
+                    message: "the file is \(size / 1024) KiB; a task file is at most \(maximumSize / 1024 / 1024) MiB")
+            }
+            data = try Data(contentsOf: URL(fileURLWithPath: path))
+        } catch let error as TaskFileError {
+            throw error
         } catch {
-            throw TaskFileError(file: path, field: "", message: "cannot read the file (\(error.localizedDescription))")
+            throw TaskFileError(
+                file: path, line: 1, column: 1, field: "",
+                message: "cannot read the file (\(error.localizedDescription))")
         }
+        let text = try decode(data, file: path)
         let fallbackName = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
-        return (try parse(text, file: path, defaultName: fallbackName, workingDirectory: workingDirectory), text)
+        let definition = try parse(
+            text, file: path, defaultName: fallbackName, workingDirectory: workingDirectory, strategies: strategies)
+        return (definition, text)
+    }
+
+    /// The largest task file read: real ones are a few KiB, and a parser given hundreds of MiB takes minutes.
+    public static let maximumSize = 4 << 20
+
+    /// Checks a strategy spec against the strategies a runner knows; throws what is wrong with it.
+    public typealias StrategyCheck = (StrategySpec, StrategyContext) throws -> Void
+
+    /// The file's text, refusing bytes that are not UTF-8 and NUL characters at their line and column.
+    static func decode(_ data: Data, file: String) throws(TaskFileError) -> String {
+        let bytes = [UInt8](data)
+        if let index = bytes.firstIndex(of: 0) {
+            let (line, column) = position(of: index, in: bytes)
+            throw TaskFileError(file: file, line: line, column: column, field: "", message: "the file holds a NUL byte")
+        }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            let (line, column) = position(of: firstInvalidUTF8(bytes) ?? 0, in: bytes)
+            throw TaskFileError(
+                file: file, line: line, column: column, field: "", message: "the file is not UTF-8 text here")
+        }
+        return text
+    }
+
+    /// Where the first malformed UTF-8 sequence starts (a stray continuation byte, a sequence cut short), or
+    /// `nil` when the bytes are well formed in shape.
+    private static func firstInvalidUTF8(_ bytes: [UInt8]) -> Int? {
+        var index = 0
+        while index < bytes.count {
+            let byte = bytes[index]
+            let length =
+                byte < 0x80 ? 1 : byte & 0xE0 == 0xC0 ? 2 : byte & 0xF0 == 0xE0 ? 3 : byte & 0xF8 == 0xF0 ? 4 : 0
+            guard length > 0, index + length <= bytes.count,
+                bytes[(index + 1)..<(index + length)].allSatisfy({ $0 & 0xC0 == 0x80 })
+            else { return index }
+            index += length
+        }
+        return nil
+    }
+
+    /// The 1-based line and column (in bytes) of `index`.
+    private static func position(of index: Int, in bytes: [UInt8]) -> (Int, Int) {
+        var line = 1
+        var lineStart = 0
+        for offset in 0..<min(index, bytes.count) where bytes[offset] == 10 {
+            line += 1
+            lineStart = offset + 1
+        }
+        return (line, index - lineStart + 1)
     }
 
     /// Validates task-file text; `file` is only used in error messages.
@@ -33,12 +101,13 @@ public enum TaskFile {
         _ text: String,
         file: String,
         defaultName: String = "study",
-        workingDirectory: URL
+        workingDirectory: URL,
+        strategies: StrategyCheck? = nil
     ) throws(TaskFileError) -> StudyDefinition {
         let root: Node
         do {
             guard let node = try Yams.compose(yaml: text) else {
-                throw TaskFileError(file: file, field: "", message: "the file is empty")
+                throw TaskFileError(file: file, line: 1, column: 1, field: "", message: "the file is empty")
             }
             root = node
         } catch let error as TaskFileError {
@@ -53,12 +122,18 @@ public enum TaskFile {
             "on_lost_trial", "experiment", "resources", "baseline",
         ])
         let name = try top["name"]?.nonEmptyString() ?? defaultName
-        guard name.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
-            throw (top["name"] ?? top.owner).error("a study name may only hold letters, digits, '-', '_' and '.'")
-        }
+        if let problem = studyNameProblem(name) { throw (top["name"] ?? top.owner).error(problem) }
         let space = try parameters(try top.required("parameters", "a mapping of parameter names to their ranges"))
         let objective = try objective(try top.required("objective", "e.g. maximize: throughput"))
         let strategy = try strategy(top["strategy"])
+        if let strategies, let check = top["strategy"] ?? Optional(top.owner) {
+            do {
+                try strategies(
+                    strategy, StrategyContext(space: space, objective: objective, seed: 0, options: strategy.options))
+            } catch {
+                throw Self.strategyProblem(error, strategy: strategy, node: check)
+            }
+        }
         let budget = try budget(top["budget"])
         if budget.maxTrials == nil, budget.maxTime == nil, strategy.name != "grid" {
             throw (top["budget"] ?? top.owner).error(
@@ -96,6 +171,30 @@ public enum TaskFile {
             resources: try resources(top["resources"], space: space),
             baseline: try baseline(top["baseline"], space: space)
         )
+    }
+
+    /// Why `name` cannot name a study, or `nil`: it becomes a directory name and part of job names, so it is
+    /// short and made of letters, digits, `-`, `_` and `.`, and never `.` or `..` alone.
+    public static func studyNameProblem(_ name: String) -> String? {
+        guard !name.isEmpty else { return "a study name must not be empty" }
+        guard name.count <= 100 else { return "a study name is at most 100 characters, got \(name.count)" }
+        guard name.allSatisfy({ ($0.isLetter || $0.isNumber) && $0.isASCII || "-_.".contains($0) }), name != ".",
+            name != ".."
+        else {
+            return "a study name may only hold letters, digits, '-', '_' and '.'"
+        }
+        return nil
+    }
+
+    /// A strategy check's error, placed at the option it names when it names one, else at `strategy:`.
+    private static func strategyProblem(_ error: any Error, strategy: StrategySpec, node: TaskNode) -> TaskFileError {
+        let message = "\(error)"
+        if case .mapping = node.node, let fields = try? node.mapping() {
+            for (key, value) in fields where key != "name" && message.contains("'\(key)'") {
+                return value.error(message)
+            }
+        }
+        return node.error(message)
     }
 
     // MARK: Sections
@@ -166,9 +265,16 @@ public enum TaskFile {
         return Parameter(name, domain, flag: flag)
     }
 
+    /// The most values a categorical parameter may list: beyond that the space wants to be an int range.
+    static let maximumValues = 10_000
+
     private static func values(_ node: TaskNode) throws(TaskFileError) -> [ParameterValue] {
         var values: [ParameterValue] = []
-        for element in try node.sequence() { values.append(try element.parameterValue()) }
+        let elements = try node.sequence()
+        guard elements.count <= maximumValues else {
+            throw node.error("a parameter lists at most \(maximumValues) values, got \(elements.count)")
+        }
+        for element in elements { values.append(try element.parameterValue()) }
         guard !values.isEmpty else { throw node.error("give at least one value") }
         return values
     }
@@ -492,8 +598,17 @@ public enum TaskFile {
             .composer(_, let problem, let mark, _):
             return TaskFileError(
                 file: file, line: mark.line, column: mark.column, field: "", message: "syntax error: \(problem)")
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            // Yams's own description quotes the whole file.
+            let keys = duplicates.prefix(5).map { "'\(TaskNode.quoted($0))'" }.joined(separator: ", ")
+            return TaskFileError(
+                file: file, line: max(1, context.mark.line), column: max(1, context.mark.column), field: "",
+                message: "a key is given twice in one mapping: \(keys)")
         default:
-            return TaskFileError(file: file, field: "", message: "not valid YAML or JSON: \(error)")
+            let description = "\(error)".split(whereSeparator: \.isNewline).first.map(String.init) ?? "\(error)"
+            return TaskFileError(
+                file: file, line: 1, column: 1, field: "",
+                message: "not valid YAML or JSON: \(TaskNode.quoted(description))")
         }
     }
 }
@@ -533,10 +648,18 @@ struct TemplateReader {
         return command
     }
 
-    /// `env:`, values being templates.
+    /// `env:`, values being templates and names POSIX names (letters, digits and `_`, not starting with a
+    /// digit): anything else is not a variable a program can read, and could break a Slurm job's script.
     func environment(_ node: TaskNode?) throws(TaskFileError) -> [String: Template] {
         var environment: [String: Template] = [:]
-        for (key, value) in try node?.mapping() ?? [] { environment[key] = try template(value) }
+        for (key, value) in try node?.mapping() ?? [] {
+            guard key.isEnvironmentVariableName else {
+                throw value.error(
+                    "'\(TaskNode.quoted(key))' is not an environment variable name (letters, digits and '_', not starting with a digit)"
+                )
+            }
+            environment[key] = try template(value)
+        }
         return environment
     }
 

@@ -21,13 +21,15 @@ public struct TaskFileError: Error, Sendable, Hashable, CustomStringConvertible 
         self.message = message
     }
 
-    /// `file:line:column: field: message`, the shape editors and terminals link to.
+    /// `file:line:column: field: message`, the shape editors and terminals link to; a problem with the file as
+    /// a whole is at 1:1. At most about 600 characters, however long what the file holds.
     public var description: String {
-        var location = file
-        if let line {
-            location += ":\(line)"
-            if let column { location += ":\(column)" }
-        }
-        return field.isEmpty ? "\(location): \(message)" : "\(location): \(field): \(message)"
+        let location = "\(file):\(line ?? 1):\(column ?? 1)"
+        let text = field.isEmpty ? "\(location): \(message)" : "\(location): \(Self.bounded(field, 120)): \(message)"
+        return Self.bounded(text, 600)
+    }
+
+    private static func bounded(_ text: String, _ limit: Int) -> String {
+        text.count <= limit ? text : String(text.prefix(limit - 3)) + "..."
     }
 }

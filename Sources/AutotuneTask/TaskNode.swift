@@ -37,10 +37,13 @@ struct TaskNode {
             guard case .scalar(let scalar) = keyNode else { throw keyField.error("keys must be plain strings") }
             let key = scalar.string
             let value = child(valueNode, key: key)
-            guard seen.insert(key).inserted else { throw value.error("'\(key)' is given twice") }
+            // Problems with a key are reported where the key is written, not where its value starts.
+            let named = child(keyNode, key: key)
+            guard seen.insert(key).inserted else { throw named.error("'\(Self.quoted(key))' is given twice") }
             if let allowed, !allowed.contains(key) {
                 let hint = Self.suggestion(for: key, among: allowed).map { " (did you mean '\($0)'?)" } ?? ""
-                throw value.error("unknown field '\(key)'\(hint); expected one of: \(allowed.joined(separator: ", "))")
+                throw named.error(
+                    "unknown field '\(Self.quoted(key))'\(hint); expected one of: \(allowed.joined(separator: ", "))")
             }
             entries.append((key, value))
         }
@@ -59,8 +62,11 @@ struct TaskNode {
 
     // MARK: Scalars
 
+    /// A scalar's text. A NUL byte is refused: a program receives its arguments and variables as C strings,
+    /// which would cut the value there while the store kept it whole.
     func string() throws(TaskFileError) -> String {
         guard case .scalar(let scalar) = node else { throw error("expected a string, got \(kind)") }
+        guard !scalar.string.contains("\u{0}") else { throw error("a value may not hold a NUL character") }
         return scalar.string
     }
 
@@ -154,7 +160,7 @@ struct TaskNode {
     /// anything else (or anything quoted) is a string.
     func parameterValue() throws(TaskFileError) -> ParameterValue {
         guard case .scalar(let scalar) = node else { throw error("expected a single value, got \(kind)") }
-        let text = scalar.string
+        let text = try string()
         guard scalar.style == .plain else { return .string(text) }
         if text == "true" { return .bool(true) }
         if text == "false" { return .bool(false) }
@@ -197,12 +203,19 @@ struct TaskNode {
     }
 
     var describe: String {
-        if case .scalar(let scalar) = node { return "'\(scalar.string)'" }
+        if case .scalar(let scalar) = node { return "'\(Self.quoted(scalar.string))'" }
         return kind
+    }
+
+    /// Text from the file as a message quotes it: at most 60 characters, so an error stays readable however
+    /// long the value.
+    static func quoted(_ text: String) -> String {
+        text.count <= 60 ? text : String(text.prefix(57)) + "..."
     }
 
     /// The allowed key closest to a misspelt one, if it is close enough to be what was meant.
     static func suggestion(for key: String, among allowed: [String]) -> String? {
+        guard key.count <= 64 else { return nil }
         let scored = allowed.map { ($0, distance(key.lowercased(), $0)) }.min { $0.1 < $1.1 }
         guard let (best, score) = scored, score <= max(2, best.count / 3) else { return nil }
         return best

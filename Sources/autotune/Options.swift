@@ -36,17 +36,30 @@ struct StoreOptions: ParsableArguments {
         return components.string ?? path
     }
 
-    /// Where trial directories go by default: beside a SQLite file, else in the current directory.
-    var trialsRoot: URL {
-        isPostgres
-            ? URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
-            : URL(fileURLWithPath: path).deletingLastPathComponent()
+    /// Where trial directories go by default: `autotune-trials/` beside `autotune.sqlite` (and in the current
+    /// directory for PostgreSQL); `NAME-trials/` beside any other file `NAME.sqlite` (or `NAME.db`, `NAME`), so
+    /// two databases in one folder never share trial directories.
+    var trialsDirectory: URL {
+        if isPostgres {
+            return URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent(
+                "autotune-trials")
+        }
+        let file = URL(fileURLWithPath: path)
+        var stem = file.lastPathComponent
+        for suffix in [".sqlite3", ".sqlite", ".db"] where stem.hasSuffix(suffix) && stem.count > suffix.count {
+            stem.removeLast(suffix.count)
+            break
+        }
+        return file.deletingLastPathComponent().appendingPathComponent("\(stem)-trials")
     }
 
-    /// Opens the store for the length of `body`: a PostgreSQL store's connections close when it returns.
-    func withStore<Result: Sendable>(_ body: (any StudyStore & ResourceLedger) async throws -> Result) async throws
-        -> Result
-    {
+    /// Opens the store for the length of `body`: a PostgreSQL store's connections close when it returns. A
+    /// SQLite file is opened as `mode` says: created by `run`, required by `resume`, only read by the commands
+    /// that show things.
+    func withStore<Result: Sendable>(
+        _ mode: SQLiteStudyStore.Mode = .create,
+        _ body: (any StudyStore & ResourceLedger) async throws -> Result
+    ) async throws -> Result {
         if isPostgres {
             do {
                 return try await PostgresStudyStore.withStore(url: given, logger: cliLogger()) { try await body($0) }
@@ -56,7 +69,9 @@ struct StoreOptions: ParsableArguments {
         }
         let store: SQLiteStudyStore
         do {
-            store = try SQLiteStudyStore(path: path)
+            store = try SQLiteStudyStore(path: path, mode: mode)
+        } catch let error as StoreError {
+            throw CLIError(error.code == .unavailable && mode != .create ? .notFound : .runtime, error.description)
         } catch {
             throw CLIError(.runtime, "cannot open the database \(path): \(error)")
         }
@@ -67,9 +82,10 @@ struct StoreOptions: ParsableArguments {
     /// when there is none.
     func withStudy<Result: Sendable>(
         _ name: String,
+        _ mode: SQLiteStudyStore.Mode = .readOnly,
         _ body: (any StudyStore & ResourceLedger, StoredStudy) async throws -> Result
     ) async throws -> Result {
-        try await withStore { store in
+        try await withStore(mode) { store in
             try await body(store, try await study(name, in: store))
         }
     }
@@ -163,16 +179,12 @@ let executablePath: String = {
 /// file is exit code 2 with its file:line:field message.
 func loadTask(_ path: String) throws -> (definition: StudyDefinition, source: String) {
     let cwd = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
-    let loaded: (StudyDefinition, String)
     do {
-        loaded = try TaskFile.load(path: path, workingDirectory: cwd)
+        let registry = StrategyRegistry.standard
+        return try TaskFile.load(path: path, workingDirectory: cwd) { spec, context in
+            try registry.check(spec.name, context: context)
+        }
     } catch {
         throw CLIError(.invalidTask, "\(error)")
     }
-    do {
-        _ = try StrategyRegistry.standard.make(loaded.0.strategy.name, context: loaded.0.strategyContext)
-    } catch {
-        throw CLIError(.invalidTask, "\(path): strategy: \(error)")
-    }
-    return loaded
 }

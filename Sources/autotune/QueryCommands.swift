@@ -20,7 +20,7 @@ struct StatusCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            try await store.withStore { database in
+            try await store.withStore(.readOnly) { database in
                 let studies: [StoredStudy]
                 if let study {
                     studies = [try await store.study(study, in: database)]
@@ -124,7 +124,7 @@ struct BestCommand: AsyncParsableCommand {
 
     /// The trial's argv, rendered exactly as the runner rendered it.
     private func commandLine(for trial: Trial, study: StoredStudy) throws -> [String] {
-        let trialsDirectory = store.trialsRoot.appendingPathComponent("autotune-trials")
+        let trialsDirectory = store.trialsDirectory
         let context = TrialContext(
             study: study.definition.name,
             trial: trial,
@@ -296,7 +296,7 @@ struct GPUsCommand: AsyncParsableCommand {
             let host = RunnerIdentity.current.host
             let leases =
                 store.isPostgres || FileManager.default.fileExists(atPath: store.path)
-                ? try await store.withStore { try await $0.leases(host: host) } : []
+                ? try await store.withStore(.readOnly) { try await $0.leases(host: host) } : []
             var rows = [["gpu", "name", "memory free/total MiB", "util %", "leased by"]]
             for gpu in found.gpus {
                 let holder = leases.first { $0.resource == .gpu(gpu.index) }?.holder

@@ -77,6 +77,10 @@ struct RunCommand: AsyncParsableCommand {
     @OptionGroup var store: StoreOptions
     @OptionGroup var loop: LoopOptions
 
+    func validate() throws {
+        if let study, let problem = TaskFile.studyNameProblem(study) { throw ValidationError("--study: \(problem)") }
+    }
+
     func run() async throws {
         try await reportingErrors {
             var (definition, source) = try loadTask(task)
@@ -120,6 +124,8 @@ struct WorkerCommand: AsyncParsableCommand {
 
     func validate() throws {
         if staleAfter < 1 { throw ValidationError("--stale-after must be at least 1 second") }
+        if staleAfter > Duration.longestLimit.seconds { throw ValidationError("--stale-after is at most a year") }
+        if let study, let problem = TaskFile.studyNameProblem(study) { throw ValidationError("--study: \(problem)") }
     }
 
     func run() async throws {
@@ -177,7 +183,7 @@ struct ResumeCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            try await store.withStudy(study) { database, stored in
+            try await store.withStudy(study, .existing) { database, stored in
                 if stored.status == .completed {
                     print("Study '\(study)' is already complete.")
                     return
@@ -204,7 +210,7 @@ func runStudy(
     let storePath = storeOptions.displayPath
     let trialsDirectory =
         options.trialsDir.map { URL(fileURLWithPath: $0) }
-        ?? storeOptions.trialsRoot.appendingPathComponent("autotune-trials")
+        ?? storeOptions.trialsDirectory
     let gpus = try await gpuPool(for: study.definition, options: options, logger: logger)
     let cwd = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
     let loopOptions = StudyLoop.Options(

@@ -9,6 +9,7 @@ public struct StrategyRegistry: Sendable {
     public typealias Factory = @Sendable (StrategyContext, Data?) throws -> any Strategy
 
     private var factories: [String: Factory] = [:]
+    private var checks: [String: @Sendable (StrategyContext) throws -> Void] = [:]
 
     /// An empty registry.
     public init() {}
@@ -33,6 +34,22 @@ public struct StrategyRegistry: Sendable {
             let state = try data.map { try S.decodeState($0) }
             return try make(context, state)
         }
+    }
+
+    /// Registers how to check a strategy's options without building it, for one that starts a program or
+    /// opens a connection when built (a plug-in): ``check(_:context:)`` then never starts anything.
+    public mutating func registerCheck(_ name: String, check: @escaping @Sendable (StrategyContext) throws -> Void) {
+        checks[name] = check
+    }
+
+    /// Checks that `name` is registered and accepts the options of `context`, as validating a task file needs:
+    /// through its registered check when it has one, else by building it and dropping it.
+    public func check(_ name: String, context: StrategyContext) throws {
+        guard factories[name] != nil else {
+            throw StrategyError("unknown strategy '\(name)' (available: \(names.joined(separator: ", ")))")
+        }
+        if let check = checks[name] { return try check(context) }
+        _ = try make(name, context: context)
     }
 
     /// The registered names, sorted.

@@ -35,6 +35,46 @@ public struct PluginStrategy: Strategy {
     private let space: SearchSpace
     private let label: String
 
+    /// Checks a plug-in's options without starting it: `command` is a non-empty list of strings whose program
+    /// can be run (found on `PATH`, or an executable file), and when it is an interpreter given a script, the
+    /// script exists; `timeout` is a number of seconds.
+    public static func check(_ context: StrategyContext) throws {
+        guard case .array(let parts)? = context.options["command"], !parts.isEmpty,
+            let command = Optional(parts.compactMap(\.stringValue)), command.count == parts.count
+        else {
+            throw StrategyError("a plug-in strategy needs 'command': the program and its arguments as a list")
+        }
+        if let timeout = context.options["timeout"], (timeout.doubleValue ?? 0) <= 0 {
+            throw StrategyError("option 'timeout' must be a number of seconds above 0")
+        }
+        let program = command[0]
+        guard let resolved = executable(program) else {
+            throw StrategyError(
+                program.contains("/")
+                    ? "option 'command': \(program) does not exist or is not executable"
+                    : "option 'command': '\(program)' is not found on PATH")
+        }
+        let interpreters = ["python", "python3", "node", "ruby", "perl", "sh", "bash", "Rscript", "julia"]
+        if interpreters.contains(URL(fileURLWithPath: resolved).lastPathComponent), command.count > 1,
+            !command[1].hasPrefix("-"), !FileManager.default.fileExists(atPath: command[1])
+        {
+            throw StrategyError("option 'command': the script \(command[1]) does not exist")
+        }
+    }
+
+    /// The path `program` runs as: itself when it holds a `/` and is executable, else the first executable of
+    /// that name on `PATH`.
+    static func executable(_ program: String) -> String? {
+        let files = FileManager.default
+        if program.contains("/") { return files.isExecutableFile(atPath: program) ? program : nil }
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        for directory in path.split(separator: ":") {
+            let candidate = "\(directory)/\(program)"
+            if files.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        return nil
+    }
+
     /// Starts the plug-in named by `context.options["command"]` (an argv) and greets it; restores `state` when
     /// given.
     public init(context: StrategyContext, state: State? = nil) throws {
@@ -286,6 +326,7 @@ extension StrategyRegistry {
     public static var standard: Self {
         var registry = builtIn
         registry.register("plugin") { context, state in try PluginStrategy(context: context, state: state) }
+        registry.registerCheck("plugin") { context in try PluginStrategy.check(context) }
         return registry
     }
 }

@@ -58,6 +58,10 @@ public struct SlurmRunner: ProgramRunner {
         guard let program = request.arguments.first, !program.isEmpty else {
             throw LaunchError(program: "", message: "the command is empty")
         }
+        // Names reach the job script's `export` lines; values are quoted there, names cannot be.
+        if let name = request.environment.keys.first(where: { !$0.isEnvironmentVariableName }) {
+            throw LaunchError(program: program, message: "'\(name)' is not an environment variable name")
+        }
         let directory = request.scheduling.trialDirectory
         for name in [Self.placementName, Self.exitName, Self.jobRecordName] {
             try? FileManager.default.removeItem(at: directory.appendingPathComponent(name))
