@@ -58,7 +58,7 @@ public final class SQLiteStudyStore: StudyStore {
         }
         if mode == .readOnly {
             configuration.readonly = true
-            database = try Self.translatingErrors(path) { try DatabaseQueue(path: path, configuration: configuration) }
+            database = try Self.translatingErrors(path) { try Self.openReadOnly(path, configuration: configuration) }
         } else {
             try files.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
             database = try Self.translatingErrors(path) {
@@ -83,6 +83,30 @@ public final class SQLiteStudyStore: StudyStore {
         location = "memory:\(UUID().uuidString)"
         identity = nil
         try Self.migrator.migrate(database)
+    }
+
+    /// A read-only connection to `path`. A WAL database whose `-shm` file is gone (nobody has it open) and whose
+    /// directory cannot be written cannot be opened in place, since SQLite must create that file: then a copy is
+    /// read, which is exact because no writer has the file open.
+    private static func openReadOnly(_ path: String, configuration: GRDB.Configuration) throws -> DatabaseQueue {
+        do {
+            let queue = try DatabaseQueue(path: path, configuration: configuration)
+            _ = try queue.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_master") }
+            return queue
+        } catch let error as DatabaseError
+            where [.SQLITE_READONLY, .SQLITE_CANTOPEN].contains(error.resultCode)
+            && !FileManager.default.isWritableFile(atPath: URL(fileURLWithPath: path).deletingLastPathComponent().path)
+        {
+            let copy = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "autotune-read-\(UUID().uuidString).sqlite")
+            try FileManager.default.copyItem(atPath: path, toPath: copy.path)
+            defer { try? FileManager.default.removeItem(at: copy) }
+            // The copy is read into memory and removed at once: nothing is left behind.
+            let queue = try DatabaseQueue(path: copy.path, configuration: configuration)
+            let memory = try DatabaseQueue()
+            try queue.backup(to: memory)
+            return memory
+        }
     }
 
     /// Runs `body` holding an exclusive `flock` on `directory`, so processes creating or migrating databases

@@ -6,7 +6,7 @@ import Testing
 #endif
 
 /// The `autotune` executable SwiftPM built next to this test bundle.
-private let executable: URL = {
+let executable: URL = {
     var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
     for _ in 0..<4 {
         let candidate = directory.appendingPathComponent("autotune")
