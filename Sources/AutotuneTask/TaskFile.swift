@@ -118,12 +118,14 @@ public enum TaskFile {
             throw TaskFileError(file: file, field: "", message: "not valid YAML or JSON: \(error)")
         }
         let top = try TaskNode(node: root, path: "", file: file).fields(allowed: [
-            "name", "seed", "parallel", "parameters", "objective", "strategy", "budget", "timeouts",
+            "name", "seed", "parallel", "parameters", "constraints", "objective", "strategy", "budget", "timeouts",
             "on_lost_trial", "experiment", "resources", "baseline",
         ])
         let name = try top["name"]?.nonEmptyString() ?? defaultName
         if let problem = studyNameProblem(name) { throw (top["name"] ?? top.owner).error(problem) }
-        let space = try parameters(try top.required("parameters", "a mapping of parameter names to their ranges"))
+        let space = try parameters(
+            try top.required("parameters", "a mapping of parameter names to their ranges"),
+            constraints: top["constraints"])
         let objective = try objective(try top.required("objective", "e.g. maximize: throughput"))
         let strategy = try strategy(top["strategy"])
         if let strategies, let check = top["strategy"] ?? Optional(top.owner) {
@@ -199,7 +201,9 @@ public enum TaskFile {
 
     // MARK: Sections
 
-    private static func parameters(_ node: TaskNode) throws(TaskFileError) -> SearchSpace {
+    private static func parameters(_ node: TaskNode, constraints constraintsNode: TaskNode?) throws(TaskFileError)
+        -> SearchSpace
+    {
         var parameters: [Parameter] = []
         let entries = try node.mapping()
         guard !entries.isEmpty else { throw node.error("declare at least one parameter") }
@@ -212,10 +216,35 @@ public enum TaskFile {
             }
             parameters.append(parameter)
         }
+        var constraints: [ParameterExpression] = []
+        for element in try constraintsNode?.sequence() ?? [] {
+            let constraint = try expression(element)
+            do {
+                _ = try SearchSpace(parameters, constraints: [constraint])
+            } catch {
+                throw element.error(error.message)
+            }
+            constraints.append(constraint)
+        }
         do {
-            return try SearchSpace(parameters)
+            return try SearchSpace(parameters, constraints: constraints)
         } catch {
             throw node.error(error.message)
+        }
+    }
+
+    /// An expression (a constraint, a `when:` condition), a parse error placed at its character.
+    private static func expression(_ node: TaskNode) throws(TaskFileError) -> ParameterExpression {
+        let text = try node.nonEmptyString()
+        do {
+            return try ParameterExpression(text)
+        } catch {
+            var located = node.error("\(error.message) in '\(TaskNode.quoted(text))'")
+            // A quoted scalar's text starts one column after its mark.
+            let quoted: Bool
+            if case .scalar(let scalar) = node.node { quoted = scalar.style != .plain } else { quoted = false }
+            located.column = located.column.map { $0 + error.offset + (quoted ? 1 : 0) }
+            throw located
         }
     }
 
@@ -228,11 +257,13 @@ public enum TaskFile {
         default:
             break
         }
-        let fields = try node.fields(allowed: ["type", "min", "max", "step", "log", "values", "value", "flag"])
+        let fields = try node.fields(allowed: ["type", "min", "max", "step", "log", "values", "value", "flag", "when"])
         let type = try fields.required("type", "int, float, categorical, bool or fixed")
         let flag = try fields["flag"]?.nonEmptyString()
+        let condition = try fields["when"].map { node throws(TaskFileError) in try expression(node) }
         func allowOnly(_ keys: Set<String>) throws(TaskFileError) {
-            for (key, value) in fields.entries where !keys.contains(key) && key != "type" && key != "flag" {
+            for (key, value) in fields.entries
+            where !keys.contains(key) && key != "type" && key != "flag" && key != "when" {
                 throw value.error("'\(key)' does not apply to a parameter of type \(try type.string())")
             }
         }
@@ -262,7 +293,7 @@ public enum TaskFile {
             throw type.error(
                 "unknown parameter type '\(try type.string())'; expected int, float, categorical, bool or fixed")
         }
-        return Parameter(name, domain, flag: flag)
+        return Parameter(name, domain, flag: flag, when: condition)
     }
 
     /// The most values a categorical parameter may list: beyond that the space wants to be an int range.
@@ -427,7 +458,7 @@ public enum TaskFile {
         for (name, value) in try node.mapping(allowed: space.parameters.map(\.name)) {
             values[name] = try value.parameterValue()
         }
-        for parameter in space.parameters where values[parameter.name] == nil {
+        for parameter in space.parameters where values[parameter.name] == nil && parameter.condition == nil {
             guard case .fixed(let value) = parameter.domain else {
                 throw node.error("the baseline gives no value for parameter '\(parameter.name)'")
             }

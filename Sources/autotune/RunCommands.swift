@@ -306,7 +306,9 @@ func runStudy(
 
 /// The GPUs a study's trials may lease: `--gpus`, else the task file's list, else what nvidia-smi finds.
 private func gpuPool(for definition: StudyDefinition, options: LoopOptions, logger: Logger) async throws -> [GPU] {
-    guard definition.resources.gpusPerTrial != nil, !options.slurm else { return [] }
+    // The pool is also what `gpus` means in a constraint between parameters.
+    let constrainsGPUs = definition.space.constraints.contains { $0.names.contains("gpus") }
+    guard definition.resources.gpusPerTrial != nil || constrainsGPUs, !options.slurm else { return [] }
     if let indexes = try options.gpuIndexes() { return indexes.map { GPU(index: $0) } }
     switch definition.resources.gpus {
     case .declared(let indexes):

@@ -18,7 +18,8 @@ import Testing
     private static let nasty = [
         "1e16", "9223372036854775808", "-9223372036854775809", "200000000000d", "1e308", "-1", "0", "''", "\"\"",
         "\"a\\0b\"", "~", "null", "[]", "{}", "[1, [2, [3]]]", "NaN", ".inf", "-.inf", "0x10", "1_000", "true", "'{'",
-        "'}'", "'{nope}'", "\"\\u00ff\\ufffd\"", String(repeating: "x", count: 5_000), "*alias", "&anchor x", "!!binary AA",
+        "'}'", "'{nope}'", "\"\\u00ff\\ufffd\"", String(repeating: "x", count: 5_000), "*alias", "&anchor x",
+        "!!binary AA",
         "{type: int, min: -9223372036854775808, max: 9223372036854775807}", "{type: int, min: 1, max: 1000000000}",
         "{type: float, min: 1, max: 0}", "{type: categorical, values: []}", "'A;touch /tmp/x;B'",
     ]
@@ -60,7 +61,8 @@ import Testing
                 }
                 return Data(bytes)
             default:
-                lines.insert(pick(["paralel: 3", "name: '../x'", "seed: -1", "budget: {max_trials: 0}", "x: y"]), at: index)
+                lines.insert(
+                    pick(["paralel: 3", "name: '../x'", "seed: -1", "budget: {max_trials: 0}", "x: y"]), at: index)
             }
             return Data(lines.joined(separator: "\n").utf8)
         }

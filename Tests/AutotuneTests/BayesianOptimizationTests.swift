@@ -103,17 +103,24 @@ private func run(
                 != Array(historyB.finished.prefix(3).map(\.configuration)))
     }
 
-    @Test func failedTrialsAreModelledWithoutInfinities() throws {
+    /// Everything with x > 6 crashes (a server that does not start there): the search learns the region and
+    /// leaves it, and still finds the minimum elsewhere. Over five seeds, so one lucky or unlucky start does not
+    /// decide.
+    @Test func aCrashRegionIsLearntAndLeft() throws {
         let space = try space()
-        var strategy = try BayesianOptimization(context: context(space))
-        var history = StudyHistory()
-        // Everything with x > 6 fails (a server that does not start there): the search must still work.
-        let proposed = try run(&strategy, history: &history, evaluations: 25) { $0["x"]!.numericValue! > 6 }
-        #expect(strategy.state.hyperparameters.map { $0.vector.allSatisfy(\.isFinite) } == true)
-        let successes = proposed.filter { $0["x"]!.numericValue! <= 6 }.map(objective)
-        #expect(successes.min()! < 1)
-        let late = proposed.suffix(10).filter { $0["x"]!.numericValue! > 6 }.count
-        #expect(late <= 3, "kept proposing the failing region: \(late) of the last 10")
+        var bests: [Double] = []
+        var late = 0
+        for seed in UInt64(1)...5 {
+            var strategy = try BayesianOptimization(context: context(space, seed: seed))
+            var history = StudyHistory()
+            let proposed = try run(&strategy, history: &history, evaluations: 25) { $0["x"]!.numericValue! > 6 }
+            #expect(strategy.state.hyperparameters.map { $0.vector.allSatisfy(\.isFinite) } == true)
+            #expect(strategy.state.crashHyperparameters.map { $0.vector.allSatisfy(\.isFinite) } == true)
+            bests.append(proposed.filter { $0["x"]!.numericValue! <= 6 }.map(objective).min()!)
+            late += proposed.suffix(10).filter { $0["x"]!.numericValue! > 6 }.count
+        }
+        #expect(bests.sorted()[2] < 1, "median best \(bests)")
+        #expect(late <= 6, "kept proposing the crash region: \(late) of the last 50")
     }
 
     @Test func aFiniteSpaceIsExhaustedWithoutRepeats() throws {

@@ -8,7 +8,17 @@ Anything for a human goes to stderr. See strategies/README.md.
 """
 import json, math, random, sys
 
-rng, space = random.Random(), []
+rng, space, constraints, constants = random.Random(), [], [], {}
+
+def holds(expression, values):
+    """Evaluates a constraint or a `when` condition. Autotune's expression language (+ - * /, comparisons,
+    and, or, not, parentheses, 'strings', true/false) is Python's once true/false are spelled its way; a name that
+    is missing (an inactive parameter, an unknown constant) makes a constraint not apply."""
+    names = dict(constants, true=True, false=False, **values)
+    try:
+        return bool(eval(expression, {"__builtins__": {}}, names))
+    except NameError:
+        return None
 
 def draw(p):
     kind = p["type"]
@@ -30,14 +40,22 @@ def handle(request):
     global space
     kind = request["type"]
     if kind == "hello":
+        global constraints, constants
         space = request["space"]["parameters"]
+        constraints = request["space"].get("constraints", [])
+        constants = request.get("constants", {})
         rng.seed(request["seed"])
         return {"protocol": 1, "name": "reference-random"}
     if kind == "ask":
         running = [json.dumps(t["configuration"], sort_keys=True) for t in request["running"]]
         proposals = []
         while len(proposals) < request["count"]:
-            configuration = {p["name"]: draw(p) for p in space}
+            configuration = {}
+            for p in space:  # a parameter whose `when` is false is inactive: left out
+                if "when" not in p or holds(p["when"], configuration):
+                    configuration[p["name"]] = draw(p)
+            if any(holds(c, configuration) is False for c in constraints):
+                continue  # breaks a known constraint: never proposed
             if json.dumps(configuration, sort_keys=True) not in running:
                 proposals.append(configuration)
         return {"configurations": proposals}

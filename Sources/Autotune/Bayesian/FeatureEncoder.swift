@@ -3,6 +3,10 @@
 /// Numeric parameters become their unit-interval coordinate (log parameters in log space, integers at
 /// their value's bucket centre, so proposals are rounded before they are modelled); booleans become 0 or 1;
 /// a categorical with k choices becomes k one-hot features, so no order is invented between choices.
+///
+/// A conditional parameter gets one more feature, 1 when it is active and 0 when not; an inactive parameter's
+/// own features are all 0, the same for every configuration where it does not apply, rather than a value it
+/// never had. Then configurations that differ only in an inactive parameter are the same point to the model.
 struct FeatureEncoder: Sendable {
     private enum Slot {
         case numeric(Parameter.Domain)
@@ -10,27 +14,29 @@ struct FeatureEncoder: Sendable {
         case oneHot([ParameterValue])
     }
 
-    private let slots: [(name: String, slot: Slot)]
+    private let slots: [(name: String, slot: Slot, conditional: Bool)]
     /// The number of features.
     let dimension: Int
 
     init(space: SearchSpace) {
-        var slots: [(String, Slot)] = []
+        var slots: [(String, Slot, Bool)] = []
         var dimension = 0
         for parameter in space.searched {
+            let conditional = parameter.condition != nil
             switch parameter.domain {
             case .int, .float:
-                slots.append((parameter.name, .numeric(parameter.domain)))
+                slots.append((parameter.name, .numeric(parameter.domain), conditional))
                 dimension += 1
             case .bool:
-                slots.append((parameter.name, .boolean))
+                slots.append((parameter.name, .boolean, conditional))
                 dimension += 1
             case .categorical(let values):
-                slots.append((parameter.name, .oneHot(values)))
+                slots.append((parameter.name, .oneHot(values), conditional))
                 dimension += values.count
             case .fixed:
                 break
             }
+            if conditional { dimension += 1 }
         }
         self.slots = slots
         self.dimension = dimension
@@ -38,8 +44,19 @@ struct FeatureEncoder: Sendable {
 
     /// Appends the features of `configuration` to `features`.
     func encode(_ configuration: Configuration, into features: inout [Double]) {
-        for (name, slot) in slots {
+        for (name, slot, conditional) in slots {
             let value = configuration[name]
+            if conditional {
+                features.append(value == nil ? 0 : 1)
+                guard value != nil else {
+                    if case .oneHot(let values) = slot {
+                        features += repeatElement(0, count: values.count)
+                    } else {
+                        features.append(0)
+                    }
+                    continue
+                }
+            }
             switch slot {
             case .numeric(let domain):
                 features.append(value.flatMap { domain.unit(of: $0) } ?? 0.5)
@@ -55,7 +72,8 @@ struct FeatureEncoder: Sendable {
     /// carry over), or `nil` for discrete parameters, whose features do not move smoothly.
     var continuousFeatures: [Int?] {
         var offset = 0
-        return slots.map { _, slot in
+        return slots.map { _, slot, conditional in
+            if conditional { offset += 1 }
             defer {
                 if case .oneHot(let values) = slot { offset += values.count } else { offset += 1 }
             }
@@ -67,7 +85,7 @@ struct FeatureEncoder: Sendable {
     /// Appends the features of the configuration at unit-cube `point` (one coordinate per searched
     /// parameter), without building the configuration: the hot path of the acquisition search.
     func encode(unit point: [Double], into features: inout [Double]) {
-        for (index, (_, slot)) in slots.enumerated() {
+        for (index, (_, slot, _)) in slots.enumerated() {
             let u = min(max(point[index], 0), 1)
             switch slot {
             case .numeric(let domain):

@@ -94,9 +94,16 @@ struct GaussianProcess {
     private var noise: Double { exp(hyperparameters.logNoise) + 1e-8 }
 
     /// Builds the model with fixed hyperparameters; fails when the kernel matrix is not positive definite.
-    init(inputs: [Double], outputs: [Double], dimension: Int, hyperparameters: GPHyperparameters)
-        throws(LinearAlgebraError)
-    {
+    ///
+    /// `pointNoise`, when given, adds a noise variance of its own to each observation (a classifier's Laplace
+    /// approximation is such a regression, on pseudo-targets with noise 1/W).
+    init(
+        inputs: [Double],
+        outputs: [Double],
+        dimension: Int,
+        hyperparameters: GPHyperparameters,
+        pointNoise: [Double]? = nil
+    ) throws(LinearAlgebraError) {
         self.dimension = dimension
         self.inputs = inputs
         self.outputs = outputs
@@ -108,7 +115,7 @@ struct GaussianProcess {
         let n = outputs.count
         var matrix = kernel.matrix(inputs, rows: n, inputs, rows: n)
         let noise = exp(hyperparameters.logNoise) + 1e-8
-        for index in 0..<n { matrix[index * n + index] += noise }
+        for index in 0..<n { matrix[index * n + index] += noise + (pointNoise?[index] ?? 0) }
         factor = try CholeskyFactor(factoring: matrix, order: n, capacity: n + 16)
         alpha = factor.solve(outputs)
     }
@@ -295,11 +302,12 @@ struct GaussianProcess {
         return (value, gradient)
     }
 
-    /// Adds an observation without refitting: O(n²) through the Cholesky append.
-    mutating func add(point: [Double], output: Double) throws(LinearAlgebraError) {
+    /// Adds an observation without refitting: O(n²) through the Cholesky append; `extraNoise` adds to the
+    /// model's own noise for this observation.
+    mutating func add(point: [Double], output: Double, extraNoise: Double = 0) throws(LinearAlgebraError) {
         let n = count
         let cross = kernel.matrix(inputs, rows: n, point, rows: 1)
-        try factor.append(crossCovariance: cross, variance: kernel.outputScale + noise)
+        try factor.append(crossCovariance: cross, variance: kernel.outputScale + noise + extraNoise)
         inputs += point
         outputs.append(output)
         alpha = factor.solve(outputs)

@@ -93,6 +93,28 @@ public struct Objective: Sendable, Hashable, Codable {
         return .success(score)
     }
 
+    /// The score a model of the objective learns from: the weighted sum with soft penalties, whether or not a
+    /// hard constraint was broken (the objective was measured all the same); `nil` when a metric it needs is
+    /// missing or not finite.
+    public func modelScore(_ metrics: [String: Double]) -> Double? {
+        var score = 0.0
+        for term in terms {
+            guard let value = metrics[term.metric], value.isFinite else { return nil }
+            score += term.weight * value
+        }
+        for constraint in constraints {
+            guard case .soft(let penalty) = constraint.enforcement else { continue }
+            guard let value = metrics[constraint.metric] else { return nil }
+            score += (direction == .maximize ? -1 : 1) * penalty * constraint.violation(of: value)
+        }
+        return score
+    }
+
+    /// The hard constraints: a model of each predicts whether it holds.
+    public var hardConstraints: [MetricConstraint] {
+        constraints.filter { $0.enforcement == .hard }
+    }
+
     /// A finite score worse than every successful one, used for failed trials where a number is needed
     /// (a model's training data, a ranking).
     ///

@@ -9,12 +9,16 @@ public struct Parameter: Sendable, Hashable, Codable {
     /// The command-line flag used when the parameter is appended as a flag; `nil` means `--name` with
     /// underscores turned into dashes.
     public var flag: String?
+    /// When the parameter applies (`when: "speculative == true"`), over parameters declared before it; where
+    /// it is false the parameter is inactive: absent from the configuration and the command line.
+    public var condition: ParameterExpression?
 
     /// Creates a parameter.
-    public init(_ name: String, _ domain: Domain, flag: String? = nil) {
+    public init(_ name: String, _ domain: Domain, flag: String? = nil, when condition: ParameterExpression? = nil) {
         self.name = name
         self.domain = domain
         self.flag = flag
+        self.condition = condition
     }
 
     /// The flag this parameter renders as.

@@ -5,17 +5,82 @@
 public struct SearchSpace: Sendable, Hashable, Codable {
     /// The parameters, fixed ones included, in the order they render as flags.
     public let parameters: [Parameter]
+    /// Known constraints between parameters (`tensor_parallel_size * pipeline_parallel_size <= gpus`): no
+    /// strategy proposes a configuration that breaks one.
+    public let constraints: [ParameterExpression]
 
-    /// Creates a space; parameter names must be unique.
-    public init(_ parameters: [Parameter]) throws(SearchSpaceError) {
+    /// The names an expression may read besides the parameters: `gpus`, the number of GPUs trials can lease.
+    public static let constantNames: Set<String> = ["gpus"]
+
+    /// Creates a space; parameter names must be unique, a condition may only read parameters declared before
+    /// its own, and a constraint only parameters and ``constantNames``.
+    public init(_ parameters: [Parameter], constraints: [ParameterExpression] = []) throws(SearchSpaceError) {
         var seen: Set<String> = []
         for parameter in parameters {
+            if let condition = parameter.condition {
+                if let unknown = condition.names.subtracting(seen).sorted().first {
+                    throw SearchSpaceError(
+                        "'\(parameter.name)': its condition reads '\(unknown)', which is not a parameter declared before it"
+                    )
+                }
+            }
             guard seen.insert(parameter.name).inserted else {
                 throw SearchSpaceError("parameter '\(parameter.name)' is declared twice")
             }
             try Self.validate(parameter)
         }
+        for constraint in constraints {
+            if let unknown = constraint.names.subtracting(seen).subtracting(Self.constantNames).sorted().first {
+                throw SearchSpaceError(
+                    "constraint '\(constraint)': '\(unknown)' is not a parameter (or one of: \(Self.constantNames.sorted().joined(separator: ", ")))"
+                )
+            }
+        }
         self.parameters = parameters
+        self.constraints = constraints
+    }
+
+    private enum CodingKeys: String, CodingKey { case parameters, constraints }
+
+    /// Decodes a space; spaces stored before constraints existed have none.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        parameters = try container.decode([Parameter].self, forKey: .parameters)
+        constraints = try container.decodeIfPresent([ParameterExpression].self, forKey: .constraints) ?? []
+    }
+
+    /// Whether some parameter applies only under a condition.
+    public var isConditional: Bool { parameters.contains { $0.condition != nil } }
+
+    /// `values` without the parameters whose condition is false, deciding in declaration order (a condition
+    /// reads only parameters declared before it, themselves already decided).
+    public func activeValues(_ values: [String: ParameterValue]) -> [String: ParameterValue] {
+        guard isConditional else { return values }
+        var active: [String: ParameterValue] = [:]
+        for parameter in parameters {
+            guard let value = values[parameter.name] else { continue }
+            if let condition = parameter.condition, !condition.isTrue(active) { continue }
+            active[parameter.name] = value
+        }
+        return active
+    }
+
+    /// Whether `parameter` applies in a configuration with these (active) values.
+    public func isActive(_ parameter: Parameter, in values: [String: ParameterValue]) -> Bool {
+        parameter.condition.map { $0.isTrue(values) } ?? true
+    }
+
+    /// Whether `configuration` keeps every known constraint, with `constants` for names such as `gpus` (a
+    /// constraint reading an unknown constant, or an inactive parameter, does not apply).
+    public func isFeasible(_ configuration: Configuration, constants: [String: Double] = [:]) -> Bool {
+        constraints.allSatisfy { $0.holds(configuration.values, constants: constants) }
+    }
+
+    /// The first known constraint `configuration` breaks, if any.
+    public func brokenConstraint(_ configuration: Configuration, constants: [String: Double] = [:])
+        -> ParameterExpression?
+    {
+        constraints.first { !$0.holds(configuration.values, constants: constants) }
     }
 
     /// The parameters that take part in the search (all but the fixed ones); one unit-cube coordinate each.
@@ -55,13 +120,15 @@ public struct SearchSpace: Sendable, Hashable, Codable {
                 values[parameter.name] = parameter.domain.value(atUnit: 0.5)
             }
         }
-        return Configuration(values)
+        return Configuration(activeValues(values))
     }
 
-    /// The unit-cube point of a configuration: bucket centres for discrete values.
+    /// The unit-cube point of a configuration: bucket centres for discrete values, the centre for an inactive
+    /// parameter.
     public func unitPoint(of configuration: Configuration) throws(SearchSpaceError) -> [Double] {
         try searched.map { parameter throws(SearchSpaceError) in
             guard let value = configuration[parameter.name] else {
+                if parameter.condition != nil { return 0.5 }
                 throw SearchSpaceError("configuration has no value for '\(parameter.name)'")
             }
             guard let unit = parameter.domain.unit(of: value) else {
@@ -71,13 +138,15 @@ public struct SearchSpace: Sendable, Hashable, Codable {
         }
     }
 
-    /// Checks that `values` assigns every parameter a value from its domain and nothing else, and returns
-    /// the configuration with each value in its parameter's own kind.
+    /// Checks that `values` assigns every active parameter a value from its domain and nothing else, and
+    /// returns the configuration with each value in its parameter's own kind; values given for inactive
+    /// parameters are dropped.
     ///
     /// Used on anything that comes from outside: a store row, a plug-in's answer, a user's file.
     public func coerce(_ values: [String: ParameterValue]) throws(SearchSpaceError) -> Configuration {
         var result: [String: ParameterValue] = [:]
         for parameter in parameters {
+            if let condition = parameter.condition, !condition.isTrue(result) { continue }
             guard let value = values[parameter.name] else {
                 throw SearchSpaceError("no value for parameter '\(parameter.name)'")
             }
@@ -109,7 +178,7 @@ public struct SearchSpace: Sendable, Hashable, Codable {
             values[parameter.name] = parameter.domain.gridValue(at: remainder % count, resolution: resolution)
             remainder /= count
         }
-        return Configuration(values)
+        return Configuration(activeValues(values))
     }
 
     /// The number of grid points when continuous parameters get `resolution` points each, or `nil` on

@@ -1,15 +1,24 @@
 import Foundation
 
-/// Gaussian-process Bayesian optimisation: a Sobol initial design, then each proposal maximises log expected
-/// improvement under a Matérn-5/2 GP whose hyperparameters are refitted (MAP, warm-started) at every ask.
+/// Gaussian-process Bayesian optimisation that learns where configurations fail: a Sobol initial design, then
+/// each proposal maximises
 ///
-/// Several proposals at once, and proposals while trials run, use the Kriging believer: each running or
-/// already chosen point is added to the model as if it had returned the model's own prediction, which
-/// collapses the improvement near it, so a batch spreads out (`pending: liar` adds the worst observed
-/// value instead, a more pessimistic and more exploratory choice). Failed trials enter the model at the
-/// objective's finite penalty, worse than every success. The whole state (observations, hyperparameters,
-/// sequence positions, random generator) is checkpointed, so a resumed study proposes exactly what an
-/// uninterrupted one would.
+///     log EI(objective) + Σ log P(constraint holds) + log P(runs)
+///
+/// - the objective's GP (Matérn-5/2, MAP hyperparameters, warm-started) is fitted to every trial whose objective
+///   was measured, those that broke an SLO included, and log EI is taken over the feasible incumbents;
+/// - each hard constraint's metric (`ttft_ms_p99 <= 5000`) has a GP of its own, fitted to its measured values,
+///   violations included: the measured value, not a penalty;
+/// - trials that produced no metrics because of their configuration (failed at run, deploy, ready, benchmark,
+///   timeout) train a GP classifier of the crash region (``CrashModel``); failures that are not the
+///   configuration's fault (resources, lost, interrupted) are left out of every model;
+/// - with no feasible trial yet, the proposal maximises the probability of feasibility alone.
+///
+/// Known constraints between parameters are never proposed, and conditional parameters are inactive, not
+/// invented. Several proposals at once, and proposals while trials run, use the Kriging believer in every
+/// model: each running or already chosen point is added as if it returned the model's prediction, so a batch
+/// spreads over the feasible region (`pending: liar` adds the worst observed value to the objective instead).
+/// The whole state is checkpointed, so a resumed study proposes exactly what an uninterrupted one would.
 public struct BayesianOptimization: Strategy {
     /// How running trials and batch-mates are treated while proposing.
     public enum PendingMode: String, Sendable, Hashable, Codable {
@@ -35,6 +44,13 @@ public struct BayesianOptimization: Strategy {
         public var configuration: Configuration
         /// Its score turned into a loss (smaller is better), or `nil` when it failed.
         public var loss: Double?
+        /// The objective as a loss wherever it was measured, also when a hard constraint failed the trial.
+        public var modelLoss: Double?
+        /// Each hard constraint's metric, where it was measured.
+        public var constraintValues: [Double?]?
+        /// Whether it ran (`true`), crashed because of its configuration (`false`), or failed for a reason that
+        /// says nothing about the configuration (`nil`).
+        public var ran: Bool?
     }
 
     /// Everything needed to continue exactly.
@@ -53,6 +69,12 @@ public struct BayesianOptimization: Strategy {
         public var generator: SeededGenerator
         /// Set when a finite space has no untried point.
         public var exhausted: Bool
+        /// Each hard constraint's GP hyperparameters, last fitted.
+        public var constraintHyperparameters: [GPHyperparameters?]?
+        /// The crash classifier's hyperparameters, last chosen, and the number of labels they were chosen on.
+        public var crashHyperparameters: GPHyperparameters?
+        /// The number of labelled trials the crash classifier's hyperparameters were chosen on.
+        public var crashFittedCount: Int?
     }
 
     /// The option names the task file may give.
@@ -62,6 +84,7 @@ public struct BayesianOptimization: Strategy {
     public private(set) var state: State
     private let space: SearchSpace
     private let objective: Objective
+    private let constants: [String: Double]
     private let encoder: FeatureEncoder
     private let refinementLeaders = 8
     private let refinementSamples = 24
@@ -85,6 +108,7 @@ public struct BayesianOptimization: Strategy {
         )
         space = context.space
         objective = context.objective
+        constants = context.constants
         encoder = FeatureEncoder(space: context.space)
         self.state =
             state
@@ -99,16 +123,26 @@ public struct BayesianOptimization: Strategy {
             )
     }
 
-    /// Records a finished trial.
+    /// Records a finished trial: its score when it completed, the objective and the constraint metrics wherever
+    /// they were measured, and whether it ran.
     public mutating func tell(_ trial: Trial) throws {
-        let loss = trial.state == .completed ? trial.score.map { objective.direction == .maximize ? -$0 : $0 } : nil
-        state.observations.append(Observation(configuration: trial.configuration, loss: loss))
+        let maximize = objective.direction == .maximize
+        let toLoss = { (score: Double) in maximize ? -score : score }
+        let loss = trial.state == .completed ? trial.score.map(toLoss) : nil
+        let modelLoss = loss ?? objective.modelScore(trial.metrics).map(toLoss)
+        let ran: Bool? =
+            modelLoss != nil ? true : trial.error.map { $0.stage.isConfigurationFault ? false : nil } ?? nil
+        state.observations.append(
+            Observation(
+                configuration: trial.configuration, loss: loss, modelLoss: modelLoss,
+                constraintValues: objective.hardConstraints.map { trial.metrics[$0.metric] }, ran: ran))
     }
 
     /// True once a finite space has no untried point.
     public var isExhausted: Bool { state.exhausted }
 
-    /// Up to `count` proposals: Sobol points until the initial design is done, then log-EI maximisers.
+    /// Up to `count` proposals: Sobol points until the initial design is done, then maximisers of the
+    /// constrained acquisition.
     public mutating func ask(_ count: Int, history: StudyHistory) throws -> [Configuration] {
         guard !state.exhausted, count > 0 else { return [] }
         if let cardinality = space.cardinality, history.count >= cardinality {
@@ -123,96 +157,253 @@ public struct BayesianOptimization: Strategy {
             batch.append(next)
         }
         guard batch.count < count else { return batch }
-        let successes = state.observations.compactMap(\.loss)
-        guard successes.count >= 2 else {
-            // Nothing to model yet (all failed so far): keep exploring with the design.
+        var models = fitModels()
+        guard models.objective != nil || models.crash != nil else {
+            // Nothing to model yet (all failed so far, for reasons that are not the configuration's): keep
+            // exploring with the design.
             while batch.count < count, let next = nextDesignPoint(history: history, batch: batch) { batch.append(next) }
             return batch
         }
-        let fitted = fitModel()
-        guard var model = fitted else {
-            while batch.count < count, let next = nextDesignPoint(history: history, batch: batch) { batch.append(next) }
-            return batch
-        }
-        let best = model.outputs.min() ?? 0
-        let worst = model.outputs.max() ?? 0
         for configuration in pending + batch {
-            try? fantasize(configuration, into: &model, worst: worst)
+            models.believe(features(of: configuration), pending: state.settings.pending)
         }
         var avoid = (pending + batch).map { try? space.unitPoint(of: $0) }.compactMap { $0 }
         while batch.count < count {
-            guard
-                let proposal = maximizeAcquisition(
-                    model: model, best: best, history: history, batch: batch, avoid: avoid)
+            guard models.objective != nil || models.hasFeasibilityModel else {
+                // Only crashes so far, no model of the objective: the design goes on, skipping what the crash
+                // model expects to fail.
+                guard let next = nextDesignPoint(history: history, batch: batch, models: models) else { break }
+                batch.append(next)
+                models.believe(features(of: next), pending: state.settings.pending)
+                continue
+            }
+            guard let proposal = maximizeAcquisition(models: models, history: history, batch: batch, avoid: avoid)
             else {
                 if space.cardinality != nil, batch.isEmpty { state.exhausted = true }
                 break
             }
             batch.append(proposal)
             if let point = try? space.unitPoint(of: proposal) { avoid.append(point) }
-            try? fantasize(proposal, into: &model, worst: worst)
+            models.believe(features(of: proposal), pending: state.settings.pending)
         }
         return batch
     }
 
-    // MARK: - Model
+    private func features(of configuration: Configuration) -> [Double] {
+        var features: [Double] = []
+        encoder.encode(configuration, into: &features)
+        return features
+    }
 
-    /// Fits a GP to the observations (failures at the penalty), outputs standardised.
-    private mutating func fitModel() -> GaussianProcess? {
-        let scores = state.observations.compactMap(\.loss)
-        let penalty = Objective.minimize("loss").penaltyScore(successes: scores)
-        let losses = state.observations.map { $0.loss ?? penalty }
+    // MARK: - Models
+
+    /// The models an ask scores candidates with.
+    struct Models {
+        /// The objective's GP on standardised losses, and the best feasible loss on that scale.
+        var objective: GaussianProcess?
+        var best: Double?
+        var worst: Double
+        /// Each hard constraint's GP on its standardised metric, with the bounds on that scale.
+        var constraints: [(model: GaussianProcess, lower: Double?, upper: Double?)]
+        /// The crash classifier, when some trial crashed.
+        var crash: CrashModel?
+
+        /// Whether any model predicts feasibility (constraints or crashes).
+        var hasFeasibilityModel: Bool { !constraints.isEmpty || crash != nil }
+
+        /// Adds a running or chosen point to every model as the Kriging believer (or the liar) would.
+        mutating func believe(_ features: [Double], pending: PendingMode) {
+            if var model = objective {
+                let value =
+                    pending == .liar ? worst : model.predict(features, count: 1).mean[0]
+                try? model.add(point: features, output: value)
+                objective = model
+            }
+            for index in constraints.indices {
+                var model = constraints[index].model
+                try? model.add(point: features, output: model.predict(features, count: 1).mean[0])
+                constraints[index].model = model
+            }
+            crash?.believe(features)
+        }
+
+        /// Below this probability of running (where the crash model leans towards a crash), a candidate is only
+        /// taken when nothing likelier is left: a classifier's probabilities are modest near few crashes, and
+        /// log EI, high where nothing was measured, would otherwise keep sending trials into a region that has
+        /// crashed every time. Regions with no data sit at ½ and stay open. Chosen by measurement
+        /// (docs/benchmarks.md): 0.25 let 12 of 100 late trials crash on the crash-region unit problem, ½ 8.
+        static let leastProbabilityOfRunning = log(0.5)
+
+        /// The acquisition at `m` feature rows: log EI over the feasible incumbents (when there is one) plus the
+        /// log probabilities of every constraint holding and of running. Always finite; candidates the crash
+        /// model expects to crash rank below all others, by their probability of running.
+        func score(_ features: [Double], count m: Int) -> [Double] {
+            var total = [Double](repeating: 0, count: m)
+            if let objective, let best {
+                let (mean, variance) = objective.predict(features, count: m)
+                for index in 0..<m {
+                    total[index] += logExpectedImprovement(mean: mean[index], variance: variance[index], best: best)
+                }
+            }
+            for constraint in constraints {
+                let (mean, variance) = constraint.model.predict(features, count: m)
+                for index in 0..<m {
+                    total[index] += logProbability(
+                        mean: mean[index], sigma: variance[index].squareRoot(), lower: constraint.lower,
+                        upper: constraint.upper)
+                }
+            }
+            if let crash {
+                let logRun = crash.logProbabilityOfRunning(features, count: m)
+                for index in 0..<m {
+                    total[index] =
+                        logRun[index] < Self.leastProbabilityOfRunning
+                        ? -1e6 + logRun[index] : total[index] + logRun[index]
+                }
+            }
+            return total.map { $0.isFinite ? $0 : -1e300 }
+        }
+
+        /// `log P(lower ≤ g ≤ upper)` for `g ~ N(mean, sigma²)`, stable in both tails.
+        private func logProbability(mean: Double, sigma: Double, lower: Double?, upper: Double?) -> Double {
+            let upperZ = upper.map { ($0 - mean) / sigma } ?? .infinity
+            let lowerZ = lower.map { ($0 - mean) / sigma } ?? -.infinity
+            switch (lowerZ.isFinite, upperZ.isFinite) {
+            case (false, false): return 0
+            case (false, true): return logNormalCDF(upperZ)
+            case (true, false): return logNormalCDF(-lowerZ)
+            case (true, true):
+                // log(Φ(b) − Φ(a)) from whichever tail is smaller.
+                if lowerZ > 0 {
+                    let a = logNormalCDF(-lowerZ)
+                    let b = logNormalCDF(-upperZ)
+                    return a + log(max(-expm1(b - a), 1e-300))
+                }
+                let b = logNormalCDF(upperZ)
+                let a = logNormalCDF(lowerZ)
+                return b + log(max(-expm1(a - b), 1e-300))
+            }
+        }
+    }
+
+    /// Fits every model the observations support.
+    private mutating func fitModels() -> Models {
+        let objectiveModel = fitObjective()
+        var constraintModels: [(model: GaussianProcess, lower: Double?, upper: Double?)] = []
+        var constraintHyperparameters = state.constraintHyperparameters ?? []
+        for (index, constraint) in objective.hardConstraints.enumerated() {
+            if constraintHyperparameters.count <= index { constraintHyperparameters.append(nil) }
+            let data = state.observations.compactMap { observation -> (Configuration, Double)? in
+                guard let values = observation.constraintValues, index < values.count, let value = values[index],
+                    value.isFinite
+                else { return nil }
+                return (observation.configuration, value)
+            }
+            guard data.count >= 2,
+                let (model, scale) = fitStandardised(
+                    data.map(\.0), data.map(\.1), hyperparameters: &constraintHyperparameters[index])
+            else { continue }
+            constraintModels.append(
+                (model, constraint.minimum.map(scale.apply), constraint.maximum.map(scale.apply)))
+        }
+        state.constraintHyperparameters = constraintHyperparameters
+        var models = Models(
+            objective: objectiveModel?.model, best: objectiveModel?.best, worst: objectiveModel?.worst ?? 0,
+            constraints: constraintModels, crash: fitCrashModel())
+        if models.objective == nil { models.best = nil }
+        // A crashed trial says nothing of the objective's value, only that its region was tried: believed at
+        // the model's own mean, like a running trial, it takes away the uncertainty that would keep log EI
+        // pointing back at it, and moves no prediction.
+        if var objective = models.objective {
+            for observation in state.observations where observation.ran == false {
+                let features = features(of: observation.configuration)
+                try? objective.add(point: features, output: objective.predict(features, count: 1).mean[0])
+            }
+            models.objective = objective
+        }
+        return models
+    }
+
+    /// The objective's GP on every measured objective (standardised), with the best feasible and the worst loss
+    /// on that scale; `nil` with fewer than two measurements.
+    private mutating func fitObjective() -> (model: GaussianProcess, best: Double?, worst: Double)? {
+        let measured = state.observations.filter { $0.modelLoss ?? $0.loss != nil }
+        guard measured.count >= 2 else { return nil }
+        let losses = measured.map { $0.modelLoss ?? $0.loss! }
         let mean = losses.reduce(0, +) / Double(losses.count)
         let spread = (losses.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(losses.count)).squareRoot()
         let scale = spread > 0 ? spread : 1
         let outputs = losses.map { ($0 - mean) / scale }
-        let inputs = encoder.encode(state.observations.map(\.configuration))
+        let inputs = encoder.encode(measured.map(\.configuration))
         let n = outputs.count
         // A fit costs O(n³) per step. Early on every observation changes the picture; later, hyperparameters
         // fitted to 90% of the data are as good, so refit when the data grew by a tenth and otherwise only
         // refactor with the last ones.
-        if let hyperparameters = state.hyperparameters, n > 60, n < state.fittedCount + max(1, state.fittedCount / 10),
-            let model = try? GaussianProcess(
-                inputs: inputs,
-                outputs: outputs,
-                dimension: encoder.dimension,
-                hyperparameters: hyperparameters
-            )
-        {
-            return model
+        var model: GaussianProcess?
+        if let hyperparameters = state.hyperparameters, n > 60, n < state.fittedCount + max(1, state.fittedCount / 10) {
+            model = try? GaussianProcess(
+                inputs: inputs, outputs: outputs, dimension: encoder.dimension, hyperparameters: hyperparameters)
         }
-        guard
-            let model = GaussianProcess.fit(
-                inputs: inputs,
-                outputs: outputs,
-                dimension: encoder.dimension,
-                start: state.hyperparameters,
-                maxIterations: n <= 100 ? 60 : 25
-            )
-        else { return nil }
-        state.hyperparameters = model.hyperparameters
-        state.fittedCount = n
-        return model
+        if model == nil {
+            model = GaussianProcess.fit(
+                inputs: inputs, outputs: outputs, dimension: encoder.dimension, start: state.hyperparameters,
+                maxIterations: n <= 100 ? 60 : 25)
+            if let model {
+                state.hyperparameters = model.hyperparameters
+                state.fittedCount = n
+            }
+        }
+        guard let model else { return nil }
+        let feasible = measured.indices.filter { measured[$0].loss != nil }.map { outputs[$0] }
+        return (model, feasible.min(), outputs.max() ?? 0)
     }
 
-    private func fantasize(_ configuration: Configuration, into model: inout GaussianProcess, worst: Double) throws {
-        var features: [Double] = []
-        encoder.encode(configuration, into: &features)
-        let value: Double
-        switch state.settings.pending {
-        case .believer: value = model.predict(features, count: 1).mean[0]
-        case .liar: value = worst
+    /// A GP on `values` (standardised) at `configurations`, warm-started from `hyperparameters`, which it
+    /// updates; with the standardisation, to carry bounds onto its scale.
+    private func fitStandardised(
+        _ configurations: [Configuration],
+        _ values: [Double],
+        hyperparameters: inout GPHyperparameters?
+    ) -> (GaussianProcess, Standardisation)? {
+        let scale = Standardisation(values)
+        let outputs = values.map(scale.apply)
+        guard
+            let model = GaussianProcess.fit(
+                inputs: encoder.encode(configurations), outputs: outputs, dimension: encoder.dimension,
+                start: hyperparameters, maxIterations: values.count <= 100 ? 40 : 15)
+        else { return nil }
+        hyperparameters = model.hyperparameters
+        return (model, scale)
+    }
+
+    /// The crash classifier, when at least one trial crashed because of its configuration. Its hyperparameters
+    /// are chosen again when the labelled trials grew by a fifth, else reused.
+    private mutating func fitCrashModel() -> CrashModel? {
+        let labelled = state.observations.filter { $0.ran != nil }
+        guard labelled.contains(where: { $0.ran == false }) else { return nil }
+        let inputs = encoder.encode(labelled.map(\.configuration))
+        let labels = labelled.map { $0.ran == true ? 1.0 : -1.0 }
+        let fitted = state.crashFittedCount ?? 0
+        let reuse = state.crashHyperparameters.flatMap {
+            labelled.count < fitted + max(2, fitted / 5) && $0.logLengthScales.count == encoder.dimension ? $0 : nil
         }
-        try model.add(point: features, output: value)
+        guard
+            let model = CrashModel.fit(
+                inputs: inputs, labels: labels, dimension: encoder.dimension, hyperparameters: reuse)
+        else { return nil }
+        if reuse == nil {
+            state.crashHyperparameters = model.hyperparameters
+            state.crashFittedCount = labelled.count
+        }
+        return model
     }
 
     // MARK: - Acquisition
 
-    /// The candidate with the highest log EI that is new to the study and not within 1e-3 of a running or
-    /// chosen point.
+    /// The candidate with the highest acquisition that keeps the known constraints, is new to the study and is
+    /// not within 1e-3 of a running or chosen point.
     private mutating func maximizeAcquisition(
-        model: GaussianProcess,
-        best: Double,
+        models: Models,
         history: StudyHistory,
         batch: [Configuration],
         avoid: [[Double]]
@@ -220,12 +411,12 @@ public struct BayesianOptimization: Strategy {
         let dimension = space.dimension
         // Scoring m candidates costs O(n² m): with many observations the model is well informed and the
         // local refinement does the rest, so the quasi-random set shrinks as n grows.
-        let n = model.count
+        let n = state.observations.count
         let candidates = n <= 100 ? state.settings.candidates : max(256, state.settings.candidates * 100 / n)
         let leaderCount = n <= 100 ? refinementLeaders : refinementLeaders / 2
         var sobol = SobolSequence(dimension: dimension, seed: state.generator.next())
         var points: [[Double]] = (0..<candidates).map { _ in sobol.next() }
-        // Around the best observations too: improvement is often a small step from the incumbent.
+        // Around the best feasible observations too: improvement is often a small step from the incumbent.
         let incumbents = state.observations.filter { $0.loss != nil }.sorted { $0.loss! < $1.loss! }.prefix(5)
         for incumbent in incumbents {
             guard let centre = try? space.unitPoint(of: incumbent.configuration) else { continue }
@@ -233,7 +424,7 @@ public struct BayesianOptimization: Strategy {
                 points.append(perturb(centre, radius: 0.05))
             }
         }
-        var scored = score(points, model: model, best: best)
+        var scored = score(points, models: models)
         // Local refinement of the leaders: a (1+λ) evolution strategy whose step halves when a round finds
         // nothing better, from a tenth of the cube down to a thousandth.
         let leaders = scored.sorted { $0.value > $1.value }.prefix(leaderCount)
@@ -247,7 +438,7 @@ public struct BayesianOptimization: Strategy {
             while radius >= 0.01, rounds < (n <= 100 ? 40 : 6) {
                 rounds += 1
                 let local = (0..<refinementSamples).map { _ in perturb(centre, radius: radius) }
-                let improved = score(local, model: model, best: best).max { $0.value < $1.value }
+                let improved = score(local, models: models).max { $0.value < $1.value }
                 if let improved, improved.value > centreValue {
                     centre = improved.point
                     centreValue = improved.value
@@ -255,11 +446,13 @@ public struct BayesianOptimization: Strategy {
                     radius /= 2
                 }
             }
-            scored.append(
-                rank < polished
-                    ? polish(centre, value: centreValue, model: model, best: best, iterations: n <= 100 ? 20 : 12)
-                    : (centre, centreValue)
-            )
+            // The gradient is log EI's alone: with feasibility models the evolution strategy's result stands.
+            if rank < polished, !models.hasFeasibilityModel, let objective = models.objective, let best = models.best {
+                scored.append(
+                    polish(centre, value: centreValue, model: objective, best: best, iterations: n <= 100 ? 20 : 12))
+            } else {
+                scored.append((centre, centreValue))
+            }
         }
         var seen: Set<Configuration> = []
         for candidate in scored.sorted(by: { $0.value > $1.value }) {
@@ -289,7 +482,7 @@ public struct BayesianOptimization: Strategy {
         }
         let result = LBFGS.minimize(from: start, bounds: bounds, maxIterations: iterations, tolerance: 1e-7) { point in
             var features: [Double] = []
-            encoder.encode(unit: point, into: &features)
+            encodeUnit(point, into: &features)
             let (logEI, gradient) = model.logExpectedImprovementWithGradient(features, best: best)
             let unitGradient = continuous.map { feature in feature.map { -gradient[$0] } ?? 0 }
             return (logEI.isFinite ? -logEI : .infinity, unitGradient)
@@ -297,14 +490,27 @@ public struct BayesianOptimization: Strategy {
         return -result.value > value ? (result.point, -result.value) : (start, value)
     }
 
-    private func score(_ points: [[Double]], model: GaussianProcess, best: Double) -> [(point: [Double], value: Double)]
-    {
+    /// The acquisition at unit-cube points; points that break a known constraint are left out, never scored
+    /// at −∞.
+    private func score(_ points: [[Double]], models: Models) -> [(point: [Double], value: Double)] {
+        let kept =
+            space.constraints.isEmpty
+            ? points : points.filter { space.isFeasible(space.configuration(atUnit: $0), constants: constants) }
+        guard !kept.isEmpty else { return [] }
         var features: [Double] = []
-        features.reserveCapacity(points.count * encoder.dimension)
-        for point in points { encoder.encode(unit: point, into: &features) }
-        let (mean, variance) = model.predict(features, count: points.count)
-        return points.indices.map { index in
-            (points[index], logExpectedImprovement(mean: mean[index], variance: variance[index], best: best))
+        features.reserveCapacity(kept.count * encoder.dimension)
+        for point in kept { encodeUnit(point, into: &features) }
+        let values = models.score(features, count: kept.count)
+        return kept.indices.map { (kept[$0], values[$0]) }
+    }
+
+    /// The features of a unit-cube point: straight from the coordinates, or through the configuration when some
+    /// parameter is conditional (its activity depends on the others).
+    private func encodeUnit(_ point: [Double], into features: inout [Double]) {
+        if space.isConditional {
+            encoder.encode(space.configuration(atUnit: point), into: &features)
+        } else {
+            encoder.encode(unit: point, into: &features)
         }
     }
 
@@ -318,12 +524,38 @@ public struct BayesianOptimization: Strategy {
         }
     }
 
-    /// The next Sobol point whose configuration is new to the study.
-    private mutating func nextDesignPoint(history: StudyHistory, batch: [Configuration]) -> Configuration? {
-        for _ in 0..<256 {
+    /// The next Sobol point whose configuration keeps the known constraints and is new to the study; with
+    /// `models`, also one the crash model does not expect to crash (P(run) of at least a third).
+    private mutating func nextDesignPoint(history: StudyHistory, batch: [Configuration], models: Models? = nil)
+        -> Configuration?
+    {
+        for _ in 0..<4096 {
             let configuration = space.configuration(atUnit: state.design.next())
-            if !history.contains(configuration), !batch.contains(configuration) { return configuration }
+            guard space.isFeasible(configuration, constants: constants), !history.contains(configuration),
+                !batch.contains(configuration)
+            else { continue }
+            if let crash = models?.crash,
+                crash.logProbabilityOfRunning(features(of: configuration), count: 1)[0] < log(1.0 / 3)
+            {
+                continue
+            }
+            return configuration
         }
         return nil
     }
+}
+
+/// A linear map onto a standard scale (mean 0, spread 1), kept to carry bounds onto it.
+struct Standardisation {
+    let mean: Double
+    let scale: Double
+
+    init(_ values: [Double]) {
+        let mean = values.reduce(0, +) / Double(max(values.count, 1))
+        let spread = (values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(max(values.count, 1))).squareRoot()
+        self.mean = mean
+        scale = spread > 0 ? spread : 1
+    }
+
+    func apply(_ value: Double) -> Double { (value - mean) / scale }
 }

@@ -1,4 +1,5 @@
-/// Tries every point of the grid exactly once, in declared or seeded shuffled order, then is exhausted.
+/// Tries every point of the grid that keeps the known constraints exactly once, in declared or seeded shuffled
+/// order, then is exhausted.
 ///
 /// Integer, categorical and boolean parameters contribute all their values; a continuous parameter
 /// contributes `resolution` evenly spaced points in its own scale. The order is a seeded bijection computed
@@ -27,6 +28,7 @@ public struct GridSearch: Strategy {
     /// The current state.
     public private(set) var state: State
     private let space: SearchSpace
+    private let constants: [String: Double]
     private let total: Int
     private let permutation: IndexPermutation?
 
@@ -49,6 +51,7 @@ public struct GridSearch: Strategy {
             throw StrategyError("the grid has more than 100 million points; use random or bayesian search")
         }
         self.space = context.space
+        self.constants = context.constants
         self.total = total
         self.state = state
         self.permutation = state.order == .shuffled ? IndexPermutation(count: total, seed: state.seed) : nil
@@ -68,7 +71,10 @@ public struct GridSearch: Strategy {
             let index = permutation?.index(at: state.cursor) ?? state.cursor
             state.cursor += 1
             let configuration = space.gridConfiguration(at: index, resolution: state.resolution)
-            guard !history.contains(configuration), inBatch.insert(configuration).inserted else { continue }
+            // Points that break a known constraint, and points that only differ in inactive parameters, are skipped.
+            guard space.isFeasible(configuration, constants: constants), !history.contains(configuration),
+                inBatch.insert(configuration).inserted
+            else { continue }
             batch.append(configuration)
         }
         return batch

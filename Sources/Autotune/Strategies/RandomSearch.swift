@@ -1,7 +1,9 @@
-/// Draws configurations uniformly from the space with a seeded generator.
+/// Draws configurations uniformly from the space: independent draws from a seeded generator, or (with
+/// `sampler: sobol`) a scrambled Sobol sequence, which covers the space more evenly for the same budget.
 ///
 /// In a finite space it never repeats a configuration of the study: it rejects duplicates, and once they
-/// grow common it draws from the untried points directly, until none is left.
+/// grow common it draws from the untried points directly, until none is left. Configurations that break a
+/// known constraint between parameters are rejected the same way.
 public struct RandomSearch: Strategy {
     /// The generator and whether the space is used up.
     public struct State: Sendable, Hashable, Codable {
@@ -9,17 +11,29 @@ public struct RandomSearch: Strategy {
         public var generator: SeededGenerator
         /// Set once a finite space has no untried point left.
         public var exhausted: Bool
+        /// The Sobol sequence drawn from instead of the generator, with `sampler: sobol`.
+        public var sobol: SobolSequence?
     }
+
+    /// The option names the task file may give.
+    public static let options: Set<String> = ["sampler"]
 
     /// The current state.
     public private(set) var state: State
     private let space: SearchSpace
+    private let constants: [String: Double]
 
     /// Creates a random search, or restores one from `state`.
     public init(context: StrategyContext, state: State? = nil) throws(StrategyError) {
-        try context.rejectUnknownOptions([], strategy: "random")
+        try context.rejectUnknownOptions(Self.options, strategy: "random")
+        let sampler = try context.choiceOption("sampler", default: "uniform", choices: ["uniform", "sobol"])
         self.space = context.space
-        self.state = state ?? State(generator: SeededGenerator(seed: context.seed), exhausted: false)
+        self.constants = context.constants
+        self.state =
+            state
+            ?? State(
+                generator: SeededGenerator(seed: context.seed), exhausted: false,
+                sobol: sampler == "sobol" ? SobolSequence(dimension: context.space.dimension, seed: context.seed) : nil)
     }
 
     /// Up to `count` configurations not in the study (in a finite space).
@@ -31,7 +45,7 @@ public struct RandomSearch: Strategy {
         for _ in 0..<count {
             var drawn: Configuration?
             for _ in 0..<64 {
-                let candidate = draw()
+                guard let candidate = drawFeasible() else { break }
                 if finite == nil || (!history.contains(candidate) && !inBatch.contains(candidate)) {
                     drawn = candidate
                     break
@@ -57,8 +71,23 @@ public struct RandomSearch: Strategy {
     public var isExhausted: Bool { state.exhausted }
 
     private mutating func draw() -> Configuration {
-        let point = (0..<space.dimension).map { _ in state.generator.nextUnit() }
+        let point: [Double]
+        if state.sobol != nil {
+            point = state.sobol!.next()
+        } else {
+            point = (0..<space.dimension).map { _ in state.generator.nextUnit() }
+        }
         return space.configuration(atUnit: point)
+    }
+
+    /// A draw that keeps the known constraints, or `nil` when thousands of draws in a row broke one (the
+    /// constraints leave almost nothing of the space).
+    private mutating func drawFeasible() -> Configuration? {
+        for _ in 0..<10_000 {
+            let candidate = draw()
+            if space.isFeasible(candidate, constants: constants) { return candidate }
+        }
+        return nil
     }
 
     /// A uniform pick among the untried points, for when rejection keeps hitting tried ones: a space that
@@ -72,14 +101,18 @@ public struct RandomSearch: Strategy {
         if cardinality > 4 * (history.count + inBatch.count) + 1_000 {
             // Each draw is untried with probability above 3/4.
             for _ in 0..<10_000 {
-                let candidate = draw()
+                guard let candidate = drawFeasible() else { return nil }
                 if !history.contains(candidate), !inBatch.contains(candidate) { return candidate }
             }
         }
         var untried: [Configuration] = []
         for index in 0..<cardinality {
             let configuration = space.gridConfiguration(at: index, resolution: 1)
-            if !history.contains(configuration), !inBatch.contains(configuration) { untried.append(configuration) }
+            if !history.contains(configuration), !inBatch.contains(configuration), !untried.contains(configuration),
+                space.isFeasible(configuration, constants: constants)
+            {
+                untried.append(configuration)
+            }
         }
         guard !untried.isEmpty else { return nil }
         return untried[state.generator.nextInt(below: untried.count)]

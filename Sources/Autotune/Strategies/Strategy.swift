@@ -59,13 +59,19 @@ public struct StrategyContext: Sendable {
     public var seed: UInt64
     /// The `strategy:` options from the task file, except `name`.
     public var options: [String: JSONValue]
+    /// Values of the names known constraints may read besides parameters (`gpus`), when known.
+    public var constants: [String: Double]
 
     /// Creates a context.
-    public init(space: SearchSpace, objective: Objective, seed: UInt64, options: [String: JSONValue] = [:]) {
+    public init(
+        space: SearchSpace, objective: Objective, seed: UInt64, options: [String: JSONValue] = [:],
+        constants: [String: Double] = [:]
+    ) {
         self.space = space
         self.objective = objective
         self.seed = seed
         self.options = options
+        self.constants = constants
     }
 
     /// The option `key` as an integer, checked to lie in `range`.

@@ -22,6 +22,8 @@ public struct StudyBook: Sendable {
     public private(set) var best: BestTrial?
     /// How many trials are in each state.
     public private(set) var counts: [TrialState: Int]
+    /// The values of constants known constraints read (`gpus`).
+    public let constants: [String: Double]
 
     /// A book of a study whose trials are `trials` (in any state).
     ///
@@ -31,9 +33,11 @@ public struct StudyBook: Sendable {
         definition: StudyDefinition,
         trials: [Trial],
         counts: [TrialState: Int]? = nil,
-        best: BestTrial? = nil
+        best: BestTrial? = nil,
+        constants: [String: Double] = [:]
     ) {
         self.definition = definition
+        self.constants = constants
         self.history = StudyHistory(trials: trials)
         self.queue = trials.filter { $0.state == .pending }.sorted { $0.number < $1.number }
         self.nextNumber = (trials.map(\.number).max() ?? -1) + 1
@@ -131,6 +135,12 @@ public struct StudyBook: Sendable {
             } catch {
                 throw StudyBookError(
                     .invalidProposal, "strategy '\(name)' proposed an invalid configuration: \(error)")
+            }
+            if let broken = definition.space.brokenConstraint(configuration, constants: constants) {
+                throw StudyBookError(
+                    .infeasibleProposal,
+                    "strategy '\(name)' proposed a configuration that breaks the constraint '\(broken)': \(configuration.summary(in: definition.space))"
+                )
             }
             if let twin = history.running.values.first(where: { $0.configuration == configuration }) {
                 throw StudyBookError(
@@ -241,7 +251,7 @@ public struct StudyBookError: Error, Sendable, Hashable, CustomStringConvertible
     /// What was wrong.
     public struct Code: Sendable, Hashable, CustomStringConvertible {
         private enum Kind: String, Sendable, Hashable {
-            case tooManyProposals, invalidProposal, runningProposal, repeatedProposal
+            case tooManyProposals, invalidProposal, infeasibleProposal, runningProposal, repeatedProposal
         }
 
         private let kind: Kind
@@ -252,6 +262,8 @@ public struct StudyBookError: Error, Sendable, Hashable, CustomStringConvertible
         public static let tooManyProposals = Self(.tooManyProposals)
         /// A configuration outside the space.
         public static let invalidProposal = Self(.invalidProposal)
+        /// A configuration that breaks a known constraint between parameters.
+        public static let infeasibleProposal = Self(.infeasibleProposal)
         /// The configuration of a running trial.
         public static let runningProposal = Self(.runningProposal)
         /// In a finite space, a configuration the study already has.

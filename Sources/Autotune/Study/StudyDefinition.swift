@@ -57,8 +57,11 @@ public struct StudyDefinition: Sendable, Hashable, Codable {
     }
 
     /// The context a strategy of this study is built from.
-    public var strategyContext: StrategyContext {
-        StrategyContext(space: space, objective: objective, seed: seed, options: strategy.options)
+    public var strategyContext: StrategyContext { strategyContext(constants: [:]) }
+
+    /// The context a strategy of this study is built from, with the values of constants such as `gpus`.
+    public func strategyContext(constants: [String: Double]) -> StrategyContext {
+        StrategyContext(space: space, objective: objective, seed: seed, options: strategy.options, constants: constants)
     }
 }
 

@@ -136,4 +136,12 @@ public struct TrialStage: RawRepresentable, Sendable, Hashable, Codable, Express
     public static let lost: Self = "lost"
     /// Submitting to or waiting on a cluster's scheduler (Slurm).
     public static let schedule: Self = "schedule"
+
+    /// Whether a failure at this stage says something about the configuration (it crashed, would not start,
+    /// never became ready, ran past its time, measured nothing), so a strategy should learn to avoid its region.
+    /// Failures of the machine or the runner (`resources`, `lost`, `interrupted`, `schedule`, a program that
+    /// cannot be started at all) do not.
+    public var isConfigurationFault: Bool {
+        [Self.run, .deploy, .ready, .benchmark, .timeout, .metrics, .objective].contains(self)
+    }
 }

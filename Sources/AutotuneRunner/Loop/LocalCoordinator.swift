@@ -44,8 +44,11 @@ final class LocalCoordinator: StudyCoordinator {
         self.logger = options.logger
         self.heartbeatInterval = options.heartbeatInterval
         self.strategy = try registry.make(
-            study.definition.strategy.name, context: study.definition.strategyContext, state: study.checkpoint)
-        self.book = StudyBook(definition: study.definition, trials: try await store.trials(ofStudy: study.id))
+            study.definition.strategy.name, context: study.definition.strategyContext(constants: options.constants),
+            state: study.checkpoint)
+        self.book = StudyBook(
+            definition: study.definition, trials: try await store.trials(ofStudy: study.id),
+            constants: options.constants)
     }
 
     /// Marks the study as run by this process, after ending what the runner that died left running and

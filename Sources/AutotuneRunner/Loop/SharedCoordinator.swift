@@ -17,6 +17,7 @@ final class SharedCoordinator: StudyCoordinator {
     private let trialsDirectory: URL
     private let logger: Logger
     private let staleAfter: Duration
+    private let constants: [String: Double]
     private let me = RunnerIdentity.current
     /// The strategy as of checkpoint `strategyVersion`; rebuilt from the store when another worker moved it.
     private var strategy: (any Strategy)?
@@ -45,6 +46,7 @@ final class SharedCoordinator: StudyCoordinator {
         self.trialsDirectory = options.trialsDirectory
         self.logger = options.logger
         self.staleAfter = staleAfter
+        self.constants = options.constants
         // A dead worker is noticed after `staleAfter`; stamping three times as often survives a late beat.
         self.heartbeatInterval = min(options.heartbeatInterval, staleAfter / 3)
         self.standing = StudyStanding(best: study.best, expected: study.definition.budget.maxTrials)
@@ -69,7 +71,9 @@ final class SharedCoordinator: StudyCoordinator {
         var done = false
         let proposal = try await store.propose(studyID: study.id, worker: me) { state in
             var strategy = try self.strategy(at: state)
-            var book = StudyBook(definition: definition, trials: state.trials, counts: state.counts, best: state.best)
+            var book = StudyBook(
+                definition: definition, trials: state.trials, counts: state.counts, best: state.best,
+                constants: constants)
             let plan = book.plan(
                 room: room, elapsed: elapsed, strategyExhausted: strategy.isExhausted, includeQueued: false)
             let proposals = plan.ask > 0 ? try strategy.ask(plan.ask, history: book.history) : []
@@ -94,7 +98,9 @@ final class SharedCoordinator: StudyCoordinator {
     /// The strategy as of the study's latest checkpoint: the one held if no other worker moved it since.
     private func strategy(at state: SharedStudyState) throws -> any Strategy {
         if let strategy, strategyVersion == state.version { return strategy }
-        return try registry.make(definition.strategy.name, context: definition.strategyContext, state: state.checkpoint)
+        return try registry.make(
+            definition.strategy.name, context: definition.strategyContext(constants: constants), state: state.checkpoint
+        )
     }
 
     func finish(_ trial: Trial, elapsed: Duration) async throws -> Bool {

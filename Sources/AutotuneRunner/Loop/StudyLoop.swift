@@ -56,6 +56,10 @@ public actor StudyLoop {
         /// How often running trials and the study are stamped as alive.
         public var heartbeatInterval: Duration = .seconds(5)
 
+        /// The values known constraints may read besides parameters: `gpus`, the size of the GPU pool, when there
+        /// is one.
+        public var constants: [String: Double] { gpus.isEmpty ? [:] : ["gpus": Double(gpus.count)] }
+
         /// Creates options.
         public init(
             parallel: Int? = nil,

@@ -94,6 +94,7 @@ public struct PluginStrategy: Strategy {
             "type": .string("hello"), "protocol": .number(Double(Self.protocolVersion)),
             "space": Self.describe(context.space), "direction": .string(context.objective.direction.rawValue),
             "seed": .number(Double(context.seed)), "options": .object(options),
+            "constants": .object(context.constants.mapValues { .number($0) }),
         ])
         if let version = hello["protocol"]?.intValue, version != Self.protocolVersion {
             throw StrategyError(
@@ -216,9 +217,11 @@ public struct PluginStrategy: Strategy {
                         item["type"] = .string("fixed")
                         item["value"] = encode(value)
                     }
+                    if let condition = parameter.condition { item["when"] = .string(condition.source) }
                     return .object(item)
                 }
-            )
+            ),
+            "constraints": .array(space.constraints.map { .string($0.source) }),
         ])
     }
 }
