@@ -42,6 +42,28 @@ private func error(_ options: [String: JSONValue], ask: Bool = true) -> String {
         #expect(problems.isEmpty, "\(problems)")
     }
 
+    /// The plug-in is told the known constraints, the conditions and the constants, and the reference plug-in
+    /// keeps them: no proposal breaks a constraint, and an inactive parameter is left out.
+    @Test func aPluginIsToldTheConstraintsAndConditionsAndTheReferenceKeepsThem() throws {
+        let space = try SearchSpace(
+            [
+                Parameter("tp", .categorical([.int(1), .int(2), .int(4), .int(8)])),
+                Parameter("pp", .int(lower: 1, upper: 4)),
+                Parameter("speculative", .bool),
+                Parameter("tokens", .int(lower: 1, upper: 8), when: try ParameterExpression("speculative == true")),
+            ],
+            constraints: [try ParameterExpression("tp * pp <= gpus")])
+        var strategy = try PluginStrategy(
+            context: StrategyContext(
+                space: space, objective: .maximize("y"), seed: 1,
+                options: ["command": .array([.string("python3"), .string(reference)])], constants: ["gpus": 4]))
+        let proposals = try strategy.ask(40, history: StudyHistory())
+        #expect(proposals.count == 40)
+        #expect(proposals.allSatisfy { space.isFeasible($0, constants: ["gpus": 4]) })
+        #expect(proposals.allSatisfy { ($0["speculative"] == .bool(true)) == ($0["tokens"] != nil) })
+        #expect(proposals.contains { $0["speculative"] == .bool(false) } && proposals.contains { $0["tokens"] != nil })
+    }
+
     @Test func protocolViolationsAreClearErrorsWithTheStderrTail() {
         let greeting =
             #"if request["type"] == "hello": return {"protocol": 1}"# + "\n"

@@ -120,6 +120,32 @@ import Testing
         #expect(error.message.contains(message))
     }
 
+    @Test func constraintsAndConditionsAreReadAndTheirErrorsPlacedAtTheCharacter() throws {
+        let text = """
+            parameters:
+              tp: [1, 2, 4]
+              pp: {type: int, min: 1, max: 4}
+              speculative: {type: bool}
+              tokens: {type: int, min: 1, max: 8, when: "speculative == true"}
+            constraints: ["tp * pp <= gpus"]
+            objective: {maximize: y}
+            budget: {max_trials: 3}
+            experiment: {command: [true]}
+            """
+        let definition = try TaskFile.parse(text, file: "t.yaml", workingDirectory: here)
+        #expect(definition.space.constraints.map(\.source) == ["tp * pp <= gpus"])
+        #expect(definition.space["tokens"]?.condition?.source == "speculative == true")
+        let broken = try #require(refusal(text.replacingOccurrences(of: "tp * pp <= gpus", with: "tp * pp <= ")))
+        #expect(broken.field == "constraints[0]")
+        #expect(broken.line == 6 && broken.column == 27, "\(broken)")
+        let unknown = try #require(refusal(text.replacingOccurrences(of: "tp * pp <= gpus", with: "tp * p <= 4")))
+        #expect(unknown.message.contains("'p' is not a parameter"))
+        let later = try #require(
+            refusal(text.replacingOccurrences(of: "speculative == true", with: "tokens2 == 1")))
+        #expect(later.field == "parameters.tokens")
+        #expect(later.message.contains("not a parameter declared before it"))
+    }
+
     @Test func unknownStrategiesAndOptionsArePlacedByTheCheck() throws {
         let registry = StrategyRegistry.builtIn
         func check(_ line: String) -> TaskFileError? {

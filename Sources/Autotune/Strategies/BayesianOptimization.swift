@@ -287,7 +287,7 @@ public struct BayesianOptimization: Strategy {
     }
 
     /// Fits every model the observations support.
-    private mutating func fitModels() -> Models {
+    mutating func fitModels() -> Models {
         let objectiveModel = fitObjective()
         var constraintModels: [(model: GaussianProcess, lower: Double?, upper: Double?)] = []
         var constraintHyperparameters = state.constraintHyperparameters ?? []

@@ -1,0 +1,258 @@
+import Foundation
+import Testing
+
+@testable import Autotune
+
+private func unitSquare() throws -> SearchSpace {
+    try SearchSpace([Parameter("x", .float(lower: 0, upper: 1)), Parameter("y", .float(lower: 0, upper: 1))])
+}
+
+private func value(_ configuration: Configuration, _ name: String) -> Double {
+    configuration[name]!.numericValue!
+}
+
+/// Runs `evaluations` sequential trials of `strategy` against `outcome`, which fills in a trial's state, metrics
+/// and error.
+private func play(
+    _ strategy: inout some Strategy,
+    evaluations: Int,
+    history: inout StudyHistory,
+    outcome: (inout Trial) -> Void
+) throws -> [Trial] {
+    var trials: [Trial] = []
+    for _ in 0..<evaluations {
+        guard let configuration = try strategy.ask(1, history: history).first else { break }
+        var trial = Trial(number: history.count, configuration: configuration)
+        outcome(&trial)
+        history.record(trial)
+        try strategy.tell(trial)
+        trials.append(trial)
+    }
+    return trials
+}
+
+@Suite struct ConstrainedSearchTests {
+    @Test func expressionsParseEvaluateAndSayWhereTheyAreWrong() throws {
+        let constraint = try ParameterExpression("tp * pp <= gpus and not (mode == 'slow' or batch < 2 * tp)")
+        #expect(constraint.names == ["tp", "pp", "gpus", "mode", "batch"])
+        let values: [String: ParameterValue] = [
+            "tp": .int(2), "pp": .int(2), "mode": .string("fast"), "batch": .int(8),
+        ]
+        #expect(constraint.holds(values, constants: ["gpus": 4]))
+        #expect(!constraint.holds(values, constants: ["gpus": 2]))
+        #expect(constraint.holds(values), "an unknown constant makes a constraint not apply")
+        #expect(try ParameterExpression("speculative == true").isTrue(["speculative": .bool(true)]))
+        #expect(!(try ParameterExpression("speculative == true").isTrue([:])))
+        #expect(try ParameterExpression("-x + 1.5e1 / 3 >= 4").holds(["x": .int(1)]))
+        for (text, offset) in [("a <= ", 5), ("(a < 1", 6), ("a <> b", 3), ("'open", 0), ("and a", 0)] {
+            let error = #expect(throws: ExpressionError.self) { try ParameterExpression(text) }
+            #expect(error?.offset == offset, "\(text): \(error?.description ?? "")")
+        }
+    }
+
+    @Test func aConditionalParameterIsAbsentWhereItsConditionIsFalse() throws {
+        let space = try SearchSpace([
+            Parameter("speculative", .bool),
+            Parameter("tokens", .int(lower: 1, upper: 8), when: try ParameterExpression("speculative == true")),
+        ])
+        let off = space.configuration(atUnit: [0.2, 0.9])
+        #expect(off.values == ["speculative": .bool(false)])
+        #expect(space.configuration(atUnit: [0.8, 0.9]).values == ["speculative": .bool(true), "tokens": .int(8)])
+        #expect(try space.coerce(["speculative": .bool(false), "tokens": .int(3)]) == off)
+        #expect(throws: SearchSpaceError.self) { try space.coerce(["speculative": .bool(true)]) }
+        #expect(off.flags(in: space) == [])
+        // The model sees an inactive parameter as absent, the same for every such configuration.
+        let encoder = FeatureEncoder(space: space)
+        #expect(encoder.encode([off]) == [0, 0, 0])
+        #expect(encoder.encode([space.configuration(atUnit: [0.8, 0])]) == [1, 1, 1.0 / 16])
+        #expect(throws: SearchSpaceError.self) {
+            try SearchSpace([
+                Parameter("a", .int(lower: 1, upper: 2), when: try ParameterExpression("b == 1")),
+                Parameter("b", .bool),
+            ])
+        }
+    }
+
+    @Test(arguments: ["grid", "random", "bayesian"])
+    func noStrategyProposesAConfigurationThatBreaksAKnownConstraint(name: String) throws {
+        let space = try SearchSpace(
+            [
+                Parameter("tp", .categorical([.int(1), .int(2), .int(4), .int(8)])),
+                Parameter("pp", .int(lower: 1, upper: 4)),
+            ],
+            constraints: [try ParameterExpression("tp * pp <= gpus")])
+        var strategy = try StrategyRegistry.builtIn.make(
+            name,
+            context: StrategyContext(
+                space: space, objective: .maximize("y"), seed: 5,
+                options: name == "bayesian" ? ["candidates": .number(128), "initial_points": .number(3)] : [:],
+                constants: ["gpus": 4]))
+        var history = StudyHistory()
+        let trials = try play(&strategy, evaluations: 30, history: &history) { trial in
+            trial.state = .completed
+            trial.score = value(trial.configuration, "tp") + value(trial.configuration, "pp")
+        }
+        #expect(!trials.isEmpty)
+        #expect(trials.allSatisfy { space.isFeasible($0.configuration, constants: ["gpus": 4]) })
+        if name == "grid" {
+            // Exactly the feasible points: tp 1 × pp 1…4, tp 2 × pp 1…2, tp 4 × pp 1.
+            #expect(trials.count == 7)
+            #expect(strategy.isExhausted)
+        }
+    }
+
+    /// The loop refuses a proposal that breaks a known constraint, naming it.
+    @Test func theBookRefusesAnInfeasibleProposal() throws {
+        let space = try SearchSpace(
+            [Parameter("a", .int(lower: 1, upper: 8))], constraints: [try ParameterExpression("a <= 4")])
+        let definition = StudyDefinition(
+            name: "s", space: space, objective: .maximize("y"), strategy: StrategySpec(name: "p"),
+            budget: Budget(maxTrials: 4), experiment: .command(CommandSpec(command: [Template("true")])))
+        var book = StudyBook(definition: definition, trials: [])
+        let plan = book.plan(room: 1, elapsed: .zero, strategyExhausted: false)
+        let error = #expect(throws: StudyBookError.self) {
+            try book.start(plan, proposals: [Configuration(["a": .int(6)])], at: Date())
+        }
+        #expect(error?.code == .infeasibleProposal)
+        #expect(error?.message.contains("a <= 4") == true)
+    }
+
+    /// A crash classifier given trials on both sides of a known boundary classifies new points correctly.
+    @Test func theCrashModelLearnsAKnownBoundary() throws {
+        let space = try unitSquare()
+        let encoder = FeatureEncoder(space: space)
+        var generator = SeededGenerator(seed: 11)
+        let points = (0..<40).map { _ in space.configuration(atUnit: [generator.nextUnit(), generator.nextUnit()]) }
+        let crashes = { (c: Configuration) in value(c, "x") + value(c, "y") > 1.2 }
+        let model = try #require(
+            CrashModel.fit(
+                inputs: encoder.encode(points), labels: points.map { crashes($0) ? -1 : 1 }, dimension: 2,
+                hyperparameters: nil))
+        var correct = 0
+        var total = 0
+        for i in 0...10 {
+            for j in 0...10 {
+                let x = Double(i) / 10
+                let y = Double(j) / 10
+                guard abs(x + y - 1.2) > 0.15 else { continue }
+                let run = exp(model.logProbabilityOfRunning([x, y], count: 1)[0])
+                total += 1
+                if (run > 0.5) == !(x + y > 1.2) { correct += 1 }
+            }
+        }
+        #expect(Double(correct) / Double(total) > 0.9, "\(correct) of \(total)")
+        #expect(exp(model.logProbabilityOfRunning([0.05, 0.05], count: 1)[0]) > 0.8)
+        #expect(exp(model.logProbabilityOfRunning([0.95, 0.95], count: 1)[0]) < 0.2)
+    }
+
+    /// A constraint's GP is fitted to the measured metric, violations included: the probability it holds follows
+    /// the metric.
+    @Test func aConstraintsModelPredictsWhereItHolds() throws {
+        let space = try unitSquare()
+        var strategy = try BayesianOptimization(
+            context: StrategyContext(
+                space: space,
+                objective: .maximize("throughput", constraints: [MetricConstraint(metric: "latency", maximum: 0.5)]),
+                seed: 2, options: ["candidates": .number(256), "initial_points": .number(8)]))
+        var history = StudyHistory()
+        // Throughput grows with x; latency is x itself, so the best feasible x is 0.5.
+        let trials = try play(&strategy, evaluations: 24, history: &history) { trial in
+            let x = value(trial.configuration, "x")
+            trial.metrics = ["throughput": x + 0.1 * value(trial.configuration, "y"), "latency": x]
+            if x <= 0.5 {
+                trial.state = .completed
+                trial.score = trial.metrics["throughput"]
+            } else {
+                trial.state = .failed
+                trial.error = TrialError(stage: .objective, message: "constraint latency <= 0.5 violated")
+            }
+        }
+        // Violations were modelled as measurements, not crashes.
+        #expect(strategy.state.observations.allSatisfy { $0.ran == true })
+        #expect(strategy.state.observations.filter { $0.loss == nil }.allSatisfy { $0.modelLoss != nil })
+        let models = strategy.modelsForTest()
+        let constraint = try #require(models.constraints.first)
+        let (low, _) = constraint.model.predict([0.2, 0.5], count: 1)
+        let (high, _) = constraint.model.predict([0.9, 0.5], count: 1)
+        #expect(low[0] < constraint.upper! && high[0] > constraint.upper!)
+        // The optimum lies on the boundary: late trials hug it from both sides, few are clearly over it.
+        let late = trials.suffix(12)
+        #expect(
+            late.filter { value($0.configuration, "x") > 0.55 }.count <= 3,
+            "\(late.map { value($0.configuration, "x") })")
+        #expect(late.filter { abs(value($0.configuration, "x") - 0.5) < 0.02 }.count >= 6)
+        let best = trials.filter { $0.state == .completed }.map { value($0.configuration, "x") }.max()!
+        #expect(best > 0.45)
+    }
+
+    /// With no feasible trial yet, the search goes where feasibility is likeliest, and no score is −∞ or NaN.
+    @Test func withNoFeasibleTrialTheSearchMaximisesTheProbabilityOfFeasibility() throws {
+        let space = try unitSquare()
+        var strategy = try BayesianOptimization(
+            context: StrategyContext(
+                space: space,
+                objective: .maximize("y", constraints: [MetricConstraint(metric: "latency", maximum: 0.15)]),
+                seed: 4, options: ["candidates": .number(256), "initial_points": .number(6)]))
+        var history = StudyHistory()
+        // Latency is high everywhere the design looks first, and falls towards the corner (0, 0).
+        let latency = { (c: Configuration) in value(c, "x") + value(c, "y") }
+        let trials = try play(&strategy, evaluations: 14, history: &history) { trial in
+            let l = latency(trial.configuration)
+            trial.metrics = ["y": 1, "latency": l]
+            if l <= 0.15 {
+                trial.state = .completed
+                trial.score = 1
+            } else {
+                trial.state = .failed
+                trial.error = TrialError(stage: .objective, message: "violated")
+            }
+        }
+        let design = trials.prefix(6).map { latency($0.configuration) }
+        let modelled = trials.dropFirst(6).map { latency($0.configuration) }
+        #expect(modelled.min()! < design.min()!, "design \(design), then \(modelled)")
+        #expect(modelled.suffix(4).allSatisfy { $0 < 0.5 }, "\(modelled)")
+        let models = strategy.modelsForTest()
+        let scores = models.score([0.9, 0.9, 0.05, 0.05, 0.5, 0.5], count: 3)
+        #expect(scores.allSatisfy { $0.isFinite })
+        #expect(scores[1] > scores[0])
+    }
+
+    /// Crashes and SLO violations together, resumed from a checkpoint mid-way: the resumed strategy proposes
+    /// exactly what the uninterrupted one does.
+    @Test func aResumedConstrainedSearchProposesWhatTheUninterruptedOneWould() throws {
+        let space = try unitSquare()
+        let context = StrategyContext(
+            space: space, objective: .maximize("t", constraints: [MetricConstraint(metric: "l", maximum: 0.7)]),
+            seed: 9,
+            options: ["candidates": .number(128), "initial_points": .number(5)])
+        let outcome = { (trial: inout Trial) in
+            let x = value(trial.configuration, "x")
+            let y = value(trial.configuration, "y")
+            if x > 0.8 {
+                trial.state = .failed
+                trial.error = TrialError(stage: .ready, message: "OOM")
+                return
+            }
+            trial.metrics = ["t": x + y, "l": y]
+            trial.state = y <= 0.7 ? .completed : .failed
+            trial.score = y <= 0.7 ? x + y : nil
+            if y > 0.7 { trial.error = TrialError(stage: .objective, message: "violated") }
+        }
+        var straight = try BayesianOptimization(context: context)
+        var straightHistory = StudyHistory()
+        let all = try play(&straight, evaluations: 16, history: &straightHistory, outcome: outcome)
+        var first = try BayesianOptimization(context: context)
+        var history = StudyHistory()
+        let before = try play(&first, evaluations: 9, history: &history, outcome: outcome)
+        var resumed = try BayesianOptimization(
+            context: context, state: BayesianOptimization.decodeState(try first.encodedState()))
+        let after = try play(&resumed, evaluations: 7, history: &history, outcome: outcome)
+        #expect((before + after).map(\.configuration) == all.map(\.configuration))
+        #expect(all.contains { $0.error?.stage == .ready })
+    }
+}
+
+extension BayesianOptimization {
+    /// The models the next ask would score with, for tests.
+    mutating func modelsForTest() -> Models { fitModels() }
+}
