@@ -1,0 +1,210 @@
+import Autotune
+import Foundation
+
+/// A constrained test problem with a crash region: minimise `objective` where `constraint ≤ 0` (an SLO the trial
+/// measures), and nothing is measured at all where `crashes` holds (a configuration that does not start).
+struct ConstrainedProblem: Sendable {
+    var name: String
+    var bounds: [ClosedRange<Double>]
+    var objective: @Sendable ([Double]) -> Double
+    /// Constraint values, each feasible when ≤ 0.
+    var constraints: @Sendable ([Double]) -> [Double]
+    /// Where the experiment crashes, on the unit cube's coordinates.
+    var crashes: @Sendable ([Double]) -> Bool
+    /// The best feasible value outside the crash region (computed on a fine grid, then refined).
+    var minimum: Double
+
+    var space: SearchSpace {
+        try! SearchSpace(
+            bounds.enumerated().map {
+                Parameter("x\($0.offset + 1)", .float(lower: $0.element.lowerBound, upper: $0.element.upperBound))
+            })
+    }
+
+    func point(_ configuration: Configuration) -> [Double] {
+        bounds.indices.map { configuration["x\($0 + 1)"]!.numericValue! }
+    }
+
+    func unit(_ x: [Double]) -> [Double] {
+        zip(x, bounds).map { ($0 - $1.lowerBound) / ($1.upperBound - $1.lowerBound) }
+    }
+
+    /// Gardner et al. 2014 (constrained Bayesian optimisation), with a crash corner.
+    static let gardner = ConstrainedProblem(
+        name: "Gardner", bounds: [0...6, 0...6],
+        objective: { x in cos(2 * x[0]) * cos(x[1]) + sin(x[0]) },
+        constraints: { x in [cos(x[0]) * cos(x[1]) - sin(x[0]) * sin(x[1]) - 0.5] },
+        crashes: { u in u[0] + u[1] > 1.55 }, minimum: 0)
+    /// Gramacy et al. 2016 (the augmented Lagrangian toy problem), with a crash strip.
+    static let gramacy = ConstrainedProblem(
+        name: "Gramacy", bounds: [0...1, 0...1],
+        objective: { x in x[0] + x[1] },
+        constraints: { x in
+            [
+                1.5 - x[0] - 2 * x[1] - 0.5 * sin(2 * Double.pi * (x[0] * x[0] - 2 * x[1])),
+                x[0] * x[0] + x[1] * x[1] - 1.5,
+            ]
+        },
+        crashes: { u in u[0] < 0.12 }, minimum: 0)
+    /// Branin with a disk constraint (Gelbart et al. 2014), with a crash band at the top.
+    static let braninDisk = ConstrainedProblem(
+        name: "Branin-disk", bounds: [-5...10, 0...15],
+        objective: { x in branin(x[0], x[1]) },
+        constraints: { x in [(x[0] - 2.5) * (x[0] - 2.5) + (x[1] - 7.5) * (x[1] - 7.5) - 50] },
+        crashes: { u in u[1] > 0.85 }, minimum: 0)
+
+    static func all() -> [ConstrainedProblem] {
+        [gardner, gramacy, braninDisk].map { problem in
+            var problem = problem
+            problem.minimum = problem.trueMinimum()
+            return problem
+        }
+    }
+
+    /// The best feasible, non-crashing value: a 1000² grid, then a pattern search from each of its 32 best cells.
+    func trueMinimum() -> Double {
+        precondition(bounds.count == 2)
+        var cells: [(value: Double, unit: [Double])] = []
+        let steps = 1000
+        for i in 0...steps {
+            for j in 0...steps {
+                let u = [Double(i) / Double(steps), Double(j) / Double(steps)]
+                if let value = feasibleValue(unit: u) { cells.append((value, u)) }
+            }
+        }
+        var best = Double.infinity
+        for start in cells.sorted(by: { $0.value < $1.value }).prefix(32) {
+            var (value, unit) = start
+            var radius = 2.0 / Double(steps)
+            while radius > 1e-12 {
+                var improved = false
+                for di in -2...2 {
+                    for dj in -2...2 where di != 0 || dj != 0 {
+                        let u = [
+                            min(max(unit[0] + Double(di) * radius, 0), 1),
+                            min(max(unit[1] + Double(dj) * radius, 0), 1),
+                        ]
+                        if let candidate = feasibleValue(unit: u), candidate < value {
+                            value = candidate
+                            unit = u
+                            improved = true
+                        }
+                    }
+                }
+                if !improved { radius /= 2 }
+            }
+            best = min(best, value)
+        }
+        return best
+    }
+
+    private func feasibleValue(unit u: [Double]) -> Double? {
+        guard !crashes(u) else { return nil }
+        let x = zip(u, bounds).map { $1.lowerBound + $0 * ($1.upperBound - $1.lowerBound) }
+        guard constraints(x).allSatisfy({ $0 <= 0 }) else { return nil }
+        return objective(x)
+    }
+}
+
+/// Random and bayesian search on constrained problems with crash regions, each evaluation a trial that
+/// completes, breaks its SLO (stage `objective`, metrics measured) or crashes (stage `run`, nothing measured):
+/// the median regret of the best feasible point after 10, 20, 30 and 50 evaluations, and the share of trials
+/// that crashed or broke a constraint.
+enum ConstrainedBenchmark {
+    static func run(_ arguments: [String]) throws {
+        let seeds = arguments.first.flatMap { Int($0) } ?? 10
+        let only = arguments.dropFirst().first
+        print(
+            "| problem | strategy | regret@10 | regret@20 | regret@30 | regret@50 (median [IQR]) | crashed | broke the SLO |"
+        )
+        print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+        for problem in ConstrainedProblem.all() where only == nil || problem.name == only {
+            for name in ["random", "bayesian"] {
+                var regrets: [[Double]] = Array(repeating: [], count: OptimizerBenchmark.checkpoints.count)
+                var crashed = 0
+                var violated = 0
+                var total = 0
+                for seed in 0..<seeds {
+                    let trace = try optimize(problem, strategy: name, seed: UInt64(seed), evaluations: 50)
+                    for (index, checkpoint) in OptimizerBenchmark.checkpoints.enumerated() {
+                        let best = trace.prefix(checkpoint).compactMap(\.feasible).min()
+                        regrets[index].append((best ?? worst(problem)) - problem.minimum)
+                    }
+                    crashed += trace.filter(\.crashed).count
+                    violated += trace.filter { !$0.crashed && $0.feasible == nil }.count
+                    total += trace.count
+                }
+                let cells = regrets.map { OptimizerBenchmark.summary($0) }
+                print(
+                    "| \(problem.name) | Autotune \(name) | \(cells.joined(separator: " | ")) | \(percent(crashed, total)) | \(percent(violated, total)) |"
+                )
+            }
+        }
+    }
+
+    /// A regret for "no feasible point yet": the worst feasible value on the grid is a fair stand-in, so the
+    /// median stays defined.
+    static func worst(_ problem: ConstrainedProblem) -> Double {
+        var worst = -Double.infinity
+        for i in 0...200 {
+            for j in 0...200 {
+                let u = [Double(i) / 200, Double(j) / 200]
+                let x = zip(u, problem.bounds).map { $1.lowerBound + $0 * ($1.upperBound - $1.lowerBound) }
+                if !problem.crashes(u), problem.constraints(x).allSatisfy({ $0 <= 0 }) {
+                    worst = max(worst, problem.objective(x))
+                }
+            }
+        }
+        return worst
+    }
+
+    static func percent(_ part: Int, _ whole: Int) -> String {
+        String(format: "%.0f%%", 100 * Double(part) / Double(max(whole, 1)))
+    }
+
+    struct Evaluation {
+        var feasible: Double?
+        var crashed: Bool
+    }
+
+    static func optimize(_ problem: ConstrainedProblem, strategy name: String, seed: UInt64, evaluations: Int) throws
+        -> [Evaluation]
+    {
+        let constraintCount = problem.constraints(problem.bounds.map(\.lowerBound)).count
+        let objective = Objective(
+            .minimize, terms: [Objective.Term(metric: "f")],
+            constraints: (0..<constraintCount).map { MetricConstraint(metric: "c\($0)", maximum: 0) })
+        let context = StrategyContext(space: problem.space, objective: objective, seed: seed)
+        var strategy = try StrategyRegistry.builtIn.make(name, context: context)
+        var history = StudyHistory()
+        var trace: [Evaluation] = []
+        while trace.count < evaluations {
+            guard let configuration = try strategy.ask(1, history: history).first else { break }
+            var trial = Trial(number: trace.count, configuration: configuration)
+            let x = problem.point(configuration)
+            if problem.crashes(problem.unit(x)) {
+                trial.state = .failed
+                trial.error = TrialError(stage: .run, message: "the server exited (exit status 1) during ready")
+                trace.append(Evaluation(feasible: nil, crashed: true))
+            } else {
+                let value = problem.objective(x)
+                let constraints = problem.constraints(x)
+                trial.metrics = ["f": value]
+                for (index, constraint) in constraints.enumerated() { trial.metrics["c\(index)"] = constraint }
+                switch objective.evaluate(trial.metrics) {
+                case .success(let score):
+                    trial.state = .completed
+                    trial.score = score
+                    trace.append(Evaluation(feasible: value, crashed: false))
+                case .failure(let failure):
+                    trial.state = .failed
+                    trial.error = TrialError(stage: .objective, message: failure.description)
+                    trace.append(Evaluation(feasible: nil, crashed: false))
+                }
+            }
+            history.record(trial)
+            try strategy.tell(trial)
+        }
+        return trace
+    }
+}
