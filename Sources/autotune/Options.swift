@@ -36,6 +36,17 @@ struct StoreOptions: ParsableArguments {
         return components.string ?? path
     }
 
+    /// `autotune SUBCOMMAND STUDY` as a person can type it to reach this database: with `--db` unless it is the
+    /// default one (a password in a URL left out), every argument quoted for the shell.
+    func command(_ subcommand: String, _ study: String) -> String {
+        var words = ["autotune", subcommand, study]
+        let defaultPath = URL(fileURLWithPath: "autotune.sqlite").standardizedFileURL.path
+        if isPostgres || path != defaultPath || ProcessInfo.processInfo.environment["AUTOTUNE_DB"] != nil {
+            words += ["--db", displayPath]
+        }
+        return words.map(shellQuoted).joined(separator: " ")
+    }
+
     /// Where trial directories go by default: `autotune-trials/` beside `autotune.sqlite` (and in the current
     /// directory for PostgreSQL); `NAME-trials/` beside any other file `NAME.sqlite` (or `NAME.db`, `NAME`), so
     /// two databases in one folder never share trial directories.

@@ -34,8 +34,16 @@ struct StatusCommand: AsyncParsableCommand {
                 var rows = [
                     ["study", "status", "strategy", "trials", "completed", "failed", "running", "best", "elapsed"]
                 ]
+                var failures: [String] = []
                 for study in studies {
                     let trials = try await database.trials(ofStudy: study.id)
+                    // Why trials fail matters more than that they do: the latest failure, with its cause.
+                    if let latest = trials.filter({ $0.state == .failed }).max(by: {
+                        ($0.finishedAt ?? .distantPast) < ($1.finishedAt ?? .distantPast)
+                    }), let error = latest.error {
+                        failures.append(
+                            "\(study.definition.name): latest failure, trial \(latest.number): \(error.summary)")
+                    }
                     let count = { (state: TrialState) in String(trials.filter { $0.state == state }.count) }
                     let budget = study.definition.budget.maxTrials.map { "/\($0)" } ?? ""
                     rows.append([
@@ -47,6 +55,7 @@ struct StatusCommand: AsyncParsableCommand {
                     ])
                 }
                 print(Table.render(rows))
+                if !failures.isEmpty { print("\n" + failures.joined(separator: "\n")) }
             }
         }
     }
@@ -64,56 +73,71 @@ struct BestCommand: AsyncParsableCommand {
     @Option(name: .long, help: "text or json.")
     var format: OutputFormat = .text
 
+    @Flag(name: .long, help: "Show every metric the trial reported, not only those the objective reads.")
+    var allMetrics = false
+
     enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
         case text, json
     }
 
     @OptionGroup var store: StoreOptions
 
+    /// The best trial against the baseline, in `best --format json`.
+    struct Gain: Encodable {
+        /// The baseline's number (0).
+        var baseline: Int
+        /// Its score, when it completed.
+        var baselineScore: Double?
+        /// How much better the best is, as a fraction of the baseline's score (0.25 is 25% better).
+        var fraction: Double?
+    }
+
     func run() async throws {
         try await reportingErrors {
             try await store.withStudy(study) { database, stored in
-                guard let best = stored.best,
-                    let trial = try await database.trials(ofStudy: stored.id).first(where: { $0.number == best.number })
-                else {
+                let trials = try await database.trials(ofStudy: stored.id)
+                guard let best = stored.best, let trial = trials.first(where: { $0.number == best.number }) else {
                     throw CLIError(.noCompletedTrial, "study '\(study)' has no completed trial yet")
                 }
                 let definition = stored.definition
                 let command = try commandLine(for: trial, study: stored)
+                let baseline = definition.baseline == nil ? nil : trials.first { $0.number == 0 }
                 switch format {
                 case .json:
                     struct Best: Encodable {
                         var study: String
                         var trial: Trial
                         var command: [String]
+                        var gain: Gain?
                     }
-                    let encoder = JSONEncoder()
-                    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                    encoder.dateEncodingStrategy = .iso8601
-                    print(
-                        String(
-                            decoding: try encoder.encode(Best(study: study, trial: trial, command: command)),
-                            as: UTF8.self)
-                    )
+                    let gain = baseline.map { baseline in
+                        Gain(
+                            baseline: 0, baselineScore: baseline.score,
+                            fraction: baseline.score.map {
+                                gainFraction(best.score, over: $0, objective: definition.objective)
+                            })
+                    }
+                    let report = Best(study: study, trial: trial, command: command, gain: gain)
+                    print(String(decoding: try trialEncoder().encode(report), as: UTF8.self))
                 case .text:
                     print(
                         "Study '\(study)': best trial \(trial.number) of \(definition.objective.direction.rawValue) \(definition.objective.label)"
                     )
-                    print("  score: \(ProgressFormat.number(best.score))")
-                    if definition.baseline != nil,
-                        let baseline = try await database.trials(ofStudy: stored.id).first(where: { $0.number == 0 })
-                    {
+                    print("  score: \(HumanNumber.format(best.score))")
+                    if let baseline {
                         print("  " + baselineComparison(baseline, best: best, objective: definition.objective))
                     }
                     print("  configuration:")
                     for parameter in definition.space.parameters {
                         if let value = trial.configuration[parameter.name] {
-                            print("    \(parameter.name): \(value.text)")
+                            print("    \(parameter.name): \(parameter.display(value))")
                         }
                     }
-                    print("  metrics:")
-                    for (name, value) in trial.metrics.sorted(by: { $0.key < $1.key }) {
-                        print("    \(name): \(ProgressFormat.number(value))")
+                    let shown = Set(TrialListing.objectiveMetrics(definition))
+                    print(allMetrics ? "  metrics:" : "  metrics (the objective's; --all-metrics for every one):")
+                    for (name, value) in trial.metrics.sorted(by: { $0.key < $1.key })
+                    where allMetrics || shown.contains(name) {
+                        print("    \(name): \(HumanNumber.format(value))")
                     }
                     print("  command:")
                     print("    " + command.map(shellQuoted).joined(separator: " "))
@@ -159,7 +183,12 @@ func shellQuoted(_ argument: String) -> String {
 struct TrialsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "trials",
-        abstract: "List a study's trials as a table, CSV or JSON."
+        abstract: "List a study's trials as a table, CSV or JSON.",
+        discussion: """
+            The table shows each trial's number, state and score, its parameters, the metrics the objective and its \
+            constraints read, and why it failed; --all-metrics adds every metric, --columns picks them. CSV and JSON \
+            keep full precision and every metric.
+            """
     )
 
     @Argument(help: "The study's name.")
@@ -170,6 +199,18 @@ struct TrialsCommand: AsyncParsableCommand {
 
     @Option(name: .long, help: "Only trials in this state (pending, running, completed, failed, pruned).")
     var state: String?
+
+    @Option(name: .long, help: "Columns to show, comma-separated (e.g. number,score,max_num_seqs,ttft_ms_p99).")
+    var columns: String?
+
+    @Option(name: .long, help: "Order by score (best first), number, or a parameter or metric; -NAME reverses.")
+    var sort: String = "number"
+
+    @Option(name: .long, help: "Only the N best completed trials, best first.")
+    var top: Int?
+
+    @Flag(name: .long, help: "Show every metric the trials reported, not only those the objective reads.")
+    var allMetrics = false
 
     enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
         case table, csv, json
@@ -182,6 +223,7 @@ struct TrialsCommand: AsyncParsableCommand {
             throw ValidationError(
                 "--state must be one of: \(TrialState.allCases.map(\.rawValue).joined(separator: ", "))")
         }
+        if let top, top < 1 { throw ValidationError("--top must be at least 1") }
     }
 
     func run() async throws {
@@ -189,42 +231,21 @@ struct TrialsCommand: AsyncParsableCommand {
             try await store.withStudy(study) { database, stored in
                 var trials = try await database.trials(ofStudy: stored.id)
                 if let state { trials = trials.filter { $0.state.rawValue == state } }
-                let space = stored.definition.space
+                let requested = columns.map {
+                    $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+                }
+                let listing = try TrialListing(
+                    definition: stored.definition, trials: trials, requested: requested,
+                    allMetrics: allMetrics || (format == .csv && requested == nil))
+                trials = try listing.sorted(trials, by: top == nil ? sort : "score")
+                if let top { trials = Array(trials.filter { $0.state == .completed }.prefix(top)) }
                 switch format {
                 case .json:
-                    let encoder = JSONEncoder()
-                    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                    encoder.dateEncodingStrategy = .iso8601
-                    print(String(decoding: try encoder.encode(trials), as: UTF8.self))
-                case .csv, .table:
-                    let metricNames = Set(trials.flatMap(\.metrics.keys)).sorted()
-                    let parameterNames = space.parameters.map(\.name)
-                    // Where trials ran, when a scheduler placed them (Slurm): the node and its GPUs.
-                    let placed = trials.contains { $0.host != nil }
-                    var rows = [
-                        ["number", "state", "score"] + parameterNames + metricNames + (placed ? ["node", "gpus"] : [])
-                            + ["attempt", "error"]
-                    ]
-                    for trial in trials {
-                        let score = trial.score.map { format == .csv ? "\($0)" : ProgressFormat.number($0) } ?? ""
-                        let values = parameterNames.map { trial.configuration[$0]?.text ?? "" }
-                        let metrics = metricNames.map { name in
-                            trial.metrics[name].map { format == .csv ? "\($0)" : ProgressFormat.number($0) } ?? ""
-                        }
-                        var error = trial.error?.description ?? ""
-                        if format == .table, let firstLine = error.split(whereSeparator: \.isNewline).first {
-                            error = String(firstLine.prefix(60))
-                        }
-                        let placement =
-                            placed
-                            ? [trial.host ?? "", trial.gpus.map { $0.map(String.init).joined(separator: ",") } ?? ""]
-                            : []
-                        rows.append(
-                            [String(trial.number), trial.state.rawValue, score] + values + metrics + placement
-                                + [String(trial.attempt), error]
-                        )
-                    }
-                    print(format == .csv ? CSV.render(rows) : Table.render(rows))
+                    print(String(decoding: try trialEncoder().encode(trials), as: UTF8.self))
+                case .csv:
+                    print(CSV.render([listing.header] + trials.map { listing.row($0, exact: true) }))
+                case .table:
+                    print(Table.render([listing.header] + trials.map { listing.row($0, exact: false) }))
                 }
             }
         }

@@ -284,23 +284,22 @@ func runStudy(
             print(baselineComparison(baseline, best: best, objective: study.definition.objective))
         }
         print(
-            "Best: trial \(best.number) \(study.definition.objective.label)=\(ProgressFormat.number(best.score))  \(trial.configuration.summary(in: study.definition.space))"
+            "Best: trial \(best.number) \(study.definition.objective.label)=\(HumanNumber.format(best.score))  \(trial.configuration.display(in: study.definition.space))"
         )
     }
     // A worker stopped while others go on leaves the study running; it was still stopped by the signal.
     if let signal = received.withLock({ $0 }), outcome.status != .completed {
         if storeOptions.isPostgres {
-            print("Rejoin with: autotune worker \(study.definition.name) --db \(storePath)")
+            print("Rejoin with: \(storeOptions.command("worker", study.definition.name))")
         } else {
-            print(
-                "Resume with: autotune resume \(study.definition.name)\(storePath.hasSuffix("/autotune.sqlite") && storePath == URL(fileURLWithPath: "autotune.sqlite").standardizedFileURL.path ? "" : " --db \(storePath)")"
-            )
+            print("Resume with: \(storeOptions.command("resume", study.definition.name))")
         }
         throw ExitCode(128 + signal)
     }
     if outcome.best == nil, outcome.status == .completed {
         throw CLIError(
-            .noCompletedTrial, "no trial completed; see `autotune trials \(study.definition.name)` for the errors")
+            .noCompletedTrial,
+            "no trial completed; see `\(storeOptions.command("trials", study.definition.name))` for the errors")
     }
 }
 
@@ -332,10 +331,15 @@ private func progressReporter(quiet: Bool) -> any ProgressReporter {
 /// `Baseline (trial 0): 4120; the best is 61.3% better.`, or why the baseline has no score.
 func baselineComparison(_ baseline: Trial, best: BestTrial, objective: Objective) -> String {
     guard let score = baseline.score else {
-        return
-            "Baseline (trial 0): \(baseline.error?.description.split(whereSeparator: \.isNewline).first.map(String.init) ?? "no score")"
+        return "Baseline (trial 0): \(baseline.error?.summary ?? "no score")"
     }
-    let gain = objective.direction == .maximize ? (best.score - score) / abs(score) : (score - best.score) / abs(score)
+    let gain = gainFraction(best.score, over: score, objective: objective)
     return
-        "Baseline (trial 0): \(ProgressFormat.number(score)); the best is \(String(format: "%.1f", gain * 100))% better."
+        "Baseline (trial 0): \(HumanNumber.format(score)); the best is \(String(format: "%.1f", gain * 100))% better."
+}
+
+/// How much better `score` is than `baseline`, as a fraction of the baseline (in the objective's direction).
+func gainFraction(_ score: Double, over baseline: Double, objective: Objective) -> Double {
+    guard baseline != 0 else { return 0 }
+    return objective.direction == .maximize ? (score - baseline) / abs(baseline) : (baseline - score) / abs(baseline)
 }

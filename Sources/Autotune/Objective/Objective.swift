@@ -188,7 +188,7 @@ public enum ObjectiveFailure: Error, Sendable, Hashable, CustomStringConvertible
         case .nonFiniteMetric(let name, let value):
             "metric '\(name)' is \(value)"
         case .constraintViolated(let constraint, let value):
-            "constraint \(constraint) violated: \(constraint.metric) = \(ParameterValue.format(value))"
+            "constraint \(constraint) violated: \(constraint.metric) = \(HumanNumber.format(value))"
         }
     }
 }

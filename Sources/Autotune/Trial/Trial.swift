@@ -92,6 +92,43 @@ public struct TrialError: Sendable, Hashable, Codable, CustomStringConvertible {
 
     /// `stage: message`.
     public var description: String { "\(stage.rawValue): \(message)" }
+
+    /// What went wrong in one line: the message's first line, without the quoted output it may end with.
+    public var headline: String {
+        var first = message.split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
+        for marker in ["; last output:", "; its stderr:"] where first.hasSuffix(marker) {
+            first.removeLast(marker.count)
+        }
+        return first
+    }
+
+    /// The most telling line of the program's output, when the message quotes it: the last line that looks like
+    /// an error (`ValueError: No available memory…`, `Unknown option '--max-num-seq'`), else the last line.
+    public var cause: String? {
+        let lines = message.split(whereSeparator: \.isNewline).dropFirst().map {
+            $0.trimmingCharacters(in: .whitespaces)
+        }.filter { !$0.isEmpty }
+        guard !lines.isEmpty else { return nil }
+        let telling = lines.last { line in
+            let lower = line.lowercased()
+            // Traceback frames name where, not what.
+            guard !lower.hasPrefix("file \""), !lower.hasPrefix("at ") else { return false }
+            return Self.errorWords.contains { lower.contains($0) }
+        }
+        return telling ?? lines.last
+    }
+
+    /// `stage: headline: cause` on one line, for progress lines, tables and `status`.
+    public var summary: String {
+        guard let cause, !headline.contains(cause) else { return "\(stage.rawValue): \(headline)" }
+        return "\(stage.rawValue): \(headline): \(cause)"
+    }
+
+    private static let errorWords = [
+        "error", "exception", "fatal", "failed", "failure", "unknown option", "unrecognized", "not found",
+        "no such", "invalid", "out of memory", "oom", "killed", "refused", "cannot", "can't", "panic", "abort",
+        "denied", "too small", "too large", "must be", "is smaller than", "exceeds",
+    ]
 }
 
 /// A step of a trial's life, used for timings and failure reports.

@@ -134,15 +134,13 @@ public struct ProgressEvent: Sendable {
         case .completed:
             text += "ok \(objective.label)=\(ProgressFormat.number(trial.score ?? .nan))"
         default:
-            let reason =
-                (trial.error?.description ?? trial.state.rawValue)
-                .split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
-            text += "failed (\(reason.count > 100 ? String(reason.prefix(100)) + "…" : reason))"
+            let reason = trial.error?.summary ?? trial.state.rawValue
+            text += "failed (\(reason.count > 200 ? String(reason.prefix(199)) + "…" : reason))"
         }
         if let best { text += " best=\(ProgressFormat.number(best.score)) (#\(best.number))" }
         text += " · \(runningCount) running · \(ProgressFormat.duration(elapsedSeconds))"
         if runSeconds > 0 {
-            text += " · " + String(format: "%.1f", Double(finishedThisRun) / runSeconds * 60) + " trials/min"
+            text += " · " + ProgressFormat.rate(Double(finishedThisRun) / runSeconds * 60) + " trials/min"
         }
         return text
     }
@@ -166,11 +164,11 @@ public struct ProgressEvent: Sendable {
 
 /// How numbers and durations look in progress lines and tables.
 public enum ProgressFormat {
-    /// A number with four significant digits.
-    public static func number(_ value: Double) -> String {
-        guard value.isFinite else { return "\(value)" }
-        return String(format: "%.4g", value)
-    }
+    /// A number with about four significant digits, without an exponent in the usual ranges.
+    public static func number(_ value: Double) -> String { HumanNumber.format(value) }
+
+    /// A rate (trials per minute): three significant digits, `15200`, `2.9`.
+    public static func rate(_ value: Double) -> String { HumanNumber.format(value, digits: 3) }
 
     /// `4m12s`, `1h03m`, `12.3s`.
     public static func duration(_ seconds: Double) -> String {
