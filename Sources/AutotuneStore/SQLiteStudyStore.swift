@@ -271,6 +271,12 @@ public final class SQLiteStudyStore: StudyStore {
         }
     }
 
+    /// Deletes the study; its trials and checkpoint go with it (foreign keys cascade).
+    public func deleteStudy(_ studyID: Int64) async throws {
+        try checkFile()
+        try await database.write { db in _ = try StudyRow.row(studyID).deleteAll(db) }
+    }
+
     /// Records the study's status, runner and running time.
     public func saveStatus(
         _ status: StudyStatus,

@@ -192,6 +192,13 @@ public final class PostgresStudyStore: SharedStudyStore {
         try await stamp(studyID: studyID, worker: nil, elapsedSeconds: elapsedSeconds)
     }
 
+    /// Deletes the study; its trials go with it (the foreign key cascades).
+    public func deleteStudy(_ studyID: Int64) async throws {
+        try await transaction { connection in
+            try await connection.rows("DELETE FROM autotune_studies WHERE id = \(studyID)", logger: self.logger)
+        }
+    }
+
     /// Records the study's status, runner and running time.
     public func saveStatus(
         _ status: StudyStatus,

@@ -20,10 +20,13 @@ public enum TaskFile {
     ///
     /// `strategies`, when given, checks the `strategy:` section (its name and options) against the strategies a
     /// runner knows, so a misspelt strategy or option is reported at its line like every other problem.
+    ///
+    /// `programs`, when given, checks that each command's program can be run.
     public static func load(
         path: String,
         workingDirectory: URL,
-        strategies: StrategyCheck? = nil
+        strategies: StrategyCheck? = nil,
+        programs: ProgramCheck? = nil
     ) throws(TaskFileError) -> (StudyDefinition, String) {
         let data: Data
         do {
@@ -44,7 +47,8 @@ public enum TaskFile {
         let text = try decode(data, file: path)
         let fallbackName = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
         let definition = try parse(
-            text, file: path, defaultName: fallbackName, workingDirectory: workingDirectory, strategies: strategies)
+            text, file: path, defaultName: fallbackName, workingDirectory: workingDirectory, strategies: strategies,
+            programs: programs)
         return (definition, text)
     }
 
@@ -102,7 +106,8 @@ public enum TaskFile {
         file: String,
         defaultName: String = "study",
         workingDirectory: URL,
-        strategies: StrategyCheck? = nil
+        strategies: StrategyCheck? = nil,
+        programs: ProgramCheck? = nil
     ) throws(TaskFileError) -> StudyDefinition {
         let root: Node
         do {
@@ -119,14 +124,15 @@ public enum TaskFile {
         }
         let top = try TaskNode(node: root, path: "", file: file).fields(allowed: [
             "name", "seed", "parallel", "parameters", "constraints", "objective", "strategy", "budget", "timeouts",
-            "on_lost_trial", "experiment", "resources", "baseline",
+            "on_lost_trial", "fail_fast", "experiment", "resources", "baseline",
         ])
         let name = try top["name"]?.nonEmptyString() ?? defaultName
         if let problem = studyNameProblem(name) { throw (top["name"] ?? top.owner).error(problem) }
         let space = try parameters(
             try top.required("parameters", "a mapping of parameter names to their ranges"),
             constraints: top["constraints"])
-        let objective = try objective(try top.required("objective", "e.g. maximize: throughput"))
+        let objectiveNode = try top.required("objective", "e.g. maximize: throughput")
+        let objective = try objective(objectiveNode)
         let strategy = try strategy(top["strategy"])
         if let strategies, let check = top["strategy"] ?? Optional(top.owner) {
             do {
@@ -152,6 +158,18 @@ public enum TaskFile {
         } else {
             experiment = .command(try command(experimentNode, space: space, workingDirectory: workingDirectory))
         }
+        if case .serving(let serving) = experiment, case .load(let load) = serving.benchmark {
+            try checkMetrics(objectiveNode, known: load.reportedMetrics)
+        }
+        if let programs { try checkPrograms(experimentNode, check: programs) }
+        var failFast: Int? = 5
+        if let node = top["fail_fast"] {
+            if case .scalar(let scalar) = node.node, scalar.style == .plain, scalar.string == "false" {
+                failFast = nil
+            } else {
+                failFast = try node.int(in: 1...10_000)
+            }
+        }
         var lostTrials = LostTrialPolicy.requeue
         if let node = top["on_lost_trial"] {
             guard let policy = LostTrialPolicy(rawValue: try node.string()) else {
@@ -171,8 +189,69 @@ public enum TaskFile {
             experiment: experiment,
             lostTrials: lostTrials,
             resources: try resources(top["resources"], space: space),
-            baseline: try baseline(top["baseline"], space: space)
+            baseline: try baseline(top["baseline"], space: space),
+            failFast: failFast
         )
+    }
+
+    /// Checks a program name (`zstd`, `vllm`) can be run here; returns what is wrong, or `nil`.
+    public typealias ProgramCheck = (String) -> String?
+
+    /// Every metric the objective and its constraints read must be one the benchmark reports: a misspelt one
+    /// would fail every trial.
+    private static func checkMetrics(_ node: TaskNode, known: Set<String>) throws(TaskFileError) {
+        let sorted = known.sorted()
+        func check(_ metric: String, at node: TaskNode) throws(TaskFileError) {
+            guard !known.contains(metric) else { return }
+            let hint = TaskNode.suggestion(for: metric, among: sorted).map { "did you mean '\($0)'? " } ?? ""
+            let levels = sorted.filter { !$0.contains(".") }
+            throw node.error(
+                "the benchmark reports no metric '\(TaskNode.quoted(metric))'; \(hint)it reports: \((levels.isEmpty ? sorted : levels).joined(separator: ", "))"
+            )
+        }
+        for (key, value) in try node.mapping() {
+            switch key {
+            case "maximize", "minimize":
+                if case .mapping = value.node {
+                    for (metric, weight) in try value.mapping() { try check(metric, at: weight) }
+                } else {
+                    try check(try value.string(), at: value)
+                }
+            case "constraints":
+                for element in try value.sequence() {
+                    if let metric = try element.mapping().first(where: { $0.key == "metric" })?.value {
+                        try check(try metric.string(), at: metric)
+                    }
+                }
+            default:
+                break
+            }
+        }
+    }
+
+    /// The first word of every command the experiment runs (when it is not a placeholder) must be a program
+    /// `check` accepts.
+    private static func checkPrograms(_ node: TaskNode, check: ProgramCheck) throws(TaskFileError) {
+        var commands: [TaskNode] = []
+        let fields = try node.mapping()
+        if let command = fields.first(where: { $0.key == "command" })?.value { commands.append(command) }
+        if let server = fields.first(where: { $0.key == "server" })?.value,
+            !(try server.mapping()).contains(where: { $0.key == "docker" }),
+            let command = try server.mapping().first(where: { $0.key == "command" })?.value
+        {
+            commands.append(command)
+        }
+        if let benchmark = fields.first(where: { $0.key == "benchmark" })?.value, case .mapping = benchmark.node,
+            let command = try benchmark.mapping().first(where: { $0.key == "command" })?.value
+        {
+            commands.append(command)
+        }
+        for command in commands {
+            guard let first = try command.sequence().first else { continue }
+            let program = try first.string()
+            guard Template(program).placeholders.isEmpty else { continue }
+            if let problem = check(program) { throw first.error(problem) }
+        }
     }
 
     /// Why `name` cannot name a study, or `nil`: it becomes a directory name and part of job names, so it is
@@ -369,6 +448,9 @@ public enum TaskFile {
         var name: String?
         var options: [String: JSONValue] = [:]
         for (key, value) in try node.mapping() {
+            if key == "seed" {
+                throw value.error("the seed is a top-level field (seed: 3 beside strategy:), or run --seed N")
+            }
             if key == "name" {
                 name = try value.nonEmptyString()
             } else {

@@ -216,6 +216,13 @@ struct TaskNode {
     /// The allowed key closest to a misspelt one, if it is close enough to be what was meant.
     static func suggestion(for key: String, among allowed: [String]) -> String? {
         guard key.count <= 64 else { return nil }
+        // The same words in another order (`ttft_p99_ms` for `ttft_ms_p99`) are the likeliest slip of all.
+        let words = key.lowercased().split(separator: "_").sorted()
+        if words.count > 1,
+            let reordered = allowed.first(where: { $0.lowercased().split(separator: "_").sorted() == words })
+        {
+            return reordered
+        }
         let scored = allowed.map { ($0, distance(key.lowercased(), $0)) }.min { $0.1 < $1.1 }
         guard let (best, score) = scored, score <= max(2, best.count / 3) else { return nil }
         return best

@@ -94,6 +94,15 @@ public final class InMemoryStudyStore: SharedStudyStore {
         try stamp(studyID: studyID, worker: nil, elapsed: elapsedSeconds, raiseOnly: false)
     }
 
+    /// Deletes the study and its trials.
+    public func deleteStudy(_ studyID: Int64) async throws {
+        state.withLock { state in
+            state.studies[studyID] = nil
+            state.trials[studyID] = nil
+            state.versions[studyID] = nil
+        }
+    }
+
     /// Records the status, the runner and the running time.
     public func saveStatus(_ status: StudyStatus, studyID: Int64, runner: RunnerIdentity?, elapsedSeconds: Double)
         async throws

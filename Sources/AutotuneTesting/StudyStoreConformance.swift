@@ -20,7 +20,7 @@ public struct StudyStoreConformance<Store: StudyStore & ResourceLedger>: Sendabl
     /// Every check of ``StudyStore`` and ``ResourceLedger``; empty when the store conforms.
     public func run() async -> [String] {
         var problems: [String] = []
-        for check in [studiesRoundTrip, savesTogether, failuresAndRequeues, statusAndHeartbeat, leases] {
+        for check in [studiesRoundTrip, savesTogether, failuresAndRequeues, statusAndHeartbeat, deleting, leases] {
             do {
                 problems += try await check()
             } catch {
@@ -155,6 +155,20 @@ public struct StudyStoreConformance<Store: StudyStore & ResourceLedger>: Sendabl
         if loaded?.status != .completed || loaded?.runner != nil || loaded?.elapsedSeconds != 6 {
             problems.append("a finished study does not drop its runner")
         }
+        return problems
+    }
+
+    private func deleting() async throws -> [String] {
+        let name = Self.unique("delete")
+        let study = try await store.createStudy(Self.definition(name), taskSource: nil)
+        let kept = try await store.createStudy(Self.definition(Self.unique("kept")), taskSource: nil)
+        try await store.saveLaunched([Self.trial(0, .running)], studyID: study.id, checkpoint: Data("c".utf8))
+        try await store.saveLaunched([Self.trial(0, .running)], studyID: kept.id, checkpoint: nil)
+        try await store.deleteStudy(study.id)
+        var problems: [String] = []
+        if try await store.study(named: name) != nil { problems.append("a deleted study is still found") }
+        if try await !store.trials(ofStudy: study.id).isEmpty { problems.append("a deleted study's trials remain") }
+        if try await store.trials(ofStudy: kept.id).count != 1 { problems.append("deleting one study touched another") }
         return problems
     }
 

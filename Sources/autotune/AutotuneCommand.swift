@@ -8,12 +8,17 @@ struct AutotuneCommand: AsyncParsableCommand {
         abstract: "Find the best parameters for a program or a model server by running experiments.",
         discussion: """
             Exit codes: 0 done; 1 runtime error; 2 invalid task file; 3 unknown or duplicate study;
-            4 no trial completed; 64 bad arguments; 130/143 stopped by SIGINT/SIGTERM (resume goes on).
+            4 no trial completed (or every trial failed the same way); 64 bad arguments; 130/143 stopped by \
+            SIGINT/SIGTERM (resume goes on).
             """,
+        version: autotuneVersion,
         subcommands: [
             RunCommand.self, ResumeCommand.self, WorkerCommand.self, StatusCommand.self, BestCommand.self,
-            TrialsCommand.self,
+            TrialsCommand.self, DeleteCommand.self,
             ValidateCommand.self, GPUsCommand.self, SpeedupCommand.self, SimulateCommand.self,
         ]
     )
 }
+
+/// The release this executable is.
+let autotuneVersion = "0.6.0"

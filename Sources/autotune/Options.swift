@@ -176,8 +176,31 @@ func cliLogger(verbose: Bool = false) -> Logger {
     return logger
 }
 
-/// Log lines go to standard error, keeping standard output for results; bootstrapped once per process.
-private let loggingToStandardError: Void = LoggingSystem.bootstrap(StreamLogHandler.standardError)
+/// Log lines go to standard error, keeping standard output for results, above any live bar; bootstrapped once
+/// per process.
+private let loggingToStandardError: Void = LoggingSystem.bootstrap { label in ScreenLogHandler(label: label) }
+
+/// Log lines as a person reads them, `autotune: Took back a trial (trial.number=3, worker=…)`, written through
+/// the terminal screen so they never land inside the live bar.
+struct ScreenLogHandler: LogHandler {
+    let label: String
+    var logLevel: Logger.Level = .notice
+    var metadata: Logger.Metadata = [:]
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        let all = metadata.merging(event.metadata ?? [:]) { $1 }
+        let details =
+            all.isEmpty
+            ? "" : " (" + all.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ") + ")"
+        let level = event.level >= .error ? "error: " : event.level <= .debug ? "debug: " : ""
+        TerminalScreen.standardError.line("autotune: \(level)\(event.message)\(details)")
+    }
+}
 
 /// This executable's absolute path, for the `{autotune}` placeholder (`autotune simulate` in task files).
 let executablePath: String = {
@@ -188,13 +211,23 @@ let executablePath: String = {
 
 /// Reads and validates a task file, strategy options included, relative to the current directory; an invalid
 /// file is exit code 2 with its file:line:field message.
-func loadTask(_ path: String) throws -> (definition: StudyDefinition, source: String) {
+///
+/// With `checkPrograms`, a command whose program cannot be run here is refused too; not for Slurm, whose nodes
+/// have programs of their own.
+func loadTask(_ path: String, checkPrograms: Bool = true) throws -> (definition: StudyDefinition, source: String) {
     let cwd = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
     do {
         let registry = StrategyRegistry.standard
-        return try TaskFile.load(path: path, workingDirectory: cwd) { spec, context in
-            try registry.check(spec.name, context: context)
-        }
+        return try TaskFile.load(
+            path: path, workingDirectory: cwd,
+            strategies: { spec, context in try registry.check(spec.name, context: context) },
+            programs: checkPrograms
+                ? { program in
+                    guard ProcessLauncher.executable(program) == nil else { return nil }
+                    return program.contains("/")
+                        ? "\(program) does not exist or is not executable"
+                        : "'\(program)' is not found on PATH (install it, or give its full path)"
+                } : nil)
     } catch {
         throw CLIError(.invalidTask, "\(error)")
     }

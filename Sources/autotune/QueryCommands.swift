@@ -255,19 +255,109 @@ struct TrialsCommand: AsyncParsableCommand {
 struct ValidateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "validate",
-        abstract: "Check a task file without running it."
+        abstract: "Check a task file without running it, or by running one trial (--dry-run).",
+        discussion: """
+            Without --dry-run nothing is started. With it, one trial runs (the baseline, else the strategy's first \
+            configuration) in a scratch folder that is removed afterwards, and every metric the objective and its \
+            constraints read must be among those it reported: what a command reports cannot be known in advance.
+            """
     )
 
     @Argument(help: "The task file.")
     var task: String
 
+    @Flag(name: .long, help: "Run one trial and check that it reports every metric the objective needs.")
+    var dryRun = false
+
     func run() async throws {
         try await reportingErrors {
             let definition = try loadTask(task).definition
             let size = definition.space.cardinality.map { "\($0) configurations" } ?? "continuous"
+            let count = definition.space.parameters.count
             print(
-                "\(task): valid. Study '\(definition.name)', \(definition.space.parameters.count) parameters (\(size)), \(definition.strategy.name) search, parallel \(definition.parallel)."
+                "\(task): valid. Study '\(definition.name)', \(count) parameter\(count == 1 ? "" : "s") (\(size)), \(definition.strategy.name) search, parallel \(definition.parallel)."
             )
+            if dryRun { try await dryRunOneTrial(definition) }
+        }
+    }
+
+    private func dryRunOneTrial(_ definition: StudyDefinition) async throws {
+        var single = definition
+        single.budget = Budget(maxTrials: 1)
+        single.parallel = 1
+        single.failFast = nil
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("autotune-dry-run-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let store = try SQLiteStudyStore(path: scratch.appendingPathComponent("dry-run.sqlite").path)
+        let study = try await store.createStudy(single, taskSource: nil)
+        let cwd = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
+        let gpus: [GPU] =
+            switch definition.resources.gpus {
+            case .declared(let indexes): indexes.map { GPU(index: $0) }
+            case .discover: definition.resources.gpusPerTrial == nil ? [] : await NvidiaSMIInventory().discover().gpus
+            }
+        FileHandle.standardError.write(Data("dry run: one trial…\n".utf8))
+        _ = try await StudyLoop(
+            study: study, store: store, experiment: makeExperiment(for: single, workingDirectory: cwd),
+            options: StudyLoop.Options(
+                trialsDirectory: scratch.appendingPathComponent("trials"), logger: cliLogger(), ledger: store,
+                gpus: gpus)
+        ).run()
+        guard let trial = try await store.trials(ofStudy: study.id).first else {
+            throw CLIError(.noCompletedTrial, "dry run: the strategy proposed no trial")
+        }
+        let needed = TrialListing.objectiveMetrics(definition)
+        let missing = needed.filter { trial.metrics[$0] == nil }
+        let reported = trial.metrics.keys.sorted().joined(separator: ", ")
+        guard missing.isEmpty else {
+            let failure = trial.error.map { " (\($0.summary))" } ?? ""
+            throw CLIError(
+                .noCompletedTrial,
+                "dry run: the trial did not report \(missing.map { "'\($0)'" }.joined(separator: ", "))\(failure); it reported: \(reported.isEmpty ? "nothing" : reported)"
+            )
+        }
+        let seconds = trial.timings["total"].map { " in " + ProgressFormat.duration($0) } ?? ""
+        print(
+            "dry run: trial \(trial.state.rawValue)\(seconds), reporting every metric the objective reads (\(needed.joined(separator: ", ")))\(trial.error.map { "; \($0.summary)" } ?? "")."
+        )
+    }
+}
+
+struct DeleteCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "delete",
+        abstract: "Delete a study: its trials, checkpoints and trial directories."
+    )
+
+    @Argument(help: "The study's name.")
+    var study: String
+
+    @Flag(name: .long, help: "Do not ask first.")
+    var yes = false
+
+    @OptionGroup var store: StoreOptions
+
+    func run() async throws {
+        try await reportingErrors {
+            try await store.withStudy(study, .existing) { database, stored in
+                if stored.status == .running, let runner = stored.runner, runner.isAliveOnThisHost {
+                    throw CLIError(.runtime, "study '\(study)' is being run by process \(runner.pid); stop it first")
+                }
+                let trials = try await database.trials(ofStudy: stored.id).count
+                let directory = store.trialsDirectory.appendingPathComponent(study)
+                if !yes {
+                    FileHandle.standardError.write(
+                        Data(
+                            "Delete study '\(study)' (\(trials) trial\(trials == 1 ? "" : "s")) and \(directory.path)? [y/N] "
+                                .utf8))
+                    guard let answer = readLine(), ["y", "yes"].contains(answer.lowercased()) else {
+                        throw CLIError(.runtime, "not deleted (give --yes to delete without asking)")
+                    }
+                }
+                try await database.deleteStudy(stored.id)
+                try? FileManager.default.removeItem(at: directory)
+                print("Deleted study '\(study)' (\(trials) trial\(trials == 1 ? "" : "s")).")
+            }
         }
     }
 }

@@ -74,6 +74,9 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .long, help: "The study's name (default: the task file's name field, else its file name).")
     var study: String?
 
+    @Option(name: .long, help: "The seed every random choice derives from (overrides the task file's seed).")
+    var seed: UInt64?
+
     @OptionGroup var store: StoreOptions
     @OptionGroup var loop: LoopOptions
 
@@ -83,8 +86,9 @@ struct RunCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            var (definition, source) = try loadTask(task)
+            var (definition, source) = try loadTask(task, checkPrograms: !loop.slurm)
             if let study { definition.name = study }
+            if let seed { definition.seed = seed }
             try await store.withStore { database in
                 let stored: StoredStudy
                 do {
@@ -139,7 +143,7 @@ struct WorkerCommand: AsyncParsableCommand {
             try await store.withStore { database in
                 let stored: StoredStudy
                 if FileManager.default.fileExists(atPath: taskOrStudy) {
-                    var (definition, source) = try loadTask(taskOrStudy)
+                    var (definition, source) = try loadTask(taskOrStudy, checkPrograms: !loop.slurm)
                     if let study { definition.name = study }
                     do {
                         stored = try await database.createStudy(definition, taskSource: source)
@@ -243,13 +247,10 @@ func runStudy(
                 defer { if value == nil { value = number } }
                 return value == nil
             }
-            FileHandle.standardError.write(
-                Data(
-                    (first
-                        ? "\nautotune: stopping after the running trials finish (again to cancel them)\n"
-                        : "\nautotune: cancelling the running trials\n").utf8
-                )
-            )
+            TerminalScreen.standardError.lineAfterBreak(
+                first
+                    ? "autotune: stopping after the running trials finish (again to cancel them)"
+                    : "autotune: cancelling the running trials")
             runner.requestStop(first ? .drain : .cancel)
         }
         source.resume()
@@ -295,6 +296,12 @@ func runStudy(
             print("Resume with: \(storeOptions.command("resume", study.definition.name))")
         }
         throw ExitCode(128 + signal)
+    }
+    if let reason = outcome.gaveUp {
+        throw CLIError(
+            .noCompletedTrial,
+            "stopped early: \(reason); fix it and `\(storeOptions.command("resume", study.definition.name))` (or set fail_fast: false)"
+        )
     }
     if outcome.best == nil, outcome.status == .completed {
         throw CLIError(

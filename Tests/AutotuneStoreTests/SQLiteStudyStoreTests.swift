@@ -35,6 +35,7 @@ private struct ForgetfulStore: StudyStore, ResourceLedger {
     func saveHeartbeat(studyID: Int64, elapsedSeconds: Double) async throws {
         try await wrapping.saveHeartbeat(studyID: studyID, elapsedSeconds: elapsedSeconds)
     }
+    func deleteStudy(_ studyID: Int64) async throws { try await wrapping.deleteStudy(studyID) }
     func saveStatus(_ status: StudyStatus, studyID: Int64, runner: RunnerIdentity?, elapsedSeconds: Double)
         async throws
     {

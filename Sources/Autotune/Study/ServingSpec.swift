@@ -204,6 +204,31 @@ public struct LoadSpec: Sendable, Hashable, Codable {
         self.requestTimeout = requestTimeout
     }
 
+    /// The metrics every level reports.
+    public static let levelMetrics: [String] = {
+        var names = [
+            "requests", "errors", "success_rate", "duration_s", "requests_per_s", "output_tokens_per_s",
+            "total_tokens_per_s", "output_tokens_per_s_per_gpu", "total_tokens_per_s_per_gpu",
+        ]
+        for distribution in ["ttft_ms", "itl_ms", "tpot_ms", "e2e_ms"] {
+            names += ["mean", "p50", "p90", "p99"].map { "\(distribution)_\($0)" }
+        }
+        return names
+    }()
+
+    /// The levels' names: `c64` for concurrency 64, `r4.5` for 4.5 requests per second.
+    public var levelNames: [String] {
+        concurrency.map { "c\($0)" } + rates.map { "r" + ($0 == $0.rounded() ? String(Int($0)) : String($0)) }
+    }
+
+    /// Every metric a trial benchmarked with these settings reports: each level's as `LEVEL.metric`, and the
+    /// metric alone when there is one level.
+    public var reportedMetrics: Set<String> {
+        var names = Set(levelNames.flatMap { level in Self.levelMetrics.map { "\(level).\($0)" } })
+        if levelNames.count == 1 { names.formUnion(Self.levelMetrics) }
+        return names
+    }
+
     private enum CodingKeys: String, CodingKey {
         case endpoint, concurrency, rates, requests, duration, inputTokens, outputTokens, warmupRequests
         case requestTimeout

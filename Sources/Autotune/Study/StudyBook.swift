@@ -228,6 +228,18 @@ public struct StudyBook: Sendable {
     /// Trials that reached a final state.
     public var finishedCount: Int { counts.filter { $0.key.isFinished }.map(\.value).reduce(0, +) }
 
+    /// Why the study should give up, or `nil`: no trial of it has completed, and its last ``StudyDefinition/failFast``
+    /// finished trials all failed at the same stage with the same message (a program that is not installed, a
+    /// flag the engine refuses, a metric nobody reports), so the rest of the budget would fail the same way.
+    public var failFastReason: String? {
+        guard let limit = definition.failFast, (counts[.completed] ?? 0) == 0, history.finished.count >= limit else {
+            return nil
+        }
+        let last = history.finished.suffix(limit).map { $0.error?.summary }
+        guard let first = last.first, let reason = first, last.allSatisfy({ $0 == reason }) else { return nil }
+        return "the last \(limit) trials all failed the same way: \(reason)"
+    }
+
     /// Whether the study is over once a plan started nothing: no trial is pending or running anywhere, so
     /// nothing can change the strategy's mind or come back.
     public func isDone(afterStarting started: Int) -> Bool {

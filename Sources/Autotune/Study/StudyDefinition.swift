@@ -26,6 +26,9 @@ public struct StudyDefinition: Sendable, Hashable, Codable {
     /// A configuration run first, as trial 0, before the strategy proposes anything: typically the engine's
     /// defaults, so the study shows how much tuning gained.
     public var baseline: Configuration?
+    /// When the study's first this-many trials all fail at the same stage with the same message, it stops with
+    /// that message instead of spending its budget; `nil` never stops.
+    public var failFast: Int?
 
     /// Creates a definition.
     public init(
@@ -40,7 +43,8 @@ public struct StudyDefinition: Sendable, Hashable, Codable {
         experiment: ExperimentSpec,
         lostTrials: LostTrialPolicy = .requeue,
         resources: Resources = Resources(),
-        baseline: Configuration? = nil
+        baseline: Configuration? = nil,
+        failFast: Int? = 5
     ) {
         self.name = name
         self.space = space
@@ -54,6 +58,48 @@ public struct StudyDefinition: Sendable, Hashable, Codable {
         self.lostTrials = lostTrials
         self.resources = resources
         self.baseline = baseline
+        self.failFast = failFast
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case name, space, objective, strategy, budget, parallel, seed, timeouts, experiment, lostTrials, resources
+        case baseline, failFast
+    }
+
+    /// Decodes a definition; one stored before `failFast` existed stops early at 5 like a new one.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        name = try container.decode(String.self, forKey: .name)
+        space = try container.decode(SearchSpace.self, forKey: .space)
+        objective = try container.decode(Objective.self, forKey: .objective)
+        strategy = try container.decode(StrategySpec.self, forKey: .strategy)
+        budget = try container.decode(Budget.self, forKey: .budget)
+        parallel = try container.decode(Int.self, forKey: .parallel)
+        seed = try container.decode(UInt64.self, forKey: .seed)
+        timeouts = try container.decode(Timeouts.self, forKey: .timeouts)
+        experiment = try container.decode(ExperimentSpec.self, forKey: .experiment)
+        lostTrials = try container.decode(LostTrialPolicy.self, forKey: .lostTrials)
+        resources = try container.decode(Resources.self, forKey: .resources)
+        baseline = try container.decodeIfPresent(Configuration.self, forKey: .baseline)
+        failFast = container.contains(.failFast) ? try container.decodeIfPresent(Int.self, forKey: .failFast) : 5
+    }
+
+    /// Encodes the definition; `failFast` is written as `null` when off, so it reads back off.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(name, forKey: .name)
+        try container.encode(space, forKey: .space)
+        try container.encode(objective, forKey: .objective)
+        try container.encode(strategy, forKey: .strategy)
+        try container.encode(budget, forKey: .budget)
+        try container.encode(parallel, forKey: .parallel)
+        try container.encode(seed, forKey: .seed)
+        try container.encode(timeouts, forKey: .timeouts)
+        try container.encode(experiment, forKey: .experiment)
+        try container.encode(lostTrials, forKey: .lostTrials)
+        try container.encode(resources, forKey: .resources)
+        try container.encodeIfPresent(baseline, forKey: .baseline)
+        try container.encode(failFast, forKey: .failFast)
     }
 
     /// The context a strategy of this study is built from.

@@ -37,6 +37,9 @@ public protocol StudyStore: Sendable {
     /// Marks the study's running trials and its runner as alive now, and records its running time.
     func saveHeartbeat(studyID: Int64, elapsedSeconds: Double) async throws
 
+    /// Deletes the study with its trials and checkpoint.
+    func deleteStudy(_ studyID: Int64) async throws
+
     /// Records the study's status, the process running it (or `nil`), and its accumulated running time.
     func saveStatus(_ status: StudyStatus, studyID: Int64, runner: RunnerIdentity?, elapsedSeconds: Double)
         async throws

@@ -19,6 +19,8 @@ final class LocalCoordinator: StudyCoordinator {
 
     var waitsForOthers: Bool { false }
 
+    var failFastReason: String? { book.failFastReason }
+
     var standing: StudyStanding { book.standing(strategyTotal: strategy.proposalLimit) }
 
     /// Restores the strategy from the study's checkpoint and the book from its trials.

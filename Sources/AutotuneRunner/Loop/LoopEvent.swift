@@ -8,6 +8,7 @@ enum LoopEvent: Sendable {
     case stop(StudyLoop.StopMode)
     case heartbeat
     case poll
+    case refresh
 
     /// Waits for the next stop request; returns a drain when cancelled, which the loop no longer reads.
     static func nextStop(_ signals: AsyncStream<StudyLoop.StopMode>) async -> Self {
@@ -34,7 +35,8 @@ enum LoopEvent: Sendable {
         signals: AsyncStream<StudyLoop.StopMode>
     ) -> StudyLoop.StopMode? {
         if current == .cancel { return current }
-        logger.notice(
+        // The command line says so in its own words; the log keeps the detail.
+        logger.info(
             mode == .cancel ? "Stopping: cancelling running trials" : "Stopping: draining running trials",
             metadata: ["study.running": "\(running)"]
         )

@@ -1,5 +1,6 @@
 public import Autotune
-import Foundation
+public import Foundation
+import Synchronization
 
 /// Receives the study's progress from the loop.
 public protocol ProgressReporter: Sendable {
@@ -11,9 +12,22 @@ public protocol ProgressReporter: Sendable {
 
     /// Called once when the run ends, however it ends.
     func studyFinished()
+
+    /// How often the loop calls ``refresh(_:)`` while trials run (a live bar's clock and ETA), or `nil` for never.
+    var refreshInterval: Duration? { get }
+
+    /// Called every ``refreshInterval`` with where the study stands now; `event.trial` is the last one started or
+    /// finished.
+    func refresh(_ event: ProgressEvent)
 }
 
 extension ProgressReporter {
+    /// Most reporters print on events only.
+    public var refreshInterval: Duration? { nil }
+
+    /// Most reporters print on events only.
+    public func refresh(_ event: ProgressEvent) {}
+
     /// Most reporters only report finished trials.
     public func trialsStarted(_ event: ProgressEvent) {}
 
@@ -42,31 +56,92 @@ public struct LineProgress: ProgressReporter {
 }
 
 /// A line per finished trial, with a live bar below them on a terminal: counts, best score, elapsed time and
-/// an estimate of the time left.
+/// an estimate of the time left, redrawn every second so the clock moves.
+///
+/// Everything else written to the terminal while the bar is up (log lines, the Ctrl-C message) goes through
+/// the same ``TerminalScreen``, which lifts the bar, writes the line, and puts the bar back below it.
 public struct TerminalProgress: ProgressReporter {
     /// Columns of the bar itself.
     public var width: Int
+    /// Where the bar and the lines are drawn.
+    public var screen: TerminalScreen
 
     /// Creates the reporter.
-    public init(width: Int = 24) { self.width = width }
+    public init(width: Int = 24, screen: TerminalScreen = .standardError) {
+        self.width = width
+        self.screen = screen
+    }
 
     /// Prints the trial's line above the bar, then redraws the bar.
     public func trialFinished(_ event: ProgressEvent) {
-        write("\r\u{1B}[2K" + event.line + "\n" + event.bar(width: width))
+        screen.line(event.line)
+        screen.bar(event.bar(width: width))
     }
 
     /// Redraws the bar.
     public func trialsStarted(_ event: ProgressEvent) {
-        write("\r\u{1B}[2K" + event.bar(width: width))
+        screen.bar(event.bar(width: width))
     }
 
-    /// Ends the bar's line, so what follows starts on a line of its own.
+    /// Every second.
+    public var refreshInterval: Duration? { .seconds(1) }
+
+    /// Redraws the bar with the time now.
+    public func refresh(_ event: ProgressEvent) {
+        screen.bar(event.bar(width: width))
+    }
+
+    /// Takes the bar down, so what follows starts on a line of its own.
     public func studyFinished() {
-        write("\n")
+        screen.clearBar()
+    }
+}
+
+/// A terminal with at most one live bar at its bottom line: a line written through it lands above the bar,
+/// never inside it.
+public final class TerminalScreen: Sendable {
+    private let bar = Mutex<String?>(nil)
+    private let handle: FileHandle
+
+    /// The screen on standard error.
+    public static let standardError = TerminalScreen(handle: .standardError)
+
+    /// A screen writing to `handle`.
+    public init(handle: FileHandle) { self.handle = handle }
+
+    /// Writes `text` on a line of its own above the bar.
+    public func line(_ text: String) {
+        bar.withLock { current in
+            write((current == nil ? "" : "\r\u{1B}[2K") + text + "\n" + (current ?? ""))
+        }
+    }
+
+    /// Writes `text` on a line of its own after ending the current line as it is, for a message that answers
+    /// what the terminal itself echoed there (`^C`).
+    public func lineAfterBreak(_ text: String) {
+        bar.withLock { current in
+            write("\n" + text + "\n" + (current ?? ""))
+        }
+    }
+
+    /// Draws (or redraws) the bar.
+    public func bar(_ text: String) {
+        bar.withLock { current in
+            current = text
+            write("\r\u{1B}[2K" + text)
+        }
+    }
+
+    /// Takes the bar away, leaving the cursor at the start of an empty line.
+    public func clearBar() {
+        bar.withLock { current in
+            if current != nil { write("\r\u{1B}[2K") }
+            current = nil
+        }
     }
 
     private func write(_ text: String) {
-        FileHandle.standardError.write(Data(text.utf8))
+        handle.write(Data(text.utf8))
     }
 }
 

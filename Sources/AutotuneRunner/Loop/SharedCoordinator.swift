@@ -29,6 +29,9 @@ final class SharedCoordinator: StudyCoordinator {
 
     var waitsForOthers: Bool { true }
 
+    /// Workers do not give up on their own: another may run where this one cannot.
+    var failFastReason: String? { nil }
+
     private var definition: StudyDefinition { study.definition }
 
     init(

@@ -24,6 +24,9 @@ protocol StudyCoordinator: AnyObject {
     /// How often heartbeats are stamped.
     var heartbeatInterval: Duration { get }
 
+    /// Why the study should give up now rather than spend its budget failing, when it should.
+    var failFastReason: String? { get }
+
     /// Prepares the run: marks the study as running and recovers what a dead runner left behind.
     func begin(elapsed: Duration) async throws
 

@@ -37,6 +37,8 @@ public actor StudyLoop {
         public var finishedThisRun: Int
         /// Seconds this run took.
         public var seconds: Double
+        /// Why the run gave up early (``StudyDefinition/failFast``), when it did.
+        public var gaveUp: String?
     }
 
     /// Settings of a run that are not part of the study's definition.
@@ -83,6 +85,7 @@ public actor StudyLoop {
     private let launches: LaunchLimiter
     private let options: Options
     private var stopMode: StopMode?
+    private var gaveUp: String?
     private var finishedThisRun = 0
     private var runStart = ContinuousClock.now
     private let stopSignals: AsyncStream<StopMode>
@@ -157,7 +160,8 @@ public actor StudyLoop {
             status: status ?? .running,
             best: coordinator.standing.best,
             finishedThisRun: finishedThisRun,
-            seconds: (ContinuousClock.now - runStart).seconds
+            seconds: (ContinuousClock.now - runStart).seconds,
+            gaveUp: gaveUp
         )
     }
 
@@ -167,12 +171,15 @@ public actor StudyLoop {
         let signals = stopSignals
         let interval = coordinator.heartbeatInterval
         let poll = Self.pollInterval
+        let refresh = options.progress.refreshInterval
         return try await withThrowingTaskGroup(of: LoopEvent.self) { group in
             group.addTask { await LoopEvent.nextStop(signals) }
             group.addTask { await LoopEvent.after(interval, .heartbeat) }
+            if let refresh { group.addTask { await LoopEvent.after(refresh, .refresh) } }
             var inFlight = 0
             var polling = false
             var done = false
+            var latest: Trial?
             while true {
                 // A cancelled loop (its caller gave up) stops like a second Ctrl-C.
                 if Task.isCancelled, stopMode != .cancel {
@@ -188,7 +195,10 @@ public actor StudyLoop {
                         let executor = self.executor
                         group.addTask { .finished(await executor.execute(trial, context: context)) }
                     }
-                    if let last = trials.last { options.progress.trialsStarted(progressEvent(for: last)) }
+                    if let last = trials.last {
+                        latest = last
+                        options.progress.trialsStarted(progressEvent(for: last))
+                    }
                     if trials.isEmpty, !done, coordinator.waitsForOthers, !polling {
                         polling = true
                         group.addTask { await LoopEvent.after(poll, .poll) }
@@ -200,7 +210,15 @@ public actor StudyLoop {
                     inFlight -= 1
                     if try await coordinator.finish(trial, elapsed: elapsed) {
                         finishedThisRun += 1
+                        latest = trial
                         options.progress.trialFinished(progressEvent(for: trial))
+                        if gaveUp == nil, let reason = coordinator.failFastReason {
+                            // Running trials would only fail the same way: stop them (they go back to pending).
+                            gaveUp = reason
+                            stopMode = LoopEvent.stop(
+                                .cancel, current: stopMode, running: inFlight, logger: options.logger, group: &group,
+                                signals: signals)
+                        }
                     }
                 case .stop(let mode):
                     stopMode = LoopEvent.stop(
@@ -211,6 +229,9 @@ public actor StudyLoop {
                     if stopMode != .cancel { group.addTask { await LoopEvent.after(interval, .heartbeat) } }
                 case .poll:
                     polling = false
+                case .refresh:
+                    if let latest { options.progress.refresh(progressEvent(for: latest)) }
+                    if let refresh, stopMode != .cancel { group.addTask { await LoopEvent.after(refresh, .refresh) } }
                 case nil:
                     inFlight = 0
                 }

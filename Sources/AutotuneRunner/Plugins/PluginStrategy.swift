@@ -48,7 +48,7 @@ public struct PluginStrategy: Strategy {
             throw StrategyError("option 'timeout' must be a number of seconds above 0")
         }
         let program = command[0]
-        guard let resolved = executable(program) else {
+        guard let resolved = ProcessLauncher.executable(program) else {
             throw StrategyError(
                 program.contains("/")
                     ? "option 'command': \(program) does not exist or is not executable"
@@ -60,19 +60,6 @@ public struct PluginStrategy: Strategy {
         {
             throw StrategyError("option 'command': the script \(command[1]) does not exist")
         }
-    }
-
-    /// The path `program` runs as: itself when it holds a `/` and is executable, else the first executable of
-    /// that name on `PATH`.
-    static func executable(_ program: String) -> String? {
-        let files = FileManager.default
-        if program.contains("/") { return files.isExecutableFile(atPath: program) ? program : nil }
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
-        for directory in path.split(separator: ":") {
-            let candidate = "\(directory)/\(program)"
-            if files.isExecutableFile(atPath: candidate) { return candidate }
-        }
-        return nil
     }
 
     /// Starts the plug-in named by `context.options["command"]` (an argv) and greets it; restores `state` when

@@ -141,6 +141,19 @@ public enum ProcessLauncher {
         }
     }
 
+    /// The path `program` runs as: itself when it holds a `/` and is executable, else the first executable of
+    /// that name on `PATH`; `nil` when there is none.
+    public static func executable(_ program: String) -> String? {
+        let files = FileManager.default
+        if program.contains("/") { return files.isExecutableFile(atPath: program) ? program : nil }
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        for directory in path.split(separator: ":") {
+            let candidate = "\(directory)/\(program)"
+            if files.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        return nil
+    }
+
     /// Sends SIGKILL to every process left in the group `pid` leads.
     public static func sweep(processGroup pid: Int32) {
         guard pid > 1 else { return }

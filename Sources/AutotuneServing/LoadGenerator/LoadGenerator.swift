@@ -123,7 +123,8 @@ public struct LoadGenerator: Sendable {
             return try await group.reduce(into: []) { $0 += $1 }
         }
         return summarize(
-            name: "c\(concurrency)", records: records, seconds: (ContinuousClock.now - start).seconds, gpus: gpus)
+            name: spec.levelNames[spec.concurrency.firstIndex(of: concurrency) ?? 0], records: records,
+            seconds: (ContinuousClock.now - start).seconds, gpus: gpus)
     }
 
     /// Requests sent at Poisson arrival times of rate `rate`, whatever the server's pace.
@@ -146,7 +147,7 @@ public struct LoadGenerator: Sendable {
             }
             return try await group.reduce(into: []) { $0.append($1) }
         }
-        let name = "r" + ProgressFormatting.compact(rate)
+        let name = spec.levelNames[spec.concurrency.count + (spec.rates.firstIndex(of: rate) ?? 0)]
         return summarize(name: name, records: records, seconds: (ContinuousClock.now - start).seconds, gpus: gpus)
     }
 
@@ -347,13 +348,6 @@ struct ServerSentEvents {
             }
         }
         return payloads
-    }
-}
-
-enum ProgressFormatting {
-    /// `4`, `4.5`.
-    static func compact(_ value: Double) -> String {
-        value == value.rounded() ? String(Int(value)) : String(value)
     }
 }
 
