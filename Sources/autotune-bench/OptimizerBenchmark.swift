@@ -100,39 +100,69 @@ func hartmann6(_ x: [Double]) -> Double {
 enum OptimizerBenchmark {
     static let checkpoints = [10, 20, 30, 50]
 
+    /// `optimizers [SEEDS] [FUNCTION] [--parallel 1,4,8] [--strategies random,grid,bayesian]`.
     static func run(_ arguments: [String]) throws {
-        let seeds = arguments.first.flatMap { Int($0) } ?? 10
-        let only = arguments.dropFirst().first
-        let functions = try TestFunction.all().filter { only == nil || $0.name == only }
+        var positional: [String] = []
+        var parallels = [1]
+        var only: [String]?
+        var index = 0
+        while index < arguments.count {
+            switch arguments[index] {
+            case "--parallel":
+                index += 1
+                parallels = arguments[index].split(separator: ",").compactMap { Int($0) }
+            case "--strategies":
+                index += 1
+                only = arguments[index].split(separator: ",").map(String.init)
+            default:
+                positional.append(arguments[index])
+            }
+            index += 1
+        }
+        let seeds = positional.first.flatMap { Int($0) } ?? 10
+        let function = positional.dropFirst().first
+        let functions = try TestFunction.all().filter { function == nil || $0.name == function }
         print(
-            "| function | strategy | regret@10 | regret@20 | regret@30 | regret@50 (median [IQR]) | strategy time per run |"
+            "| function | strategy | parallel | regret@10 | regret@20 | regret@30 | regret@50 (median [IQR]) | strategy time per run |"
         )
-        print("| --- | --- | --- | --- | --- | --- | --- |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- |")
         for function in functions {
             var strategies = ["random", "bayesian"]
             if function.gridResolution != nil { strategies.insert("grid", at: 1) }
+            if let only { strategies = strategies.filter(only.contains) }
             for name in strategies {
-                var regrets: [[Double]] = Array(repeating: [], count: checkpoints.count)
-                var times: [Double] = []
-                for seed in 0..<seeds {
-                    let (trace, seconds) = try optimize(function, strategy: name, seed: UInt64(seed), evaluations: 50)
-                    for (index, checkpoint) in checkpoints.enumerated() {
-                        regrets[index].append(trace.prefix(checkpoint).min()! - function.minimum)
+                for parallel in name == "bayesian" ? parallels : [1] {
+                    var regrets: [[Double]] = Array(repeating: [], count: checkpoints.count)
+                    var times: [Double] = []
+                    for seed in 0..<seeds {
+                        let (trace, seconds) = try optimize(
+                            function, strategy: name, seed: UInt64(seed), evaluations: 50, parallel: parallel)
+                        for (index, checkpoint) in checkpoints.enumerated() {
+                            regrets[index].append(trace.prefix(checkpoint).min()! - function.minimum)
+                        }
+                        times.append(seconds)
                     }
-                    times.append(seconds)
+                    let cells = regrets.map { summary($0) }
+                    print(
+                        "| \(function.name) | \(name) | \(parallel) | \(cells.joined(separator: " | ")) | \(format(median(times))) s |"
+                    )
                 }
-                let cells = regrets.map { summary($0) }
-                print("| \(function.name) | \(name) | \(cells.joined(separator: " | ")) | \(format(median(times))) s |")
             }
         }
     }
 
-    /// Minimises `function` with the named strategy; returns every evaluation and the strategy's time.
+    /// Minimises `function` with the named strategy, `parallel` trials at a time; returns every evaluation in
+    /// the order it finished and the strategy's time.
+    ///
+    /// In parallel each trial takes a random time (seeded, 1 to 3 units), so trials finish in an order that is
+    /// not the order they started, as on a real cluster; a freed slot is refilled at once, asking with every
+    /// running trial in the history.
     static func optimize(
         _ function: TestFunction,
         strategy name: String,
         seed: UInt64,
-        evaluations: Int
+        evaluations: Int,
+        parallel: Int = 1
     ) throws -> ([Double], Double) {
         var options: [String: JSONValue] = [:]
         if name == "grid", let resolution = function.gridResolution {
@@ -151,12 +181,29 @@ enum OptimizerBenchmark {
         var values: [Double] = []
         var seconds = 0.0
         let clock = ContinuousClock()
+        var durations = SeededGenerator(seed: seed &+ 77)
+        var running: [(ends: Double, trial: Trial)] = []
+        var now = 0.0
+        var started = 0
         while values.count < evaluations {
-            var asked: [Configuration] = []
-            seconds += clock.measure { asked = (try? strategy.ask(1, history: history)) ?? [] }.seconds
-            guard let configuration = asked.first else { break }
-            var trial = Trial(number: values.count, configuration: configuration)
-            let value = function.evaluate(configuration)
+            let room = min(parallel - running.count, evaluations - started)
+            if room > 0 {
+                var asked: [Configuration] = []
+                seconds += clock.measure { asked = (try? strategy.ask(room, history: history)) ?? [] }.seconds
+                for configuration in asked {
+                    var trial = Trial(number: started, configuration: configuration)
+                    trial.state = .running
+                    history.record(trial)
+                    running.append((now + (parallel == 1 ? 1 : 1 + 2 * durations.nextUnit()), trial))
+                    started += 1
+                }
+                if asked.isEmpty && running.isEmpty { break }
+            }
+            guard let next = running.indices.min(by: { running[$0].ends < running[$1].ends }) else { break }
+            let (ends, running_) = running.remove(at: next)
+            now = ends
+            var trial = running_
+            let value = function.evaluate(trial.configuration)
             trial.state = .completed
             trial.score = value
             trial.metrics = ["f": value]

@@ -235,8 +235,8 @@ struct TrialsCommand: AsyncParsableCommand {
                     $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
                 }
                 let listing = try TrialListing(
-                    definition: stored.definition, trials: trials, requested: requested,
-                    allMetrics: allMetrics || (format == .csv && requested == nil))
+                    definition: stored.definition, trials: trials, requested: requested, allMetrics: allMetrics,
+                    export: format == .csv)
                 trials = try listing.sorted(trials, by: top == nil ? sort : "score")
                 if let top { trials = Array(trials.filter { $0.state == .completed }.prefix(top)) }
                 switch format {

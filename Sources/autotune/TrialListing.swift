@@ -9,13 +9,17 @@ struct TrialListing {
     private let parameters: [String: Parameter]
 
     /// The columns for `trials`: `requested` when given (checked), else the defaults, with every metric when
-    /// `allMetrics`.
-    init(definition: StudyDefinition, trials: [Trial], requested: [String]? = nil, allMetrics: Bool = false) throws {
+    /// `allMetrics`; an `export` (CSV) has every metric and the attempt count always.
+    init(
+        definition: StudyDefinition, trials: [Trial], requested: [String]? = nil, allMetrics: Bool = false,
+        export: Bool = false
+    ) throws {
+        let allMetrics = allMetrics || export
         self.definition = definition
         parameters = Dictionary(uniqueKeysWithValues: definition.space.parameters.map { ($0.name, $0) })
         let metrics = allMetrics ? Set(trials.flatMap(\.metrics.keys)).sorted() : Self.objectiveMetrics(definition)
         let placed = trials.contains { $0.host != nil }
-        let rerun = trials.contains { $0.attempt > 1 }
+        let rerun = export || trials.contains { $0.attempt > 1 }
         let defaults =
             ["number", "state", "score"] + definition.space.parameters.map(\.name) + metrics
             + (placed ? ["node", "gpus"] : []) + (rerun ? ["attempt"] : []) + ["error"]

@@ -287,7 +287,7 @@ struct RepeatingStrategy: Strategy {
 
     @Test func theLineNamesTheTrialTheScoreAndTheBest() throws {
         let line = try event(finished: 5, expected: 12, runSeconds: 60).line
-        #expect(line == "[5/12] trial 4 ok compress_mb_s=93.64 best=95.1 (#3) · 2 running · 4m12s · 5.0 trials/min")
+        #expect(line == "[5/12] trial 4 ok compress_mb_s=93.64 best=95.1 (#3) · 2 running · 4m12s · 5 trials/min")
     }
 
     @Test func theBarFillsWithProgressAndEstimatesTheRest() throws {
