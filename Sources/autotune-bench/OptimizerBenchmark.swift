@@ -1,5 +1,6 @@
 import Autotune
 import Foundation
+import Synchronization
 
 /// A test function to minimise, over a search space, with its known minimum.
 struct TestFunction {
@@ -215,12 +216,39 @@ enum OptimizerBenchmark {
         return (values, seconds)
     }
 
-    /// Times one bayesian ask after `n` observations of Hartmann-6, for n in 50…500.
+    /// Times one bayesian ask after `n` observations of Hartmann-6, for n in 50…500:
+    /// `ask-latency [N…] [--running K] [--load T]` with `K` trials running (asked and not told) and `T` threads
+    /// spinning meanwhile, as experiments keep a machine's cores busy.
     static func askLatency(_ arguments: [String]) throws {
-        let sizes = arguments.compactMap { Int($0) }
+        var sizes: [Int] = []
+        var runningCount = 0
+        var load = 0
+        var index = 0
+        while index < arguments.count {
+            switch arguments[index] {
+            case "--running":
+                index += 1
+                runningCount = Int(arguments[index]) ?? 0
+            case "--load":
+                index += 1
+                load = Int(arguments[index]) ?? 0
+            default:
+                if let n = Int(arguments[index]) { sizes.append(n) }
+            }
+            index += 1
+        }
+        let spinning = Atomic<Bool>(true)
+        for _ in 0..<load {
+            Thread.detachNewThread {
+                var x = 1.0
+                while spinning.load(ordering: .relaxed) { x = x * 1.000_000_1 + 1e-9 }
+                if x < 0 { print(x) }
+            }
+        }
+        defer { spinning.store(false, ordering: .relaxed) }
         let function = try TestFunction.all()[1]
-        print("| observations | ask (median of 5) | ask (max of 5) |")
-        print("| --- | --- | --- |")
+        print("| observations | running | busy threads | ask (median of 5) | ask (max of 5) |")
+        print("| --- | --- | --- | --- | --- |")
         for n in sizes.isEmpty ? [50, 100, 200, 300, 500] : sizes {
             let context = StrategyContext(space: function.space, objective: .minimize("f"), seed: 1)
             var random = try RandomSearch(context: context)
@@ -233,6 +261,11 @@ enum OptimizerBenchmark {
                 history.record(trial)
                 try strategy.tell(trial)
             }
+            for (offset, configuration) in try random.ask(runningCount, history: history).enumerated() {
+                var trial = Trial(number: n + offset, configuration: configuration)
+                trial.state = .running
+                history.record(trial)
+            }
             var times: [Double] = []
             for _ in 0..<5 {
                 var copy = strategy
@@ -240,9 +273,8 @@ enum OptimizerBenchmark {
                 times.append(try clock.measure { _ = try copy.ask(1, history: history) }.seconds)
                 strategy = copy
             }
-            print(
-                "| \(n) | \(String(format: "%.1f", median(times) * 1000)) ms | \(String(format: "%.1f", times.max()! * 1000)) ms |"
-            )
+            let cells = [median(times), times.max()!].map { String(format: "%.1f ms", $0 * 1000) }
+            print("| \(n) | \(runningCount) | \(load) | \(cells.joined(separator: " | ")) |")
         }
     }
 

@@ -84,6 +84,66 @@ private func run(
         }
     }
 
+    /// A batch asked at once spreads out: each member is believed at its prediction before the next is chosen,
+    /// so the next is not the same maximum again a hair away. For every pending treatment.
+    @Test(arguments: ["believer", "liar", "fantasies", "penalize"])
+    func theMembersOfABatchAreSpreadApart(pending: String) throws {
+        let space = try space()
+        var options = context(space).options
+        options["pending"] = .string(pending)
+        var strategy = try BayesianOptimization(
+            context: StrategyContext(space: space, objective: .minimize("f"), seed: 3, options: options))
+        var history = StudyHistory()
+        _ = try run(&strategy, history: &history, evaluations: 12)
+        let batch = try strategy.ask(4, history: history).map { try space.unitPoint(of: $0) }
+        #expect(batch.count == 4)
+        for (index, point) in batch.enumerated() {
+            for other in batch[(index + 1)...] {
+                let distance = zip(point, other).map { ($0 - $1) * ($0 - $1) }.reduce(0, +).squareRoot()
+                #expect(distance > 0.02, "\(pending): members \(point) and \(other) are \(distance) apart")
+            }
+        }
+    }
+
+    /// Asynchronous: a freed slot is filled while others run, and the running trials move the proposal away from
+    /// where the same strategy, in the same state, would propose with nothing running.
+    @Test func anAskWhileTrialsRunAccountsForThem() throws {
+        let space = try space()
+        var strategy = try BayesianOptimization(context: context(space))
+        var history = StudyHistory()
+        _ = try run(&strategy, history: &history, evaluations: 12)
+        var alone = strategy
+        let first = try #require(try alone.ask(1, history: history).first)
+        var busy = history
+        var running = Trial(number: history.count, configuration: first)
+        running.state = .running
+        busy.record(running)
+        var beside = strategy
+        let second = try #require(try beside.ask(1, history: busy).first)
+        let distance = zip(try space.unitPoint(of: first), try space.unitPoint(of: second))
+            .map { ($0 - $1) * ($0 - $1) }.reduce(0, +).squareRoot()
+        #expect(distance > 0.02, "the proposal beside a running trial is \(distance) from it")
+        // With nothing running, the same state proposes the same point again: the difference is the running trial.
+        var again = strategy
+        #expect(try again.ask(1, history: history).first == first)
+    }
+
+    /// The output warp keeps the ranking, takes a log-like power for losses spread over orders of magnitude and
+    /// leaves near-Gaussian ones nearly affine.
+    @Test func theOutputWarpKeepsTheOrderAndEvensHeavyTails() throws {
+        var generator = SeededGenerator(seed: 5)
+        let gaussian = (0..<200).map { _ in generator.nextNormal() }
+        let heavy = gaussian.map { exp(3 * $0) }
+        let warpedHeavy = OutputWarp(heavy)
+        #expect(warpedHeavy.power < 0.5, "power \(warpedHeavy.power)")
+        #expect(OutputWarp(gaussian).power > 0.5)
+        let transformed = warpedHeavy.apply(heavy)
+        for (a, b) in zip(heavy.indices, heavy.indices.dropFirst()) {
+            #expect((heavy[a] < heavy[b]) == (transformed[a] < transformed[b]))
+        }
+        #expect(transformed.allSatisfy { $0.isFinite })
+    }
+
     @Test func theSameSeedGivesTheSameProposalsAndARestoredStateContinuesExactly() throws {
         let space = try space()
         var a = try BayesianOptimization(context: context(space))

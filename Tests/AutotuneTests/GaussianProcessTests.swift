@@ -249,6 +249,24 @@ private func naiveCholesky(_ a: [Double], _ n: Int) -> [Double] {
             }
         }
     }
+
+    /// The fantasy-averaged improvement is plain log EI where the pending point is uncorrelated and cannot beat
+    /// the best, and next to nothing at the pending point itself (its outcome is the candidate's).
+    @Test func fantasiesReduceToLogEIFarAwayAndVanishAtThePendingPoint() throws {
+        let theta = GPHyperparameters(logLengthScales: [log(0.05)], logOutputScale: 0, logNoise: log(1e-6))
+        let model = try GaussianProcess(
+            inputs: [0.4, 0.5, 0.6], outputs: [-5, -4, -4.5], dimension: 1, hyperparameters: theta)
+        let best = -5.0
+        var generator = SeededGenerator(seed: 2)
+        let far = try #require(model.fantasies(of: [0.95], count: 1, best: best, samples: 64, generator: &generator))
+        let (mean, variance) = model.predict([0.45], count: 1)
+        let plain = logExpectedImprovement(mean: mean[0], variance: variance[0], best: best)
+        let averaged = model.logMarginalImprovement([0.45], count: 1, given: far)[0]
+        #expect(abs(averaged - plain) < 1e-3, "\(averaged) vs \(plain)")
+        let here = try #require(model.fantasies(of: [0.45], count: 1, best: best, samples: 64, generator: &generator))
+        let beside = model.logMarginalImprovement([0.45], count: 1, given: here)[0]
+        #expect(beside < plain - 3, "\(beside) vs \(plain)")
+    }
 }
 
 @Suite struct KernelTests {

@@ -71,6 +71,15 @@ struct CholeskyFactor: Sendable {
         order += 1
     }
 
+    /// `L` as a dense `order × order` column-major matrix, its upper triangle zero.
+    var lowerMatrix: [Double] {
+        var result = [Double](repeating: 0, count: order * order)
+        for column in 0..<order {
+            for row in column..<order { result[column * order + row] = lower[column * capacity + row] }
+        }
+        return result
+    }
+
     /// `x` with `L Lᵀ x = b` (LAPACK `dpotrs`).
     func solve(_ b: [Double]) -> [Double] {
         precondition(b.count == order)

@@ -252,6 +252,123 @@ struct GaussianProcess {
         return (mean, variance)
     }
 
+    /// The norm of the posterior mean's gradient at each of `m` row-major points: the steepest slope the model
+    /// believes in, the Lipschitz constant local penalisation needs.
+    func meanGradientNorms(_ points: [Double], count m: Int) -> [Double] {
+        let n = count
+        let signal = kernel.outputScale
+        return (0..<m).map { j in
+            var gradient = [Double](repeating: 0, count: dimension)
+            for i in 0..<n {
+                var squared = 0.0
+                for d in 0..<dimension {
+                    let difference = points[j * dimension + d] - inputs[i * dimension + d]
+                    squared += difference * difference * kernel.inverseSquaredLengths[d]
+                }
+                let r = (5 * squared).squareRoot()
+                let shared = -signal * (5.0 / 3.0) * (1 + r) * exp(-r) * alpha[i]
+                for d in 0..<dimension {
+                    gradient[d] +=
+                        shared * (points[j * dimension + d] - inputs[i * dimension + d])
+                        * kernel.inverseSquaredLengths[d]
+                }
+            }
+            return gradient.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        }
+    }
+
+    /// Samples the joint posterior at `k` pending points (row-major features): what a batch-aware acquisition
+    /// averages over instead of pretending the pending trials return their mean.
+    ///
+    /// Each sample `s` draws the pending outcomes `f_R = μ_R + L_R z_s` and keeps `z_s`, so that a candidate's
+    /// outcome can be conditioned on the same draw, and the improvement threshold that draw leaves,
+    /// `min(best, min f_R)`. Fails (`nil`) when the pending posterior cannot be factored.
+    func fantasies(
+        of points: [Double],
+        count k: Int,
+        best: Double,
+        samples: Int,
+        generator: inout SeededGenerator
+    ) -> PendingFantasies? {
+        let n = count
+        guard k > 0, n > 0, samples > 0 else { return nil }
+        var whitened = kernel.matrix(inputs, rows: n, points, rows: k)  // n × k
+        let mean = (0..<k).map { j in (0..<n).reduce(0.0) { $0 + whitened[j * n + $1] * alpha[$1] } }
+        factor.solveLower(&whitened, columns: k)
+        var covariance = kernel.matrix(points, rows: k, points, rows: k)
+        cblas_dgemm(
+            CblasColMajor, CblasTrans, CblasNoTrans, blasint(k), blasint(k), blasint(n), -1, whitened, blasint(n),
+            whitened, blasint(n), 1, &covariance, blasint(k))
+        // The jitter keeps two nearly equal pending points factorable; it is far below any modelled variance.
+        for index in 0..<k { covariance[index * k + index] += 1e-6 * kernel.outputScale }
+        guard let pendingFactor = try? CholeskyFactor(factoring: covariance, order: k) else { return nil }
+        let lower = pendingFactor.lowerMatrix
+        var normals = [Double](repeating: 0, count: k * samples)
+        for index in normals.indices { normals[index] = generator.nextNormal() }
+        var thresholds = [Double](repeating: best, count: samples)
+        for s in 0..<samples {
+            for j in 0..<k {
+                var value = mean[j]
+                for l in 0...j { value += lower[l * k + j] * normals[s * k + l] }
+                thresholds[s] = min(thresholds[s], value)
+            }
+        }
+        return PendingFantasies(
+            points: points, count: k, whitened: whitened, factor: pendingFactor, normals: normals,
+            thresholds: thresholds, samples: samples)
+    }
+
+    /// `log` of the expected improvement a candidate adds to the pending points, averaged over `fantasies`:
+    /// `log (1/S) Σ_s EI(μ_x + aᵀz_s, σ²_x − aᵀa; τ_s)`, where `a = L_R⁻¹ cov(R, x)` carries the candidate's
+    /// correlation with the pending outcomes. This is the marginal gain of q-EI (a batch's expected
+    /// improvement) from adding the candidate, with the candidate's own outcome integrated analytically.
+    func logMarginalImprovement(_ points: [Double], count m: Int, given fantasies: PendingFantasies) -> [Double] {
+        let n = count
+        let k = fantasies.count
+        var cross = kernel.crossMatrix(inputs, rows: n, points, rows: m)  // n × m
+        var mean = [Double](repeating: 0, count: m)
+        cblas_dgemv(CblasColMajor, CblasTrans, blasint(n), blasint(m), 1, cross, blasint(n), alpha, 1, 0, &mean, 1)
+        factor.solveLower(&cross, columns: m)
+        // cov(R, x) = k(R, x) − W_Rᵀ V_x, then a = L_R⁻¹ cov(R, x): k × m.
+        var loadings = kernel.crossMatrix(fantasies.points, rows: k, points, rows: m)
+        cblas_dgemm(
+            CblasColMajor, CblasTrans, CblasNoTrans, blasint(k), blasint(m), blasint(n), -1, fantasies.whitened,
+            blasint(n), cross, blasint(n), 1, &loadings, blasint(k))
+        fantasies.factor.solveLower(&loadings, columns: m)
+        let samples = fantasies.samples
+        var result = [Double](repeating: 0, count: m)
+        var terms = [Double](repeating: 0, count: samples)
+        cross.withUnsafeBufferPointer { v in
+            loadings.withUnsafeBufferPointer { a in
+                fantasies.normals.withUnsafeBufferPointer { z in
+                    for j in 0..<m {
+                        var variance = kernel.outputScale
+                        for i in 0..<n { variance -= v[j * n + i] * v[j * n + i] }
+                        for l in 0..<k { variance -= a[j * k + l] * a[j * k + l] }
+                        variance = max(variance, 1e-12)
+                        var largest = -Double.infinity
+                        for s in 0..<samples {
+                            var shifted = mean[j]
+                            for l in 0..<k { shifted += a[j * k + l] * z[s * k + l] }
+                            let term = logExpectedImprovement(
+                                mean: shifted, variance: variance, best: fantasies.thresholds[s])
+                            terms[s] = term
+                            largest = max(largest, term)
+                        }
+                        guard largest.isFinite else {
+                            result[j] = largest
+                            continue
+                        }
+                        var sum = 0.0
+                        for s in 0..<samples { sum += exp(terms[s] - largest) }
+                        result[j] = largest + log(sum / Double(samples))
+                    }
+                }
+            }
+        }
+        return result
+    }
+
     /// `log EI` at one point and its gradient with respect to the point's features.
     ///
     /// With `v = L⁻¹k`: `μ = kᵀα`, `σ² = s − vᵀv`, `∂μ = ∂kᵀα`, `∂σ² = −2 ∂kᵀ K⁻¹k`, and
@@ -312,6 +429,24 @@ struct GaussianProcess {
         outputs.append(output)
         alpha = factor.solve(outputs)
     }
+}
+
+/// Draws of the pending points' joint posterior, from ``GaussianProcess/fantasies(of:count:best:samples:generator:)``.
+struct PendingFantasies {
+    /// The pending points, row-major.
+    let points: [Double]
+    /// How many there are.
+    let count: Int
+    /// `L⁻¹ K(X, R)`, `n × k`: the pending points' covariance with the data, whitened.
+    let whitened: [Double]
+    /// The Cholesky factor of the pending points' posterior covariance.
+    let factor: CholeskyFactor
+    /// `k × S` standard normals, one column per sample.
+    let normals: [Double]
+    /// Each sample's improvement threshold, `min(best, min f_R)`.
+    let thresholds: [Double]
+    /// `S`.
+    let samples: Int
 }
 
 /// `log EI` for minimisation, stable far into the tail where `EI` itself underflows to zero

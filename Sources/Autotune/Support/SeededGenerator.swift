@@ -1,3 +1,5 @@
+import Foundation
+
 /// A seeded random number generator (xoshiro256**) whose whole state is four integers, so a strategy can
 /// checkpoint it and resume the exact same sequence.
 public struct SeededGenerator: RandomNumberGenerator, Sendable, Hashable, Codable {
@@ -32,6 +34,13 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable, Hashable, Codabl
     /// `Double.random(in:using:)`, whose algorithm the standard library may change).
     public mutating func nextUnit() -> Double {
         Double(next() >> 11) * 0x1.0p-53
+    }
+
+    /// A standard normal draw (Box–Muller, one of the pair), from the same reproducible stream.
+    public mutating func nextNormal() -> Double {
+        let u1 = max(nextUnit(), 1e-300)
+        let u2 = nextUnit()
+        return (-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2)
     }
 
     /// A uniform integer in `0..<bound` without modulo bias.
