@@ -239,6 +239,7 @@ public final class SQLiteStudyStore: StudyStore {
                 db,
                 StudyRow.Columns.bestNumber.set(to: best?.number),
                 StudyRow.Columns.bestScore.set(to: best?.score),
+                StudyRow.Columns.bestFront.set(to: StudyRecord.frontColumn(best)),
                 StudyRow.Columns.elapsedSeconds.set(to: elapsedSeconds),
                 StudyRow.Columns.updatedAt.set(to: Date())
             )
@@ -376,6 +377,9 @@ public final class SQLiteStudyStore: StudyStore {
         migrator.registerMigration("v3: the node a trial ran on") { db in
             try db.alter(table: "trials") { t in t.add(column: "host", .text) }
         }
+        migrator.registerMigration("v4: the Pareto front of a study of several objectives") { db in
+            try db.alter(table: "studies") { t in t.add(column: "best_front", .text) }
+        }
         return migrator
     }
 }
@@ -451,6 +455,7 @@ struct StudyRow: Decodable, FetchableRecord, TableRecord {
         static let status = Column(StudyRecord.CodingKeys.status)
         static let bestNumber = Column(StudyRecord.CodingKeys.bestNumber)
         static let bestScore = Column(StudyRecord.CodingKeys.bestScore)
+        static let bestFront = Column(StudyRecord.CodingKeys.bestFront)
         static let elapsedSeconds = Column(StudyRecord.CodingKeys.elapsedSeconds)
         static let runnerHost = Column(StudyRecord.CodingKeys.runnerHost)
         static let runnerPID = Column(StudyRecord.CodingKeys.runnerPID)

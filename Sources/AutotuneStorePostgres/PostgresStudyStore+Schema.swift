@@ -63,7 +63,8 @@ extension PostgresStudyStore {
                 )
                 """,
             ]
-        )
+        ),
+        (2, ["ALTER TABLE autotune_studies ADD COLUMN best_front text"]),
     ]
 
     /// Creates or upgrades the tables. Workers starting together take an advisory lock, so one migrates and

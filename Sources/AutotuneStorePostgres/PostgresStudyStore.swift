@@ -427,7 +427,7 @@ public final class PostgresStudyStore: SharedStudyStore {
     {
         let rows = try await connection.rows(
             """
-            SELECT checkpoint, checkpoint_version, best_number, best_score FROM autotune_studies
+            SELECT checkpoint, checkpoint_version, best_number, best_score, best_front, name FROM autotune_studies
             WHERE id = \(studyID) FOR UPDATE
             """,
             logger: logger
@@ -437,6 +437,9 @@ public final class PostgresStudyStore: SharedStudyStore {
         }
         let bestNumber = try row["best_number"].decode(Int?.self)
         let bestScore = try row["best_score"].decode(Double?.self)
+        let best = try StudyRecord.best(
+            number: bestNumber, score: bestScore, front: try row["best_front"].decode(String?.self),
+            study: try row["name"].decode(String.self))
         var counts: [TrialState: Int] = [:]
         for count in try await connection.rows(
             "SELECT state, count(*) FROM autotune_trials WHERE study_id = \(studyID) GROUP BY state", logger: logger)
@@ -449,7 +452,7 @@ public final class PostgresStudyStore: SharedStudyStore {
             version: try row["checkpoint_version"].decode(Int64.self),
             trials: withTrials ? try await Self.trials(studyID: studyID, connection: connection, logger: logger) : [],
             counts: counts,
-            best: bestNumber.flatMap { number in bestScore.map { BestTrial(number: number, score: $0) } }
+            best: best
         )
     }
 
@@ -467,9 +470,10 @@ public final class PostgresStudyStore: SharedStudyStore {
         }
         let number = best?.number
         let score = best?.score
+        let front = StudyRecord.frontColumn(best)
         try await connection.rows(
             """
-            UPDATE autotune_studies SET best_number = \(number), best_score = \(score),
+            UPDATE autotune_studies SET best_number = \(number), best_score = \(score), best_front = \(front),
                 elapsed_seconds = GREATEST(elapsed_seconds, \(elapsedSeconds)), updated_at = now()
             WHERE id = \(studyID)
             """,
@@ -540,6 +544,7 @@ public final class PostgresStudyStore: SharedStudyStore {
             status: try columns[Key.status.rawValue].decode(String.self),
             bestNumber: try columns[Key.bestNumber.rawValue].decode(Int?.self),
             bestScore: try columns[Key.bestScore.rawValue].decode(Double?.self),
+            bestFront: try columns[Key.bestFront.rawValue].decode(String?.self),
             elapsedSeconds: try columns[Key.elapsedSeconds.rawValue].decode(Double.self),
             runnerHost: try columns[Key.runnerHost.rawValue].decode(String?.self),
             runnerPID: try columns[Key.runnerPID.rawValue].decode(Int?.self),

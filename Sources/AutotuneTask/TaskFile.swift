@@ -123,7 +123,8 @@ public enum TaskFile {
             throw TaskFileError(file: file, field: "", message: "not valid YAML or JSON: \(error)")
         }
         let top = try TaskNode(node: root, path: "", file: file).fields(allowed: [
-            "name", "seed", "parallel", "parameters", "constraints", "objective", "strategy", "budget", "timeouts",
+            "name", "seed", "parallel", "parameters", "constraints", "objective", "objectives", "strategy", "budget",
+            "timeouts",
             "on_lost_trial", "fail_fast", "experiment", "resources", "baseline",
         ])
         let name = try top["name"]?.nonEmptyString() ?? defaultName
@@ -131,8 +132,13 @@ public enum TaskFile {
         let space = try parameters(
             try top.required("parameters", "a mapping of parameter names to their ranges"),
             constraints: top["constraints"])
-        let objectiveNode = try top.required("objective", "e.g. maximize: throughput")
-        let objective = try objective(objectiveNode)
+        let objectiveNode: TaskNode
+        if let node = top["objective"] ?? top["objectives"] {
+            objectiveNode = node
+        } else {
+            objectiveNode = try top.required("objective", "e.g. maximize: throughput, or objectives: [a list]")
+        }
+        let objective = try objective(objectiveNode, list: top["objective"] == nil ? nil : top["objectives"])
         let strategy = try strategy(top["strategy"])
         if let strategies, let check = top["strategy"] ?? Optional(top.owner) {
             do {
@@ -160,6 +166,9 @@ public enum TaskFile {
         }
         if case .serving(let serving) = experiment, case .load(let load) = serving.benchmark {
             try checkMetrics(objectiveNode, known: load.reportedMetrics)
+            if top["objective"] != nil, let list = top["objectives"] {
+                try checkMetrics(list, known: load.reportedMetrics)
+            }
         }
         if let programs { try checkPrograms(experimentNode, check: programs) }
         var failFast: Int? = 5
@@ -209,8 +218,14 @@ public enum TaskFile {
                 "the benchmark reports no metric '\(TaskNode.quoted(metric))'; \(hint)it reports: \((levels.isEmpty ? sorted : levels).joined(separator: ", "))"
             )
         }
+        if case .sequence = node.node {
+            for element in try node.sequence() { try checkMetrics(element, known: known) }
+            return
+        }
         for (key, value) in try node.mapping() {
             switch key {
+            case "objectives":
+                try checkMetrics(value, known: known)
             case "maximize", "minimize":
                 if case .mapping = value.node {
                     for (metric, weight) in try value.mapping() { try check(metric, at: weight) }
@@ -389,8 +404,48 @@ public enum TaskFile {
         return values
     }
 
-    private static func objective(_ node: TaskNode) throws(TaskFileError) -> Objective {
-        let fields = try node.fields(allowed: ["maximize", "minimize", "constraints"])
+    /// The objective: `objective: {maximize: m}` (or `minimize`, or a mapping of metrics to weights) with its
+    /// constraints, or several objectives as a list, `objectives: [{maximize: a}, {minimize: b}]`, at the top
+    /// level or inside `objective:` beside the constraints.
+    private static func objective(_ node: TaskNode, list topList: TaskNode?) throws(TaskFileError) -> Objective {
+        if case .sequence = node.node {
+            return Objective(goals: try goals(node), constraints: [])
+        }
+        let fields = try node.fields(allowed: ["maximize", "minimize", "constraints", "objectives"])
+        let constraints = try metricConstraints(fields["constraints"])
+        if let list = fields["objectives"] ?? topList {
+            if let single = fields["maximize"] ?? fields["minimize"] {
+                throw single.error(
+                    "give either one objective (maximize or minimize) or a list under 'objectives', not both")
+            }
+            if fields["objectives"] != nil, let topList {
+                throw topList.error("'objectives' is given twice: at the top level and inside 'objective'")
+            }
+            return Objective(goals: try goals(list), constraints: constraints)
+        }
+        let goal = try goal(fields, node: node)
+        return Objective(goal.direction, terms: goal.terms, constraints: constraints)
+    }
+
+    /// A list of two to eight objectives, each `{maximize: metric}` or `{minimize: metric}`.
+    private static func goals(_ node: TaskNode) throws(TaskFileError) -> [Objective.Goal] {
+        let elements = try node.sequence()
+        guard elements.count >= 2 else {
+            throw node.error(
+                "give at least two objectives in the list (for one, write objective: {maximize: metric})")
+        }
+        guard elements.count <= 8 else { throw node.error("at most 8 objectives, got \(elements.count)") }
+        var goals: [Objective.Goal] = []
+        for element in elements {
+            let goal = try goal(try element.fields(allowed: ["maximize", "minimize"]), node: element)
+            if goals.contains(goal) { throw element.error("this objective is listed twice") }
+            goals.append(goal)
+        }
+        return goals
+    }
+
+    /// One goal from a mapping holding `maximize` or `minimize`.
+    private static func goal(_ fields: Fields, node: TaskNode) throws(TaskFileError) -> Objective.Goal {
         let direction: Objective.Direction
         let target: TaskNode
         switch (fields["maximize"], fields["minimize"]) {
@@ -412,8 +467,13 @@ public enum TaskFile {
         } else {
             terms = [Objective.Term(metric: try target.nonEmptyString())]
         }
+        return Objective.Goal(direction, terms: terms)
+    }
+
+    /// The `constraints:` list on metrics.
+    private static func metricConstraints(_ list: TaskNode?) throws(TaskFileError) -> [MetricConstraint] {
         var constraints: [MetricConstraint] = []
-        if let list = fields["constraints"] {
+        if let list {
             for element in try list.sequence() {
                 let item = try element.fields(allowed: ["metric", "min", "max", "on_violation", "penalty"])
                 let metric = try item.required("metric", "the metric bounded").nonEmptyString()
@@ -439,7 +499,7 @@ public enum TaskFile {
                 )
             }
         }
-        return Objective(direction, terms: terms, constraints: constraints)
+        return constraints
     }
 
     private static func strategy(_ node: TaskNode?) throws(TaskFileError) -> StrategySpec {

@@ -101,12 +101,14 @@ public struct StudyStoreConformance<Store: StudyStore & ResourceLedger>: Sendabl
         trial.port = 30_001
         trial.host = "n2"
         trial.finishedAt = Date(timeIntervalSince1970: 1_001)
+        let best = BestTrial(
+            number: 3, score: 2.5,
+            front: [FrontPoint(number: 3, values: [2.5, 40]), FrontPoint(number: 1, values: [1.25, 12.5])])
         try await store.saveFinished(
-            trial, studyID: study.id, checkpoint: Data("tell".utf8), best: BestTrial(number: 3, score: 2.5),
-            elapsedSeconds: 12)
+            trial, studyID: study.id, checkpoint: Data("tell".utf8), best: best, elapsedSeconds: 12)
         let stored = try await store.study(named: name)
         if stored?.checkpoint != Data("tell".utf8) { problems.append("a tell's checkpoint is not saved") }
-        if stored?.best != BestTrial(number: 3, score: 2.5) { problems.append("the best is not saved with the tell") }
+        if stored?.best != best { problems.append("the best and its Pareto front are not saved with the tell") }
         if stored?.elapsedSeconds != 12 { problems.append("the running time is not saved with the tell") }
         if try await store.trials(ofStudy: study.id).first != trial {
             problems.append("a finished trial does not read back field for field")

@@ -217,12 +217,14 @@ enum OptimizerBenchmark {
     }
 
     /// Times one bayesian ask after `n` observations of Hartmann-6, for n in 50…500:
-    /// `ask-latency [N…] [--running K] [--load T]` with `K` trials running (asked and not told) and `T` threads
-    /// spinning meanwhile, as experiments keep a machine's cores busy.
+    /// `ask-latency [N…] [--running K] [--load T] [--objectives 2]` with `K` trials running (asked and not told),
+    /// `T` threads spinning meanwhile, as experiments keep a machine's cores busy, and with two objectives
+    /// Hartmann-6 against the distance from the cube's centre.
     static func askLatency(_ arguments: [String]) throws {
         var sizes: [Int] = []
         var runningCount = 0
         var load = 0
+        var objectives = 1
         var index = 0
         while index < arguments.count {
             switch arguments[index] {
@@ -232,6 +234,9 @@ enum OptimizerBenchmark {
             case "--load":
                 index += 1
                 load = Int(arguments[index]) ?? 0
+            case "--objectives":
+                index += 1
+                objectives = Int(arguments[index]) ?? 1
             default:
                 if let n = Int(arguments[index]) { sizes.append(n) }
             }
@@ -247,10 +252,12 @@ enum OptimizerBenchmark {
         }
         defer { spinning.store(false, ordering: .relaxed) }
         let function = try TestFunction.all()[1]
-        print("| observations | running | busy threads | ask (median of 5) | ask (max of 5) |")
-        print("| --- | --- | --- | --- | --- |")
+        print("| observations | objectives | running | busy threads | ask (median of 5) | ask (max of 5) |")
+        print("| --- | --- | --- | --- | --- | --- |")
         for n in sizes.isEmpty ? [50, 100, 200, 300, 500] : sizes {
-            let context = StrategyContext(space: function.space, objective: .minimize("f"), seed: 1)
+            let objective =
+                objectives == 2 ? Objective(goals: [.minimize("f"), .minimize("g")]) : Objective.minimize("f")
+            let context = StrategyContext(space: function.space, objective: objective, seed: 1)
             var random = try RandomSearch(context: context)
             var strategy = try BayesianOptimization(context: context)
             var history = StudyHistory()
@@ -258,6 +265,8 @@ enum OptimizerBenchmark {
                 var trial = Trial(number: number, configuration: configuration)
                 trial.state = .completed
                 trial.score = function.evaluate(configuration)
+                let centre = (1...6).map { configuration["x\($0)"]!.numericValue! - 0.5 }
+                trial.metrics = ["f": trial.score!, "g": centre.map { $0 * $0 }.reduce(0, +)]
                 history.record(trial)
                 try strategy.tell(trial)
             }
@@ -274,7 +283,7 @@ enum OptimizerBenchmark {
                 strategy = copy
             }
             let cells = [median(times), times.max()!].map { String(format: "%.1f ms", $0 * 1000) }
-            print("| \(n) | \(runningCount) | \(load) | \(cells.joined(separator: " | ")) |")
+            print("| \(n) | \(objectives) | \(runningCount) | \(load) | \(cells.joined(separator: " | ")) |")
         }
     }
 

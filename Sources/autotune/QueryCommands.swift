@@ -64,7 +64,13 @@ struct StatusCommand: AsyncParsableCommand {
 struct BestCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "best",
-        abstract: "Show a study's best trial and the command line that reproduces it."
+        abstract: "Show a study's best trial and the command line that reproduces it.",
+        discussion: """
+            With several objectives, the Pareto front: every feasible trial no other beats on all objectives, best \
+            first on the first objective, each with its command. --pick answers an SLO question after the fact: \
+            the best trial on the (first) objective that also meets a condition on its metrics or parameters, \
+            e.g. --pick "ttft_ms_p99 <= 800".
+            """
     )
 
     @Argument(help: "The study's name.")
@@ -76,8 +82,22 @@ struct BestCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Show every metric the trial reported, not only those the objective reads.")
     var allMetrics = false
 
+    @Option(
+        name: .long,
+        help: "The best completed trial that also meets this condition on metrics and parameters (ttft_ms_p99 <= 800)."
+    )
+    var pick: String?
+
     enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
         case text, json
+    }
+
+    func validate() throws {
+        if let pick {
+            do { _ = try ParameterExpression(pick) } catch {
+                throw ValidationError("--pick: \(error)")
+            }
+        }
     }
 
     @OptionGroup var store: StoreOptions
@@ -96,10 +116,19 @@ struct BestCommand: AsyncParsableCommand {
         try await reportingErrors {
             try await store.withStudy(study) { database, stored in
                 let trials = try await database.trials(ofStudy: stored.id)
-                guard let best = stored.best, let trial = trials.first(where: { $0.number == best.number }) else {
+                guard var best = stored.best, var trial = trials.first(where: { $0.number == best.number }) else {
                     throw CLIError(.noCompletedTrial, "study '\(study)' has no completed trial yet")
                 }
                 let definition = stored.definition
+                var heading = "best trial"
+                if let pick {
+                    trial = try picked(pick, from: trials, definition: definition)
+                    best = BestTrial(number: trial.number, score: trial.score ?? best.score)
+                    heading = "best trial meeting '\(pick)':"
+                } else if definition.objective.isMultiObjective {
+                    try printFront(best.front, trials: trials, study: stored)
+                    return
+                }
                 let command = try commandLine(for: trial, study: stored)
                 let baseline = definition.baseline == nil ? nil : trials.first { $0.number == 0 }
                 switch format {
@@ -121,7 +150,7 @@ struct BestCommand: AsyncParsableCommand {
                     print(String(decoding: try trialEncoder().encode(report), as: UTF8.self))
                 case .text:
                     print(
-                        "Study '\(study)': best trial \(trial.number) of \(definition.objective.direction.rawValue) \(definition.objective.label)"
+                        "Study '\(study)': \(heading) \(trial.number) of \(definition.objective.direction.rawValue) \(definition.objective.label)"
                     )
                     print("  score: \(HumanNumber.format(best.score))")
                     if let baseline {
@@ -146,6 +175,92 @@ struct BestCommand: AsyncParsableCommand {
         }
     }
 
+    /// The best completed trial on the score that meets `condition` (names are metrics, then parameters).
+    private func picked(_ condition: String, from trials: [Trial], definition: StudyDefinition) throws -> Trial {
+        let expression = try ParameterExpression(condition)
+        let completed = trials.filter { $0.state == .completed && $0.score != nil }
+        let meeting = completed.filter { trial in
+            var values = trial.configuration.values
+            for (name, value) in trial.metrics { values[name] = .double(value) }
+            return expression.isTrue(values)
+        }
+        guard let first = meeting.first else {
+            let known = Set(completed.flatMap { Array($0.metrics.keys) + Array($0.configuration.values.keys) })
+            if let unknown = expression.names.sorted().first(where: { !known.contains($0) }) {
+                let hint = suggestion(for: unknown, among: Array(known)).map { " (did you mean '\($0)'?)" } ?? ""
+                throw CLIError(
+                    .noCompletedTrial, "--pick: no completed trial has a metric or parameter '\(unknown)'\(hint)")
+            }
+            throw CLIError(
+                .noCompletedTrial,
+                "no completed trial of '\(study)' meets '\(condition)' (\(completed.count) completed trials checked)")
+        }
+        return meeting.dropFirst().reduce(first) { best, trial in
+            definition.objective.isBetter(trial.score!, than: best.score!) ? trial : best
+        }
+    }
+
+    /// The Pareto front, best first on the first objective, each trial with its command; the baseline against
+    /// it when there is one.
+    private func printFront(_ front: [FrontPoint], trials: [Trial], study stored: StoredStudy) throws {
+        let definition = stored.definition
+        let goals = definition.objective.goals
+        let byNumber = Dictionary(uniqueKeysWithValues: trials.map { ($0.number, $0) })
+        let front = front.filter { byNumber[$0.number] != nil }
+        let members = front.map { byNumber[$0.number]! }
+        let commands = try members.map { try commandLine(for: $0, study: stored) }
+        let baseline = definition.baseline == nil ? nil : byNumber[0]
+        let comparison = baseline.flatMap {
+            ParetoComparison(baseline: $0, front: front, objective: definition.objective)
+        }
+        switch format {
+        case .json:
+            struct Goal: Encodable {
+                var name: String
+                var direction: String
+            }
+            struct Member: Encodable {
+                var trial: Trial
+                var values: [Double]
+                var command: [String]
+            }
+            struct Front: Encodable {
+                var study: String
+                var objectives: [Goal]
+                var front: [Member]
+                var baseline: ParetoComparison?
+            }
+            let report = Front(
+                study: study,
+                objectives: goals.map { Goal(name: $0.label, direction: $0.direction.rawValue) },
+                front: zip(zip(members, front), commands).map { Member(trial: $0.0, values: $0.1.values, command: $1) },
+                baseline: comparison)
+            print(String(decoding: try trialEncoder().encode(report), as: UTF8.self))
+        case .text:
+            let names = goals.map { "\($0.direction == .maximize ? "max" : "min") \($0.label)" }
+            print(
+                "Study '\(study)': the Pareto front of \(names.joined(separator: ", ")): \(members.count) trial\(members.count == 1 ? "" : "s") no other beats on every objective, best first on \(goals[0].label)"
+            )
+            let parameters = definition.space.searched.map(\.name)
+            let header = ["trial"] + goals.map(\.label) + parameters + ["command"]
+            let declared = Dictionary(uniqueKeysWithValues: definition.space.parameters.map { ($0.name, $0) })
+            var rows: [[String]] = []
+            for (index, trial) in members.enumerated() {
+                var row = [String(trial.number)]
+                row += front[index].values.map { HumanNumber.format($0) }
+                for name in parameters {
+                    let value = trial.configuration[name]
+                    row.append(value.map { declared[name]?.display($0) ?? $0.text } ?? "")
+                }
+                row.append(commands[index].map(shellQuoted).joined(separator: " "))
+                rows.append(row)
+            }
+            print(Table.render([header] + rows))
+            if let comparison { print(comparison.sentence(goals: goals)) }
+            print("Pick one for an SLO: autotune best \(study) --pick \"\(goals.last!.label) <= ...\"")
+        }
+    }
+
     /// The trial's argv, rendered exactly as the runner rendered it.
     private func commandLine(for trial: Trial, study: StoredStudy) throws -> [String] {
         let trialsDirectory = store.trialsDirectory
@@ -162,6 +277,60 @@ struct BestCommand: AsyncParsableCommand {
         )
         return try makeExperiment(for: study.definition, workingDirectory: URL(fileURLWithPath: "."))
             .commandLine(for: context)
+    }
+}
+
+/// The baseline against a Pareto front: its values, the gain of the front's best on each objective, and the
+/// front trial that dominates it by the most (the largest box between the two, each side relative to the
+/// baseline's value).
+struct ParetoComparison: Encodable {
+    /// The baseline's number (0).
+    var trial: Int
+    /// Its objective values, when it completed.
+    var values: [Double]?
+    /// The best front value on each objective as a gain over the baseline (0.25 is 25% better).
+    var bestGains: [Double]?
+    /// The front trial that dominates the baseline by the most, if one dominates it.
+    var dominatedBy: Int?
+    /// That trial's gain on each objective.
+    var gains: [Double]?
+
+    init?(baseline: Trial, front: [FrontPoint], objective: Objective) {
+        trial = baseline.number
+        guard baseline.state == .completed, let values = objective.values(baseline.metrics) else {
+            values = nil
+            return
+        }
+        self.values = values
+        let goals = objective.goals
+        func gain(_ value: Double, _ index: Int) -> Double {
+            let base = values[index]
+            guard base != 0 else { return 0 }
+            return goals[index].direction == .maximize ? (value - base) / abs(base) : (base - value) / abs(base)
+        }
+        bestGains = goals.indices.map { index in front.map { gain($0.values[index], index) }.max() ?? 0 }
+        let dominating = front.filter { $0.number != baseline.number && objective.dominates($0.values, values) }
+        let volume = { (point: FrontPoint) in goals.indices.map { gain(point.values[$0], $0) }.reduce(1, *) }
+        if let winner = dominating.max(by: { volume($0) < volume($1) }) {
+            dominatedBy = winner.number
+            gains = goals.indices.map { gain(winner.values[$0], $0) }
+        }
+    }
+
+    /// One line for people.
+    func sentence(goals: [Objective.Goal]) -> String {
+        guard let values else { return "Baseline (trial \(trial)): no score" }
+        let measured = zip(goals, values).map { "\($0.label) \(HumanNumber.format($1))" }.joined(separator: ", ")
+        let percent = { (gain: Double) in String(format: "%+.1f%%", gain * 100) }
+        guard let dominatedBy, let gains else {
+            return "Baseline (trial \(trial)): \(measured); no front trial beats it on every objective."
+        }
+        // In the metric's own sign: a latency that fell by 40% reads −40%.
+        let named = zip(goals, gains).map { goal, gain in
+            "\(percent(goal.direction == .maximize ? gain : -gain)) \(goal.label)"
+        }.joined(separator: ", ")
+        return
+            "Baseline (trial \(trial)): \(measured); trial \(dominatedBy) beats it on every objective by the most: \(named)."
     }
 }
 

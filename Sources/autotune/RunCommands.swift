@@ -280,7 +280,13 @@ func runStudy(
     print(
         "Study '\(study.definition.name)' \(outcome.status.rawValue): \(completed) completed, \(failed) failed, \(pending) pending, \(String(format: "%.1f", outcome.seconds)) s this run"
     )
-    if let best = outcome.best, let trial = trials.first(where: { $0.number == best.number }) {
+    let objective = study.definition.objective
+    if objective.isMultiObjective, let best = outcome.best {
+        let names = objective.goals.map(\.label).joined(separator: " against ")
+        print(
+            "Pareto front of \(names): \(best.front.count) trial\(best.front.count == 1 ? "" : "s") (\(best.front.map { "#\($0.number)" }.joined(separator: " "))); see them with: \(storeOptions.command("best", study.definition.name))"
+        )
+    } else if let best = outcome.best, let trial = trials.first(where: { $0.number == best.number }) {
         if study.definition.baseline != nil, let baseline = trials.first(where: { $0.number == 0 }) {
             print(baselineComparison(baseline, best: best, objective: study.definition.objective))
         }

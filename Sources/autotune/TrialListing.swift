@@ -47,7 +47,8 @@ struct TrialListing {
     /// The metrics the objective and its constraints read, in that order.
     static func objectiveMetrics(_ definition: StudyDefinition) -> [String] {
         var names: [String] = []
-        for name in definition.objective.terms.map(\.metric) + definition.objective.constraints.map(\.metric)
+        let goals = definition.objective.allGoals.flatMap { $0.terms.map(\.metric) }
+        for name in goals + definition.objective.constraints.map(\.metric)
         where !names.contains(name) {
             names.append(name)
         }

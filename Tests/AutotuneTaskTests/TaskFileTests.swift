@@ -174,3 +174,61 @@ private let valid = """
         }
     }
 }
+
+@Suite struct ObjectivesTaskFileTests {
+    private func file(_ objective: String) -> String {
+        """
+        name: front
+        parameters:
+          batch: {type: int, min: 1, max: 64}
+        \(objective)
+        budget: {max_trials: 10}
+        experiment: {command: [echo, "{batch}"]}
+        """
+    }
+
+    @Test func aListOfObjectivesAtTheTopOrBesideTheConstraintsBecomesGoals() throws {
+        let top = try parse(file("objectives:\n  - maximize: tps\n  - minimize: {ttft: 1, tpot: 2}"))
+        #expect(
+            top.objective.goals == [
+                .maximize("tps"),
+                Objective.Goal(
+                    .minimize,
+                    terms: [
+                        Objective.Term(metric: "ttft"), Objective.Term(metric: "tpot", weight: 2),
+                    ]),
+            ])
+        #expect(top.objective.direction == .maximize)
+        #expect(top.objective.terms == [Objective.Term(metric: "tps")])
+        let nested = try parse(
+            file(
+                """
+                objective:
+                  objectives: [{maximize: tps}, {minimize: ttft_ms_p99}]
+                  constraints: [{metric: ttft_ms_p99, max: 800}]
+                """))
+        #expect(nested.objective.goals == [.maximize("tps"), .minimize("ttft_ms_p99")])
+        #expect(nested.objective.constraints == [MetricConstraint(metric: "ttft_ms_p99", maximum: 800)])
+        // A top-level list with the constraints in objective:
+        let split = try parse(
+            file("objectives: [{maximize: tps}, {minimize: ttft}]\nobjective: {constraints: [{metric: ttft, max: 9}]}"))
+        #expect(split.objective.isMultiObjective)
+        #expect(split.objective.constraints.count == 1)
+    }
+
+    @Test(arguments: [
+        ("objectives: [{maximize: tps}]", 4, "at least two objectives"),
+        ("objectives: [{maximize: tps}, {maximize: tps}]", 4, "listed twice"),
+        ("objectives: [{maximize: tps}, {fastest: ttft}]", 4, "unknown field 'fastest'"),
+        ("objectives: [{maximize: tps}, {maximize: a, minimize: b}]", 4, "either maximize or minimize"),
+        (
+            "objective:\n  maximize: tps\n  objectives: [{maximize: a}, {minimize: b}]", 5,
+            "either one objective (maximize or minimize) or a list"
+        ),
+    ])
+    func badObjectivesAreRefusedWhereTheyAre(text: String, line: Int, message: String) throws {
+        let error = try #require(parseError(file(text)))
+        #expect(error.message.contains(message), "\(error)")
+        #expect(error.line == line, "\(error)")
+    }
+}

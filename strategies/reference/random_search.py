@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""A dependency-free Autotune strategy plug-in: seeded random search over the stdio protocol (version 1).
+"""A dependency-free Autotune strategy plug-in: seeded random search over the stdio protocol (version 2;
+it answers version 1 to an Autotune that offers only that).
 
     strategy: {command: [python3, strategies/reference/random_search.py]}
 
@@ -45,7 +46,9 @@ def handle(request):
         constraints = request["space"].get("constraints", [])
         constants = request.get("constants", {})
         rng.seed(request["seed"])
-        return {"protocol": 1, "name": "reference-random"}
+        # Version 2 adds the objectives to hello and each trial's objective values to tell; random search reads
+        # neither, so it speaks whichever version Autotune offers.
+        return {"protocol": min(request.get("protocol", 1), 2), "name": "reference-random"}
     if kind == "ask":
         running = [json.dumps(t["configuration"], sort_keys=True) for t in request["running"]]
         proposals = []

@@ -41,6 +41,16 @@ public struct BayesianOptimization: Strategy {
         public var candidates: Int
         /// The pending-point treatment.
         public var pending: PendingMode
+        /// How several objectives are searched; `nil` in checkpoints from before they existed (the default).
+        public var pareto: ParetoMode?
+    }
+
+    /// The acquisition of a study of several objectives.
+    public enum ParetoMode: String, Sendable, Hashable, Codable {
+        /// Exact expected hypervolume improvement for two objectives; Chebyshev scalarisations beyond.
+        case hypervolume
+        /// Random augmented Chebyshev scalarisations, one per ask (ParEGO), for any number of objectives.
+        case chebyshev
     }
 
     /// One told trial.
@@ -56,6 +66,8 @@ public struct BayesianOptimization: Strategy {
         /// Whether it ran (`true`), crashed because of its configuration (`false`), or failed for a reason that
         /// says nothing about the configuration (`nil`).
         public var ran: Bool?
+        /// With several objectives, each as a loss, wherever all were measured.
+        public var goalLosses: [Double]?
     }
 
     /// Everything needed to continue exactly.
@@ -80,17 +92,21 @@ public struct BayesianOptimization: Strategy {
         public var crashHyperparameters: GPHyperparameters?
         /// The number of labelled trials the crash classifier's hyperparameters were chosen on.
         public var crashFittedCount: Int?
+        /// With two objectives, each one's GP hyperparameters, last fitted.
+        public var goalHyperparameters: [GPHyperparameters?]?
+        /// The number of observations each objective's hyperparameters were fitted to.
+        public var goalFittedCounts: [Int]?
     }
 
     /// The option names the task file may give.
-    public static let options: Set<String> = ["initial_points", "candidates", "pending"]
+    public static let options: Set<String> = ["initial_points", "candidates", "pending", "pareto"]
 
     /// The current state.
-    public private(set) var state: State
+    public internal(set) var state: State
     private let space: SearchSpace
-    private let objective: Objective
+    let objective: Objective
     private let constants: [String: Double]
-    private let encoder: FeatureEncoder
+    let encoder: FeatureEncoder
     private let refinementLeaders = 8
     private let refinementSamples = 24
 
@@ -110,7 +126,10 @@ public struct BayesianOptimization: Strategy {
             pending: PendingMode(
                 rawValue: try context.choiceOption(
                     "pending", default: "believer", choices: ["believer", "liar", "fantasies", "penalize"])
-            )!
+            )!,
+            pareto: ParetoMode(
+                rawValue: try context.choiceOption(
+                    "pareto", default: "hypervolume", choices: ["hypervolume", "chebyshev"]))
         )
         space = context.space
         objective = context.objective
@@ -141,7 +160,8 @@ public struct BayesianOptimization: Strategy {
         state.observations.append(
             Observation(
                 configuration: trial.configuration, loss: loss, modelLoss: modelLoss,
-                constraintValues: objective.hardConstraints.map { trial.metrics[$0.metric] }, ran: ran))
+                constraintValues: objective.hardConstraints.map { trial.metrics[$0.metric] }, ran: ran,
+                goalLosses: goalLosses(trial)))
     }
 
     /// True once a finite space has no untried point.
@@ -164,7 +184,7 @@ public struct BayesianOptimization: Strategy {
         }
         guard batch.count < count else { return batch }
         var models = fitModels()
-        guard models.objective != nil || models.crash != nil else {
+        guard models.hasObjective || models.crash != nil else {
             // Nothing to model yet (all failed so far, for reasons that are not the configuration's): keep
             // exploring with the design.
             while batch.count < count, let next = nextDesignPoint(history: history, batch: batch) { batch.append(next) }
@@ -175,7 +195,7 @@ public struct BayesianOptimization: Strategy {
             models.believe(features(of: configuration), pending: state.settings.pending)
         }
         while batch.count < count {
-            guard models.objective != nil || models.hasFeasibilityModel else {
+            guard models.hasObjective || models.hasFeasibilityModel else {
                 // Only crashes so far, no model of the objective: the design goes on, skipping what the crash
                 // model expects to fail.
                 guard let next = nextDesignPoint(history: history, batch: batch, models: models) else { break }
@@ -223,8 +243,14 @@ public struct BayesianOptimization: Strategy {
         /// Local penalisation's balls around `pending`: centre, predicted mean and sd, and the model's slope.
         var penalties: (centres: [[Double]], mean: [Double], sigma: [Double], slope: Double)?
 
+        /// With two objectives, their models and front (``objective`` is then `nil`).
+        var pareto: ParetoModel?
+
         /// Whether any model predicts feasibility (constraints or crashes).
         var hasFeasibilityModel: Bool { !constraints.isEmpty || crash != nil }
+
+        /// Whether some model predicts the objective (or the objectives).
+        var hasObjective: Bool { objective != nil || pareto != nil }
 
         /// Adds a running or chosen point to every model as the Kriging believer (or the liar) would.
         mutating func believe(_ features: [Double], pending mode: PendingMode) {
@@ -243,6 +269,7 @@ public struct BayesianOptimization: Strategy {
                 constraints[index].model = model
             }
             crash?.believe(features)
+            pareto?.believe(features)
         }
 
         /// Samples the objective at the pending points, when there are some and no current draws.
@@ -278,7 +305,9 @@ public struct BayesianOptimization: Strategy {
         /// to crash or to break a constraint rank below all others, by their probability.
         func score(_ features: [Double], count m: Int) -> [Double] {
             var total = [Double](repeating: 0, count: m)
-            if let objective, let fantasies {
+            if let pareto, !pareto.front.isEmpty {
+                total = pareto.logExpectedImprovement(features, count: m)
+            } else if let objective, let fantasies {
                 total = objective.logMarginalImprovement(features, count: m, given: fantasies)
             } else if let objective, let best {
                 let (mean, variance) = objective.predict(features, count: m)
@@ -346,7 +375,16 @@ public struct BayesianOptimization: Strategy {
 
     /// Fits every model the observations support.
     mutating func fitModels() -> Models {
-        let objectiveModel = fitObjective()
+        var pareto: ParetoModel?
+        var objectiveModel: (model: GaussianProcess, best: Double?, worst: Double)?
+        if objective.goals.count == 2, state.settings.pareto != .chebyshev {
+            pareto = fitPareto()
+        } else if objective.isMultiObjective {
+            let scalarised = chebyshevLosses()
+            objectiveModel = fitObjective { index, _ in scalarised[index] }
+        } else {
+            objectiveModel = fitObjective { _, observation in observation.modelLoss ?? observation.loss }
+        }
         var constraintModels: [(model: GaussianProcess, lower: Double?, upper: Double?)] = []
         var constraintHyperparameters = state.constraintHyperparameters ?? []
         for (index, constraint) in objective.hardConstraints.enumerated() {
@@ -368,6 +406,7 @@ public struct BayesianOptimization: Strategy {
         var models = Models(
             objective: objectiveModel?.model, best: objectiveModel?.best, worst: objectiveModel?.worst ?? 0,
             constraints: constraintModels, crash: fitCrashModel())
+        models.pareto = pareto
         if models.objective == nil { models.best = nil }
         // A crashed trial says nothing of the objective's value, only that its region was tried: believed at
         // the model's own mean, like a running trial, it takes away the uncertainty that would keep log EI
@@ -379,45 +418,77 @@ public struct BayesianOptimization: Strategy {
             }
             models.objective = objective
         }
+        if var pareto = models.pareto {
+            for observation in state.observations where observation.ran == false {
+                let features = features(of: observation.configuration)
+                for index in pareto.models.indices {
+                    try? pareto.models[index].add(
+                        point: features, output: pareto.models[index].predict(features, count: 1).mean[0])
+                }
+            }
+            models.pareto = pareto
+        }
         return models
     }
 
-    /// The objective's GP on every measured objective (standardised), with the best feasible and the worst loss
-    /// on that scale; `nil` with fewer than two measurements.
-    private mutating func fitObjective() -> (model: GaussianProcess, best: Double?, worst: Double)? {
-        let measured = state.observations.filter { $0.modelLoss ?? $0.loss != nil }
-        guard measured.count >= 2 else { return nil }
-        // Losses far from Gaussian (a valley floor next to walls thousands of times higher, as Rosenbrock's or
-        // a latency that explodes past saturation) make a stationary GP spend its fit on the walls: a
-        // monotone power transform, chosen per fit, keeps the ranking and evens the scale (docs/benchmarks.md).
-        let raw = measured.map { $0.modelLoss ?? $0.loss! }
-        let losses = raw.count >= 5 ? OutputWarp(raw).apply(raw) : raw
-        let mean = losses.reduce(0, +) / Double(losses.count)
-        let spread = (losses.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(losses.count)).squareRoot()
-        let scale = spread > 0 ? spread : 1
-        let outputs = losses.map { ($0 - mean) / scale }
-        let inputs = encoder.encode(measured.map(\.configuration))
+    /// The objective's GP on every measured loss (`loss(index, observation)`, warped and standardised), with the
+    /// best feasible and the worst loss on that scale; `nil` with fewer than two measurements.
+    private mutating func fitObjective(loss: (Int, Observation) -> Double?) -> (
+        model: GaussianProcess, best: Double?, worst: Double
+    )? {
+        let measured = state.observations.indices.compactMap { index in
+            loss(index, state.observations[index]).map { (state.observations[index], $0) }
+        }
+        var hyperparameters = state.hyperparameters
+        var fitted = state.fittedCount
+        defer {
+            state.hyperparameters = hyperparameters
+            state.fittedCount = fitted
+        }
+        guard
+            let (model, scale) = fitLossModel(
+                measured.map(\.0.configuration), measured.map(\.1), hyperparameters: &hyperparameters,
+                fittedCount: &fitted)
+        else { return nil }
+        let outputs = measured.map { scale.apply($0.1) }
+        let feasible = measured.indices.filter { measured[$0].0.loss != nil }.map { outputs[$0] }
+        return (model, feasible.min(), outputs.max() ?? 0)
+    }
+
+    /// A GP on `losses` at `configurations`, carried onto a model scale (``LossScale``), warm-started from
+    /// `hyperparameters`; `nil` with fewer than two.
+    ///
+    /// Losses far from Gaussian (a valley floor next to walls thousands of times higher, as Rosenbrock's or a
+    /// latency that explodes past saturation) make a stationary GP spend its fit on the walls: the warp, a
+    /// monotone power chosen per fit, keeps the ranking and evens the scale (docs/benchmarks.md). A fit costs
+    /// O(n³) per step; early on every observation changes the picture, later hyperparameters fitted to 90% of
+    /// the data are as good, so past 60 they are refitted when the data grew by a tenth and otherwise reused.
+    func fitLossModel(
+        _ configurations: [Configuration],
+        _ losses: [Double],
+        hyperparameters: inout GPHyperparameters?,
+        fittedCount: inout Int
+    ) -> (GaussianProcess, LossScale)? {
+        guard losses.count >= 2 else { return nil }
+        let scale = LossScale(losses)
+        let outputs = losses.map(scale.apply)
+        let inputs = encoder.encode(configurations)
         let n = outputs.count
-        // A fit costs O(n³) per step. Early on every observation changes the picture; later, hyperparameters
-        // fitted to 90% of the data are as good, so refit when the data grew by a tenth and otherwise only
-        // refactor with the last ones.
         var model: GaussianProcess?
-        if let hyperparameters = state.hyperparameters, n > 60, n < state.fittedCount + max(1, state.fittedCount / 10) {
+        if let hyperparameters, n > 60, n < fittedCount + max(1, fittedCount / 10) {
             model = try? GaussianProcess(
                 inputs: inputs, outputs: outputs, dimension: encoder.dimension, hyperparameters: hyperparameters)
         }
         if model == nil {
             model = GaussianProcess.fit(
-                inputs: inputs, outputs: outputs, dimension: encoder.dimension, start: state.hyperparameters,
+                inputs: inputs, outputs: outputs, dimension: encoder.dimension, start: hyperparameters,
                 maxIterations: n <= 100 ? 60 : 25)
             if let model {
-                state.hyperparameters = model.hyperparameters
-                state.fittedCount = n
+                hyperparameters = model.hyperparameters
+                fittedCount = n
             }
         }
-        guard let model else { return nil }
-        let feasible = measured.indices.filter { measured[$0].loss != nil }.map { outputs[$0] }
-        return (model, feasible.min(), outputs.max() ?? 0)
+        return model.map { ($0, scale) }
     }
 
     /// A GP on `values` (standardised) at `configurations`, warm-started from `hyperparameters`, which it

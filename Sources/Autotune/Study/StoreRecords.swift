@@ -143,6 +143,8 @@ public struct StudyRecord: Sendable, Hashable, Codable {
     public var bestNumber: Int?
     /// The best trial's score.
     public var bestScore: Double?
+    /// The Pareto front of a study of several objectives, as JSON (``FrontPoint``s).
+    public var bestFront: String?
     /// Seconds of running time.
     public var elapsedSeconds: Double
     /// The host of the process running it.
@@ -163,6 +165,7 @@ public struct StudyRecord: Sendable, Hashable, Codable {
         case status
         case bestNumber = "best_number"
         case bestScore = "best_score"
+        case bestFront = "best_front"
         case elapsedSeconds = "elapsed_seconds"
         case runnerHost = "runner_host"
         case runnerPID = "runner_pid"
@@ -174,8 +177,8 @@ public struct StudyRecord: Sendable, Hashable, Codable {
     /// Creates a record from its columns.
     public init(
         id: Int64, name: String, definition: String, taskSource: String?, status: String, bestNumber: Int?,
-        bestScore: Double?, elapsedSeconds: Double, runnerHost: String?, runnerPID: Int?, createdAt: Date,
-        updatedAt: Date, checkpoint: Data?
+        bestScore: Double?, bestFront: String? = nil, elapsedSeconds: Double, runnerHost: String?, runnerPID: Int?,
+        createdAt: Date, updatedAt: Date, checkpoint: Data?
     ) {
         self.id = id
         self.name = name
@@ -184,12 +187,35 @@ public struct StudyRecord: Sendable, Hashable, Codable {
         self.status = status
         self.bestNumber = bestNumber
         self.bestScore = bestScore
+        self.bestFront = bestFront
         self.elapsedSeconds = elapsedSeconds
         self.runnerHost = runnerHost
         self.runnerPID = runnerPID
         self.createdAt = createdAt
         self.updatedAt = updatedAt
         self.checkpoint = checkpoint
+    }
+
+    /// The front's column value for `best` (`nil` without a front).
+    public static func frontColumn(_ best: BestTrial?) -> String? {
+        guard let front = best?.front, !front.isEmpty, let data = try? JSONEncoder().encode(front) else { return nil }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// The best trial from its columns; ``StoreError`` with code `corrupt` when the front cannot be read.
+    public static func best(number: Int?, score: Double?, front: String?, study: String) throws(StoreError)
+        -> BestTrial?
+    {
+        guard let number, let score else { return nil }
+        var points: [FrontPoint] = []
+        if let front {
+            do {
+                points = try JSONDecoder().decode([FrontPoint].self, from: Data(front.utf8))
+            } catch {
+                throw StoreError(.corrupt, "study '\(study)': its Pareto front cannot be read (\(error))")
+            }
+        }
+        return BestTrial(number: number, score: score, front: points)
     }
 
     /// The study the row holds; ``StoreError`` with code `corrupt` when it cannot be read.
@@ -209,7 +235,7 @@ public struct StudyRecord: Sendable, Hashable, Codable {
             taskSource: taskSource,
             status: status,
             checkpoint: checkpoint,
-            best: bestNumber.flatMap { number in bestScore.map { BestTrial(number: number, score: $0) } },
+            best: try Self.best(number: bestNumber, score: bestScore, front: bestFront, study: name),
             elapsedSeconds: elapsedSeconds,
             runner: runnerHost.flatMap { host in runnerPID.map { RunnerIdentity(host: host, pid: Int32($0)) } },
             createdAt: createdAt,

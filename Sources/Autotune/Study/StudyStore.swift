@@ -94,17 +94,46 @@ public struct StoredStudy: Sendable, Hashable {
     }
 }
 
-/// The best trial of a study and its score.
+/// The best trial of a study and its score; in a study of several objectives, also its Pareto front.
 public struct BestTrial: Sendable, Hashable, Codable {
     /// The trial's number.
     public var number: Int
-    /// Its score.
+    /// Its score (the first objective's, with several).
     public var score: Double
+    /// The feasible trials no other dominates, best first on the first objective; empty with one objective.
+    public var front: [FrontPoint]
 
     /// Creates a record.
-    public init(number: Int, score: Double) {
+    public init(number: Int, score: Double, front: [FrontPoint] = []) {
         self.number = number
         self.score = score
+        self.front = front
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case number, score, front
+    }
+
+    /// Decodes a record; ones written before several objectives existed have no front.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        number = try container.decode(Int.self, forKey: .number)
+        score = try container.decode(Double.self, forKey: .score)
+        front = try container.decodeIfPresent([FrontPoint].self, forKey: .front) ?? []
+    }
+}
+
+/// A trial on a study's Pareto front and its objective values (in the metrics' own units).
+public struct FrontPoint: Sendable, Hashable, Codable {
+    /// The trial's number.
+    public var number: Int
+    /// One value per objective, in the order the objectives are declared.
+    public var values: [Double]
+
+    /// Creates a point.
+    public init(number: Int, values: [Double]) {
+        self.number = number
+        self.values = values
     }
 }
 

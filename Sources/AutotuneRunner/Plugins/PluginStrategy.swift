@@ -10,7 +10,7 @@ import Foundation
 #endif
 
 /// A strategy running in another process, in any language, spoken to in JSON lines over its stdin and stdout
-/// (protocol version 1, strategies/README.md).
+/// (protocol version 2, strategies/README.md; plug-ins that speak version 1 work for studies of one objective).
 ///
 /// Autotune sends `hello` (the space, the direction, the seed, the options), then `ask`, `tell`, `save` and
 /// `load`; each request gets one reply line. The strategy's state is what the plug-in's `save` returns, taken
@@ -27,13 +27,14 @@ public struct PluginStrategy: Strategy {
     }
 
     /// The protocol version this client speaks.
-    public static let protocolVersion = 1
+    public static let protocolVersion = 2
 
     /// The latest checkpoint.
     public private(set) var state: State
     private let connection: PluginConnection
     private let space: SearchSpace
     private let label: String
+    private let objective: Objective
 
     /// Checks a plug-in's options without starting it: `command` is a non-empty list of strings whose program
     /// can be run (found on `PATH`, or an executable file), and when it is an interpreter given a script, the
@@ -76,16 +77,28 @@ public struct PluginStrategy: Strategy {
         options["timeout"] = nil
         label = command.joined(separator: " ")
         space = context.space
+        objective = context.objective
         connection = try PluginConnection(command: command, timeout: timeout, label: label)
+        let objectives = context.objective.allGoals.map { goal -> JSONValue in
+            .object(["name": .string(goal.label), "direction": .string(goal.direction.rawValue)])
+        }
         let hello = try connection.request([
             "type": .string("hello"), "protocol": .number(Double(Self.protocolVersion)),
             "space": Self.describe(context.space), "direction": .string(context.objective.direction.rawValue),
             "seed": .number(Double(context.seed)), "options": .object(options),
             "constants": .object(context.constants.mapValues { .number($0) }),
+            "objectives": .array(objectives),
         ])
-        if let version = hello["protocol"]?.intValue, version != Self.protocolVersion {
-            throw StrategyError(
-                "plug-in '\(label)' speaks protocol \(version); Autotune speaks \(Self.protocolVersion)")
+        if let version = hello["protocol"]?.intValue {
+            guard version == 1 || version == Self.protocolVersion else {
+                throw StrategyError(
+                    "plug-in '\(label)' speaks protocol \(version); Autotune speaks 1 and \(Self.protocolVersion)")
+            }
+            if version == 1, context.objective.isMultiObjective {
+                throw StrategyError(
+                    "plug-in '\(label)' speaks protocol 1, which has one objective; this study has \(objectives.count) (protocol 2 tells each trial's 'values')"
+                )
+            }
         }
         if let state {
             _ = try connection.request(["type": .string("load"), "state": state.plugin])
@@ -153,6 +166,7 @@ public struct PluginStrategy: Strategy {
             "metrics": .object(trial.metrics.mapValues { .number($0) }),
         ]
         if let score = trial.score { message["score"] = .number(score) }
+        if let values = objective.values(trial.metrics) { message["values"] = .array(values.map { .number($0) }) }
         if let error = trial.error {
             message["error"] = .object(["stage": .string(error.stage.rawValue), "message": .string(error.message)])
         }

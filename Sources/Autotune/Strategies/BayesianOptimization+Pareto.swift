@@ -1,0 +1,193 @@
+import Foundation
+
+/// How a loss is carried onto a model's scale: the output warp (from five measurements on), then
+/// standardisation. Monotone, so dominance and rankings survive it.
+struct LossScale {
+    let warp: OutputWarp?
+    let mean: Double
+    let scale: Double
+
+    /// The scale fitted to `losses`.
+    init(_ losses: [Double]) {
+        warp = losses.count >= 5 ? OutputWarp(losses) : nil
+        let warped = warp?.apply(losses) ?? losses
+        let standardisation = Standardisation(warped)
+        mean = standardisation.mean
+        scale = standardisation.scale
+    }
+
+    /// `loss` on the model's scale.
+    func apply(_ loss: Double) -> Double {
+        let warped = warp.map { warp in
+            // A reference point can lie below the warp's shift (a bound better than every loss seen): the
+            // power is undefined there, so clamp just above it; such a point bounds nothing anyway.
+            warp.apply([max(loss, warp.shift + 1e-12 * max(1, abs(warp.shift)))])[0]
+        }
+        return ((warped ?? loss) - mean) / scale
+    }
+}
+
+/// The models of a study of two objectives: a GP per objective on its losses (model scale), the feasible
+/// front on that scale, and the reference point that bounds the hypervolume.
+///
+/// The acquisition is the exact expected hypervolume improvement of independent Gaussian predictions, in
+/// logs: with the front sorted by the first loss (`x₁ < … < x_k`, `y₁ > … > y_k`), `y₀ = r₂`, `x_{k+1} = r₁`,
+///
+///     EHVI = Σᵢ₌₁^{k+1} (Ψ₁(xᵢ) − Ψ₁(xᵢ₋₁)) Ψ₂(yᵢ₋₁),   Ψⱼ(t) = E[(t − Fⱼ)⁺] = σⱼ h((t − μⱼ)/σⱼ),
+///
+/// the region the front does not dominate cut into vertical strips, each a product of two one-dimensional
+/// expected improvements because the objectives are modelled independently (Ψ₁(x₀ = −∞) = 0).
+struct ParetoModel {
+    /// One GP per objective.
+    var models: [GaussianProcess]
+    /// Non-dominated feasible points on the models' scales (and believed pending ones), sorted by the first.
+    var front: [[Double]]
+    /// The reference point on the models' scales: what a point must beat on every objective to count.
+    let reference: [Double]
+
+    /// `log EHVI` at `m` feature rows; `−∞` where nothing improves.
+    func logExpectedImprovement(_ features: [Double], count m: Int) -> [Double] {
+        let first = models[0].predict(features, count: m)
+        let second = models[1].predict(features, count: m)
+        let inside = front.filter { $0[0] < reference[0] && $0[1] < reference[1] }
+        let xs = inside.map { $0[0] } + [reference[0]]
+        let ys = [reference[1]] + inside.map { $0[1] }
+        var result = [Double](repeating: -.infinity, count: m)
+        var terms = [Double](repeating: 0, count: xs.count)
+        for index in 0..<m {
+            let (mean1, variance1) = (first.mean[index], first.variance[index])
+            let (mean2, variance2) = (second.mean[index], second.variance[index])
+            var largest = -Double.infinity
+            var previous = -Double.infinity
+            for strip in xs.indices {
+                let upper = Autotune.logExpectedImprovement(mean: mean1, variance: variance1, best: xs[strip])
+                // log(e^upper − e^previous), previous ≤ upper since Ψ grows with its threshold.
+                let width =
+                    previous == -.infinity
+                    ? upper : (upper > previous ? upper + log(-expm1(previous - upper)) : -.infinity)
+                previous = upper
+                let height = Autotune.logExpectedImprovement(mean: mean2, variance: variance2, best: ys[strip])
+                let term = width + height
+                terms[strip] = term
+                if term > largest { largest = term }
+            }
+            guard largest.isFinite else { continue }
+            var sum = 0.0
+            for term in terms where term.isFinite { sum += exp(term - largest) }
+            result[index] = largest + log(sum)
+        }
+        return result
+    }
+
+    /// Adds a running or chosen point to each objective's model as the Kriging believer would, and its
+    /// predicted losses to the front, so the next member of a batch looks elsewhere.
+    mutating func believe(_ features: [Double]) {
+        var predicted: [Double] = []
+        for index in models.indices {
+            var model = models[index]
+            let mean = model.predict(features, count: 1).mean[0]
+            predicted.append(mean)
+            try? model.add(point: features, output: mean)
+            models[index] = model
+        }
+        front = ParetoModel.nonDominated(front + [predicted])
+    }
+
+    /// The points no other dominates (smaller is better on each coordinate), sorted by the first coordinate.
+    static func nonDominated(_ points: [[Double]]) -> [[Double]] {
+        let kept = points.filter { point in
+            !points.contains { other in
+                zip(other, point).allSatisfy { $0 <= $1 } && zip(other, point).contains { $0 < $1 }
+            }
+        }
+        return kept.sorted { $0.lexicographicallyPrecedes($1) }
+    }
+}
+
+extension BayesianOptimization {
+    /// The objectives as losses wherever the trial measured them all, also when a hard constraint failed it.
+    func goalLosses(_ trial: Trial) -> [Double]? {
+        guard objective.isMultiObjective, let values = objective.values(trial.metrics) else { return nil }
+        return zip(objective.goals, values).map { $0.loss($1) }
+    }
+
+    /// The reference point in losses: where a hard constraint bounds an objective's metric on its worse side (an
+    /// SLO on a latency that is minimised, a floor on a throughput that is maximised), the bound; otherwise the
+    /// worst loss measured plus a tenth of the range, as Optuna and BoTorch take it from the data.
+    func referenceLosses(_ losses: [[Double]]) -> [Double] {
+        objective.goals.enumerated().map { index, goal in
+            if goal.terms.count == 1, goal.terms[0].weight == 1 {
+                let metric = goal.terms[0].metric
+                for constraint in objective.hardConstraints where constraint.metric == metric {
+                    if goal.direction == .minimize, let maximum = constraint.maximum { return maximum }
+                    if goal.direction == .maximize, let minimum = constraint.minimum { return -minimum }
+                }
+            }
+            let column = losses.map { $0[index] }
+            let low = column.min() ?? 0
+            let high = column.max() ?? 1
+            return high + 0.1 * max(high - low, 1e-9 * max(1, abs(high)))
+        }
+    }
+
+    /// The two-objective models: a GP per objective on every measured vector, the feasible front and the
+    /// reference on the models' scales; `nil` with fewer than two measurements.
+    mutating func fitPareto() -> ParetoModel? {
+        let measured = state.observations.compactMap { observation in
+            observation.goalLosses.map { (observation, $0) }
+        }
+        guard measured.count >= 2 else { return nil }
+        var hyperparameters = state.goalHyperparameters ?? []
+        var fitted = state.goalFittedCounts ?? []
+        var models: [GaussianProcess] = []
+        var scales: [LossScale] = []
+        for index in objective.goals.indices {
+            if hyperparameters.count <= index { hyperparameters.append(nil) }
+            if fitted.count <= index { fitted.append(0) }
+            guard
+                let (model, scale) = fitLossModel(
+                    measured.map(\.0.configuration), measured.map { $0.1[index] },
+                    hyperparameters: &hyperparameters[index], fittedCount: &fitted[index])
+            else { return nil }
+            models.append(model)
+            scales.append(scale)
+        }
+        state.goalHyperparameters = hyperparameters
+        state.goalFittedCounts = fitted
+        let feasible = measured.filter { $0.0.loss != nil }.map { pair in
+            pair.1.indices.map { scales[$0].apply(pair.1[$0]) }
+        }
+        let reference = referenceLosses(measured.filter { $0.0.loss != nil }.map(\.1).nonEmpty ?? measured.map(\.1))
+        return ParetoModel(
+            models: models, front: ParetoModel.nonDominated(feasible),
+            reference: reference.indices.map { scales[$0].apply(reference[$0]) })
+    }
+
+    /// Augmented Chebyshev scalarisations for three or more objectives (ParEGO, Knowles 2006): each loss
+    /// normalised to [0, 1] over the measurements, `max_j w_j ŷ_j + 0.05 Σ_j w_j ŷ_j` with weights drawn
+    /// uniformly from the simplex, fresh for every ask, so successive proposals aim at different parts of the
+    /// front.
+    mutating func chebyshevLosses() -> [Int: Double] {
+        let measured = state.observations.indices.compactMap { index in
+            state.observations[index].goalLosses.map { (index, $0) }
+        }
+        guard let count = measured.first?.1.count else { return [:] }
+        let exponentials = (0..<count).map { _ in -log(max(state.generator.nextUnit(), 1e-300)) }
+        let total = exponentials.reduce(0, +)
+        let weights = exponentials.map { $0 / total }
+        let lows = (0..<count).map { j in measured.map { $0.1[j] }.min()! }
+        let highs = (0..<count).map { j in measured.map { $0.1[j] }.max()! }
+        var result: [Int: Double] = [:]
+        for (index, losses) in measured {
+            let normalised = (0..<count).map { j in (losses[j] - lows[j]) / max(highs[j] - lows[j], 1e-12) }
+            let weighted = zip(weights, normalised).map { $0 * $1 }
+            result[index] = weighted.max()! + 0.05 * weighted.reduce(0, +)
+        }
+        return result
+    }
+}
+
+extension Array {
+    /// The array, or `nil` when it is empty.
+    fileprivate var nonEmpty: Self? { isEmpty ? nil : self }
+}

@@ -1,0 +1,199 @@
+import Autotune
+import Foundation
+
+/// A two-objective test problem (both minimised), with hard constraints `c_i ≤ 0` where it has some, a
+/// reference point and the hypervolume of its true feasible front against it.
+struct ParetoProblem {
+    var name: String
+    var dimension: Int
+    /// Each coordinate's range; the search space is these floats.
+    var bounds: [ClosedRange<Double>]
+    var reference: [Double]
+    var objectives: ([Double]) -> [Double]
+    var constraints: ([Double]) -> [Double] = { _ in [] }
+    /// The true front's hypervolume: analytic where the front is known in closed form, else from a dense grid.
+    var trueHypervolume: () -> Double
+
+    var space: SearchSpace {
+        try! SearchSpace(
+            bounds.indices.map {
+                Parameter("x\($0)", .float(lower: bounds[$0].lowerBound, upper: bounds[$0].upperBound))
+            })
+    }
+
+    func point(_ configuration: Configuration) -> [Double] {
+        bounds.indices.map { configuration["x\($0)"]!.numericValue! }
+    }
+
+    static func all() -> [ParetoProblem] {
+        [
+            ParetoProblem(
+                name: "BraninCurrin", dimension: 2, bounds: [0...1, 0...1], reference: [18, 6],
+                objectives: { x in
+                    let branin = Autotune_bench_branin(15 * x[0] - 5, 15 * x[1])
+                    let x0 = x[0]
+                    let x1 = max(x[1], 1e-12)
+                    let currin =
+                        (1 - exp(-1 / (2 * x1))) * (2300 * pow(x0, 3) + 1900 * x0 * x0 + 2092 * x0 + 60)
+                        / (100 * pow(x0, 3) + 500 * x0 * x0 + 4 * x0 + 20)
+                    return [branin, currin]
+                },
+                // BoTorch's figure for this reference point; a 6000² grid gives 59.365.
+                trueHypervolume: { 59.360_118_748_677_46 }),
+            ParetoProblem(
+                name: "ZDT1", dimension: 4, bounds: Array(repeating: 0...1, count: 4), reference: [1.1, 1.1],
+                objectives: { x in
+                    let g = 1 + 9 * x.dropFirst().reduce(0, +) / Double(x.count - 1)
+                    return [x[0], g * (1 - (x[0] / g).squareRoot())]
+                },
+                // The front is f₂ = 1 − √f₁ on [0, 1]: ∫₀¹ (1.1 − 1 + √f) df + 0.1 · 1.1.
+                trueHypervolume: { 0.1 + 2.0 / 3 + 0.11 }),
+            ParetoProblem(
+                name: "DTLZ2", dimension: 4, bounds: Array(repeating: 0...1, count: 4), reference: [1.1, 1.1],
+                objectives: { x in
+                    let g = x.dropFirst().map { ($0 - 0.5) * ($0 - 0.5) }.reduce(0, +)
+                    return [(1 + g) * cos(x[0] * Double.pi / 2), (1 + g) * sin(x[0] * Double.pi / 2)]
+                },
+                // The front is the quarter circle of radius 1.
+                trueHypervolume: { 1.1 * 1.1 - Double.pi / 4 }),
+            ParetoProblem(
+                name: "SRN (constrained)", dimension: 2, bounds: [-20...20, -20...20], reference: [250, 0],
+                objectives: { x in
+                    [2 + (x[0] - 2) * (x[0] - 2) + (x[1] - 1) * (x[1] - 1), 9 * x[0] - (x[1] - 1) * (x[1] - 1)]
+                },
+                constraints: { x in [x[0] * x[0] + x[1] * x[1] - 225, x[0] - 3 * x[1] + 10] },
+                // The feasible non-dominated points of a 6000² grid (3000² gives 30,689.8: converged to 1e-4).
+                trueHypervolume: { 30_692.37 }),
+        ]
+    }
+}
+
+/// The 2-D hypervolume (minimisation) of `points` against `reference`.
+func hypervolume(_ points: [[Double]], reference: [Double]) -> Double {
+    Pareto.hypervolume(points, reference: reference)
+}
+
+// `branin` is a top-level function of this module; this name reaches it from a closure in a static context.
+private func Autotune_bench_branin(_ x1: Double, _ x2: Double) -> Double { branin(x1, x2) }
+
+/// Random and bayesian search on two-objective problems: the hypervolume of the feasible front found, as a
+/// ratio to the true front's, after 20 and 50 evaluations; sequentially and with several trials running.
+enum ParetoBenchmark {
+    /// `pareto [SEEDS] [PROBLEM] [--parallel 1,4] [--strategies random,bayesian]`.
+    static func run(_ arguments: [String]) throws {
+        var seeds = 10
+        var only: String?
+        var parallels = [1, 4]
+        var strategies = ["random", "bayesian"]
+        var index = 0
+        while index < arguments.count {
+            switch arguments[index] {
+            case "--parallel":
+                index += 1
+                parallels = arguments[index].split(separator: ",").compactMap { Int($0) }
+            case "--strategies":
+                index += 1
+                strategies = arguments[index].split(separator: ",").map(String.init)
+            default:
+                if let number = Int(arguments[index]) { seeds = number } else { only = arguments[index] }
+            }
+            index += 1
+        }
+        print(
+            "| problem | strategy | parallel | HV ratio @20 | HV ratio @50 (median [IQR]) | infeasible | strategy time per run |"
+        )
+        print("| --- | --- | --- | --- | --- | --- | --- |")
+        for problem in ParetoProblem.all() where only == nil || problem.name == only {
+            let truth = problem.trueHypervolume()
+            for name in strategies {
+                for parallel in name == "random" ? [1] : parallels {
+                    var at20: [Double] = []
+                    var at50: [Double] = []
+                    var infeasible = 0
+                    var times: [Double] = []
+                    for seed in 0..<seeds {
+                        let (trace, seconds) = try optimize(
+                            problem, strategy: name, seed: UInt64(seed), evaluations: 50, parallel: parallel)
+                        at20.append(
+                            hypervolume(trace.prefix(20).compactMap { $0 }, reference: problem.reference) / truth)
+                        at50.append(hypervolume(trace.compactMap { $0 }, reference: problem.reference) / truth)
+                        infeasible += trace.filter { $0 == nil }.count
+                        times.append(seconds)
+                    }
+                    print(
+                        "| \(problem.name) | Autotune \(name) | \(parallel) | \(OptimizerBenchmark.summary(at20)) | \(OptimizerBenchmark.summary(at50)) | \(ConstrainedBenchmark.percent(infeasible, seeds * 50)) | \(OptimizerBenchmark.format(OptimizerBenchmark.median(times))) s |"
+                    )
+                }
+            }
+        }
+    }
+
+    /// One study of `evaluations`, `parallel` at a time (random durations, as ``OptimizerBenchmark``); the
+    /// objective vector of each evaluation in the order they finished, `nil` for those that broke a constraint.
+    static func optimize(
+        _ problem: ParetoProblem,
+        strategy name: String,
+        seed: UInt64,
+        evaluations: Int,
+        parallel: Int
+    ) throws -> ([[Double]?], Double) {
+        let constraintCount = problem.constraints(problem.bounds.map(\.lowerBound)).count
+        let objective = Objective(
+            goals: [.minimize("f1"), .minimize("f2")],
+            constraints: (0..<constraintCount).map { MetricConstraint(metric: "c\($0)", maximum: 0) })
+        var options: [String: JSONValue] = [:]
+        if name == "bayesian", let text = ProcessInfo.processInfo.environment["AUTOTUNE_BENCH_OPTIONS"] {
+            for pair in text.split(separator: ",") {
+                let parts = pair.split(separator: "=").map(String.init)
+                if parts.count == 2 { options[parts[0]] = Double(parts[1]).map(JSONValue.number) ?? .string(parts[1]) }
+            }
+        }
+        let context = StrategyContext(space: problem.space, objective: objective, seed: seed, options: options)
+        var strategy = try StrategyRegistry.builtIn.make(name, context: context)
+        var history = StudyHistory()
+        var trace: [[Double]?] = []
+        var seconds = 0.0
+        let clock = ContinuousClock()
+        var durations = SeededGenerator(seed: seed &+ 77)
+        var running: [(ends: Double, trial: Trial)] = []
+        var now = 0.0
+        var started = 0
+        while trace.count < evaluations {
+            let room = min(parallel - running.count, evaluations - started)
+            if room > 0 {
+                var asked: [Configuration] = []
+                seconds += try clock.measure { asked = try strategy.ask(room, history: history) }.seconds
+                for configuration in asked {
+                    var trial = Trial(number: started, configuration: configuration)
+                    trial.state = .running
+                    history.record(trial)
+                    running.append((now + (parallel == 1 ? 1 : 1 + 2 * durations.nextUnit()), trial))
+                    started += 1
+                }
+                if asked.isEmpty && running.isEmpty { break }
+            }
+            guard let next = running.indices.min(by: { running[$0].ends < running[$1].ends }) else { break }
+            let (ends, startedTrial) = running.remove(at: next)
+            now = ends
+            var trial = startedTrial
+            let x = problem.point(trial.configuration)
+            let values = problem.objectives(x)
+            trial.metrics = ["f1": values[0], "f2": values[1]]
+            for (index, constraint) in problem.constraints(x).enumerated() { trial.metrics["c\(index)"] = constraint }
+            switch objective.evaluate(trial.metrics) {
+            case .success(let score):
+                trial.state = .completed
+                trial.score = score
+                trace.append(values)
+            case .failure(let failure):
+                trial.state = .failed
+                trial.error = TrialError(stage: .objective, message: failure.description)
+                trace.append(nil)
+            }
+            history.record(trial)
+            let told = trial
+            seconds += try clock.measure { try strategy.tell(told) }.seconds
+        }
+        return (trace, seconds)
+    }
+}

@@ -1,0 +1,127 @@
+import Foundation
+import Testing
+
+@testable import Autotune
+
+private let twoGoals = Objective(
+    goals: [.maximize("tps"), .minimize("ttft")], constraints: [MetricConstraint(metric: "ttft", maximum: 100)])
+
+private func finished(_ number: Int, tps: Double?, ttft: Double?, state: TrialState = .completed) -> Trial {
+    var trial = Trial(number: number, configuration: Configuration(["x": .int(number)]))
+    if let tps { trial.metrics["tps"] = tps }
+    if let ttft { trial.metrics["ttft"] = ttft }
+    trial.state = state
+    if state == .completed { trial.score = tps }
+    return trial
+}
+
+/// The non-dominated set by brute force, as trial numbers.
+private func bruteForceFront(_ trials: [Trial]) -> Set<Int> {
+    let completed = trials.filter { $0.state == .completed }
+    return Set(
+        completed.filter { trial in
+            let values = twoGoals.values(trial.metrics)!
+            return !completed.contains { twoGoals.dominates(twoGoals.values($0.metrics)!, values) }
+        }.map(\.number))
+}
+
+@Suite struct ParetoFrontTests {
+    @Test func theFrontKeepsExactlyTheNonDominatedCompletedTrials() {
+        var generator = SeededGenerator(seed: 4)
+        var trials: [Trial] = []
+        var best: BestTrial?
+        for number in 0..<200 {
+            let roll = generator.nextUnit()
+            let trial: Trial
+            if roll < 0.1 {
+                trial = finished(number, tps: nil, ttft: nil, state: .failed)  // crashed: nothing measured
+            } else if roll < 0.2 {
+                // Broke the SLO: measured, failed, never on the front however good its throughput.
+                trial = finished(number, tps: 10_000, ttft: 150, state: .failed)
+            } else {
+                // Coarse values so ties happen.
+                let tps = (generator.nextUnit() * 20).rounded() * 50
+                trial = finished(number, tps: tps, ttft: (generator.nextUnit() * 10).rounded() * 10)
+            }
+            trials.append(trial)
+            best = twoGoals.best(best, after: trial)
+            let front = best?.front ?? []
+            #expect(Set(front.map(\.number)) == bruteForceFront(trials), "after trial \(number)")
+        }
+        let front = best!.front
+        // Best first on the first objective (throughput, maximised).
+        #expect(zip(front, front.dropFirst()).allSatisfy { $0.values[0] >= $1.values[0] })
+        #expect(best!.score == trials.filter { $0.state == .completed }.compactMap(\.score).max())
+    }
+
+    @Test func equalVectorsBothStayAndADominatedNewcomerIsLeftOut() {
+        var best = twoGoals.best(nil, after: finished(0, tps: 100, ttft: 50))
+        best = twoGoals.best(best, after: finished(1, tps: 100, ttft: 50))
+        #expect(best?.front.map(\.number) == [0, 1])
+        best = twoGoals.best(best, after: finished(2, tps: 90, ttft: 60))
+        #expect(best?.front.map(\.number) == [0, 1])
+        best = twoGoals.best(best, after: finished(3, tps: 100, ttft: 40))
+        #expect(best?.front.map(\.number) == [3])
+        #expect(best?.number == 0)  // the score ties; the first to reach it stays the best
+        // A single-objective study keeps no front.
+        let single = Objective.maximize("tps").best(nil, after: finished(4, tps: 5, ttft: 1))
+        #expect(single?.front.isEmpty == true)
+    }
+
+    @Test func aTrialMissingASecondObjectiveFailsWithTheMetricNamed() {
+        guard case .failure(let failure) = twoGoals.evaluate(["tps": 3]) else {
+            Issue.record("a trial without ttft was scored")
+            return
+        }
+        #expect(failure.description.contains("'ttft'"))
+    }
+
+    @Test func theHypervolumeMatchesCountingCellsOfAGrid() {
+        var generator = SeededGenerator(seed: 9)
+        for _ in 0..<5 {
+            let points = (0..<12).map { _ in [generator.nextUnit(), generator.nextUnit()] }
+            let reference = [1.1, 1.05]
+            let cells = 600
+            var covered = 0
+            for i in 0..<cells {
+                for j in 0..<cells {
+                    let u = reference[0] * (Double(i) + 0.5) / Double(cells)
+                    let v = reference[1] * (Double(j) + 0.5) / Double(cells)
+                    if points.contains(where: { $0[0] <= u && $0[1] <= v }) { covered += 1 }
+                }
+            }
+            let brute = Double(covered) / Double(cells * cells) * reference[0] * reference[1]
+            let exact = Pareto.hypervolume(points, reference: reference)
+            #expect(abs(exact - brute) < 5e-3, "\(exact) vs \(brute)")
+        }
+    }
+
+    /// The closed-form expected hypervolume improvement against a Monte Carlo average of the improvement itself.
+    @Test func theExpectedHypervolumeImprovementMatchesMonteCarlo() throws {
+        let theta = GPHyperparameters(logLengthScales: [log(0.3)], logOutputScale: 0, logNoise: log(1e-6))
+        let inputs = [0.1, 0.4, 0.7, 0.9]
+        let first = try GaussianProcess(
+            inputs: inputs, outputs: [0.2, -0.5, 0.1, 0.8], dimension: 1, hyperparameters: theta)
+        let second = try GaussianProcess(
+            inputs: inputs, outputs: [0.9, 0.3, -0.4, -0.2], dimension: 1, hyperparameters: theta)
+        let front = ParetoModel.nonDominated(zip([0.2, -0.5, 0.1, 0.8], [0.9, 0.3, -0.4, -0.2]).map { [$0, $1] })
+        let reference = [1.5, 1.5]
+        let model = ParetoModel(models: [first, second], front: front, reference: reference)
+        let before = Pareto.hypervolume(front, reference: reference)
+        var generator = SeededGenerator(seed: 1)
+        for x in [0.25, 0.55, 0.8, 1.0] {
+            let closed = exp(model.logExpectedImprovement([x], count: 1)[0])
+            let (m1, v1) = first.predict([x], count: 1)
+            let (m2, v2) = second.predict([x], count: 1)
+            var sum = 0.0
+            let samples = 200_000
+            for _ in 0..<samples {
+                let a = m1[0] + v1[0].squareRoot() * generator.nextNormal()
+                let b = m2[0] + v2[0].squareRoot() * generator.nextNormal()
+                sum += Pareto.hypervolume(front + [[a, b]], reference: reference) - before
+            }
+            let estimate = sum / Double(samples)
+            #expect(abs(closed - estimate) < 0.02 * max(estimate, 0.01), "x = \(x): \(closed) vs \(estimate)")
+        }
+    }
+}
