@@ -6,6 +6,10 @@ import NIOCore
 import NIOHTTP1
 import Synchronization
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// What one request measured.
 public struct RequestRecord: Sendable, Hashable, Codable {
     /// Seconds from the start of its level to when it was sent.
@@ -176,10 +180,6 @@ public struct LoadGenerator: Sendable {
                 "temperature": .number(0),
             ])
         }
-        var request = HTTPClientRequest(url: baseURL + path)
-        request.method = .POST
-        request.headers.add(name: "content-type", value: "application/json")
-        request.body = .bytes(ByteBuffer(string: body))
         let sent = ContinuousClock.now
         var record = RequestRecord(
             sentAt: (sent - levelStart).seconds,
@@ -192,39 +192,22 @@ public struct LoadGenerator: Sendable {
             error: nil
         )
         do {
-            let response = try await execute(request, client: client)
-            guard response.status == .ok else {
-                let text = String(buffer: try await response.body.collect(upTo: 1 << 16))
-                record.error = "HTTP \(response.status.code): \(text.prefix(200))"
-                record.endToEnd = (ContinuousClock.now - sent).seconds
+            var headers = HTTPHeaders()
+            headers.add(name: "content-type", value: "application/json")
+            let request = try HTTPClient.Request(
+                url: baseURL + path, method: .POST, headers: headers, body: .string(body))
+            let stream = try await execute(request, client: client, sent: sent)
+            record.endToEnd = (stream.finished - sent).seconds
+            if let status = stream.status, status != .ok {
+                record.error = "HTTP \(status.code): \(String(decoding: stream.errorBody.prefix(200), as: UTF8.self))"
                 return record
             }
-            var parser = ServerSentEvents()
-            var last = sent
-            var chunks = 0
-            var reported: (prompt: Int, completion: Int)?
-            for try await buffer in response.body {
-                for event in parser.feed(buffer) {
-                    guard event != "[DONE]", let data = event.data(using: .utf8),
-                        let chunk = try? JSONDecoder().decode(StreamChunk.self, from: data)
-                    else { continue }
-                    if let usage = chunk.usage { reported = (usage.prompt_tokens, usage.completion_tokens) }
-                    guard chunk.choices?.first?.textContent.isEmpty == false else { continue }
-                    let now = ContinuousClock.now
-                    if chunks == 0 {
-                        record.timeToFirstToken = (now - sent).seconds
-                    } else {
-                        record.interTokenLatencies.append((now - last).seconds)
-                    }
-                    last = now
-                    chunks += 1
-                }
-            }
-            record.endToEnd = (ContinuousClock.now - sent).seconds
-            record.outputTokens = reported?.completion ?? chunks
-            if let prompt = reported?.prompt { record.promptTokens = prompt }
-            record.succeeded = chunks > 0
-            if chunks == 0 { record.error = "the response streamed no token" }
+            record.timeToFirstToken = stream.timeToFirstToken
+            record.interTokenLatencies = stream.interTokenLatencies
+            record.outputTokens = stream.reported?.completion ?? stream.chunks
+            if let prompt = stream.reported?.prompt { record.promptTokens = prompt }
+            record.succeeded = stream.chunks > 0
+            if stream.chunks == 0 { record.error = "the response streamed no token" }
         } catch {
             record.endToEnd = (ContinuousClock.now - sent).seconds
             record.error = "\(error)"
@@ -235,12 +218,17 @@ public struct LoadGenerator: Sendable {
     /// Executes a request, sending it again (up to twice) when the server closed a kept-alive connection
     /// before answering: servers such as llama.cpp's close a connection after a few requests, racing the
     /// client's reuse of it, and a request that got no response head was never processed.
-    private func execute(_ request: HTTPClientRequest, client: HTTPClient) async throws -> HTTPClientResponse {
+    private func execute(_ request: HTTPClient.Request, client: HTTPClient, sent: ContinuousClock.Instant)
+        async throws -> TokenStream.Result
+    {
         var attempt = 0
         while true {
+            let delegate = TokenStream(sent: sent)
             do {
                 return try await client.execute(
-                    request, timeout: .milliseconds(Int64(spec.requestTimeout.seconds * 1000)))
+                    request: request, delegate: delegate,
+                    deadline: .now() + .milliseconds(Int64(spec.requestTimeout.seconds * 1000))
+                ).futureResult.get()
             } catch let error as HTTPClientError where error == .remoteConnectionClosed && attempt < 2 {
                 attempt += 1
             } catch let error as ChannelError where error == .ioOnClosedChannel && attempt < 2 {
@@ -313,6 +301,74 @@ public struct LoadGenerator: Sendable {
     }
 }
 
+/// Reads one streamed response as it arrives, timestamping each token.
+///
+/// AsyncHTTPClient calls a delegate's methods on the request's event loop, one at a time and never
+/// concurrently, which is what makes the mutable state safe; it avoids a hop from the event loop to a task for
+/// every chunk, which is where an async body sequence spends its time at tens of thousands of tokens a second.
+final class TokenStream: HTTPClientResponseDelegate, @unchecked Sendable {
+    /// What the response gave.
+    struct Result: Sendable {
+        var status: HTTPResponseStatus?
+        var errorBody: [UInt8] = []
+        var timeToFirstToken: Double?
+        var interTokenLatencies: [Double] = []
+        var chunks = 0
+        var reported: (prompt: Int, completion: Int)?
+        var finished: ContinuousClock.Instant
+    }
+
+    private let sent: ContinuousClock.Instant
+    private var result: Result
+    private var parser = ServerSentEvents()
+    private var last: ContinuousClock.Instant
+
+    init(sent: ContinuousClock.Instant) {
+        self.sent = sent
+        last = sent
+        result = Result(finished: sent)
+    }
+
+    func didReceiveHead(task: HTTPClient.Task<Result>, _ head: HTTPResponseHead) -> EventLoopFuture<Void> {
+        result.status = head.status
+        return task.eventLoop.makeSucceededVoidFuture()
+    }
+
+    func didReceiveBodyPart(task: HTTPClient.Task<Result>, _ buffer: ByteBuffer) -> EventLoopFuture<Void> {
+        guard result.status == .ok else {
+            if result.errorBody.count < 1 << 16 { result.errorBody += buffer.readableBytesView }
+            return task.eventLoop.makeSucceededVoidFuture()
+        }
+        parser.feed(buffer) { event in
+            let carries: Bool
+            switch StreamChunk.scan(event) {
+            case .done, .empty: return
+            case .token: carries = true
+            case .other:
+                // Usage, or a shape the scan does not know: the full decoder decides.
+                guard let chunk = try? JSONDecoder().decode(StreamChunk.self, from: Data(buffer: event)) else { return }
+                if let usage = chunk.usage { result.reported = (usage.prompt_tokens, usage.completion_tokens) }
+                carries = chunk.choices?.first?.textContent.isEmpty == false
+            }
+            guard carries else { return }
+            let now = ContinuousClock.now
+            if result.chunks == 0 {
+                result.timeToFirstToken = (now - sent).seconds
+            } else {
+                result.interTokenLatencies.append((now - last).seconds)
+            }
+            last = now
+            result.chunks += 1
+        }
+        return task.eventLoop.makeSucceededVoidFuture()
+    }
+
+    func didFinishRequest(task: HTTPClient.Task<Result>) throws -> Result {
+        result.finished = .now
+        return result
+    }
+}
+
 /// One streamed chunk of either API.
 struct StreamChunk: Decodable {
     struct Choice: Decodable {
@@ -332,22 +388,107 @@ struct StreamChunk: Decodable {
     var usage: Usage?
 }
 
-/// Splits a server-sent-event byte stream into the `data:` payloads of its events.
-struct ServerSentEvents {
-    private var pending = ""
+extension StreamChunk {
+    /// What a `data:` payload is, told from its bytes without decoding the JSON, since one arrives per token.
+    enum Kind: Equatable {
+        /// `[DONE]`.
+        case done
+        /// A choice whose text (`text` or `delta.content`) is not empty.
+        case token
+        /// A choice whose text is empty or null (a role-only first chunk).
+        case empty
+        /// Anything else, or a chunk with usage: decode it.
+        case other
+    }
 
-    /// The payloads completed by `buffer`.
-    mutating func feed(_ buffer: ByteBuffer) -> [String] {
-        pending += String(buffer: buffer)
-        var payloads: [String] = []
-        while let range = pending.range(of: "\n") {
-            let line = pending[..<range.lowerBound].trimmingCharacters(in: CharacterSet(charactersIn: "\r"))
-            pending.removeSubrange(..<range.upperBound)
-            if line.hasPrefix("data:") {
-                payloads.append(line.dropFirst(5).trimmingCharacters(in: .whitespaces))
+    /// Classifies `payload` by finding the `"text"` or `"content"` key and looking at its value's first byte.
+    /// Inside a JSON string every quote is escaped, so the key pattern cannot match within generated text.
+    static func scan(_ payload: UnsafeBufferPointer<UInt8>) -> Kind {
+        if payload.elementsEqual("[DONE]".utf8) { return .done }
+        if let usage = find(#""usage""#, in: payload, from: 0) {
+            // `"usage":null` on every chunk (vLLM with include_usage) is no usage at all.
+            guard let value = valueStart(after: usage, in: payload), payload[value] == UInt8(ascii: "n") else {
+                return .other
             }
         }
+        for key: StaticString in [#""text""#, #""content""#] {
+            guard let end = find(key, in: payload, from: 0) else { continue }
+            guard let value = valueStart(after: end, in: payload) else { return .other }
+            if payload[value] == UInt8(ascii: "n") { return .empty }  // null
+            guard payload[value] == UInt8(ascii: "\""), value + 1 < payload.count else { return .other }
+            return payload[value + 1] == UInt8(ascii: "\"") ? .empty : .token
+        }
+        return .other
+    }
+
+    /// The index just past the first occurrence of `needle` at or after `start`.
+    private static func find(_ needle: StaticString, in haystack: UnsafeBufferPointer<UInt8>, from start: Int) -> Int? {
+        let count = needle.utf8CodeUnitCount
+        guard haystack.count - start >= count, let base = haystack.baseAddress else { return nil }
+        let first = needle.utf8Start.pointee
+        var index = start
+        while index <= haystack.count - count {
+            if base[index] == first, memcmp(base + index, needle.utf8Start, count) == 0 { return index + count }
+            index += 1
+        }
+        return nil
+    }
+
+    /// The index of a key's value: past `:` and blanks.
+    private static func valueStart(after index: Int, in payload: UnsafeBufferPointer<UInt8>) -> Int? {
+        var index = index
+        while index < payload.count, payload[index] == 0x20 || payload[index] == 0x09 { index += 1 }
+        guard index < payload.count, payload[index] == UInt8(ascii: ":") else { return nil }
+        index += 1
+        while index < payload.count, payload[index] == 0x20 || payload[index] == 0x09 { index += 1 }
+        return index < payload.count ? index : nil
+    }
+}
+
+/// Splits a server-sent-event byte stream into the `data:` payloads of its events.
+///
+/// Bytes are kept until a line ends, and only complete lines are cut: a UTF-8 character split across two
+/// network chunks is whole again before anything reads it (a newline byte never occurs inside one).
+struct ServerSentEvents {
+    private var pending: [UInt8] = []
+
+    /// Calls `handle` with each payload `buffer` completes, in order, without copying it.
+    mutating func feed(_ buffer: ByteBuffer, _ handle: (UnsafeBufferPointer<UInt8>) -> Void) {
+        buffer.withUnsafeReadableBytes { pending.append(contentsOf: $0) }
+        cut(handle)
+    }
+
+    /// The payloads `bytes` completes, as strings (for tests and tools).
+    mutating func feed(_ bytes: some Sequence<UInt8>) -> [String] {
+        pending.append(contentsOf: bytes)
+        var payloads: [String] = []
+        cut { payloads.append(String(decoding: $0, as: UTF8.self)) }
         return payloads
+    }
+
+    private mutating func cut(_ handle: (UnsafeBufferPointer<UInt8>) -> Void) {
+        let consumed: Int = pending.withUnsafeBufferPointer { bytes in
+            var start = 0
+            while let offset = memchr(bytes.baseAddress! + start, 0x0A, bytes.count - start) {
+                let newline = bytes.baseAddress!.distance(to: offset.assumingMemoryBound(to: UInt8.self))
+                var end = newline
+                if end > start, bytes[end - 1] == 0x0D { end -= 1 }
+                if end - start >= 5, memcmp(bytes.baseAddress! + start, "data:", 5) == 0 {
+                    var from = start + 5
+                    while from < end, bytes[from] == 0x20 { from += 1 }
+                    var to = end
+                    while to > from, bytes[to - 1] == 0x20 { to -= 1 }
+                    handle(UnsafeBufferPointer(rebasing: bytes[from..<to]))
+                }
+                start = newline + 1
+            }
+            return start
+        }
+        if consumed == pending.count {
+            pending.removeAll(keepingCapacity: true)
+        } else if consumed > 0 {
+            pending.removeSubrange(..<consumed)
+        }
     }
 }
 
