@@ -703,13 +703,14 @@ public enum TaskFile {
         let benchmark: BenchmarkSpec
         let benchmarkFields = try benchmarkNode.fields(allowed: [
             "endpoint", "concurrency", "rates", "requests", "duration", "input_tokens", "output_tokens", "warmup",
-            "request_timeout", "command", "result_file", "metrics",
+            "request_timeout", "command", "result_file", "metrics", "search", "slo",
         ])
         if let externalCommand = benchmarkFields["command"] {
             var argv: [Template] = []
             for element in try externalCommand.sequence() { argv.append(try reader.template(element)) }
+            // Without a map, a result in `vllm bench serve --save-result` form is read by its own field names.
             var metrics: [String: String] = [:]
-            for (name, path) in try benchmarkFields.required("metrics", "metric names to JSON key paths").mapping() {
+            for (name, path) in try benchmarkFields["metrics"]?.mapping() ?? [] {
                 metrics[name] = try path.nonEmptyString()
             }
             benchmark = .external(
@@ -753,6 +754,63 @@ public enum TaskFile {
             load.outputTokens = try benchmarkFields["output_tokens"]?.int(in: 1...1_000_000) ?? load.outputTokens
             load.warmupRequests = try benchmarkFields["warmup"]?.int(in: 0...10_000) ?? load.warmupRequests
             load.requestTimeout = try benchmarkFields["request_timeout"]?.duration() ?? load.requestTimeout
+            if let slo = benchmarkFields["slo"] {
+                for (metric, limit) in try slo.mapping() {
+                    guard LoadSpec.levelMetrics.contains(metric) else {
+                        let hint =
+                            TaskNode.suggestion(for: metric, among: LoadSpec.levelMetrics).map {
+                                "did you mean '\($0)'? "
+                            } ?? ""
+                        throw limit.error(
+                            "an SLO bounds a level metric; '\(TaskNode.quoted(metric))' is none. \(hint)e.g. ttft_ms_p99, tpot_ms_p99, e2e_ms_p90"
+                        )
+                    }
+                    let value = try limit.double()
+                    guard value > 0 else { throw limit.error("an SLO's limit must be above 0") }
+                    load.slo[metric] = value
+                }
+            }
+            if let search = benchmarkFields["search"] {
+                let items = try search.fields(allowed: ["rate", "concurrency", "tolerance", "max_levels"])
+                let kind: CapacitySearch.Load
+                let range: TaskNode
+                switch (items["rate"], items["concurrency"]) {
+                case (let node?, nil): (kind, range) = (.rate, node)
+                case (nil, let node?): (kind, range) = (.concurrency, node)
+                case (_?, _?): throw search.error("search either 'rate' or 'concurrency', not both")
+                case (nil, nil): throw search.error("give rate: [low, high] (requests/s) or concurrency: [low, high]")
+                }
+                let bounds = try range.sequence()
+                guard bounds.count == 2 else { throw range.error("give the lowest and highest load: [low, high]") }
+                let lower = try bounds[0].double()
+                let upper = try bounds[1].double()
+                guard lower > 0, upper > lower else {
+                    throw range.error("need 0 < low < high, got [\(lower), \(upper)]")
+                }
+                if kind == .concurrency, lower != lower.rounded() || upper != upper.rounded() {
+                    throw range.error("a concurrency is a whole number")
+                }
+                guard !load.slo.isEmpty else {
+                    throw search.error(
+                        "a capacity search needs 'slo' beside it: the limits the load must keep, e.g. slo: {ttft_ms_p99: 500}"
+                    )
+                }
+                if let node = benchmarkFields["concurrency"] ?? benchmarkFields["rates"] {
+                    throw node.error(
+                        "with 'search' the levels are chosen by the search; leave out concurrency and rates")
+                }
+                var capacity = CapacitySearch(load: kind, lower: lower, upper: upper)
+                if let tolerance = items["tolerance"] {
+                    capacity.tolerance = try tolerance.double()
+                    guard capacity.tolerance > 0, capacity.tolerance < 1 else {
+                        throw tolerance.error("a tolerance between 0 and 1, e.g. 0.05 for 5%")
+                    }
+                }
+                capacity.maxLevels = try items["max_levels"]?.int(in: 2...50) ?? capacity.maxLevels
+                load.search = capacity
+                load.concurrency = []
+                load.rates = []
+            }
             benchmark = .load(load)
         }
         var timeouts = StageTimeouts()

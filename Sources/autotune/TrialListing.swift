@@ -17,7 +17,14 @@ struct TrialListing {
         let allMetrics = allMetrics || export
         self.definition = definition
         parameters = Dictionary(uniqueKeysWithValues: definition.space.parameters.map { ($0.name, $0) })
-        let metrics = allMetrics ? Set(trials.flatMap(\.metrics.keys)).sorted() : Self.objectiveMetrics(definition)
+        // What early stops saved belongs beside the objective's metrics whenever the benchmark reports it.
+        let savings = ["early_stopped_levels", "benchmark_s_saved"].filter { name in
+            trials.contains { $0.metrics[name] != nil }
+        }
+        let metrics =
+            allMetrics
+            ? Set(trials.flatMap(\.metrics.keys)).sorted()
+            : Self.objectiveMetrics(definition) + savings.filter { !Self.objectiveMetrics(definition).contains($0) }
         let placed = trials.contains { $0.host != nil }
         let rerun = export || trials.contains { $0.attempt > 1 }
         let defaults =

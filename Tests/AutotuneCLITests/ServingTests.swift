@@ -39,6 +39,62 @@ import Testing
         return try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [[String: Any]])
     }
 
+    /// A study that maximises the request rate each configuration sustains under a p99 TTFT SLO, end to end:
+    /// the capacity, goodput and the vLLM-format result per trial; and fixed levels whose first breaks a hard
+    /// constraint prune the trial, with the benchmark time saved in `trials`.
+    @Test func aStudyMaximisesTheSustainedRateAndPrunesWhatBreaksItsFirstLevel() async throws {
+        let directory = try scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let server =
+            #"["{autotune}", simulate, --port, "{port}", --model, "{model}", --time-scale, "0.5", --load-seconds, "0.2"]"#
+        try task(
+            name: "capacity", server: server, parameters: "max_num_seqs: [2, 32]",
+            benchmark:
+                "{requests: 60, input_tokens: 64, output_tokens: 16, warmup: 1, search: {rate: [1, 200], tolerance: 0.1}, slo: {ttft_ms_p99: 400}}"
+        ).replacingOccurrences(of: "maximize: output_tokens_per_s", with: "maximize: max_request_rate").write(
+            to: directory.appendingPathComponent("t.yaml"), atomically: true, encoding: .utf8)
+        let run = try await autotune(["run", "t.yaml", "--quiet"], in: directory)
+        #expect(run.status == 0, "stderr: \(run.stderr)")
+        var capacity: [Int: Double] = [:]
+        for trial in try await trials("capacity", in: directory) {
+            #expect(trial["state"] as? String == "completed", "\(trial)")
+            let metrics = try #require(trial["metrics"] as? [String: Double])
+            let configuration = try #require(trial["configuration"] as? [String: Any])
+            capacity[try #require(configuration["max_num_seqs"] as? Int)] = metrics["max_request_rate"]
+            #expect((metrics["ttft_ms_p99"] ?? .infinity) <= 400)
+            #expect((metrics["goodput"] ?? 0) > 0 && (metrics["capacity_levels"] ?? 0) >= 2)
+            let number = try #require(trial["number"] as? Int)
+            let result = try #require(
+                try JSONSerialization.jsonObject(
+                    with: Data(
+                        contentsOf: directory.appendingPathComponent("autotune-trials/capacity/\(number)/result.json")))
+                    as? [String: Any])
+            #expect(result["request_throughput"] is Double && result["p99_ttft_ms"] is Double, "\(result)")
+        }
+        // Two sequences at a time sustain less than thirty-two.
+        #expect((capacity[2] ?? 0) < (capacity[32] ?? 0), "\(capacity)")
+
+        try task(
+            name: "pruning", server: server, parameters: "max_num_seqs: [2, 32]",
+            benchmark: "{concurrency: [4, 32], requests: 24, input_tokens: 64, output_tokens: 16, warmup: 0}"
+        ).replacingOccurrences(
+            of: "objective: {maximize: output_tokens_per_s}",
+            with: "objective: {maximize: c32.output_tokens_per_s, constraints: [{metric: c4.ttft_ms_p99, max: 0.001}]}"
+        ).write(to: directory.appendingPathComponent("p.yaml"), atomically: true, encoding: .utf8)
+        let pruning = try await autotune(["run", "p.yaml", "--quiet"], in: directory)
+        // Every trial pruned is a study with no completed trial: exit 4, as for one whose trials all failed.
+        #expect(pruning.status == 4, "stderr: \(pruning.stderr)")
+        for trial in try await trials("pruning", in: directory) {
+            #expect(trial["state"] as? String == "pruned", "\(trial)")
+            let metrics = try #require(trial["metrics"] as? [String: Double])
+            #expect(metrics["c4.requests"] == 24 && metrics["c32.requests"] == nil, "the second level never ran")
+        }
+        let listing = try await autotune(["trials", "pruning"], in: directory)
+        #expect(
+            listing.stdout.contains("pruned") && listing.stdout.contains("broke c4.ttft_ms_p99 <= 0.001"),
+            "\(listing.stdout)")
+    }
+
     @Test func moreSequencesInTheBatchGiveMoreThroughputAsTheEngineWasTold() async throws {
         let directory = try scratch()
         defer { try? FileManager.default.removeItem(at: directory) }

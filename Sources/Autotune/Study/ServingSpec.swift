@@ -180,6 +180,12 @@ public struct LoadSpec: Sendable, Hashable, Codable {
     public var warmupRequests: Int
     /// How long one request may take before it counts as an error.
     public var requestTimeout: Duration
+    /// Instead of fixed levels, the highest load at which every SLO holds (``CapacitySearch``).
+    public var search: CapacitySearch?
+    /// Service-level objectives a level must meet: a level metric (`ttft_ms_p99`) and its largest allowed value.
+    /// A level also fails them when under 99% of its requests succeeded. With percentile SLOs, a level whose
+    /// SLO is already clearly broken ends early.
+    public var slo: [String: Double]
 
     /// Creates settings; by default one closed-loop level of 8.
     public init(
@@ -191,7 +197,9 @@ public struct LoadSpec: Sendable, Hashable, Codable {
         inputTokens: Int = 256,
         outputTokens: Int = 128,
         warmupRequests: Int = 2,
-        requestTimeout: Duration = .seconds(120)
+        requestTimeout: Duration = .seconds(120),
+        search: CapacitySearch? = nil,
+        slo: [String: Double] = [:]
     ) {
         self.endpoint = endpoint
         self.concurrency = concurrency
@@ -202,6 +210,20 @@ public struct LoadSpec: Sendable, Hashable, Codable {
         self.outputTokens = outputTokens
         self.warmupRequests = warmupRequests
         self.requestTimeout = requestTimeout
+        self.search = search
+        self.slo = slo
+    }
+
+    /// The metrics a capacity search reports besides the chosen level's: the capacity, `goodput` (requests/s
+    /// that met every per-request SLO), `slo_attainment` (their share), the levels run, those that ended
+    /// early, and the benchmark seconds that saved.
+    public static let searchMetrics = [
+        "goodput", "slo_attainment", "capacity_levels", "early_stopped_levels", "benchmark_s_saved",
+    ]
+
+    /// The metric a capacity search reports its result as: `max_request_rate` or `max_concurrency`.
+    public var capacityMetric: String? {
+        search.map { $0.load == .rate ? "max_request_rate" : "max_concurrency" }
     }
 
     /// The metrics every level reports.
@@ -224,14 +246,20 @@ public struct LoadSpec: Sendable, Hashable, Codable {
     /// Every metric a trial benchmarked with these settings reports: each level's as `LEVEL.metric`, and the
     /// metric alone when there is one level.
     public var reportedMetrics: Set<String> {
-        var names = Set(levelNames.flatMap { level in Self.levelMetrics.map { "\(level).\($0)" } })
-        if levelNames.count == 1 { names.formUnion(Self.levelMetrics) }
+        if let capacityMetric {
+            return Set(Self.levelMetrics + Self.searchMetrics + [capacityMetric])
+        }
+        let perLevel =
+            Self.levelMetrics + (slo.isEmpty ? [] : ["slo_met", "early_stopped", "goodput", "slo_attainment"])
+        var names = Set(levelNames.flatMap { level in perLevel.map { "\(level).\($0)" } })
+        if levelNames.count == 1 { names.formUnion(perLevel) }
+        if !slo.isEmpty { names.insert("benchmark_s_saved") }
         return names
     }
 
     private enum CodingKeys: String, CodingKey {
         case endpoint, concurrency, rates, requests, duration, inputTokens, outputTokens, warmupRequests
-        case requestTimeout
+        case requestTimeout, search, slo
     }
 
     /// Decodes settings whose times are stored as seconds.
@@ -246,6 +274,8 @@ public struct LoadSpec: Sendable, Hashable, Codable {
         outputTokens = try container.decode(Int.self, forKey: .outputTokens)
         warmupRequests = try container.decode(Int.self, forKey: .warmupRequests)
         requestTimeout = try container.decodeSeconds(forKey: .requestTimeout)
+        search = try container.decodeIfPresent(CapacitySearch.self, forKey: .search)
+        slo = try container.decodeIfPresent([String: Double].self, forKey: .slo) ?? [:]
     }
 
     /// Encodes the settings, times as seconds.
@@ -260,6 +290,41 @@ public struct LoadSpec: Sendable, Hashable, Codable {
         try container.encode(outputTokens, forKey: .outputTokens)
         try container.encode(warmupRequests, forKey: .warmupRequests)
         try container.encodeSeconds(requestTimeout, forKey: .requestTimeout)
+        try container.encodeIfPresent(search, forKey: .search)
+        if !slo.isEmpty { try container.encode(slo, forKey: .slo) }
+    }
+}
+
+/// The search for the highest load a server sustains under its SLOs: a Poisson request rate or a concurrency
+/// between two bounds, bracketed from a starting point (what the most similar trial of the study sustained, or
+/// the bounds' geometric middle) and then bisected until the interval is within `tolerance`.
+public struct CapacitySearch: Sendable, Hashable, Codable {
+    /// What is raised.
+    public enum Load: String, Sendable, Hashable, Codable {
+        /// Open loop, requests per second.
+        case rate
+        /// Closed loop, requests in flight.
+        case concurrency
+    }
+
+    /// What is raised.
+    public var load: Load
+    /// The lowest load tried.
+    public var lower: Double
+    /// The highest load tried.
+    public var upper: Double
+    /// The relative width at which the search stops (0.05: the capacity is known within 5%).
+    public var tolerance: Double
+    /// The most levels one search runs.
+    public var maxLevels: Int
+
+    /// Creates a search.
+    public init(load: Load, lower: Double, upper: Double, tolerance: Double = 0.05, maxLevels: Int = 8) {
+        self.load = load
+        self.lower = lower
+        self.upper = upper
+        self.tolerance = tolerance
+        self.maxLevels = maxLevels
     }
 }
 

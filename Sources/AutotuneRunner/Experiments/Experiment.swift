@@ -81,6 +81,12 @@ public struct TrialContext: Sendable {
     /// The token the trial's programs carry in their environment, so they can be found whatever happens to the
     /// runner (``TrialProcesses``); `nil` outside a study's loop.
     public var token: String?
+    /// The study's constraints on metrics, so an experiment that measures in steps can stop once a hard one
+    /// is broken (the trial is then pruned).
+    public var constraints: [MetricConstraint] = []
+    /// The metrics of the study's finished trial most like this one (nearest in the unit cube), when there is
+    /// one: where a search inside the trial (a capacity search) can start.
+    public var neighbour: [String: Double]?
 
     /// Creates a context.
     public init(
@@ -175,13 +181,20 @@ public struct ExperimentResult: Sendable, Hashable {
     public var host: String?
     /// The GPUs the trial ran on, when a scheduler gave them.
     public var gpus: [Int]?
+    /// Set when the experiment stopped early because its first measurements broke a hard constraint: the trial
+    /// is pruned, with this reason.
+    public var pruned: String?
 
     /// Creates a result.
-    public init(metrics: [String: Double], timings: [String: Double] = [:], host: String? = nil, gpus: [Int]? = nil) {
+    public init(
+        metrics: [String: Double], timings: [String: Double] = [:], host: String? = nil, gpus: [Int]? = nil,
+        pruned: String? = nil
+    ) {
         self.metrics = metrics
         self.timings = timings
         self.host = host
         self.gpus = gpus
+        self.pruned = pruned
     }
 }
 

@@ -20,6 +20,7 @@ final class LocalCoordinator: StudyCoordinator {
     var waitsForOthers: Bool { false }
 
     var failFastReason: String? { book.failFastReason }
+    var finishedTrials: [Trial] { book.history.finished }
 
     var standing: StudyStanding { book.standing(strategyTotal: strategy.proposalLimit) }
 

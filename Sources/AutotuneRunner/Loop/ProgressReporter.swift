@@ -208,6 +208,10 @@ public struct ProgressEvent: Sendable {
         switch trial.state {
         case .completed:
             text += "ok \(objective.label)=\(ProgressFormat.number(trial.score ?? .nan))"
+        case .pruned:
+            let saved =
+                trial.metrics["benchmark_s_saved"].map { ", \(ProgressFormat.duration($0)) of benchmark saved" } ?? ""
+            text += "pruned (\(trial.error?.message.replacingOccurrences(of: "pruned: ", with: "") ?? "")\(saved))"
         default:
             let reason = trial.error?.summary ?? trial.state.rawValue
             text += "failed (\(reason.count > 200 ? String(reason.prefix(199)) + "…" : reason))"

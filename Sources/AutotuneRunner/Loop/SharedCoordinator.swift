@@ -31,6 +31,7 @@ final class SharedCoordinator: StudyCoordinator {
 
     /// Workers do not give up on their own: another may run where this one cannot.
     var failFastReason: String? { nil }
+    private(set) var finishedTrials: [Trial] = []
 
     private var definition: StudyDefinition { study.definition }
 
@@ -77,6 +78,7 @@ final class SharedCoordinator: StudyCoordinator {
             var book = StudyBook(
                 definition: definition, trials: state.trials, counts: state.counts, best: state.best,
                 constants: constants)
+            self.finishedTrials = state.trials.filter(\.isFinished)
             let plan = book.plan(
                 room: room, elapsed: elapsed, strategyExhausted: strategy.isExhausted, includeQueued: false)
             let proposals = plan.ask > 0 ? try strategy.ask(plan.ask, history: book.history) : []

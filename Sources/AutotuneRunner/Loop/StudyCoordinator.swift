@@ -27,6 +27,10 @@ protocol StudyCoordinator: AnyObject {
     /// Why the study should give up now rather than spend its budget failing, when it should.
     var failFastReason: String? { get }
 
+    /// The finished trials this coordinator knows of (all of them for one process; as of the last read under
+    /// the lock for a worker).
+    var finishedTrials: [Trial] { get }
+
     /// Prepares the run: marks the study as running and recovers what a dead runner left behind.
     func begin(elapsed: Duration) async throws
 

@@ -276,7 +276,22 @@ public actor StudyLoop {
             launches: launches
         )
         context.token = coordinator.token(trial: trial.number)
+        context.constraints = definition.objective.constraints
+        context.neighbour = nearest(to: trial.configuration)
         return context
+    }
+
+    /// The metrics of the finished trial nearest `configuration` in the unit cube, among those that measured
+    /// something.
+    private func nearest(to configuration: Configuration) -> [String: Double]? {
+        guard let point = try? definition.space.unitPoint(of: configuration) else { return nil }
+        var best: (distance: Double, metrics: [String: Double])?
+        for trial in coordinator.finishedTrials where !trial.metrics.isEmpty {
+            guard let other = try? definition.space.unitPoint(of: trial.configuration) else { continue }
+            let distance = zip(point, other).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }
+            if distance < best?.distance ?? .infinity { best = (distance, trial.metrics) }
+        }
+        return best?.metrics
     }
 
     /// The directory of a trial's logs and outputs.

@@ -59,6 +59,9 @@ struct TrialExecutor: Sendable {
             trial.host = result.host
             trial.timings.merge(result.timings) { _, new in new }
             switch objective.evaluate(result.metrics) {
+            case _ where result.pruned != nil:
+                trial.state = .pruned
+                trial.error = TrialError(stage: .objective, message: "pruned: \(result.pruned!)")
             case .success(let score):
                 trial.state = .completed
                 trial.score = score

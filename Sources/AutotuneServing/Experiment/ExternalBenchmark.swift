@@ -54,6 +54,17 @@ struct ExternalBenchmark {
             }
             document = value
         }
+        // No key map: a `vllm bench serve --save-result` document, read by its own field names.
+        if spec.metrics.isEmpty {
+            let metrics = VLLMResult.metrics(from: document)
+            guard !metrics.isEmpty else {
+                throw ExperimentError(
+                    stage: .metrics,
+                    message:
+                        "the benchmark result has no numeric top-level field; give benchmark.metrics to map its keys")
+            }
+            return metrics
+        }
         var metrics: [String: Double] = [:]
         for (name, path) in spec.metrics {
             guard let value = document.value(atPath: path)?.doubleValue else {

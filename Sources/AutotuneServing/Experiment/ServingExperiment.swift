@@ -161,7 +161,8 @@ public struct ServingExperiment: Experiment {
                     timings.withLock { $0[TrialStage.ready.rawValue] = (benchmarkStart - readyStart).seconds }
                     permit.release()
                     stage.withLock { $0 = .benchmark }
-                    let metrics = try await withStageTimeout(spec.stageTimeouts.benchmark, stage: .benchmark) {
+                    let (metrics, pruned) = try await withStageTimeout(spec.stageTimeouts.benchmark, stage: .benchmark)
+                    {
                         try await Self.benchmark(
                             spec.benchmark, baseURL: baseURL, context: context, values: values, model: spec.server.model
                         )
@@ -171,7 +172,8 @@ public struct ServingExperiment: Experiment {
                     }
                     return .measured(
                         ExperimentResult(
-                            metrics: metrics, timings: timings.withLock { $0 }, host: spawned.node, gpus: spawned.gpus)
+                            metrics: metrics, timings: timings.withLock { $0 }, host: spawned.node, gpus: spawned.gpus,
+                            pruned: pruned)
                     )
                 }
                 guard let first = try await group.next() else {
@@ -217,33 +219,51 @@ public struct ServingExperiment: Experiment {
         }
     }
 
-    /// Runs the benchmark and returns its metrics.
+    /// Runs the benchmark; returns its metrics and, when it stopped because a hard constraint broke, why.
+    ///
+    /// The built-in generator also writes `benchmark.json` (every level and request) and `result.json`, the
+    /// chosen (or last) level in `vllm bench serve --save-result`'s format, so scripts that read those read
+    /// these; `result-LEVEL.json` for each level when there are several.
     static func benchmark(
         _ benchmark: BenchmarkSpec,
         baseURL: String,
         context: TrialContext,
         values: [String: String],
         model: String
-    ) async throws -> [String: Double] {
+    ) async throws -> (metrics: [String: Double], pruned: String?) {
         switch benchmark {
         case .load(let load):
             let generator = LoadGenerator(spec: load, model: model, seed: context.seed &+ UInt64(context.trial.number))
-            let levels = try await generator.run(baseURL: baseURL, gpus: max(1, context.gpus?.count ?? 1))
+            let outcome = try await generator.measure(
+                baseURL: baseURL, gpus: max(1, context.gpus?.count ?? 1), neighbour: context.neighbour,
+                constraints: context.constraints)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
-            try? encoder.encode(levels).write(to: context.directory.appendingPathComponent("benchmark.json"))
-            var metrics: [String: Double] = [:]
-            for level in levels {
-                for (name, value) in level.metrics { metrics["\(level.name).\(name)"] = value }
+            try? encoder.encode(outcome.levels).write(to: context.directory.appendingPathComponent("benchmark.json"))
+            let levels = outcome.levels
+            let chosen: LevelResult? =
+                load.capacityMetric.flatMap { metric in
+                    let capacity = outcome.metrics[metric] ?? 0
+                    return levels.last { VLLMResult.load(of: $0) == capacity }
+                } ?? levels.last
+            if let chosen {
+                try? VLLMResult(level: chosen, spec: load, model: model, metrics: outcome.metrics).encoded()
+                    .write(to: context.directory.appendingPathComponent("result.json"))
             }
-            if levels.count == 1 { metrics.merge(levels[0].metrics) { current, _ in current } }
+            if levels.count > 1 {
+                for level in levels {
+                    try? VLLMResult(level: level, spec: load, model: model, metrics: level.metrics).encoded()
+                        .write(to: context.directory.appendingPathComponent("result-\(level.name).json"))
+                }
+            }
             if levels.allSatisfy({ $0.metrics["success_rate"] == 0 }) {
                 let reason = levels.first?.records.first?.error ?? "no request"
-                throw ExperimentError(stage: .benchmark, message: "every request failed: \(reason)", metrics: metrics)
+                throw ExperimentError(
+                    stage: .benchmark, message: "every request failed: \(reason)", metrics: outcome.metrics)
             }
-            return metrics
+            return (outcome.metrics, outcome.pruned)
         case .external(let external):
-            return try await ExternalBenchmark(spec: external).run(context: context, values: values)
+            return (try await ExternalBenchmark(spec: external).run(context: context, values: values), nil)
         }
     }
 

@@ -66,6 +66,23 @@ public struct LoadGenerator: Sendable {
     /// Warms up, then runs every level against `baseURL` (`http://127.0.0.1:30001`); `gpus` divides the
     /// throughput for the per-GPU metrics.
     public func run(baseURL: String, gpus: Int = 1) async throws -> [LevelResult] {
+        try await withClient { client in
+            try await warmUp(client: client, baseURL: baseURL)
+            var results: [LevelResult] = []
+            for (index, load) in fixedLevels.enumerated() {
+                try Task.checkCancellation()
+                results.append(
+                    try await level(load, name: spec.levelNames[index], client: client, baseURL: baseURL, gpus: gpus))
+            }
+            return results
+        }
+    }
+
+    /// The levels of a benchmark without a search, in order: concurrencies, then rates.
+    var fixedLevels: [LevelLoad] { spec.concurrency.map { .concurrency($0) } + spec.rates.map { .rate($0) } }
+
+    /// An HTTP client sized for the load, shut down after `body` whatever happens.
+    func withClient<T: Sendable>(_ body: (HTTPClient) async throws -> T) async throws -> T {
         var configuration = HTTPClient.Configuration()
         // The default pool opens 8 connections per host: enough for a browser, not for concurrency 64.
         configuration.connectionPool = .init(
@@ -74,44 +91,67 @@ public struct LoadGenerator: Sendable {
             connect: .seconds(10), read: .milliseconds(Int64(spec.requestTimeout.seconds * 1000)))
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         do {
-            let results = try await runLevels(client: client, baseURL: baseURL, gpus: gpus)
+            let result = try await body(client)
             try await client.shutdown()
-            return results
+            return result
         } catch {
             try? await client.shutdown()
             throw error
         }
     }
 
-    private func runLevels(client: HTTPClient, baseURL: String, gpus: Int) async throws -> [LevelResult] {
+    func warmUp(client: HTTPClient, baseURL: String) async throws {
         for index in 0..<spec.warmupRequests {
             _ = await send(client: client, baseURL: baseURL, index: -1 - index, levelStart: .now)
         }
-        var results: [LevelResult] = []
-        for concurrency in spec.concurrency {
-            try Task.checkCancellation()
-            results.append(try await closedLoop(client: client, baseURL: baseURL, concurrency: concurrency, gpus: gpus))
-        }
-        for rate in spec.rates {
-            try Task.checkCancellation()
-            results.append(try await openLoop(client: client, baseURL: baseURL, rate: rate, gpus: gpus))
-        }
-        return results
     }
 
-    /// `concurrency` workers, each sending its next request as soon as its last one ends.
-    private func closedLoop(client: HTTPClient, baseURL: String, concurrency: Int, gpus: Int) async throws
+    /// A level's load: closed loop at a concurrency, or open loop at a Poisson rate.
+    enum LevelLoad: Sendable, Hashable {
+        case concurrency(Int)
+        case rate(Double)
+    }
+
+    /// Runs one level; with SLOs, watches it and ends it early once a percentile SLO is clearly broken.
+    func level(_ load: LevelLoad, name: String, client: HTTPClient, baseURL: String, gpus: Int) async throws
         -> LevelResult
     {
         let start = ContinuousClock.now
+        let planned = spec.duration == nil ? spec.requests : nil
+        let monitor = LevelMonitor(slo: spec.slo, planned: planned)
+        let records: [RequestRecord]
+        switch load {
+        case .concurrency(let concurrency):
+            records = try await closedLoop(
+                client: client, baseURL: baseURL, concurrency: concurrency, start: start, monitor: monitor)
+        case .rate(let rate):
+            records = try await openLoop(client: client, baseURL: baseURL, rate: rate, start: start, monitor: monitor)
+        }
+        var result = summarize(name: name, records: records, seconds: (ContinuousClock.now - start).seconds, gpus: gpus)
+        if !spec.slo.isEmpty {
+            let (good, met) = Self.attainment(records: records, slo: spec.slo)
+            result.metrics["goodput"] = Double(good) / max(result.seconds, 1e-9)
+            result.metrics["slo_attainment"] = records.isEmpty ? 0 : Double(good) / Double(records.count)
+            result.metrics["slo_met"] = met(result.metrics) ? 1 : 0
+            result.metrics["early_stopped"] = monitor.stopped ? 1 : 0
+            result.metrics["benchmark_s_saved"] = monitor.saved(
+                elapsed: result.seconds, finished: records.count, plannedEnd: monitor.plannedEnd)
+        }
+        return result
+    }
+
+    /// `concurrency` workers, each sending its next request as soon as its last one ends.
+    private func closedLoop(
+        client: HTTPClient, baseURL: String, concurrency: Int, start: ContinuousClock.Instant, monitor: LevelMonitor
+    ) async throws -> [RequestRecord] {
         let next = Locked(0)
         let total = spec.duration == nil ? spec.requests : Int.max
         let deadline = spec.duration.map { start + $0 }
-        let records = try await withThrowingTaskGroup(of: [RequestRecord].self) { group in
+        return try await withThrowingTaskGroup(of: [RequestRecord].self) { group in
             for _ in 0..<concurrency {
                 group.addTask {
                     var mine: [RequestRecord] = []
-                    while true {
+                    while !monitor.stopped {
                         try Task.checkCancellation()
                         if let deadline, ContinuousClock.now >= deadline { break }
                         let index = next.withLock { value in
@@ -119,21 +159,20 @@ public struct LoadGenerator: Sendable {
                             return value
                         }
                         guard index < total else { break }
-                        mine.append(await send(client: client, baseURL: baseURL, index: index, levelStart: start))
+                        let record = await send(client: client, baseURL: baseURL, index: index, levelStart: start)
+                        if monitor.record(record) { mine.append(record) }
                     }
                     return mine
                 }
             }
             return try await group.reduce(into: []) { $0 += $1 }
         }
-        return summarize(
-            name: spec.levelNames[spec.concurrency.firstIndex(of: concurrency) ?? 0], records: records,
-            seconds: (ContinuousClock.now - start).seconds, gpus: gpus)
     }
 
     /// Requests sent at Poisson arrival times of rate `rate`, whatever the server's pace.
-    private func openLoop(client: HTTPClient, baseURL: String, rate: Double, gpus: Int) async throws -> LevelResult {
-        let start = ContinuousClock.now
+    private func openLoop(
+        client: HTTPClient, baseURL: String, rate: Double, start: ContinuousClock.Instant, monitor: LevelMonitor
+    ) async throws -> [RequestRecord] {
         var generator = SeededGenerator(seed: seed ^ UInt64(rate * 1000))
         var arrival = 0.0
         var arrivals: [Double] = []
@@ -143,16 +182,48 @@ public struct LoadGenerator: Sendable {
             if arrival > limit { break }
             arrivals.append(arrival)
         }
-        let records = try await withThrowingTaskGroup(of: RequestRecord.self) { group in
+        monitor.plan(requests: arrivals.count, lastArrival: arrivals.last)
+        return try await withThrowingTaskGroup(of: RequestRecord?.self) { group in
             for (index, at) in arrivals.enumerated() {
                 let wait = start + .milliseconds(Int(at * 1000)) - .now
                 if wait > .zero { try await Task.sleep(for: wait) }
-                group.addTask { await send(client: client, baseURL: baseURL, index: index, levelStart: start) }
+                if monitor.stopped { break }
+                group.addTask {
+                    let record = await send(client: client, baseURL: baseURL, index: index, levelStart: start)
+                    return monitor.record(record) ? record : nil
+                }
             }
-            return try await group.reduce(into: []) { $0.append($1) }
+            if monitor.stopped { group.cancelAll() }
+            var records: [RequestRecord] = []
+            while let record = try await group.next() {
+                if let record { records.append(record) }
+                if monitor.stopped { group.cancelAll() }
+            }
+            return records
         }
-        let name = spec.levelNames[spec.concurrency.count + (spec.rates.firstIndex(of: rate) ?? 0)]
-        return summarize(name: name, records: records, seconds: (ContinuousClock.now - start).seconds, gpus: gpus)
+    }
+
+    /// How many requests met every per-request SLO (`ttft_ms`, `tpot_ms`, `e2e_ms` from their percentile
+    /// limits, as `vllm bench serve --goodput` counts), and a check of a level's metrics against the SLOs.
+    static func attainment(records: [RequestRecord], slo: [String: Double]) -> (
+        good: Int, met: @Sendable ([String: Double]) -> Bool
+    ) {
+        let perRequest = slo.compactMap { metric, limit -> (String, Double)? in
+            guard let base = LevelMonitor.base(of: metric) else { return nil }
+            return (base, limit)
+        }
+        let good = records.filter { record in
+            guard record.succeeded else { return false }
+            return perRequest.allSatisfy { base, limit in
+                guard let value = LevelMonitor.value(base, of: record) else { return true }
+                return value <= limit
+            }
+        }.count
+        let met: @Sendable ([String: Double]) -> Bool = { metrics in
+            (metrics["success_rate"] ?? 0) >= 0.99
+                && slo.allSatisfy { metric, limit in (metrics[metric] ?? .infinity) <= limit }
+        }
+        return (good, met)
     }
 
     /// Sends one streaming request and times it.
@@ -225,10 +296,15 @@ public struct LoadGenerator: Sendable {
         while true {
             let delegate = TokenStream(sent: sent)
             do {
-                return try await client.execute(
+                let task = client.execute(
                     request: request, delegate: delegate,
-                    deadline: .now() + .milliseconds(Int64(spec.requestTimeout.seconds * 1000))
-                ).futureResult.get()
+                    deadline: .now() + .milliseconds(Int64(spec.requestTimeout.seconds * 1000)))
+                // A level that ends early, or a trial that is stopped, cancels the request on the wire.
+                return try await withTaskCancellationHandler {
+                    try await task.futureResult.get()
+                } onCancel: {
+                    task.cancel()
+                }
             } catch let error as HTTPClientError where error == .remoteConnectionClosed && attempt < 2 {
                 attempt += 1
             } catch let error as ChannelError where error == .ioOnClosedChannel && attempt < 2 {

@@ -1,0 +1,121 @@
+import Autotune
+import Foundation
+import Testing
+
+@testable import AutotuneServing
+
+/// Runs `body` against a simulated engine served in this process.
+private func withEngine<T: Sendable>(
+    timeScale: Double, maxNumSeqs: Int? = nil, _ body: @Sendable (String) async throws -> T
+) async throws -> T {
+    var settings = EngineSettings()
+    if let maxNumSeqs { settings.maxNumSeqs = maxNumSeqs }
+    let engine = SimulatedEngine(settings: settings, timeScale: timeScale)
+    let port = Int.random(in: 34000...34999)
+    return try await withThrowingTaskGroup(of: T?.self) { group in
+        group.addTask {
+            try await SimulatedEngineServer.serve(engine: engine, model: "sim", port: port)
+            return nil
+        }
+        defer { group.cancelAll() }
+        let baseURL = "http://127.0.0.1:\(port)"
+        let probe = LoadSpec(concurrency: [1], requests: 1, inputTokens: 4, outputTokens: 1, warmupRequests: 0)
+        for _ in 0..<100 {
+            if let level = try? await LoadGenerator(spec: probe, model: "sim").run(baseURL: baseURL).first,
+                level.metrics["success_rate"] == 1
+            {
+                break
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return try await body(baseURL)
+    }
+}
+
+@Suite(.serialized) struct CapacitySearchTests {
+    /// The capacity a search finds matches what a sweep of every concurrency measures: the SLO holds there and
+    /// fails just above (within the tolerance, or one step of noise).
+    @Test func theSearchFindsTheCapacityAFineSweepMeasures() async throws {
+        // The engine runs 8 sequences at a time: from 10 requests in flight on, more than a tenth of them wait a
+        // whole request's time for a slot before their first token, so p90 TTFT jumps past the limit there.
+        let slo = ["ttft_ms_p90": 60.0]
+        try await withEngine(timeScale: 1, maxNumSeqs: 8) { baseURL in
+            var sweep = LoadSpec(
+                concurrency: Array(4...16), requests: 48, inputTokens: 64, outputTokens: 16, warmupRequests: 2)
+            sweep.slo = slo
+            let levels = try await LoadGenerator(spec: sweep, model: "sim").run(baseURL: baseURL)
+            let passing = levels.filter { $0.metrics["slo_met"] == 1 }.compactMap { VLLMResult.load(of: $0) }
+            let swept = try #require(
+                passing.max(), "no concurrency met the SLO: \(levels.map { $0.metrics["ttft_ms_p90"] ?? -1 })")
+            var spec = LoadSpec(concurrency: [], requests: 48, inputTokens: 64, outputTokens: 16, warmupRequests: 2)
+            spec.slo = slo
+            spec.search = CapacitySearch(load: .concurrency, lower: 1, upper: 64, tolerance: 0.05)
+            let outcome = try await LoadGenerator(spec: spec, model: "sim").measure(baseURL: baseURL)
+            let found = try #require(outcome.metrics["max_concurrency"])
+            #expect(abs(found - swept) <= max(2, 0.1 * swept), "search \(found), sweep \(swept)")
+            #expect(outcome.metrics["capacity_levels"]! <= 8)
+            #expect((outcome.metrics["ttft_ms_p90"] ?? .infinity) <= 60, "the reported level met the SLO")
+            #expect(outcome.metrics["goodput"]! > 0 && outcome.metrics["slo_attainment"]! >= 0.85)
+            // Started next to the answer (a similar trial's capacity), it needs fewer levels.
+            let warm = try await LoadGenerator(spec: spec, model: "sim").measure(
+                baseURL: baseURL, neighbour: ["max_concurrency": found])
+            #expect(warm.metrics["capacity_levels"]! < outcome.metrics["capacity_levels"]!)
+            #expect(abs(warm.metrics["max_concurrency"]! - found) <= max(2, 0.1 * found))
+        }
+    }
+
+    /// A level whose percentile SLO is already clearly broken ends early, keeping only the requests that had
+    /// finished, and says how much benchmark time it saved.
+    @Test func aClearlyBrokenLevelEndsEarly() async throws {
+        try await withEngine(timeScale: 1) { baseURL in
+            var spec = LoadSpec(
+                concurrency: [], rates: [40], requests: 200, inputTokens: 64, outputTokens: 16, warmupRequests: 0)
+            spec.slo = ["ttft_ms_p99": 1]
+            let outcome = try await LoadGenerator(spec: spec, model: "sim").measure(baseURL: baseURL)
+            let level = try #require(outcome.levels.first)
+            #expect(level.metrics["early_stopped"] == 1)
+            #expect(level.records.count < 200 && level.records.count >= LevelMonitor.minimumRequests)
+            #expect(level.metrics["slo_met"] == 0)
+            #expect((outcome.metrics["benchmark_s_saved"] ?? 0) > 1, "\(outcome.metrics)")
+            // Without an SLO nothing stops.
+            spec.slo = [:]
+            let full = try await LoadGenerator(spec: spec, model: "sim").run(baseURL: baseURL)
+            #expect(full[0].records.count == 200)
+        }
+    }
+
+    /// Fixed levels stop once the first breaks one of the study's hard constraints: the trial is pruned.
+    @Test func aFirstLevelThatBreaksAHardConstraintPrunesTheTrial() async throws {
+        try await withEngine(timeScale: 0.2) { baseURL in
+            let spec = LoadSpec(
+                concurrency: [2, 8, 16], requests: 8, inputTokens: 16, outputTokens: 4, warmupRequests: 0)
+            let outcome = try await LoadGenerator(spec: spec, model: "sim").measure(
+                baseURL: baseURL, constraints: [MetricConstraint(metric: "c2.ttft_ms_p99", maximum: 0.001)])
+            #expect(outcome.levels.map(\.name) == ["c2"])
+            let reason = try #require(outcome.pruned)
+            #expect(reason.contains("c2.ttft_ms_p99 <= 0.001") && reason.contains("not run"), "\(reason)")
+            let kept = try await LoadGenerator(spec: spec, model: "sim").measure(
+                baseURL: baseURL, constraints: [MetricConstraint(metric: "c2.ttft_ms_p99", maximum: 1e9)])
+            #expect(kept.pruned == nil && kept.levels.count == 3)
+        }
+    }
+
+    /// The vLLM result format round-trips to Autotune's names, so an external `vllm bench serve` needs no map.
+    @Test func vllmResultsReadBackUnderAutotunesNames() throws {
+        let record = RequestRecord(
+            sentAt: 0, timeToFirstToken: 0.05, interTokenLatencies: [0.01, 0.01], endToEnd: 0.07, promptTokens: 8,
+            outputTokens: 3, succeeded: true, error: nil)
+        let generator = LoadGenerator(spec: LoadSpec(), model: "m")
+        let level = generator.summarize(name: "r4", records: Array(repeating: record, count: 10), seconds: 2, gpus: 1)
+        let result = VLLMResult(level: level, spec: LoadSpec(), model: "m", metrics: ["max_request_rate": 4])
+        #expect(result.fields["request_rate"] == .number(4))
+        #expect(result.fields["p99_ttft_ms"] == level.metrics["ttft_ms_p99"].map(JSONValue.number))
+        let metrics = VLLMResult.metrics(from: .object(result.fields))
+        for name in [
+            "requests_per_s", "output_tokens_per_s", "ttft_ms_p99", "ttft_ms_p50", "tpot_ms_mean", "e2e_ms_p90",
+        ] {
+            #expect(metrics[name] == level.metrics[name], "\(name)")
+        }
+        #expect(metrics["max_request_rate"] == 4)
+    }
+}
