@@ -79,8 +79,8 @@ private func error(_ options: [String: JSONValue], ask: Bool = true) -> String {
         #expect(outside.contains("outside the space"), "\(outside)")
         let many = error(plugin(greeting + #"return {"configurations": [{}, {}, {}]}"#))
         #expect(many.contains("returned 3 configurations for an ask of 2"), "\(many)")
-        let version = error(plugin(#"return {"protocol": 2}"#), ask: false)
-        #expect(version.contains("speaks protocol 2"), "\(version)")
+        let version = error(plugin(#"return {"protocol": 3}"#), ask: false)
+        #expect(version.contains("speaks protocol 3"), "\(version)")
         #expect(error(["command": .string("python3 x.py")], ask: false).contains("'command'"))
     }
 
