@@ -20,6 +20,7 @@ let package = Package(
         .library(name: "AutotuneRunner", targets: ["AutotuneRunner"]),
         .library(name: "AutotuneServing", targets: ["AutotuneServing"]),
         .library(name: "AutotuneTesting", targets: ["AutotuneTesting"]),
+        .library(name: "AutotuneReport", targets: ["AutotuneReport"]),
         .executable(name: "autotune", targets: ["autotune"]),
     ],
     dependencies: [
@@ -31,6 +32,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         // OpenBLAS (CBLAS and the LAPACK routines libopenblas exports), for the Gaussian process.
@@ -42,6 +44,8 @@ let package = Package(
             name: "AutotuneTask",
             dependencies: ["Autotune", .product(name: "Yams", package: "Yams")]
         ),
+        // A study as an HTML page of SVG charts: no I/O, no script library.
+        .target(name: "AutotuneReport", dependencies: ["Autotune"]),
         // SQLite persistence through GRDB.
         .target(
             name: "AutotuneStore",
@@ -88,9 +92,10 @@ let package = Package(
             name: "autotune",
             dependencies: [
                 "Autotune", "AutotuneTask", "AutotuneStore", "AutotuneStorePostgres", "AutotuneRunner",
-                "AutotuneServing",
+                "AutotuneServing", "AutotuneReport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Hummingbird", package: "hummingbird"),
             ]
         ),
         // Benchmarks: the loop's own cost per trial (docs/benchmarks.md).

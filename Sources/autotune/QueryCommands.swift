@@ -263,21 +263,35 @@ struct BestCommand: AsyncParsableCommand {
 
     /// The trial's argv, rendered exactly as the runner rendered it.
     private func commandLine(for trial: Trial, study: StoredStudy) throws -> [String] {
-        let trialsDirectory = store.trialsDirectory
-        let context = TrialContext(
-            study: study.definition.name,
-            trial: trial,
-            space: study.definition.space,
-            seed: study.definition.seed,
-            directory: trialsDirectory.appendingPathComponent(study.definition.name)
-                .appendingPathComponent(String(trial.number)),
-            logger: cliLogger(),
-            gpus: trial.gpus,
-            port: trial.port
-        )
-        return try makeExperiment(for: study.definition, workingDirectory: URL(fileURLWithPath: "."))
-            .commandLine(for: context)
+        try launchCommand(for: trial, study: study, trialsDirectory: store.trialsDirectory)
     }
+}
+
+/// A trial's argv, rendered exactly as the runner rendered it (the server's, for a serving study).
+func launchCommand(for trial: Trial, study: StoredStudy, trialsDirectory: URL) throws -> [String] {
+    let context = TrialContext(
+        study: study.definition.name,
+        trial: trial,
+        space: study.definition.space,
+        seed: study.definition.seed,
+        directory: trialsDirectory.appendingPathComponent(study.definition.name)
+            .appendingPathComponent(String(trial.number)),
+        logger: cliLogger(),
+        gpus: trial.gpus,
+        port: trial.port
+    )
+    return try makeExperiment(for: study.definition, workingDirectory: URL(fileURLWithPath: "."))
+        .commandLine(for: context)
+}
+
+/// The launch commands of the trials a report names: the best and the Pareto front.
+func reportCommands(study: StoredStudy, trials: [Trial], trialsDirectory: URL) -> [Int: [String]] {
+    let named = Set([study.best?.number].compactMap { $0 } + (study.best?.front.map(\.number) ?? []))
+    var commands: [Int: [String]] = [:]
+    for trial in trials where named.contains(trial.number) {
+        commands[trial.number] = try? launchCommand(for: trial, study: study, trialsDirectory: trialsDirectory)
+    }
+    return commands
 }
 
 /// The baseline against a Pareto front: its values, the gain of the front's best on each objective, and the

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Autotune
+import AutotuneReport
 import AutotuneRunner
 import AutotuneStore
 import AutotuneTask
@@ -32,6 +33,9 @@ struct SpeedupCommand: AsyncParsableCommand {
 
     @Option(name: .long, help: "markdown, csv or json.")
     var format: Format = .markdown
+
+    @Option(name: .long, help: "Also write the speedup and efficiency chart to this HTML file.")
+    var report: String?
 
     enum Format: String, ExpressibleByArgument, CaseIterable {
         case markdown, csv, json
@@ -111,7 +115,21 @@ struct SpeedupCommand: AsyncParsableCommand {
                             best: outcome.best?.score))
                 }
             }
-            print(render(rows(runs, levels: measured, objective: definition.objective, reference: !levels.contains(1))))
+            let table = rows(runs, levels: measured, objective: definition.objective, reference: !levels.contains(1))
+            print(render(table))
+            if let report {
+                let points = table.map {
+                    SpeedupPoint(
+                        parallel: $0.parallel, speedup: $0.speedup, efficiency: $0.efficiency, seconds: $0.wallSeconds)
+                }
+                do {
+                    try Data(SpeedupReport.html(task: task, points: points).utf8).write(
+                        to: URL(fileURLWithPath: report))
+                } catch {
+                    throw CLIError(.runtime, "cannot write \(report): \(error.localizedDescription)")
+                }
+                FileHandle.standardError.write(Data("Wrote \(report)\n".utf8))
+            }
         }
     }
 

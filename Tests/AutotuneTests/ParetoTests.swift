@@ -125,3 +125,30 @@ private func bruteForceFront(_ trials: [Trial]) -> Set<Int> {
         }
     }
 }
+
+@Suite struct ImportanceTests {
+    /// On a function whose important parameters are known, the shares rank them: `a` drives the score, `b`
+    /// less, `c` and the categorical not at all.
+    @Test func theParametersThatMatterRankFirst() throws {
+        let space = try SearchSpace([
+            Parameter("c", .float(lower: 0, upper: 1)), Parameter("a", .float(lower: 0, upper: 1)),
+            Parameter("mode", .categorical([.string("p"), .string("q")])), Parameter("b", .int(lower: 1, upper: 100)),
+        ])
+        var random = try RandomSearch(context: StrategyContext(space: space, objective: .maximize("y"), seed: 2))
+        let trials = try random.ask(60, history: StudyHistory()).enumerated().map { number, configuration in
+            var trial = Trial(number: number, configuration: configuration)
+            let a = configuration["a"]!.numericValue!
+            let b = configuration["b"]!.numericValue! / 100
+            trial.state = .completed
+            trial.score = 10 * sin(3 * a) + 2 * b
+            return trial
+        }
+        let shares = try #require(ParameterImportance.compute(space: space, trials: trials))
+        #expect(shares.map(\.name).prefix(2) == ["a", "b"], "\(shares)")
+        let byName = Dictionary(uniqueKeysWithValues: shares.map { ($0.name, $0.share) })
+        #expect(byName["a"]! > 0.8)
+        #expect(byName["c"]! < 0.02 && byName["mode"]! < 0.02, "\(shares)")
+        #expect(abs(shares.map(\.share).reduce(0, +) - 1) < 1e-9)
+        #expect(ParameterImportance.compute(space: space, trials: Array(trials.prefix(4))) == nil)
+    }
+}

@@ -1,0 +1,184 @@
+import Foundation
+
+/// Escapes text for HTML and SVG content and attribute values.
+func escape(_ text: String) -> String {
+    var result = ""
+    result.reserveCapacity(text.count)
+    for character in text {
+        switch character {
+        case "&": result += "&amp;"
+        case "<": result += "&lt;"
+        case ">": result += "&gt;"
+        case "\"": result += "&quot;"
+        case "'": result += "&#39;"
+        default: result.append(character)
+        }
+    }
+    return result
+}
+
+/// A number as an SVG coordinate: two decimals, no exponent.
+func coordinate(_ value: Double) -> String {
+    guard value.isFinite else { return "0" }
+    return String(format: "%.2f", value)
+}
+
+/// A number for a label: about four significant digits.
+func label(_ value: Double) -> String {
+    guard value.isFinite else { return "–" }
+    let magnitude = abs(value)
+    if magnitude != 0, magnitude < 0.001 || magnitude >= 1e7 { return String(format: "%.3g", value) }
+    if value == value.rounded(), magnitude < 1e7 { return String(Int(value)) }
+    let digits = magnitude >= 100 ? 1 : magnitude >= 10 ? 2 : 3
+    return String(format: "%.\(digits)f", value)
+}
+
+/// A map from data values to pixels along one axis; logarithmic when asked and every value is positive.
+struct Scale {
+    let low: Double
+    let high: Double
+    let start: Double
+    let end: Double
+    let logarithmic: Bool
+
+    init(values: [Double], start: Double, end: Double, logarithmic: Bool = false, padding: Double = 0.05) {
+        let finite = values.filter(\.isFinite)
+        let log = logarithmic && !finite.isEmpty && finite.allSatisfy { $0 > 0 }
+        let mapped = log ? finite.map { Foundation.log10($0) } : finite
+        var low = mapped.min() ?? 0
+        var high = mapped.max() ?? 1
+        if high - low < 1e-12 {
+            low -= 0.5
+            high += 0.5
+        }
+        let pad = (high - low) * padding
+        self.low = low - pad
+        self.high = high + pad
+        self.start = start
+        self.end = end
+        self.logarithmic = log
+    }
+
+    /// The pixel of `value`.
+    func callAsFunction(_ value: Double) -> Double {
+        let v = logarithmic ? Foundation.log10(max(value, 1e-300)) : value
+        return start + (v - low) / (high - low) * (end - start)
+    }
+
+    /// About five round tick values across the domain.
+    var ticks: [Double] {
+        if logarithmic {
+            let first = Int(low.rounded(.up))
+            let last = Int(high.rounded(.down))
+            guard last >= first else { return [pow(10, (low + high) / 2)] }
+            let stride = max(1, (last - first + 4) / 5)
+            return Swift.stride(from: first, through: last, by: stride).map { pow(10, Double($0)) }
+        }
+        let span = high - low
+        let rough = span / 5
+        let power = pow(10, (Foundation.log10(rough)).rounded(.down))
+        let step = [1.0, 2, 5, 10].map { $0 * power }.first { $0 >= rough } ?? rough
+        var tick = (low / step).rounded(.up) * step
+        var ticks: [Double] = []
+        while tick <= high + step * 1e-9, ticks.count < 12 {
+            ticks.append(abs(tick) < step * 1e-9 ? 0 : tick)
+            tick += step
+        }
+        return ticks
+    }
+}
+
+/// One SVG chart: a plot area inside margins, axes, and what is drawn in it.
+struct Chart {
+    let name: String
+    let width: Double
+    let height: Double
+    let left = 64.0
+    let right = 16.0
+    let top = 16.0
+    let bottom = 40.0
+    private(set) var body = ""
+
+    init(name: String, width: Double = 640, height: Double = 300) {
+        self.name = name
+        self.width = width
+        self.height = height
+    }
+
+    var plotLeft: Double { left }
+    var plotRight: Double { width - right }
+    var plotTop: Double { top }
+    var plotBottom: Double { height - bottom }
+
+    mutating func append(_ element: String) { body += element + "\n" }
+
+    /// Axes with ticks and titles.
+    mutating func axes(x: Scale, y: Scale, xTitle: String, yTitle: String, xLabels: [(Double, String)]? = nil) {
+        append(
+            "<line class=\"axis\" x1=\"\(coordinate(plotLeft))\" y1=\"\(coordinate(plotBottom))\" x2=\"\(coordinate(plotRight))\" y2=\"\(coordinate(plotBottom))\"/>"
+        )
+        append(
+            "<line class=\"axis\" x1=\"\(coordinate(plotLeft))\" y1=\"\(coordinate(plotTop))\" x2=\"\(coordinate(plotLeft))\" y2=\"\(coordinate(plotBottom))\"/>"
+        )
+        for (value, text) in xLabels ?? x.ticks.map({ ($0, label($0)) }) {
+            let px = x(value)
+            append(
+                "<text class=\"tick\" x=\"\(coordinate(px))\" y=\"\(coordinate(plotBottom + 14))\" text-anchor=\"middle\">\(escape(text))</text>"
+            )
+        }
+        for value in y.ticks {
+            let py = y(value)
+            append(
+                "<line class=\"grid\" x1=\"\(coordinate(plotLeft))\" y1=\"\(coordinate(py))\" x2=\"\(coordinate(plotRight))\" y2=\"\(coordinate(py))\"/>"
+            )
+            append(
+                "<text class=\"tick\" x=\"\(coordinate(plotLeft - 6))\" y=\"\(coordinate(py + 4))\" text-anchor=\"end\">\(escape(label(value)))</text>"
+            )
+        }
+        append(
+            "<text class=\"title\" x=\"\(coordinate((plotLeft + plotRight) / 2))\" y=\"\(coordinate(height - 6))\" text-anchor=\"middle\">\(escape(xTitle))</text>"
+        )
+        append(
+            "<text class=\"title\" transform=\"translate(14 \(coordinate((plotTop + plotBottom) / 2))) rotate(-90)\" text-anchor=\"middle\">\(escape(yTitle))</text>"
+        )
+    }
+
+    /// A marker: a circle, or a cross for trials that produced no score, with a tooltip.
+    mutating func point(x: Double, y: Double, kind: String, tooltip: String, color: String? = nil, radius: Double = 4) {
+        let fill = color.map { " style=\"fill:\($0)\"" } ?? ""
+        switch kind {
+        case "failed", "pruned", "crashed":
+            let r = radius
+            append(
+                "<path class=\"point \(kind)\" d=\"M\(coordinate(x - r)),\(coordinate(y - r))L\(coordinate(x + r)),\(coordinate(y + r))M\(coordinate(x - r)),\(coordinate(y + r))L\(coordinate(x + r)),\(coordinate(y - r))\"><title>\(escape(tooltip))</title></path>"
+            )
+        case "baseline":
+            let r = radius + 2
+            append(
+                "<path class=\"point baseline\" d=\"M\(coordinate(x)),\(coordinate(y - r))L\(coordinate(x + r)),\(coordinate(y))L\(coordinate(x)),\(coordinate(y + r))L\(coordinate(x - r)),\(coordinate(y))Z\"><title>\(escape(tooltip))</title></path>"
+            )
+        default:
+            append(
+                "<circle class=\"point \(kind)\" cx=\"\(coordinate(x))\" cy=\"\(coordinate(y))\" r=\"\(coordinate(radius))\"\(fill)><title>\(escape(tooltip))</title></circle>"
+            )
+        }
+    }
+
+    /// The chart as an `<svg>` element.
+    var svg: String {
+        "<svg class=\"chart\" data-chart=\"\(escape(name))\" viewBox=\"0 0 \(Int(width)) \(Int(height))\" width=\"\(Int(width))\" height=\"\(Int(height))\" role=\"img\">\n\(body)</svg>"
+    }
+}
+
+/// A colour from a perceptually even ramp (viridis's endpoints and middle), `t` in [0, 1].
+func ramp(_ t: Double) -> String {
+    let stops: [(Double, Double, Double)] = [(68, 1, 84), (59, 82, 139), (33, 145, 140), (94, 201, 98), (253, 231, 37)]
+    let x = min(max(t.isFinite ? t : 0, 0), 1) * Double(stops.count - 1)
+    let index = min(Int(x), stops.count - 2)
+    let f = x - Double(index)
+    let (a, b) = (stops[index], stops[index + 1])
+    let r = Int(a.0 + (b.0 - a.0) * f)
+    let g = Int(a.1 + (b.1 - a.1) * f)
+    let bl = Int(a.2 + (b.2 - a.2) * f)
+    return "rgb(\(r),\(g),\(bl))"
+}

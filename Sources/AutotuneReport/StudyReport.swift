@@ -1,0 +1,499 @@
+public import Autotune
+import Foundation
+
+/// What a report shows: the study, its trials, and the launch commands of the trials it names (the best, the
+/// front), which only the caller can render.
+public struct ReportInput: Sendable {
+    /// The study as stored.
+    public var study: StoredStudy
+    /// Its trials, any state.
+    public var trials: [Trial]
+    /// Launch commands by trial number.
+    public var commands: [Int: [String]]
+    /// Link trial numbers to `trialLink(number)` (the dashboard's trial pages).
+    public var trialLink: (@Sendable (Int) -> String)?
+
+    /// Creates an input.
+    public init(
+        study: StoredStudy, trials: [Trial], commands: [Int: [String]] = [:],
+        trialLink: (@Sendable (Int) -> String)? = nil
+    ) {
+        self.study = study
+        self.trials = trials
+        self.commands = commands
+        self.trialLink = trialLink
+    }
+}
+
+/// A study as one self-contained HTML page: charts drawn as SVG here (no script library, no network), a
+/// sortable and filterable trials table, the best configuration and its command.
+///
+/// Sections: summary and best; optimisation history by trial and by wall time (best so far; failed, pruned and
+/// crashed trials marked); the Pareto front with several objectives (front, dominated, infeasible, baseline);
+/// parallel coordinates coloured by score; parameter importance (``ParameterImportance``); a slice per
+/// parameter; failures by stage and cause; a timeline of trials per GPU or slot; every trial. Each chart is an
+/// `<svg data-chart="…">` whose markers carry the class `point`, so a test can count them.
+public enum StudyReport {
+    /// The whole page.
+    public static func html(_ input: ReportInput, head: String = "", script: String = "") -> String {
+        """
+        <!DOCTYPE html>
+        <html lang="en"><head><meta charset="utf-8">
+        <title>\(escape(input.study.definition.name)) — Autotune</title>
+        <style>\(style)</style>\(head)
+        </head><body>
+        <div id="report">\(sections(input))</div>
+        <script>\(tableScript)\(script)</script>
+        </body></html>
+        """
+    }
+
+    /// The page's body: every section, for pages that refresh it in place.
+    public static func sections(_ input: ReportInput) -> String {
+        let model = Model(input)
+        var parts = [summary(model)]
+        parts.append(history(model))
+        if model.objective.isMultiObjective { parts.append(pareto(model)) }
+        parts.append(parallelCoordinates(model))
+        parts.append(importance(model))
+        parts.append(slices(model))
+        parts.append(failures(model))
+        parts.append(timeline(model))
+        parts.append(trialsTable(model))
+        return parts.joined(separator: "\n")
+    }
+
+    // MARK: - Model
+
+    /// The study's figures, computed once.
+    struct Model {
+        let input: ReportInput
+        let definition: StudyDefinition
+        let objective: Objective
+        let trials: [Trial]
+        let completed: [Trial]
+        let start: Date?
+
+        init(_ input: ReportInput) {
+            self.input = input
+            definition = input.study.definition
+            objective = definition.objective
+            trials = input.trials.sorted { $0.number < $1.number }
+            completed = trials.filter { $0.state == .completed && $0.score != nil }
+            start = trials.compactMap(\.startedAt).min()
+        }
+
+        /// What a finished trial is, as the charts tell them apart.
+        func kind(_ trial: Trial) -> String {
+            switch trial.state {
+            case .completed: return "completed"
+            case .pruned: return "pruned"
+            case .failed:
+                return trial.error?.stage.isConfigurationFault == true && trial.metrics.isEmpty ? "crashed" : "failed"
+            default: return trial.state.rawValue
+            }
+        }
+
+        /// The trial's number, linked when the page has trial pages.
+        func link(_ number: Int) -> String {
+            guard let make = input.trialLink else { return "#\(number)" }
+            return "<a href=\"\(escape(make(number)))\">#\(number)</a>"
+        }
+
+        /// Whether `a` is a better score than `b`.
+        func better(_ a: Double, _ b: Double) -> Bool { objective.isBetter(a, than: b) }
+    }
+
+    // MARK: - Sections
+
+    static func summary(_ model: Model) -> String {
+        let counts = Dictionary(grouping: model.trials, by: \.state).mapValues(\.count)
+        let names = model.objective.allGoals.map { "\($0.direction.rawValue) \($0.label)" }.joined(separator: ", ")
+        var html = "<section id=\"summary\"><h1>\(escape(model.definition.name))</h1>"
+        html +=
+            "<p class=\"meta\">\(escape(names)) · \(escape(model.definition.strategy.name)) search · parallel \(model.definition.parallel) · status \(escape(model.input.study.status.rawValue)) · \(model.trials.count) trials: "
+        html +=
+            TrialState.allCases.compactMap { state in counts[state].map { "\($0) \(state.rawValue)" } }.joined(
+                separator: ", ") + "</p>"
+        if let best = model.input.study.best, let trial = model.trials.first(where: { $0.number == best.number }) {
+            html += "<h2>Best</h2><p>Trial \(model.link(trial.number)): \(escape(model.objective.label)) = "
+            html += "<b>\(escape(label(best.score)))</b>"
+            if model.definition.baseline != nil, let baseline = model.trials.first(where: { $0.number == 0 }),
+                let base = baseline.score, base != 0
+            {
+                let gain =
+                    model.objective.direction == .maximize
+                    ? (best.score - base) / abs(base) : (base - best.score) / abs(base)
+                html += " (baseline \(escape(label(base))), \(String(format: "%+.1f%%", gain * 100)))"
+            }
+            html += "</p><table class=\"config\">"
+            for parameter in model.definition.space.parameters {
+                if let value = trial.configuration[parameter.name] {
+                    html += "<tr><th>\(escape(parameter.name))</th><td>\(escape(parameter.display(value)))</td></tr>"
+                }
+            }
+            html += "</table>"
+            if let command = model.input.commands[trial.number] {
+                html += "<pre class=\"command\">\(escape(command.map(shellWord).joined(separator: " ")))</pre>"
+            }
+        } else {
+            html += "<p>No completed trial yet.</p>"
+        }
+        return html + "</section>"
+    }
+
+    static func history(_ model: Model) -> String {
+        var html = "<section id=\"history\"><h2>Optimisation history</h2>"
+        html += historyChart(model, name: "history", byTime: false)
+        if model.start != nil { html += historyChart(model, name: "history-time", byTime: true) }
+        html +=
+            "<p class=\"legend\"><span class=\"key completed\">●</span> completed <span class=\"key failed\">✕</span> failed <span class=\"key pruned\">✕</span> pruned <span class=\"key crashed\">✕</span> crashed (configuration fault, nothing measured) — the line is the best so far</p>"
+        return html + "</section>"
+    }
+
+    private static func historyChart(_ model: Model, name: String, byTime: Bool) -> String {
+        let finished = model.trials.filter(\.isFinished)
+        func x(_ trial: Trial) -> Double? {
+            guard byTime else { return Double(trial.number) }
+            guard let start = model.start, let end = trial.finishedAt else { return nil }
+            return end.timeIntervalSince(start)
+        }
+        let placed = finished.compactMap { trial in x(trial).map { (trial, $0) } }
+        var chart = Chart(name: name)
+        let scores = model.completed.compactMap(\.score)
+        let xs = Scale(values: placed.map(\.1), start: chart.plotLeft, end: chart.plotRight)
+        let ys = Scale(values: scores, start: chart.plotBottom - 12, end: chart.plotTop)
+        chart.axes(
+            x: xs, y: ys, xTitle: byTime ? "seconds since the study started" : "trial", yTitle: model.objective.label)
+        var best: Double?
+        var path = ""
+        for (trial, position) in placed.sorted(by: { $0.1 < $1.1 }) {
+            let kind = model.kind(trial)
+            if let score = trial.score, trial.state == .completed {
+                chart.point(
+                    x: xs(position), y: ys(score), kind: kind,
+                    tooltip: "trial \(trial.number): \(label(score))")
+                if best.map({ model.better(score, $0) }) ?? true {
+                    path +=
+                        (path.isEmpty ? "M" : "H\(coordinate(xs(position)))V")
+                        + (path.isEmpty
+                            ? "\(coordinate(xs(position))),\(coordinate(ys(score)))" : coordinate(ys(score)))
+                    best = score
+                }
+            } else {
+                chart.point(
+                    x: xs(position), y: chart.plotBottom - 4, kind: kind,
+                    tooltip: "trial \(trial.number) \(kind): \(trial.error?.summary ?? "")")
+            }
+        }
+        if !path.isEmpty {
+            path += "H\(coordinate(chart.plotRight))"
+            chart.append("<path class=\"best\" d=\"\(path)\"/>")
+        }
+        return chart.svg
+    }
+
+    static func pareto(_ model: Model) -> String {
+        let goals = model.objective.goals
+        let front = Set(model.input.study.best?.front.map(\.number) ?? [])
+        var chart = Chart(name: "pareto", width: 640, height: 360)
+        let measured = model.trials.compactMap { trial in model.objective.values(trial.metrics).map { (trial, $0) } }
+        let xs = Scale(values: measured.map { $0.1[0] }, start: chart.plotLeft, end: chart.plotRight)
+        let ys = Scale(values: measured.map { $0.1[1] }, start: chart.plotBottom, end: chart.plotTop)
+        chart.axes(
+            x: xs, y: ys, xTitle: "\(goals[0].direction == .maximize ? "↑" : "↓") \(goals[0].label)",
+            yTitle: "\(goals[1].direction == .maximize ? "↑" : "↓") \(goals[1].label)")
+        // The front as a staircase, in the order the objectives improve.
+        let steps = measured.filter { front.contains($0.0.number) }.sorted { $0.1[0] < $1.1[0] }
+        if steps.count > 1 {
+            let points = steps.map { "\(coordinate(xs($0.1[0]))),\(coordinate(ys($0.1[1])))" }.joined(separator: " ")
+            chart.append("<polyline class=\"front-line\" points=\"\(points)\"/>")
+        }
+        for (trial, values) in measured {
+            let kind: String
+            if model.definition.baseline != nil, trial.number == 0 {
+                kind = "baseline"
+            } else if front.contains(trial.number) {
+                kind = "front"
+            } else if trial.state == .completed {
+                kind = "dominated"
+            } else {
+                kind = "infeasible"
+            }
+            chart.point(
+                x: xs(values[0]), y: ys(values[1]), kind: kind,
+                tooltip:
+                    "trial \(trial.number) (\(kind)): \(goals[0].label) \(label(values[0])), \(goals[1].label) \(label(values[1]))",
+                radius: kind == "front" ? 5 : 4)
+        }
+        let crashed = model.trials.filter { $0.isFinished && model.objective.values($0.metrics) == nil }.count
+        var html = "<section id=\"pareto\"><h2>Pareto front</h2>" + chart.svg
+        html +=
+            "<p class=\"legend\"><span class=\"key front\">●</span> on the front (\(front.count)) <span class=\"key dominated\">●</span> dominated <span class=\"key infeasible\">●</span> infeasible (broke a constraint) <span class=\"key baseline\">◆</span> baseline — \(crashed) trials measured no objective values (crashed or failed early) and are not drawn</p>"
+        html +=
+            "<table class=\"trials\"><thead><tr><th>trial</th>\(goals.map { "<th>\(escape($0.label))</th>" }.joined())<th>command</th></tr></thead><tbody>"
+        for point in model.input.study.best?.front ?? [] {
+            let command = model.input.commands[point.number].map { $0.map(shellWord).joined(separator: " ") } ?? ""
+            html +=
+                "<tr><td>\(model.link(point.number))</td>\(point.values.map { "<td>\(escape(label($0)))</td>" }.joined())<td><code>\(escape(command))</code></td></tr>"
+        }
+        return html + "</tbody></table></section>"
+    }
+
+    static func parallelCoordinates(_ model: Model) -> String {
+        let parameters = model.definition.space.searched
+        guard !parameters.isEmpty, !model.completed.isEmpty else {
+            return "<section id=\"parallel\"><h2>Parallel coordinates</h2><p>No completed trial yet.</p></section>"
+        }
+        var chart = Chart(name: "parallel", width: max(480, Double(parameters.count + 1) * 110), height: 320)
+        let axes = parameters.count + 1
+        func axisX(_ index: Int) -> Double {
+            chart.plotLeft + (chart.plotRight - chart.plotLeft) * Double(index) / Double(max(axes - 1, 1))
+        }
+        let scores = model.completed.map { $0.score! }
+        let scoreScale = Scale(values: scores, start: chart.plotBottom, end: chart.plotTop, padding: 0)
+        for index in 0..<axes {
+            let x = axisX(index)
+            chart.append(
+                "<line class=\"axis\" x1=\"\(coordinate(x))\" y1=\"\(coordinate(chart.plotTop))\" x2=\"\(coordinate(x))\" y2=\"\(coordinate(chart.plotBottom))\"/>"
+            )
+            let name = index < parameters.count ? parameters[index].name : model.objective.label
+            // Alternate heights, so long names side by side do not overlap.
+            chart.append(
+                "<text class=\"title\" x=\"\(coordinate(x))\" y=\"\(coordinate(chart.height - 6 - Double(index % 2) * 14))\" text-anchor=\"middle\">\(escape(name))</text>"
+            )
+        }
+        let low = scores.min()!
+        let high = scores.max()!
+        for trial in model.completed {
+            guard let unit = try? model.definition.space.unitPoint(of: trial.configuration) else { continue }
+            var points: [String] = []
+            for (index, value) in unit.enumerated() {
+                points.append(
+                    "\(coordinate(axisX(index))),\(coordinate(chart.plotBottom - value * (chart.plotBottom - chart.plotTop)))"
+                )
+            }
+            let score = trial.score!
+            points.append("\(coordinate(axisX(parameters.count))),\(coordinate(scoreScale(score)))")
+            var t = high > low ? (score - low) / (high - low) : 1
+            if model.objective.direction == .minimize { t = 1 - t }
+            chart.append(
+                "<polyline class=\"point line\" style=\"stroke:\(ramp(t))\" points=\"\(points.joined(separator: " "))\"><title>trial \(trial.number): \(escape(label(score)))</title></polyline>"
+            )
+        }
+        return
+            "<section id=\"parallel\"><h2>Parallel coordinates</h2>\(chart.svg)<p class=\"legend\">One line per completed trial, each parameter on its own axis (bottom: its lowest value, top: its highest; log scales in log space), coloured from worst (dark) to best (yellow).</p></section>"
+    }
+
+    static func importance(_ model: Model) -> String {
+        var html = "<section id=\"importance\"><h2>Parameter importance</h2>"
+        guard let shares = ParameterImportance.compute(space: model.definition.space, trials: model.trials) else {
+            return html + "<p>Needs five completed trials.</p></section>"
+        }
+        var chart = Chart(name: "importance", width: 640, height: 40 + Double(shares.count) * 26)
+        let scale = Scale(values: [0, 1], start: chart.plotLeft + 100, end: chart.plotRight, padding: 0)
+        for (index, entry) in shares.enumerated() {
+            let y = chart.plotTop + Double(index) * 26
+            chart.append(
+                "<text class=\"tick\" x=\"\(coordinate(chart.plotLeft + 94))\" y=\"\(coordinate(y + 15))\" text-anchor=\"end\">\(escape(entry.name))</text>"
+            )
+            chart.append(
+                "<rect class=\"point bar\" x=\"\(coordinate(scale(0)))\" y=\"\(coordinate(y + 3))\" width=\"\(coordinate(scale(entry.share) - scale(0)))\" height=\"16\"><title>\(escape(entry.name)): \(String(format: "%.1f%%", entry.share * 100))</title></rect>"
+            )
+            chart.append(
+                "<text class=\"tick\" x=\"\(coordinate(scale(entry.share) + 4))\" y=\"\(coordinate(y + 15))\">\(String(format: "%.0f%%", entry.share * 100))</text>"
+            )
+        }
+        html += chart.svg
+        return html
+            + "<p class=\"legend\">The share of the score's variation each parameter explains on its own, from a Gaussian process fitted to the completed trials (first-order effects; docs/architecture.md).</p></section>"
+    }
+
+    static func slices(_ model: Model) -> String {
+        var html = "<section id=\"slices\"><h2>Slices</h2><div class=\"grid\">"
+        let scores = model.completed.map { $0.score! }
+        for parameter in model.definition.space.searched {
+            var chart = Chart(name: "slice-\(parameter.name)", width: 320, height: 220)
+            let ys = Scale(values: scores, start: chart.plotBottom, end: chart.plotTop)
+            var xLabels: [(Double, String)]?
+            let positions: [(Trial, Double)]
+            switch parameter.domain {
+            case .categorical(let values):
+                let index = Dictionary(uniqueKeysWithValues: values.enumerated().map { ($1, Double($0)) })
+                positions = model.completed.compactMap { trial in
+                    trial.configuration[parameter.name].flatMap { index[$0] }.map { (trial, $0) }
+                }
+                xLabels = values.enumerated().map { (Double($0), $1.text) }
+            case .bool:
+                positions = model.completed.compactMap { trial in
+                    trial.configuration[parameter.name].map { (trial, $0 == .bool(true) ? 1 : 0) }
+                }
+                xLabels = [(0, "false"), (1, "true")]
+            default:
+                positions = model.completed.compactMap { trial in
+                    trial.configuration[parameter.name]?.numericValue.map { (trial, $0) }
+                }
+            }
+            let logarithmic: Bool
+            switch parameter.domain {
+            case .int(_, _, _, let log), .float(_, _, let log): logarithmic = log
+            default: logarithmic = false
+            }
+            let xs = Scale(
+                values: xLabels.map { $0.map(\.0) } ?? positions.map(\.1), start: chart.plotLeft, end: chart.plotRight,
+                logarithmic: logarithmic, padding: 0.08)
+            chart.axes(x: xs, y: ys, xTitle: parameter.name, yTitle: model.objective.label, xLabels: xLabels)
+            for (trial, x) in positions {
+                chart.point(
+                    x: xs(x), y: ys(trial.score!), kind: "completed",
+                    tooltip: "trial \(trial.number): \(label(trial.score!))", radius: 3)
+            }
+            html += chart.svg
+        }
+        return html + "</div></section>"
+    }
+
+    static func failures(_ model: Model) -> String {
+        let failed = model.trials.filter { $0.state == .failed || $0.state == .pruned }
+        var html = "<section id=\"failures\"><h2>Failures</h2>"
+        guard !failed.isEmpty else { return html + "<p>None.</p></section>" }
+        let groups = Dictionary(grouping: failed) { trial in
+            "\(trial.state == .pruned ? "pruned" : trial.error?.stage.rawValue ?? "unknown")\u{1F}\(trial.error?.headline ?? "")"
+        }
+        html +=
+            "<table class=\"failures\"><thead><tr><th>stage</th><th>cause</th><th>trials</th><th>examples</th></tr></thead><tbody>"
+        for (key, trials) in groups.sorted(by: { $0.value.count > $1.value.count }) {
+            let parts = key.split(separator: "\u{1F}", maxSplits: 1, omittingEmptySubsequences: false)
+            let examples = trials.prefix(5).map { model.link($0.number) }.joined(separator: " ")
+            html +=
+                "<tr><td>\(escape(String(parts[0])))</td><td>\(escape(parts.count > 1 ? String(parts[1]) : ""))</td><td>\(trials.count)</td><td>\(examples)</td></tr>"
+        }
+        return html + "</tbody></table></section>"
+    }
+
+    static func timeline(_ model: Model) -> String {
+        guard let start = model.start else { return "" }
+        let placed = model.trials.filter { $0.startedAt != nil }
+        // Rows: each GPU a trial leased, else slots given greedily to trials as they start.
+        let usesGPUs = placed.contains { !($0.gpus ?? []).isEmpty }
+        var rows: [(trial: Trial, row: Int)] = []
+        var labels: [String] = []
+        if usesGPUs {
+            let gpus = Array(Set(placed.flatMap { $0.gpus ?? [] })).sorted()
+            labels = gpus.map { "GPU \($0)" }
+            for trial in placed {
+                for gpu in trial.gpus ?? [] { rows.append((trial, gpus.firstIndex(of: gpu)!)) }
+            }
+        } else {
+            var free: [Date] = []
+            for trial in placed.sorted(by: { $0.startedAt! < $1.startedAt! }) {
+                let begin = trial.startedAt!
+                if let slot = free.firstIndex(where: { $0 <= begin }) {
+                    free[slot] = trial.finishedAt ?? .distantFuture
+                    rows.append((trial, slot))
+                } else {
+                    free.append(trial.finishedAt ?? .distantFuture)
+                    rows.append((trial, free.count - 1))
+                }
+            }
+            labels = free.indices.map { "slot \($0 + 1)" }
+        }
+        let now = Date()
+        let end = placed.map { $0.finishedAt ?? now }.max() ?? now
+        var chart = Chart(name: "timeline", width: 640, height: 60 + Double(labels.count) * 22)
+        let xs = Scale(
+            values: [0, end.timeIntervalSince(start)], start: chart.plotLeft, end: chart.plotRight, padding: 0)
+        chart.axes(
+            x: xs, y: Scale(values: [0], start: chart.plotBottom, end: chart.plotTop),
+            xTitle: "seconds since the study started", yTitle: "")
+        for (index, text) in labels.enumerated() {
+            chart.append(
+                "<text class=\"tick\" x=\"\(coordinate(chart.plotLeft - 6))\" y=\"\(coordinate(chart.plotTop + Double(index) * 22 + 15))\" text-anchor=\"end\">\(escape(text))</text>"
+            )
+        }
+        for (trial, row) in rows {
+            let x0 = xs(trial.startedAt!.timeIntervalSince(start))
+            let x1 = xs((trial.finishedAt ?? now).timeIntervalSince(start))
+            chart.append(
+                "<rect class=\"point span \(model.kind(trial))\" x=\"\(coordinate(x0))\" y=\"\(coordinate(chart.plotTop + Double(row) * 22 + 3))\" width=\"\(coordinate(max(1, x1 - x0)))\" height=\"16\"><title>trial \(trial.number) (\(trial.state.rawValue)): \(String(format: "%.1f", (trial.finishedAt ?? now).timeIntervalSince(trial.startedAt!))) s</title></rect>"
+            )
+        }
+        return
+            "<section id=\"timeline\"><h2>Timeline</h2>\(chart.svg)<p class=\"legend\">Each trial from its start to its end, per \(usesGPUs ? "GPU it leased" : "slot"): the parallel loop at work.</p></section>"
+    }
+
+    static func trialsTable(_ model: Model) -> String {
+        let parameters = model.definition.space.parameters.filter(\.domain.isSearched).map(\.name)
+        var metrics: [String] = []
+        for name in model.objective.allGoals.flatMap({ $0.terms.map(\.metric) })
+            + model.objective.constraints.map(\.metric)
+        where !metrics.contains(name) {
+            metrics.append(name)
+        }
+        var html =
+            "<section id=\"trials\"><h2>Trials</h2><p><input id=\"filter\" type=\"search\" placeholder=\"filter rows (state, value, error…)\"></p>"
+        html += "<table class=\"trials sortable\" id=\"trials-table\"><thead><tr>"
+        for column in ["trial", "state", "score"] + parameters + metrics + ["seconds", "error"] {
+            html += "<th>\(escape(column))</th>"
+        }
+        html += "</tr></thead><tbody>"
+        for trial in model.trials {
+            var cells = [
+                model.link(trial.number), escape(trial.state.rawValue), trial.score.map { escape(label($0)) } ?? "",
+            ]
+            for name in parameters {
+                let parameter = model.definition.space[name]
+                cells.append(trial.configuration[name].map { escape(parameter?.display($0) ?? $0.text) } ?? "")
+            }
+            for name in metrics { cells.append(trial.metrics[name].map { escape(label($0)) } ?? "") }
+            cells.append(trial.timings["total"].map { escape(label($0)) } ?? "")
+            cells.append(escape(trial.error?.summary ?? ""))
+            html += "<tr class=\"\(model.kind(trial))\">" + cells.map { "<td>\($0)</td>" }.joined() + "</tr>"
+        }
+        return html + "</tbody></table></section>"
+    }
+
+    /// A shell word, quoted when needed.
+    static func shellWord(_ argument: String) -> String {
+        let safe = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,+@%")
+        if !argument.isEmpty, argument.allSatisfy({ safe.contains($0) }) { return argument }
+        return "'" + argument.replacingOccurrences(of: "'", with: "'\\''") + "'"
+    }
+
+    /// The pages' stylesheet.
+    public static let style = """
+        body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1100px;color:#222;padding:0 12px}
+        h1{margin:0 0 4px}h2{margin:28px 0 8px;border-bottom:1px solid #ddd}.meta,.legend{color:#555}
+        svg.chart{max-width:100%;height:auto;background:#fff}.axis{stroke:#333}.grid{stroke:#eee}
+        .tick{font-size:11px;fill:#444}.title{font-size:12px;fill:#222}
+        circle.point{fill:#3b528b;opacity:.85}.point.front{fill:#d62728}.point.dominated{fill:#9aa7c7}
+        .point.infeasible{fill:#bbb}path.point{stroke-width:2;fill:none}.point.failed{stroke:#d62728}
+        .point.pruned{stroke:#ff7f0e}.point.crashed{stroke:#7f0000}path.point.baseline{fill:#2ca02c;stroke:#145214}
+        .best{fill:none;stroke:#d62728;stroke-width:1.5}.front-line{fill:none;stroke:#d62728;stroke-dasharray:4 3}
+        polyline.line{fill:none;stroke-width:1.4;opacity:.75}rect.bar{fill:#21918c}
+        rect.span{fill:#3b528b;opacity:.8}rect.span.failed,rect.span.crashed{fill:#d62728}rect.span.pruned{fill:#ff7f0e}
+        rect.span.running{fill:#21918c}.key.completed{color:#3b528b}.key.failed{color:#d62728}.key.pruned{color:#ff7f0e}
+        .key.crashed{color:#7f0000}.key.front{color:#d62728}.key.dominated{color:#9aa7c7}.key.infeasible{color:#bbb}
+        .key.baseline{color:#2ca02c}table{border-collapse:collapse;font-size:13px}td,th{padding:3px 8px;border-bottom:1px solid #eee;text-align:left}
+        th{cursor:pointer;background:#fafafa}tr.failed td,tr.crashed td{color:#a00}tr.pruned td{color:#b85c00}
+        pre.command,code{background:#f5f5f5;white-space:pre-wrap;word-break:break-all}.grid{display:flex;flex-wrap:wrap;gap:8px}
+        table.config th{cursor:default;background:none}
+        """
+
+    /// Sorting (click a header) and filtering (the search box) of the trials table, in plain JavaScript.
+    static let tableScript = """
+        function autotuneTables(){
+        document.querySelectorAll('table.sortable').forEach(function(table){
+        table.querySelectorAll('th').forEach(function(th,column){th.onclick=function(){
+        var body=table.tBodies[0];var rows=Array.prototype.slice.call(body.rows);
+        var up=th.getAttribute('data-order')!=='asc';th.setAttribute('data-order',up?'asc':'desc');
+        rows.sort(function(a,b){var x=a.cells[column].textContent,y=b.cells[column].textContent;
+        var p=parseFloat(x.replace('#','')),q=parseFloat(y.replace('#',''));
+        var r=(!isNaN(p)&&!isNaN(q))?p-q:x.localeCompare(y);return up?r:-r;});
+        rows.forEach(function(row){body.appendChild(row);});};});});
+        var box=document.getElementById('filter');if(box){box.oninput=function(){var t=box.value.toLowerCase();
+        document.querySelectorAll('#trials-table tbody tr').forEach(function(row){
+        row.style.display=row.textContent.toLowerCase().indexOf(t)>=0?'':'none';});};}}
+        autotuneTables();document.body.setAttribute('data-ready','1');
+        """
+}

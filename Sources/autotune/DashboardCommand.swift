@@ -1,0 +1,260 @@
+import ArgumentParser
+import Autotune
+import AutotuneReport
+import AutotuneStore
+import Foundation
+import Hummingbird
+
+struct DashboardCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dashboard",
+        abstract: "Serve the database's studies as live web pages (read-only).",
+        discussion: """
+            The studies, each study's report (the views of 'autotune report'), updating within a second or two \\
+            while a study runs in another process, and a page per trial with its configuration, metrics, timings, \\
+            error and the tail of its logs. It binds to 127.0.0.1 unless --host says otherwise, only reads the \\
+            database, and reads no file outside the studies' trial directories.
+            """
+    )
+
+    @Option(name: .long, help: "The address to listen on.")
+    var host = "127.0.0.1"
+
+    @Option(name: .long, help: "The port to listen on.")
+    var port = 8765
+
+    @OptionGroup var store: StoreOptions
+
+    func run() async throws {
+        try await reportingErrors {
+            let trialsDirectory = store.trialsDirectory
+            let databaseName = store.displayPath
+            try await store.withStore(.readOnly) { database in
+                let pages = DashboardPages(
+                    store: database, trialsDirectory: trialsDirectory, databaseName: databaseName)
+                let router = Router()
+                router.get("/") { _, _ in try await pages.html { try await pages.studies() } }
+                router.get("/studies") { _, _ in try await pages.html { try await pages.studiesFragment() } }
+                router.get("/study/:name") { _, context in
+                    let name = try context.parameters.require("name")
+                    return try await pages.html { try await pages.study(name) }
+                }
+                router.get("/study/:name/fragment") { _, context in
+                    let name = try context.parameters.require("name")
+                    return try await pages.html { try await pages.studyFragment(name) }
+                }
+                router.get("/study/:name/version") { request, context in
+                    let name = try context.parameters.require("name")
+                    let wait = request.uri.queryParameters.get("wait").flatMap(Double.init) ?? 20
+                    return try await pages.version(
+                        name, after: request.uri.queryParameters.get("after"), wait: min(max(wait, 0.25), 25))
+                }
+                router.get("/study/:name/trial/:number") { _, context in
+                    let name = try context.parameters.require("name")
+                    let number = try context.parameters.require("number", as: Int.self)
+                    return try await pages.html { try await pages.trial(name, number: number) }
+                }
+                let app = Application(
+                    router: router,
+                    configuration: .init(address: .hostname(host, port: port), serverName: "autotune-dashboard"),
+                    logger: cliLogger())
+                FileHandle.standardError.write(Data("Dashboard of \(databaseName) at http://\(host):\(port)/\n".utf8))
+                try await app.runService()
+            }
+        }
+    }
+}
+
+/// The dashboard's pages, read from the store on every request (so they are as fresh as the database).
+struct DashboardPages: Sendable {
+    let store: any StudyStore
+    let trialsDirectory: URL
+    let databaseName: String
+
+    /// A page as a response; a study or trial that is not there is a 404.
+    func html(_ body: () async throws -> String) async throws -> Response {
+        do {
+            let text = try await body()
+            var headers = HTTPFields()
+            headers[.contentType] = "text/html; charset=utf-8"
+            headers[.cacheControl] = "no-store"
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
+        } catch let error as CLIError where error.code == .notFound {
+            return Response(
+                status: .notFound, body: .init(byteBuffer: ByteBuffer(string: "<p>\(Self.escape(error.message))</p>")))
+        }
+    }
+
+    func studies() async throws -> String {
+        """
+        <!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Autotune — \(Self.escape(databaseName))</title>
+        <style>\(StudyReport.style)</style></head><body>
+        <h1>Studies</h1><p class="meta">\(Self.escape(databaseName)), read-only; refreshed every 2 s</p>
+        <div id="studies">\(try await studiesFragment())</div>
+        <script>setInterval(function(){fetch('/studies',{cache:'no-store'}).then(function(r){return r.text();})
+        .then(function(t){document.getElementById('studies').innerHTML=t;}).catch(function(){});},2000);</script>
+        </body></html>
+        """
+    }
+
+    func studiesFragment() async throws -> String {
+        var html =
+            "<table class=\"trials\"><thead><tr><th>study</th><th>status</th><th>trials</th><th>completed</th><th>failed</th><th>best</th><th>updated</th></tr></thead><tbody>"
+        for study in try await store.studies() {
+            let trials = try await store.trials(ofStudy: study.id)
+            let name = study.definition.name
+            html += "<tr><td><a href=\"/study/\(Self.pathComponent(name))\">\(Self.escape(name))</a></td>"
+            html += "<td>\(Self.escape(displayStatus(study)))</td><td>\(trials.count)</td>"
+            html += "<td>\(trials.filter { $0.state == .completed }.count)</td>"
+            html += "<td>\(trials.filter { $0.state == .failed }.count)</td>"
+            html += "<td>\(study.best.map { "\(HumanNumber.format($0.score)) (#\($0.number))" } ?? "")</td>"
+            html += "<td>\(Self.escape(study.updatedAt.formatted(.iso8601)))</td></tr>"
+        }
+        return html + "</tbody></table>"
+    }
+
+    private func input(_ name: String) async throws -> ReportInput {
+        guard let study = try await store.study(named: name) else {
+            throw CLIError(.notFound, "no study named '\(name)'")
+        }
+        let trials = try await store.trials(ofStudy: study.id)
+        let path = Self.pathComponent(name)
+        return ReportInput(
+            study: study, trials: trials,
+            commands: reportCommands(study: study, trials: trials, trialsDirectory: trialsDirectory),
+            trialLink: { "/study/\(path)/trial/\($0)" })
+    }
+
+    func study(_ name: String) async throws -> String {
+        let path = Self.pathComponent(name)
+        // Long-polls the study's version: the server answers as soon as it moves (a trial started or finished,
+        // in this process or another), then the sections are fetched and re-rendered in place, keeping the
+        // filter. The page records the server's clock at the update, so a test can tell how fresh it was.
+        let script = """
+            var autotuneVersion=null;var autotuneWait=new URLSearchParams(location.search).get('wait')||'20';
+            function autotuneShow(v,at){document.body.setAttribute('data-version',v);document.body.setAttribute('data-updated-at',at);}
+            function autotunePoll(){var url='/study/\(path)/version?wait='+autotuneWait+(autotuneVersion===null?'':'&after='+encodeURIComponent(autotuneVersion));
+            fetch(url,{cache:'no-store'}).then(function(r){return r.text();}).then(function(text){
+            var parts=text.split('\\n');var v=parts[0];
+            if(autotuneVersion!==null&&v!==autotuneVersion){
+            return fetch('/study/\(path)/fragment',{cache:'no-store'}).then(function(r){return r.text();})
+            .then(function(t){var box=document.getElementById('filter');var filter=box?box.value:'';
+            document.getElementById('report').innerHTML=t;autotuneTables();var again=document.getElementById('filter');
+            if(again&&filter){again.value=filter;again.oninput();}autotuneVersion=v;autotuneShow(v,parts[1]);autotunePoll();});}
+            var first=autotuneVersion===null;autotuneVersion=v;if(first){autotuneShow(v,parts[1]);}
+            setTimeout(autotunePoll,first?0:500);}).catch(function(){setTimeout(autotunePoll,1000);});}
+            autotunePoll();
+            """
+        let head = "<p><a href=\"/\">← studies</a></p>"
+        return StudyReport.html(try await input(name), head: "", script: script)
+            .replacingOccurrences(of: "<div id=\"report\">", with: head + "<div id=\"report\">")
+    }
+
+    func studyFragment(_ name: String) async throws -> String {
+        StudyReport.sections(try await input(name))
+    }
+
+    /// What changes when a trial starts or finishes (its trial and finished counts, its status) and the
+    /// server's clock, on two lines. With `after`, waits (up to `wait` seconds, looking every 250 ms) until the
+    /// version differs from it: a long poll, so a page hears of a finished trial within a quarter of a second.
+    func version(_ name: String, after: String?, wait: Double) async throws -> Response {
+        let deadline = ContinuousClock.now + .milliseconds(Int(wait * 1000))
+        var version = try await currentVersion(name)
+        while let after, version == after, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(250))
+            version = try await currentVersion(name)
+        }
+        var headers = HTTPFields()
+        headers[.contentType] = "text/plain; charset=utf-8"
+        headers[.cacheControl] = "no-store"
+        let text = "\(version)\n\(Date().timeIntervalSince1970)"
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+
+    private func currentVersion(_ name: String) async throws -> String {
+        guard let study = try await store.study(named: name) else { return "gone" }
+        let trials = try await store.trials(ofStudy: study.id)
+        return "\(trials.count)-\(trials.filter(\.isFinished).count)-\(study.status.rawValue)"
+    }
+
+    func trial(_ name: String, number: Int) async throws -> String {
+        guard let study = try await store.study(named: name),
+            let trial = try await store.trials(ofStudy: study.id).first(where: { $0.number == number })
+        else { throw CLIError(.notFound, "no trial \(number) in study '\(name)'") }
+        var html = """
+            <!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>\(Self.escape(name)) #\(number)</title>
+            <style>\(StudyReport.style)</style></head><body>
+            <p><a href="/study/\(Self.pathComponent(name))">← \(Self.escape(name))</a></p>
+            <h1>Trial \(number)</h1><p class="meta">\(trial.state.rawValue), attempt \(trial.attempt)\(trial.score.map { ", score \(HumanNumber.format($0))" } ?? "")</p>
+            """
+        func table(_ title: String, _ rows: [(String, String)]) {
+            guard !rows.isEmpty else { return }
+            html += "<h2>\(title)</h2><table class=\"config\">"
+            for (key, value) in rows { html += "<tr><th>\(Self.escape(key))</th><td>\(Self.escape(value))</td></tr>" }
+            html += "</table>"
+        }
+        table(
+            "Configuration",
+            study.definition.space.parameters.compactMap { parameter in
+                trial.configuration[parameter.name].map { (parameter.name, parameter.display($0)) }
+            })
+        table("Metrics", trial.metrics.sorted { $0.key < $1.key }.map { ($0.key, HumanNumber.format($0.value)) })
+        table("Timings (s)", trial.timings.sorted { $0.key < $1.key }.map { ($0.key, HumanNumber.format($0.value)) })
+        var placement: [(String, String)] = []
+        if let gpus = trial.gpus { placement.append(("gpus", gpus.map(String.init).joined(separator: ","))) }
+        if let port = trial.port { placement.append(("port", String(port))) }
+        if let host = trial.host { placement.append(("node", host)) }
+        table("Placement", placement)
+        if let error = trial.error {
+            html += "<h2>Error</h2><pre class=\"command\">\(Self.escape(error.description))</pre>"
+        }
+        if let command = try? launchCommand(for: trial, study: study, trialsDirectory: trialsDirectory) {
+            html +=
+                "<h2>Command</h2><pre class=\"command\">\(Self.escape(command.map(shellQuoted).joined(separator: " ")))</pre>"
+        }
+        for (file, tail) in Self.logTails(directory: trialDirectory(name, number)) {
+            html += "<h2>\(Self.escape(file)) (last lines)</h2><pre class=\"command\">\(Self.escape(tail))</pre>"
+        }
+        return html + "</body></html>"
+    }
+
+    /// The trial's directory: built from the study's name and the trial's number, never from a request path.
+    private func trialDirectory(_ study: String, _ number: Int) -> URL {
+        trialsDirectory.appendingPathComponent(study, isDirectory: true)
+            .appendingPathComponent(String(number), isDirectory: true)
+    }
+
+    /// The last 8 KiB of each regular file directly in `directory` (logs, results), none that a link points
+    /// out of it.
+    static func logTails(directory: URL) -> [(String, String)] {
+        let manager = FileManager.default
+        guard let names = try? manager.contentsOfDirectory(atPath: directory.path) else { return [] }
+        let root = directory.resolvingSymlinksInPath().path
+        var tails: [(String, String)] = []
+        for name in names.sorted() where !name.hasPrefix(".") {
+            let file = directory.appendingPathComponent(name)
+            let resolved = file.resolvingSymlinksInPath()
+            guard resolved.deletingLastPathComponent().path == root,
+                let attributes = try? manager.attributesOfItem(atPath: resolved.path),
+                attributes[.type] as? FileAttributeType == .typeRegular,
+                let handle = try? FileHandle(forReadingFrom: resolved)
+            else { continue }
+            defer { try? handle.close() }
+            let size = (attributes[.size] as? NSNumber)?.uint64Value ?? 0
+            try? handle.seek(toOffset: size > 8192 ? size - 8192 : 0)
+            let data = (try? handle.readToEnd()) ?? Data()
+            tails.append((name, String(decoding: data, as: UTF8.self)))
+        }
+        return tails
+    }
+
+    static func escape(_ text: String) -> String {
+        text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+            .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
+    }
+
+    static func pathComponent(_ name: String) -> String {
+        name.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "/")))
+            ?? name
+    }
+}
