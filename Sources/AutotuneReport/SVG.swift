@@ -68,11 +68,23 @@ struct Scale {
     /// About five round tick values across the domain.
     var ticks: [Double] {
         if logarithmic {
+            // Decades when the domain spans several; within less, 1-2-5 steps; within less still, even steps
+            // in log space at two significant digits.
             let first = Int(low.rounded(.up))
             let last = Int(high.rounded(.down))
-            guard last >= first else { return [pow(10, (low + high) / 2)] }
-            let stride = max(1, (last - first + 4) / 5)
-            return Swift.stride(from: first, through: last, by: stride).map { pow(10, Double($0)) }
+            if last - first >= 1 {
+                let stride = max(1, (last - first + 4) / 5)
+                return Swift.stride(from: first, through: last, by: stride).map { pow(10, Double($0)) }
+            }
+            let steps = (Int(low.rounded(.down))...Int(high.rounded(.up))).flatMap { power in
+                [1.0, 2, 5].map { $0 * pow(10, Double(power)) }
+            }.filter { Foundation.log10($0) >= low && Foundation.log10($0) <= high }
+            if steps.count >= 2 { return steps }
+            return (1...3).map { index in
+                let value = pow(10, low + (high - low) * Double(index) / 4)
+                let magnitude = pow(10, Foundation.log10(value).rounded(.down) - 1)
+                return (value / magnitude).rounded() * magnitude
+            }
         }
         let span = high - low
         let rough = span / 5
@@ -112,8 +124,10 @@ struct Chart {
 
     mutating func append(_ element: String) { body += element + "\n" }
 
-    /// Axes with ticks and titles.
-    mutating func axes(x: Scale, y: Scale, xTitle: String, yTitle: String, xLabels: [(Double, String)]? = nil) {
+    /// Axes with ticks and titles; `yTicks: false` for charts whose rows carry their own labels.
+    mutating func axes(
+        x: Scale, y: Scale, xTitle: String, yTitle: String, xLabels: [(Double, String)]? = nil, yTicks: Bool = true
+    ) {
         append(
             "<line class=\"axis\" x1=\"\(coordinate(plotLeft))\" y1=\"\(coordinate(plotBottom))\" x2=\"\(coordinate(plotRight))\" y2=\"\(coordinate(plotBottom))\"/>"
         )
@@ -126,10 +140,10 @@ struct Chart {
                 "<text class=\"tick\" x=\"\(coordinate(px))\" y=\"\(coordinate(plotBottom + 14))\" text-anchor=\"middle\">\(escape(text))</text>"
             )
         }
-        for value in y.ticks {
+        for value in yTicks ? y.ticks : [] {
             let py = y(value)
             append(
-                "<line class=\"grid\" x1=\"\(coordinate(plotLeft))\" y1=\"\(coordinate(py))\" x2=\"\(coordinate(plotRight))\" y2=\"\(coordinate(py))\"/>"
+                "<line class=\"gridline\" x1=\"\(coordinate(plotLeft))\" y1=\"\(coordinate(py))\" x2=\"\(coordinate(plotRight))\" y2=\"\(coordinate(py))\"/>"
             )
             append(
                 "<text class=\"tick\" x=\"\(coordinate(plotLeft - 6))\" y=\"\(coordinate(py + 4))\" text-anchor=\"end\">\(escape(label(value)))</text>"

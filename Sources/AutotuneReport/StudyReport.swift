@@ -245,10 +245,12 @@ public enum StudyReport {
         guard !parameters.isEmpty, !model.completed.isEmpty else {
             return "<section id=\"parallel\"><h2>Parallel coordinates</h2><p>No completed trial yet.</p></section>"
         }
-        var chart = Chart(name: "parallel", width: max(480, Double(parameters.count + 1) * 110), height: 320)
         let axes = parameters.count + 1
+        var chart = Chart(name: "parallel", width: max(640, Double(axes) * 150), height: 340)
+        // Inset from the plot's edges so the end axes' names and value labels stay inside the picture.
+        let (first, last) = (chart.plotLeft + 30, chart.plotRight - 60)
         func axisX(_ index: Int) -> Double {
-            chart.plotLeft + (chart.plotRight - chart.plotLeft) * Double(index) / Double(max(axes - 1, 1))
+            first + (last - first) * Double(index) / Double(max(axes - 1, 1))
         }
         let scores = model.completed.map { $0.score! }
         let scoreScale = Scale(values: scores, start: chart.plotBottom, end: chart.plotTop, padding: 0)
@@ -258,9 +260,18 @@ public enum StudyReport {
                 "<line class=\"axis\" x1=\"\(coordinate(x))\" y1=\"\(coordinate(chart.plotTop))\" x2=\"\(coordinate(x))\" y2=\"\(coordinate(chart.plotBottom))\"/>"
             )
             let name = index < parameters.count ? parameters[index].name : model.objective.label
+            let (lowest, highest) =
+                index < parameters.count
+                ? Self.ends(of: parameters[index]) : (label(scores.min()!), label(scores.max()!))
+            chart.append(
+                "<text class=\"tick\" x=\"\(coordinate(x + 4))\" y=\"\(coordinate(chart.plotTop + 4))\">\(escape(highest))</text>"
+            )
+            chart.append(
+                "<text class=\"tick\" x=\"\(coordinate(x + 4))\" y=\"\(coordinate(chart.plotBottom))\">\(escape(lowest))</text>"
+            )
             // Alternate heights, so long names side by side do not overlap.
             chart.append(
-                "<text class=\"title\" x=\"\(coordinate(x))\" y=\"\(coordinate(chart.height - 6 - Double(index % 2) * 14))\" text-anchor=\"middle\">\(escape(name))</text>"
+                "<text class=\"title\" x=\"\(coordinate(x))\" y=\"\(coordinate(chart.height - 22 + Double(index % 2) * 14))\" text-anchor=\"middle\">\(escape(name))</text>"
             )
         }
         let low = scores.min()!
@@ -283,6 +294,17 @@ public enum StudyReport {
         }
         return
             "<section id=\"parallel\"><h2>Parallel coordinates</h2>\(chart.svg)<p class=\"legend\">One line per completed trial, each parameter on its own axis (bottom: its lowest value, top: its highest; log scales in log space), coloured from worst (dark) to best (yellow).</p></section>"
+    }
+
+    /// The labels of a parameter's lowest and highest value on its parallel-coordinates axis.
+    static func ends(of parameter: Parameter) -> (String, String) {
+        switch parameter.domain {
+        case .int(let lower, let upper, _, _): return (String(lower), String(upper))
+        case .float(let lower, let upper, _): return (label(lower), label(upper))
+        case .bool: return ("false", "true")
+        case .categorical(let values): return (values.first?.text ?? "", values.last?.text ?? "")
+        default: return ("", "")
+        }
     }
 
     static func importance(_ model: Model) -> String {
@@ -310,7 +332,7 @@ public enum StudyReport {
     }
 
     static func slices(_ model: Model) -> String {
-        var html = "<section id=\"slices\"><h2>Slices</h2><div class=\"grid\">"
+        var html = "<section id=\"slices\"><h2>Slices</h2><div class=\"panels\">"
         let scores = model.completed.map { $0.score! }
         for parameter in model.definition.space.searched {
             var chart = Chart(name: "slice-\(parameter.name)", width: 320, height: 220)
@@ -357,16 +379,24 @@ public enum StudyReport {
         let failed = model.trials.filter { $0.state == .failed || $0.state == .pruned }
         var html = "<section id=\"failures\"><h2>Failures</h2>"
         guard !failed.isEmpty else { return html + "<p>None.</p></section>" }
+        // One row per stage and cause, numbers aside: "max_num_batched_tokens (3202) is smaller…" and "(1601)"
+        // are the same refusal.
+        func cause(_ trial: Trial) -> String {
+            guard let error = trial.error else { return "" }
+            guard let cause = error.cause, !error.headline.contains(cause) else { return error.headline }
+            return "\(error.headline): \(cause)"
+        }
         let groups = Dictionary(grouping: failed) { trial in
-            "\(trial.state == .pruned ? "pruned" : trial.error?.stage.rawValue ?? "unknown")\u{1F}\(trial.error?.headline ?? "")"
+            let stage = trial.state == .pruned ? "pruned" : trial.error?.stage.rawValue ?? "unknown"
+            return stage + "\u{1F}" + cause(trial).replacing(#/[0-9]+(\.[0-9]+)?/#, with: "#")
         }
         html +=
-            "<table class=\"failures\"><thead><tr><th>stage</th><th>cause</th><th>trials</th><th>examples</th></tr></thead><tbody>"
-        for (key, trials) in groups.sorted(by: { $0.value.count > $1.value.count }) {
-            let parts = key.split(separator: "\u{1F}", maxSplits: 1, omittingEmptySubsequences: false)
+            "<table class=\"failures\"><thead><tr><th>stage</th><th>cause (first trial's words)</th><th>trials</th><th>examples</th></tr></thead><tbody>"
+        for (key, trials) in groups.sorted(by: { ($0.value.count, $1.key) > ($1.value.count, $0.key) }) {
+            let stage = key.split(separator: "\u{1F}", maxSplits: 1).first.map(String.init) ?? ""
             let examples = trials.prefix(5).map { model.link($0.number) }.joined(separator: " ")
             html +=
-                "<tr><td>\(escape(String(parts[0])))</td><td>\(escape(parts.count > 1 ? String(parts[1]) : ""))</td><td>\(trials.count)</td><td>\(examples)</td></tr>"
+                "<tr><td>\(escape(stage))</td><td>\(escape(cause(trials[0])))</td><td>\(trials.count)</td><td>\(examples)</td></tr>"
         }
         return html + "</tbody></table></section>"
     }
@@ -405,7 +435,7 @@ public enum StudyReport {
             values: [0, end.timeIntervalSince(start)], start: chart.plotLeft, end: chart.plotRight, padding: 0)
         chart.axes(
             x: xs, y: Scale(values: [0], start: chart.plotBottom, end: chart.plotTop),
-            xTitle: "seconds since the study started", yTitle: "")
+            xTitle: "seconds since the study started", yTitle: "", yTicks: false)
         for (index, text) in labels.enumerated() {
             chart.append(
                 "<text class=\"tick\" x=\"\(coordinate(chart.plotLeft - 6))\" y=\"\(coordinate(chart.plotTop + Double(index) * 22 + 15))\" text-anchor=\"end\">\(escape(text))</text>"
@@ -432,7 +462,7 @@ public enum StudyReport {
         }
         var html =
             "<section id=\"trials\"><h2>Trials</h2><p><input id=\"filter\" type=\"search\" placeholder=\"filter rows (state, value, error…)\"></p>"
-        html += "<table class=\"trials sortable\" id=\"trials-table\"><thead><tr>"
+        html += "<div class=\"scroll\"><table class=\"trials sortable\" id=\"trials-table\"><thead><tr>"
         for column in ["trial", "state", "score"] + parameters + metrics + ["seconds", "error"] {
             html += "<th>\(escape(column))</th>"
         }
@@ -447,10 +477,10 @@ public enum StudyReport {
             }
             for name in metrics { cells.append(trial.metrics[name].map { escape(label($0)) } ?? "") }
             cells.append(trial.timings["total"].map { escape(label($0)) } ?? "")
-            cells.append(escape(trial.error?.summary ?? ""))
-            html += "<tr class=\"\(model.kind(trial))\">" + cells.map { "<td>\($0)</td>" }.joined() + "</tr>"
+            let error = "<td class=\"error\">\(escape(trial.error?.summary ?? ""))</td>"
+            html += "<tr class=\"\(model.kind(trial))\">" + cells.map { "<td>\($0)</td>" }.joined() + error + "</tr>"
         }
-        return html + "</tbody></table></section>"
+        return html + "</tbody></table></div></section>"
     }
 
     /// A shell word, quoted when needed.
@@ -464,7 +494,7 @@ public enum StudyReport {
     public static let style = """
         body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1100px;color:#222;padding:0 12px}
         h1{margin:0 0 4px}h2{margin:28px 0 8px;border-bottom:1px solid #ddd}.meta,.legend{color:#555}
-        svg.chart{max-width:100%;height:auto;background:#fff}.axis{stroke:#333}.grid{stroke:#eee}
+        svg.chart{max-width:100%;height:auto;background:#fff}.axis{stroke:#333}.gridline{stroke:#eee}
         .tick{font-size:11px;fill:#444}.title{font-size:12px;fill:#222}
         circle.point{fill:#3b528b;opacity:.85}.point.front{fill:#d62728}.point.dominated{fill:#9aa7c7}
         .point.infeasible{fill:#bbb}path.point{stroke-width:2;fill:none}.point.failed{stroke:#d62728}
@@ -476,8 +506,8 @@ public enum StudyReport {
         .key.crashed{color:#7f0000}.key.front{color:#d62728}.key.dominated{color:#9aa7c7}.key.infeasible{color:#bbb}
         .key.baseline{color:#2ca02c}table{border-collapse:collapse;font-size:13px}td,th{padding:3px 8px;border-bottom:1px solid #eee;text-align:left}
         th{cursor:pointer;background:#fafafa}tr.failed td,tr.crashed td{color:#a00}tr.pruned td{color:#b85c00}
-        pre.command,code{background:#f5f5f5;white-space:pre-wrap;word-break:break-all}.grid{display:flex;flex-wrap:wrap;gap:8px}
-        table.config th{cursor:default;background:none}
+        pre.command,code{background:#f5f5f5;white-space:pre-wrap;word-break:break-all}.panels{display:flex;flex-wrap:wrap;gap:8px}
+        table.config th{cursor:default;background:none}.scroll{overflow-x:auto}td.error{min-width:420px;font-size:12px}
         """
 
     /// Sorting (click a header) and filtering (the search box) of the trials table, in plain JavaScript.

@@ -207,11 +207,21 @@ import Testing
             "parameters: {n: [1, 2, 3, 4]}\nobjective: {maximize: score}\nstrategy: grid\nexperiment: {command: [/bin/sh, -c, 'sleep 0.2; echo \"{{\\\"score\\\": {n}}}\"', x]}\n",
             in: directory)
         let run = try await autotune(
-            ["speedup", "t.yaml", "--parallel", "2", "--repeat", "2", "--format", "csv"], in: directory)
+            ["speedup", "t.yaml", "--parallel", "2", "--repeat", "2", "--format", "csv", "--report", "s.html"],
+            in: directory)
         #expect(run.status == 0, "\(run.stderr)")
         let lines = run.stdout.split(separator: "\n")
         #expect(lines.first?.contains("time_to_target_s") == true && lines.first?.contains("wall_spread_s") == true)
         #expect(lines.count == 3 && lines[1].hasPrefix("1 (reference),2,"), "\(run.stdout)")
+        // The chart has a marker per level in each of its two charts: speedup, and efficiency.
+        let html = try String(contentsOf: directory.appendingPathComponent("s.html"), encoding: .utf8)
+        for chart in ["speedup", "efficiency"] {
+            let start = try #require(html.range(of: "data-chart=\"\(chart)\""), "no \(chart) chart")
+            let body = html[start.upperBound...]
+            let svg = body[..<(body.range(of: "</svg>")?.lowerBound ?? body.endIndex)]
+            #expect(svg.components(separatedBy: "class=\"point").count - 1 == 2, "\(chart): \(svg)")
+        }
+        #expect(html.contains("parallel 2: "), "the tooltip names the level")
     }
 
     /// On a terminal the bar redraws every second while a long trial runs, so its clock moves.
