@@ -39,9 +39,13 @@ func processes(containing text: String) -> [Int32] {
 func autotune(
     _ arguments: [String],
     in directory: URL,
+    environment: [String: String] = [:],
     whileRunning: ((Process) async throws -> Void)? = nil
 ) async throws -> Run {
     let process = Process()
+    if !environment.isEmpty {
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    }
     // Foundation starts it in a process group of its own (led by it), so a test can signal that group as a
     // terminal's Ctrl-C would, without signalling the test runner.
     process.executableURL = executable
@@ -249,7 +253,12 @@ extension CLITests {
         experiment:
           command: [/bin/sh, -c, 'echo {trial} >> \(started.path); sleep 0.3; echo "{{\\"f\\": {x}}}"', x, '{n}']
         """.write(to: directory.appendingPathComponent("t.yaml"), atomically: true, encoding: .utf8)
-        let first = try await autotune(["run", "t.yaml", "--quiet"], in: directory) { process in
+        // Its own temporary directory, to see that nothing is left there.
+        let temporary = directory.appendingPathComponent("tmp")
+        try FileManager.default.createDirectory(at: temporary, withIntermediateDirectories: true)
+        let environment = ["TMPDIR": temporary.path]
+        let first = try await autotune(["run", "t.yaml", "--quiet"], in: directory, environment: environment) {
+            process in
             // Once the plug-in has proposed and trials run, so the signal lands mid-study.
             while ((try? String(contentsOf: started, encoding: .utf8)) ?? "").isEmpty {
                 try await Task.sleep(for: .milliseconds(20))
@@ -258,8 +267,10 @@ extension CLITests {
             kill(-process.processIdentifier, SIGINT)
         }
         #expect(first.status == 130, "stderr: \(first.stderr)")
-        let second = try await autotune(["resume", "plugged", "--quiet"], in: directory)
+        let second = try await autotune(["resume", "plugged", "--quiet"], in: directory, environment: environment)
         #expect(second.status == 0, "stderr: \(second.stderr)")
         #expect(second.stdout.contains("12 completed"))
+        let left = try FileManager.default.contentsOfDirectory(atPath: temporary.path)
+        #expect(left.isEmpty, "the plug-in's stderr log outlived the study: \(left)")
     }
 }

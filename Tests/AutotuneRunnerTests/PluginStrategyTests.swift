@@ -85,6 +85,16 @@ private func error(_ options: [String: JSONValue], ask: Bool = true) -> String {
     }
 
     @Test func aPluginStudyRunsInParallelAndResumesWhereItStopped() async throws {
+        // The plug-ins' stderr files: none may be left behind, however long the study keeps its strategy.
+        let temporary = FileManager.default.temporaryDirectory.path
+        func logs() throws -> Set<String> {
+            Set(
+                try FileManager.default.contentsOfDirectory(atPath: temporary).filter {
+                    $0.hasPrefix("autotune-plugin-")
+                })
+        }
+        let before = try logs()
+        defer { #expect((try? logs().subtracting(before)) == [], "plug-in stderr files were left in \(temporary)") }
         var definition = definition(
             space: StrategyConformance.space(), objective: .minimize("f"), strategy: "plugin", maxTrials: 12,
             parallel: 3)

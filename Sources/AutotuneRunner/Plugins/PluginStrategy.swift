@@ -233,7 +233,9 @@ final class PluginConnection: @unchecked Sendable {
     private let process = Process()
     private let input: FileHandle
     private let output: FileHandle
-    private let errorLog: URL
+    /// The plug-in's stderr, read back for error messages: a file unlinked as soon as it is open, so nothing is
+    /// left in the temporary directory however autotune ends.
+    private let errorLog: FileHandle
     private let timeout: Double
     private let label: String
     private let lock = NSLock()
@@ -244,9 +246,14 @@ final class PluginConnection: @unchecked Sendable {
         signal(SIGPIPE, SIG_IGN)
         self.timeout = timeout
         self.label = label
-        errorLog = FileManager.default.temporaryDirectory.appendingPathComponent(
+        let logPath = FileManager.default.temporaryDirectory.appendingPathComponent(
             "autotune-plugin-\(UUID().uuidString).log")
-        _ = FileManager.default.createFile(atPath: errorLog.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: logPath.path, contents: nil)
+        let errorWriter = try FileHandle(forWritingTo: logPath)
+        // Once started, the child holds its own copy.
+        defer { try? errorWriter.close() }
+        errorLog = try FileHandle(forReadingFrom: logPath)
+        try? FileManager.default.removeItem(at: logPath)
         let stdin = Pipe()
         let stdout = Pipe()
         // Foundation starts the child in a process group of its own, so a Ctrl-C at the terminal reaches autotune
@@ -255,7 +262,7 @@ final class PluginConnection: @unchecked Sendable {
         process.arguments = command
         process.standardInput = stdin
         process.standardOutput = stdout
-        process.standardError = try FileHandle(forWritingTo: errorLog)
+        process.standardError = errorWriter
         input = stdin.fileHandleForWriting
         output = stdout.fileHandleForReading
         do {
@@ -268,7 +275,7 @@ final class PluginConnection: @unchecked Sendable {
     deinit {
         try? input.close()
         if process.isRunning { process.terminate() }
-        try? FileManager.default.removeItem(at: errorLog)
+        try? errorLog.close()
     }
 
     /// Sends one request line and reads the one reply line.
@@ -318,7 +325,9 @@ final class PluginConnection: @unchecked Sendable {
     }
 
     private func failure(_ what: String) -> StrategyError {
-        let text = (try? String(contentsOf: errorLog, encoding: .utf8)) ?? ""
+        let size = (try? errorLog.seekToEnd()) ?? 0
+        try? errorLog.seek(toOffset: size > 65536 ? size - 65536 : 0)
+        let text = String(decoding: (try? errorLog.readToEnd()) ?? Data(), as: UTF8.self)
         let tail = text.split(whereSeparator: \.isNewline).suffix(10)
         return StrategyError(
             "plug-in '\(label)' \(what)" + (tail.isEmpty ? "" : "; its stderr:\n" + tail.joined(separator: "\n")))
