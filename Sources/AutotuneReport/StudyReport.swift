@@ -115,8 +115,13 @@ public enum StudyReport {
         html +=
             TrialState.allCases.compactMap { state in counts[state].map { "\($0) \(state.rawValue)" } }.joined(
                 separator: ", ") + "</p>"
-        if let best = model.input.study.best, let trial = model.trials.first(where: { $0.number == best.number }) {
-            html += "<h2>Best</h2><p>Trial \(model.link(trial.number)): \(escape(model.objective.label)) = "
+        let confirm = model.definition.confirm
+        let ranking = confirm?.ranking(of: model.trials, objective: model.objective) ?? []
+        if let best = confirm?.best(of: ranking) ?? model.input.study.best,
+            let trial = model.trials.first(where: { $0.number == best.number })
+        {
+            let kind = ranking.isEmpty ? "" : " (confirmed: the \(confirm!.rankBy.rawValue) of its repeats)"
+            html += "<h2>Best</h2><p>Trial \(model.link(trial.number))\(kind): \(escape(model.objective.label)) = "
             html += "<b>\(escape(label(best.score)))</b>"
             if model.definition.baseline != nil, let baseline = model.trials.first(where: { $0.number == 0 }),
                 let base = baseline.score, base != 0
@@ -136,10 +141,35 @@ public enum StudyReport {
             if let command = model.input.commands[trial.number] {
                 html += "<pre class=\"command\">\(escape(command.map(shellWord).joined(separator: " ")))</pre>"
             }
+            if !ranking.isEmpty { html += confirmation(model, ranking: ranking) }
         } else {
             html += "<p>No completed trial yet.</p>"
         }
         return html + "</section>"
+    }
+
+    /// The confirmation runs: each re-measured configuration's search figure against its repeats'.
+    static func confirmation(_ model: Model, ranking: [ConfirmedResult]) -> String {
+        var html =
+            "<h3>Confirmed</h3><table class=\"confirmed\"><thead><tr><th>rank</th><th>trial</th><th>search rank</th><th>search score</th><th>mean</th><th>spread</th><th>worst</th><th>repeats</th><th>held up</th></tr></thead><tbody>"
+        for result in ranking {
+            let held =
+                result.scores.count + result.failures == 0
+                ? "–" : result.heldUp(objective: model.objective) ? "yes" : "no"
+            let cells = [
+                String(result.rank), model.link(result.trial), String(result.searchRank),
+                escape(label(result.searchScore)),
+                result.mean.map { escape(label($0)) } ?? "–", result.spread.map { escape(label($0)) } ?? "–",
+                result.worst.map { escape(label($0)) } ?? "–",
+                "\(result.scores.count)/\(result.repeats.count) ok"
+                    + (result.unfinished > 0 ? ", \(result.unfinished) to run" : ""),
+                held,
+            ]
+            html +=
+                "<tr class=\"\(held == "no" ? "failed" : "completed")\">" + cells.map { "<td>\($0)</td>" }.joined()
+                + "</tr>"
+        }
+        return html + "</tbody></table>"
     }
 
     static func history(_ model: Model) -> String {

@@ -380,6 +380,9 @@ public final class SQLiteStudyStore: StudyStore {
         migrator.registerMigration("v4: the Pareto front of a study of several objectives") { db in
             try db.alter(table: "studies") { t in t.add(column: "best_front", .text) }
         }
+        migrator.registerMigration("v5: confirmation runs") { db in
+            try db.alter(table: "trials") { t in t.add(column: "confirms", .integer) }
+        }
         return migrator
     }
 }
@@ -427,6 +430,7 @@ struct TrialRow: Decodable, FetchableRecord, TableRecord {
         case .gpus: record.gpus
         case .port: record.port
         case .host: record.host
+        case .confirms: record.confirms
         }
     }
 

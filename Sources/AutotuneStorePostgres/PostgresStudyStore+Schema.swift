@@ -65,6 +65,7 @@ extension PostgresStudyStore {
             ]
         ),
         (2, ["ALTER TABLE autotune_studies ADD COLUMN best_front text"]),
+        (3, ["ALTER TABLE autotune_trials ADD COLUMN confirms bigint"]),
     ]
 
     /// Creates or upgrades the tables. Workers starting together take an advisory lock, so one migrates and

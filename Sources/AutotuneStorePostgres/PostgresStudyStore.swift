@@ -502,17 +502,19 @@ public final class PostgresStudyStore: SharedStudyStore {
         try await connection.rows(
             """
             INSERT INTO autotune_trials (study_id, number, state, params, metrics, score, error_stage, error_message,
-                timings, attempt, started_at, finished_at, heartbeat_at, gpus, port, host, worker_host, worker_pid)
+                timings, attempt, started_at, finished_at, heartbeat_at, gpus, port, host, worker_host, worker_pid,
+                confirms)
             VALUES (\(row.studyID), \(row.number), \(row.state), \(row.params), \(row.metrics), \(row.score),
                 \(row.errorStage), \(row.errorMessage), \(row.timings), \(row.attempt), \(row.startedAt),
-                \(row.finishedAt), now(), \(row.gpus), \(row.port), \(row.host), \(workerHost), \(workerPID))
+                \(row.finishedAt), now(), \(row.gpus), \(row.port), \(row.host), \(workerHost), \(workerPID),
+                \(row.confirms))
             ON CONFLICT (study_id, number) DO UPDATE SET
                 state = excluded.state, params = excluded.params, metrics = excluded.metrics,
                 score = excluded.score, error_stage = excluded.error_stage, error_message = excluded.error_message,
                 timings = excluded.timings, attempt = excluded.attempt, started_at = excluded.started_at,
                 finished_at = excluded.finished_at, heartbeat_at = excluded.heartbeat_at, gpus = excluded.gpus,
                 port = excluded.port, host = excluded.host, worker_host = excluded.worker_host,
-                worker_pid = excluded.worker_pid
+                worker_pid = excluded.worker_pid, confirms = excluded.confirms
             """,
             logger: logger
         )
@@ -574,7 +576,8 @@ public final class PostgresStudyStore: SharedStudyStore {
                 finishedAt: try columns[Key.finishedAt.rawValue].decode(Date?.self),
                 gpus: try columns[Key.gpus.rawValue].decode(String?.self),
                 port: try columns[Key.port.rawValue].decode(Int?.self),
-                host: try columns[Key.host.rawValue].decode(String?.self)
+                host: try columns[Key.host.rawValue].decode(String?.self),
+                confirms: try columns[Key.confirms.rawValue].decode(Int?.self)
             )
         } catch {
             throw StoreError(.corrupt, "a trial's row cannot be read (\(error))")

@@ -125,7 +125,7 @@ public enum TaskFile {
         let top = try TaskNode(node: root, path: "", file: file).fields(allowed: [
             "name", "seed", "parallel", "parameters", "constraints", "objective", "objectives", "strategy", "budget",
             "timeouts",
-            "on_lost_trial", "fail_fast", "experiment", "resources", "baseline",
+            "on_lost_trial", "fail_fast", "experiment", "resources", "baseline", "confirm",
         ])
         let name = try top["name"]?.nonEmptyString() ?? defaultName
         if let problem = studyNameProblem(name) { throw (top["name"] ?? top.owner).error(problem) }
@@ -199,8 +199,30 @@ public enum TaskFile {
             lostTrials: lostTrials,
             resources: try resources(top["resources"], space: space),
             baseline: try baseline(top["baseline"], space: space),
-            failFast: failFast
+            failFast: failFast,
+            confirm: try confirm(top["confirm"], objective: objective)
         )
+    }
+
+    /// `confirm: {top: 3, repeats: 3, rank_by: mean}`: the best configurations re-measured after the search.
+    private static func confirm(_ node: TaskNode?, objective: Objective) throws(TaskFileError) -> ConfirmationPhase? {
+        guard let node else { return nil }
+        let fields = try node.fields(allowed: ["top", "repeats", "rank_by"])
+        if objective.isMultiObjective {
+            throw node.error(
+                "confirm ranks configurations by one score; with several objectives the Pareto front is the result (re-run its members as a study of their own)"
+            )
+        }
+        var confirmation = ConfirmationPhase()
+        if let top = fields["top"] { confirmation.top = try top.int(in: 1...ConfirmationPhase.limit) }
+        if let repeats = fields["repeats"] { confirmation.repeats = try repeats.int(in: 1...ConfirmationPhase.limit) }
+        if let rank = fields["rank_by"] {
+            guard let ranking = ConfirmationPhase.Ranking(rawValue: try rank.string()) else {
+                throw rank.error("expected 'mean' or 'worst'")
+            }
+            confirmation.rankBy = ranking
+        }
+        return confirmation
     }
 
     /// Checks a program name (`zstd`, `vllm`) can be run here; returns what is wrong, or `nil`.

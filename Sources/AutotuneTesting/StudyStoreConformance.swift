@@ -100,6 +100,7 @@ public struct StudyStoreConformance<Store: StudyStore & ResourceLedger>: Sendabl
         trial.gpus = [2, 3]
         trial.port = 30_001
         trial.host = "n2"
+        trial.confirms = 1
         trial.finishedAt = Date(timeIntervalSince1970: 1_001)
         let best = BestTrial(
             number: 3, score: 2.5,

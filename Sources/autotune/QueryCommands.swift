@@ -129,6 +129,15 @@ struct BestCommand: AsyncParsableCommand {
                     try printFront(best.front, trials: trials, study: stored)
                     return
                 }
+                // With confirmation runs the best is what held up when re-measured, at its confirmed figure.
+                let confirm = definition.confirm
+                let ranking = pick == nil ? confirm?.ranking(of: trials, objective: definition.objective) ?? [] : []
+                if let confirmed = confirm?.best(of: ranking),
+                    let winner = trials.first(where: { $0.number == confirmed.number })
+                {
+                    (best, trial) = (confirmed, winner)
+                    heading = "confirmed best trial"
+                }
                 let command = try commandLine(for: trial, study: stored)
                 let baseline = definition.baseline == nil ? nil : trials.first { $0.number == 0 }
                 switch format {
@@ -138,6 +147,8 @@ struct BestCommand: AsyncParsableCommand {
                         var trial: Trial
                         var command: [String]
                         var gain: Gain?
+                        var confirmed: [ConfirmedResult]?
+                        var rankedBy: String?
                     }
                     let gain = baseline.map { baseline in
                         Gain(
@@ -146,13 +157,22 @@ struct BestCommand: AsyncParsableCommand {
                                 gainFraction(best.score, over: $0, objective: definition.objective)
                             })
                     }
-                    let report = Best(study: study, trial: trial, command: command, gain: gain)
+                    let report = Best(
+                        study: study, trial: trial, command: command, gain: gain,
+                        confirmed: ranking.isEmpty ? nil : ranking,
+                        rankedBy: ranking.isEmpty ? nil : confirm?.rankBy.rawValue)
                     print(String(decoding: try trialEncoder().encode(report), as: UTF8.self))
                 case .text:
                     print(
                         "Study '\(study)': \(heading) \(trial.number) of \(definition.objective.direction.rawValue) \(definition.objective.label)"
                     )
-                    print("  score: \(HumanNumber.format(best.score))")
+                    if let winner = ranking.first, let confirm {
+                        print(
+                            "  score: \(HumanNumber.format(best.score)) (the \(confirm.rankBy.rawValue) of \(winner.scores.count) repeat\(winner.scores.count == 1 ? "" : "s"); \(HumanNumber.format(winner.searchScore)) in the search)"
+                        )
+                    } else {
+                        print("  score: \(HumanNumber.format(best.score))")
+                    }
                     if let baseline {
                         print("  " + baselineComparison(baseline, best: best, objective: definition.objective))
                     }
@@ -170,15 +190,57 @@ struct BestCommand: AsyncParsableCommand {
                     }
                     print("  command:")
                     print("    " + command.map(shellQuoted).joined(separator: " "))
+                    if let confirm, !ranking.isEmpty {
+                        print(Self.confirmation(ranking, confirm: confirm, objective: definition.objective))
+                    }
                 }
             }
         }
     }
 
+    /// The confirmed ranking as a table, and a sentence for each configuration that did not hold up.
+    static func confirmation(_ ranking: [ConfirmedResult], confirm: ConfirmationPhase, objective: Objective) -> String {
+        var lines = [
+            "",
+            "Confirmed: the search's best \(ranking.count) re-measured \(confirm.repeats) time\(confirm.repeats == 1 ? "" : "s") each, ranked by the \(confirm.rankBy.rawValue):",
+        ]
+        var rows = [["rank", "trial", "search rank", "search score", "mean", "spread", "worst", "repeats", "held up"]]
+        for result in ranking {
+            let done = result.scores.count + result.failures
+            var repeats = "\(result.scores.count)/\(result.repeats.count) ok"
+            if result.unfinished > 0 { repeats += ", \(result.unfinished) to run" }
+            rows.append([
+                String(result.rank), String(result.trial), String(result.searchRank),
+                HumanNumber.format(result.searchScore), result.mean.map { HumanNumber.format($0) } ?? "–",
+                result.spread.map { HumanNumber.format($0) } ?? "–", result.worst.map { HumanNumber.format($0) } ?? "–",
+                repeats,
+                done == 0 ? "–" : result.heldUp(objective: objective) ? "yes" : "no",
+            ])
+        }
+        lines.append(Table.render(rows).split(separator: "\n").map { "  " + $0 }.joined(separator: "\n"))
+        if let leader = ranking.first(where: { $0.searchRank == 1 }), leader.rank != 1 {
+            let figure =
+                (confirm.rankBy == .mean ? leader.mean : leader.worst).map { HumanNumber.format($0) } ?? "no figure"
+            let why =
+                leader.failures > 0
+                ? "\(leader.failures) of its repeats failed" : "its repeats' \(confirm.rankBy.rawValue) was \(figure)"
+            lines.append(
+                "Trial \(leader.trial) led the search (\(HumanNumber.format(leader.searchScore))) but did not hold up: \(why), rank \(leader.rank) of \(ranking.count); trial \(ranking[0].trial) is the confirmed best."
+            )
+        }
+        for result in ranking where result.searchRank != 1 || result.rank == 1 {
+            guard result.scores.count + result.failures > 0, !result.heldUp(objective: objective) else { continue }
+            lines.append(
+                "Trial \(result.trial) scored \(HumanNumber.format(result.searchScore)) in the search; its repeats \(result.failures > 0 ? "failed \(result.failures) time\(result.failures == 1 ? "" : "s")" : "averaged \(result.mean.map { HumanNumber.format($0) } ?? "–")"): it did not hold up."
+            )
+        }
+        return lines.joined(separator: "\n")
+    }
+
     /// The best completed trial on the score that meets `condition` (names are metrics, then parameters).
     private func picked(_ condition: String, from trials: [Trial], definition: StudyDefinition) throws -> Trial {
         let expression = try ParameterExpression(condition)
-        let completed = trials.filter { $0.state == .completed && $0.score != nil }
+        let completed = trials.filter { $0.state == .completed && $0.score != nil && $0.confirms == nil }
         let meeting = completed.filter { trial in
             var values = trial.configuration.values
             for (name, value) in trial.metrics { values[name] = .double(value) }

@@ -286,13 +286,25 @@ func runStudy(
         print(
             "Pareto front of \(names): \(best.front.count) trial\(best.front.count == 1 ? "" : "s") (\(best.front.map { "#\($0.number)" }.joined(separator: " "))); see them with: \(storeOptions.command("best", study.definition.name))"
         )
-    } else if let best = outcome.best, let trial = trials.first(where: { $0.number == best.number }) {
+    } else if var best = outcome.best, var trial = trials.first(where: { $0.number == best.number }) {
+        let confirm = study.definition.confirm
+        let ranking = confirm?.ranking(of: trials, objective: objective) ?? []
+        var label = "Best"
+        if let confirm, let confirmed = confirm.best(of: ranking),
+            let winner = trials.first(where: { $0.number == confirmed.number })
+        {
+            (best, trial) = (confirmed, winner)
+            label = "Best (confirmed, the \(confirm.rankBy.rawValue) of its repeats)"
+        }
         if study.definition.baseline != nil, let baseline = trials.first(where: { $0.number == 0 }) {
             print(baselineComparison(baseline, best: best, objective: study.definition.objective))
         }
         print(
-            "Best: trial \(best.number) \(study.definition.objective.label)=\(HumanNumber.format(best.score))  \(trial.configuration.display(in: study.definition.space))"
+            "\(label): trial \(best.number) \(study.definition.objective.label)=\(HumanNumber.format(best.score))  \(trial.configuration.display(in: study.definition.space))"
         )
+        if let confirm, !ranking.isEmpty {
+            print(BestCommand.confirmation(ranking, confirm: confirm, objective: objective))
+        }
     }
     // A worker stopped while others go on leaves the study running; it was still stopped by the signal.
     if let signal = received.withLock({ $0 }), outcome.status != .completed {

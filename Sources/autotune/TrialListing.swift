@@ -27,8 +27,10 @@ struct TrialListing {
             : Self.objectiveMetrics(definition) + savings.filter { !Self.objectiveMetrics(definition).contains($0) }
         let placed = trials.contains { $0.host != nil }
         let rerun = export || trials.contains { $0.attempt > 1 }
+        let confirming = export ? definition.confirm != nil : trials.contains { $0.confirms != nil }
         let defaults =
-            ["number", "state", "score"] + definition.space.parameters.map(\.name) + metrics
+            ["number", "state", "score"] + (confirming ? ["confirms"] : []) + definition.space.parameters.map(\.name)
+            + metrics
             + (placed ? ["node", "gpus"] : []) + (rerun ? ["attempt"] : []) + ["error"]
         guard let requested else {
             columns = defaults
@@ -48,7 +50,7 @@ struct TrialListing {
     }
 
     static let fixedColumns = [
-        "number", "state", "score", "attempt", "error", "node", "gpus", "port", "started", "seconds",
+        "number", "state", "score", "attempt", "error", "node", "gpus", "port", "started", "seconds", "confirms",
     ]
 
     /// The metrics the objective and its constraints read, in that order.
@@ -77,6 +79,7 @@ struct TrialListing {
         case "state": return trial.state.rawValue
         case "score": return trial.score.map(number) ?? ""
         case "attempt": return String(trial.attempt)
+        case "confirms": return trial.confirms.map(String.init) ?? ""
         case "error": return exact ? trial.error?.description ?? "" : trial.error?.summary ?? ""
         case "node": return trial.host ?? ""
         case "gpus": return trial.gpus.map { $0.map(String.init).joined(separator: ",") } ?? ""

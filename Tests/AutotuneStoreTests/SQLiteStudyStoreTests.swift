@@ -13,7 +13,10 @@ private struct ForgetfulStore: StudyStore, ResourceLedger {
     var location: String { wrapping.location }
 
     func createStudy(_ definition: StudyDefinition, taskSource: String?) async throws -> StoredStudy {
-        try await wrapping.createStudy(definition, taskSource: taskSource)
+        // Bound first, then returned: `try await wrapping.createStudy(…)` as the whole body aborted under Swift 6.3
+        // ("freed pointer was not the last allocation") once the definition grew a field.
+        let study = try await wrapping.createStudy(definition, taskSource: taskSource)
+        return study
     }
     func study(named name: String) async throws -> StoredStudy? { try await wrapping.study(named: name) }
     func studies() async throws -> [StoredStudy] { try await wrapping.studies() }

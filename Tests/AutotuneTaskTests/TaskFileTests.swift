@@ -232,3 +232,43 @@ private let valid = """
         #expect(error.line == line, "\(error)")
     }
 }
+
+@Suite struct ConfirmTaskFileTests {
+    private func file(_ confirm: String, objective: String = "objective: {maximize: tps}") -> String {
+        """
+        name: confirmed
+        parameters:
+          batch: {type: int, min: 1, max: 64}
+        \(objective)
+        budget: {max_trials: 10}
+        \(confirm)
+        experiment: {command: [echo, "{batch}"]}
+        """
+    }
+
+    @Test func confirmTakesTheTopTheRepeatsAndTheRanking() throws {
+        #expect(try parse(file("")).confirm == nil)
+        #expect(try parse(file("confirm: {}")).confirm == ConfirmationPhase(top: 3, repeats: 3, rankBy: .mean))
+        #expect(
+            try parse(file("confirm: {top: 5, repeats: 2, rank_by: worst}")).confirm
+                == ConfirmationPhase(top: 5, repeats: 2, rankBy: .worst))
+    }
+
+    @Test(arguments: [
+        ("confirm: {top: 0}", "confirm.top"),
+        ("confirm: {repeats: 1000}", "confirm.repeats"),
+        ("confirm: {rank_by: median}", "expected 'mean' or 'worst'"),
+        ("confirm: {tops: 3}", "tops"),
+        ("confirm: 3", "confirm"),
+    ])
+    func aBadConfirmSaysWhere(text: String, expected: String) {
+        let error = parseError(file(text))
+        #expect(error?.description.contains(expected) == true, "\(String(describing: error))")
+        #expect(error?.description.contains("task.yaml:") == true, "\(String(describing: error))")
+    }
+
+    @Test func severalObjectivesCannotBeConfirmedByOneScore() {
+        let error = parseError(file("confirm: {top: 2}", objective: "objectives: [{maximize: tps}, {minimize: ttft}]"))
+        #expect(error?.description.contains("several objectives") == true, "\(String(describing: error))")
+    }
+}

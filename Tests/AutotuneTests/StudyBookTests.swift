@@ -11,7 +11,8 @@ import Testing
         maxTime: Duration? = nil,
         baseline: Configuration? = nil,
         lost: LostTrialPolicy = .requeue,
-        finite: Bool = true
+        finite: Bool = true,
+        confirm: ConfirmationPhase? = nil
     ) throws -> StudyDefinition {
         StudyDefinition(
             name: "book",
@@ -23,7 +24,8 @@ import Testing
             budget: Budget(maxTrials: maxTrials, maxTime: maxTime),
             experiment: .command(CommandSpec(command: [Template("true")])),
             lostTrials: lost,
-            baseline: baseline
+            baseline: baseline,
+            confirm: confirm
         )
     }
 
@@ -206,5 +208,73 @@ import Testing
         _ = book.finish(completed(trial(7, .running), score: 10))
         #expect(book.counts == [.running: 2, .completed: 6])
         #expect(book.best == BestTrial(number: 7, score: 10))
+    }
+    /// ConfirmationPhase runs start only once the search is over and its last trial finished: the top configurations,
+    /// `repeats` each, numbered after every trial, never the study's best, and counted in the expected size.
+    @Test func confirmationRunsFollowTheSearchAndNeverBecomeTheBest() throws {
+        let definition = try definition(maxTrials: 4, confirm: ConfirmationPhase(top: 2, repeats: 2))
+        #expect(StudyBook(definition: definition, trials: []).expectedCount(strategyTotal: nil) == 8)
+        let scores: [Double] = [5, 9, 7, 1]
+        var book = StudyBook(
+            definition: definition,
+            trials: (0..<3).map { trial($0, .completed, score: scores[$0]) } + [trial(3, .running)])
+        // The budget is spent but trial 3 still runs: its score may change the top.
+        #expect(book.plan(room: 3, elapsed: .zero, strategyExhausted: false).isEmpty)
+        _ = book.finish(completed(book.history.running[3]!, score: scores[3]))
+        let plan = book.plan(room: 3, elapsed: .zero, strategyExhausted: false)
+        #expect(plan.ask == 0)
+        #expect(plan.trials.map(\.number) == [4, 5, 6])
+        #expect(plan.trials.map(\.confirms) == [1, 1, 2])
+        #expect(plan.trials.map(\.configuration) == [x(1), x(1), x(2)])
+        let started = try book.start(plan, proposals: [], at: now)
+        #expect(book.plan(room: 3, elapsed: .zero, strategyExhausted: false).trials.map(\.confirms) == [2])
+        #expect(!book.isDone(afterStarting: 0))
+        // A lucky repeat does not move the study's best; the confirmed ranking reads the repeats.
+        for (trial, score) in zip(started, [3.0, 4, 8]) { _ = book.finish(completed(trial, score: score)) }
+        #expect(book.best?.number == 1 && book.best?.score == 9)
+        let last = try book.start(book.plan(room: 3, elapsed: .zero, strategyExhausted: false), proposals: [], at: now)
+        #expect(last.map(\.number) == [7])
+        _ = book.finish(completed(last[0], score: 6))
+        #expect(book.plan(room: 3, elapsed: .zero, strategyExhausted: false).isEmpty)
+        #expect(book.isDone(afterStarting: 0))
+        let trials = book.history.finished
+        let ranking = definition.confirm!.ranking(of: trials, objective: definition.objective)
+        #expect(ranking.map(\.trial) == [2, 1], "trial 2's repeats (8, 6) beat trial 1's (3, 4)")
+        #expect(ranking.map(\.searchRank) == [2, 1])
+        #expect(ranking[1].mean == 3.5 && ranking[1].worst == 3 && !ranking[1].heldUp(objective: definition.objective))
+        #expect(ranking[0].heldUp(objective: definition.objective))
+        var worst = definition.confirm!
+        worst.rankBy = .worst
+        #expect(worst.best(of: worst.ranking(of: trials, objective: definition.objective))?.score == 6)
+    }
+
+    /// A study whose time ran out still confirms what it found, and a resumed one creates only the repeats it
+    /// lacks; a configuration with a failed repeat ranks after those whose repeats all completed.
+    @Test func confirmationOutlivesTheTimeBudgetAndResumesWhereItStopped() throws {
+        let definition = try definition(
+            maxTrials: nil, maxTime: .seconds(10), confirm: ConfirmationPhase(top: 2, repeats: 2))
+        var repeated = trial(3, .failed, x: 0)
+        repeated.confirms = 0
+        var pending = trial(4, .pending, x: 0)
+        pending.confirms = 0
+        let book = StudyBook(
+            definition: definition,
+            trials: [
+                trial(0, .completed, score: 9), trial(1, .completed, score: 8), trial(2, .failed), repeated, pending,
+            ])
+        let plan = book.plan(room: 4, elapsed: .seconds(60), strategyExhausted: false)
+        #expect(plan.ask == 0)
+        #expect(plan.trials.map(\.number) == [4, 5, 6], "the re-queued repeat first, then trial 1's two")
+        #expect(plan.trials.map(\.confirms) == [0, 1, 1])
+        var one = trial(5, .completed, x: 1, score: 2)
+        one.confirms = 1
+        var done = pending
+        done.state = .completed
+        done.score = 20
+        let ranking = definition.confirm!.ranking(
+            of: [trial(0, .completed, score: 9), trial(1, .completed, score: 8), repeated, done, one],
+            objective: definition.objective)
+        #expect(ranking.map(\.trial) == [1, 0], "trial 0 had a repeat fail, whatever its mean")
+        #expect(ranking[1].failures == 1 && ranking[1].mean == 20)
     }
 }

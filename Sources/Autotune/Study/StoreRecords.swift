@@ -36,6 +36,8 @@ public struct TrialRecord: Sendable, Hashable, Codable {
     public var port: Int?
     /// The node it ran on, when a scheduler chose it.
     public var host: String?
+    /// The search trial a confirmation run re-measures.
+    public var confirms: Int?
 
     /// The column names, for stores and queries.
     public enum CodingKeys: String, CodingKey, CaseIterable {
@@ -46,14 +48,14 @@ public struct TrialRecord: Sendable, Hashable, Codable {
         case timings, attempt
         case startedAt = "started_at"
         case finishedAt = "finished_at"
-        case gpus, port, host
+        case gpus, port, host, confirms
     }
 
     /// Creates a record from its columns.
     public init(
         studyID: Int64, number: Int, state: String, params: String, metrics: String, score: Double?,
         errorStage: String?, errorMessage: String?, timings: String, attempt: Int, startedAt: Date?,
-        finishedAt: Date?, gpus: String?, port: Int?, host: String?
+        finishedAt: Date?, gpus: String?, port: Int?, host: String?, confirms: Int? = nil
     ) {
         self.studyID = studyID
         self.number = number
@@ -70,6 +72,7 @@ public struct TrialRecord: Sendable, Hashable, Codable {
         self.gpus = gpus
         self.port = port
         self.host = host
+        self.confirms = confirms
     }
 
     /// The row of `trial` in study `studyID`.
@@ -89,6 +92,7 @@ public struct TrialRecord: Sendable, Hashable, Codable {
         gpus = try trial.gpus.map { try Self.json($0) }
         port = trial.port
         host = trial.host
+        confirms = trial.confirms
     }
 
     /// The trial the row holds; ``StoreError`` with code `corrupt` when a column cannot be read.
@@ -113,6 +117,7 @@ public struct TrialRecord: Sendable, Hashable, Codable {
             trial.gpus = try gpus.map { try decoder.decode([Int].self, from: Data($0.utf8)) }
             trial.port = port
             trial.host = host
+            trial.confirms = confirms
             return trial
         } catch {
             throw StoreError(.corrupt, "trial \(number): a JSON column cannot be read (\(error))")

@@ -42,7 +42,8 @@ public struct StudyBook: Sendable {
         self.queue = trials.filter { $0.state == .pending }.sorted { $0.number < $1.number }
         self.nextNumber = (trials.map(\.number).max() ?? -1) + 1
         self.counts = counts ?? Dictionary(grouping: trials, by: \.state).mapValues(\.count)
-        self.best = best ?? trials.reduce(nil) { definition.objective.best($0, after: $1) }
+        self.best =
+            best ?? trials.filter { $0.confirms == nil }.reduce(nil) { definition.objective.best($0, after: $1) }
     }
 
     // MARK: - Starting trials
@@ -67,21 +68,44 @@ public struct StudyBook: Sendable {
 
     /// The plan for `room` free slots after `elapsed` running time.
     ///
-    /// Nothing starts once the time budget is spent. Re-queued trials come first (unless `includeQueued` is
-    /// false: workers claim those from the store instead); then, in a study with no trial yet, the baseline as
+    /// Nothing new is searched once the time budget is spent. Re-queued trials come first (unless `includeQueued`
+    /// is false: workers claim those from the store instead); then, in a study with no trial yet, the baseline as
     /// trial 0; then the strategy is asked for the rest, within what the trial budget leaves, unless it is
-    /// exhausted.
+    /// exhausted. Once the search is over and its last trial has finished, the confirmation runs
+    /// (``ConfirmationPhase``) are what starts, numbered after every trial; the time budget bounds the search, not
+    /// them.
     public func plan(room: Int, elapsed: Duration, strategyExhausted: Bool, includeQueued: Bool = true) -> Plan {
-        guard room > 0, !definition.budget.timeIsUp(after: elapsed) else { return Plan(trials: [], ask: 0) }
-        var trials = includeQueued ? Array(queue.prefix(room)) : []
+        guard room > 0 else { return Plan(trials: [], ask: 0) }
+        let searching = !definition.budget.timeIsUp(after: elapsed)
+        var trials = includeQueued ? Array(queue.lazy.filter { searching || $0.confirms != nil }.prefix(room)) : []
         var number = nextNumber
-        if number == 0, trials.count < room, let baseline = definition.baseline {
-            trials.append(Trial(number: 0, configuration: baseline))
-            number = 1
+        var ask = 0
+        if searching {
+            if number == 0, trials.count < room, let baseline = definition.baseline {
+                trials.append(Trial(number: 0, configuration: baseline))
+                number = 1
+            }
+            let remaining = definition.budget.maxTrials.map { max(0, $0 - number) } ?? .max
+            ask = strategyExhausted ? 0 : min(room - trials.count, remaining)
         }
-        let remaining = definition.budget.maxTrials.map { max(0, $0 - number) } ?? .max
-        let ask = strategyExhausted ? 0 : min(room - trials.count, remaining)
+        if ask == 0, trials.count < room {
+            trials += confirmations(room: room - trials.count, from: number)
+        }
         return Plan(trials: trials, ask: ask)
+    }
+
+    /// The confirmation runs to start in `room` slots, numbered from `number`: none until no trial of the
+    /// search is pending or running anywhere, since until then the best configurations are not known.
+    private func confirmations(room: Int, from number: Int) -> [Trial] {
+        guard let confirm = definition.confirm, history.running.values.allSatisfy({ $0.confirms != nil }) else {
+            return []
+        }
+        let trials = history.finished + history.running.values
+        return confirm.missing(in: trials, objective: definition.objective).prefix(room).enumerated().map {
+            var trial = Trial(number: number + $0, configuration: $1.configuration)
+            trial.confirms = $1.target
+            return trial
+        }
     }
 
     /// Starts `plan` at `now`: checks the strategy's `proposals` against its contract, numbers them after every
@@ -182,7 +206,9 @@ public struct StudyBook: Sendable {
         }
         counts[trial.state, default: 0] += 1
         history.record(trial)
-        best = definition.objective.best(best, after: trial)
+        // A confirmation run re-measures a configuration the search already ranked; ``ConfirmationPhase`` ranks
+        // the repeats, and one lucky repeat must not become the study's best.
+        if trial.confirms == nil { best = definition.objective.best(best, after: trial) }
         return .record(trial)
     }
 
@@ -248,13 +274,19 @@ public struct StudyBook: Sendable {
 
     /// The number of trials the study will have when done, when known: the trial budget, or what the strategy
     /// can ever propose (a grid's size), whichever is smaller.
+    ///
+    /// The confirmation runs are counted in: `repeats` for each of the `top` best, or of all the search's trials
+    /// when there are fewer.
     public func expectedCount(strategyTotal: Int?) -> Int? {
-        switch (definition.budget.maxTrials, strategyTotal) {
-        case (let trials?, let points?): min(trials, points)
-        case (let trials?, nil): trials
-        case (nil, let points?): points
-        case (nil, nil): nil
-        }
+        let search: Int? =
+            switch (definition.budget.maxTrials, strategyTotal) {
+            case (let trials?, let points?): min(trials, points)
+            case (let trials?, nil): trials
+            case (nil, let points?): points
+            case (nil, nil): nil
+            }
+        guard let search, let confirm = definition.confirm else { return search }
+        return search + min(confirm.top, search) * confirm.repeats
     }
 }
 

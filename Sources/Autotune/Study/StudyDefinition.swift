@@ -29,6 +29,8 @@ public struct StudyDefinition: Sendable, Hashable, Codable {
     /// When the study's first this-many trials all fail at the same stage with the same message, it stops with
     /// that message instead of spending its budget; `nil` never stops.
     public var failFast: Int?
+    /// The best configurations re-measured once the search is over, when asked for.
+    public var confirm: ConfirmationPhase?
 
     /// Creates a definition.
     public init(
@@ -44,7 +46,8 @@ public struct StudyDefinition: Sendable, Hashable, Codable {
         lostTrials: LostTrialPolicy = .requeue,
         resources: Resources = Resources(),
         baseline: Configuration? = nil,
-        failFast: Int? = 5
+        failFast: Int? = 5,
+        confirm: ConfirmationPhase? = nil
     ) {
         self.name = name
         self.space = space
@@ -59,11 +62,12 @@ public struct StudyDefinition: Sendable, Hashable, Codable {
         self.resources = resources
         self.baseline = baseline
         self.failFast = failFast
+        self.confirm = confirm
     }
 
     private enum CodingKeys: String, CodingKey {
         case name, space, objective, strategy, budget, parallel, seed, timeouts, experiment, lostTrials, resources
-        case baseline, failFast
+        case baseline, failFast, confirm
     }
 
     /// Decodes a definition; one stored before `failFast` existed stops early at 5 like a new one.
@@ -82,6 +86,7 @@ public struct StudyDefinition: Sendable, Hashable, Codable {
         resources = try container.decode(Resources.self, forKey: .resources)
         baseline = try container.decodeIfPresent(Configuration.self, forKey: .baseline)
         failFast = container.contains(.failFast) ? try container.decodeIfPresent(Int.self, forKey: .failFast) : 5
+        confirm = try container.decodeIfPresent(ConfirmationPhase.self, forKey: .confirm)
     }
 
     /// Encodes the definition; `failFast` is written as `null` when off, so it reads back off.
@@ -100,6 +105,7 @@ public struct StudyDefinition: Sendable, Hashable, Codable {
         try container.encode(resources, forKey: .resources)
         try container.encodeIfPresent(baseline, forKey: .baseline)
         try container.encode(failFast, forKey: .failFast)
+        try container.encodeIfPresent(confirm, forKey: .confirm)
     }
 
     /// The context a strategy of this study is built from.

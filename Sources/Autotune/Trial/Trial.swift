@@ -28,6 +28,9 @@ public struct Trial: Sendable, Hashable, Codable, Identifiable {
     public var startedAt: Date?
     /// When it finished.
     public var finishedAt: Date?
+    /// For a confirmation run (``ConfirmationPhase``), the number of the search trial whose configuration it
+    /// re-measures; `nil` for a trial of the search.
+    public var confirms: Int?
 
     /// Creates a pending trial.
     public init(number: Int, configuration: Configuration) {

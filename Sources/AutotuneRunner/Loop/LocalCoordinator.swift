@@ -109,7 +109,8 @@ final class LocalCoordinator: StudyCoordinator {
     }
 
     private func record(_ trial: Trial, elapsed: Duration) async throws {
-        try strategy.tell(trial)
+        // ConfirmationPhase runs re-measure what the search found; the strategy has no use for them.
+        if trial.confirms == nil { try strategy.tell(trial) }
         try await store.saveFinished(
             trial, studyID: study.id, checkpoint: try strategy.encodedState(), best: book.best,
             elapsedSeconds: elapsed.seconds)

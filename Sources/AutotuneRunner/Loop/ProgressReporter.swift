@@ -205,6 +205,7 @@ public struct ProgressEvent: Sendable {
     public var line: String {
         let total = expectedCount.map(String.init) ?? "?"
         var text = "[\(finishedCount)/\(total)] trial \(trial.number) "
+        if let target = trial.confirms { text += "(confirms #\(target)) " }
         switch trial.state {
         case .completed:
             text += "ok \(objective.label)=\(ProgressFormat.number(trial.score ?? .nan))"

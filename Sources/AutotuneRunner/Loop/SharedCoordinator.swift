@@ -133,7 +133,8 @@ final class SharedCoordinator: StudyCoordinator {
             // The counts were read before this trial's result is saved: the book moves it out of running.
             var book = StudyBook(definition: definition, trials: [], counts: state.counts, best: state.best)
             _ = book.finish(trial)
-            try strategy.tell(trial)
+            // ConfirmationPhase runs re-measure what the search found; the strategy has no use for them.
+            if trial.confirms == nil { try strategy.tell(trial) }
             version = state.version + 1
             self.strategy = strategy
             self.standing = book.standing(strategyTotal: strategy.proposalLimit)
