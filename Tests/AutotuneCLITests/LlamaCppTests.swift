@@ -64,4 +64,68 @@ enum LlamaCpp {
         #expect(four > 1.3 * one, "1 slot: \(one) tok/s, 4 slots: \(four) tok/s")
         #expect(processes(containing: try #require(LlamaCpp.model)).isEmpty)
     }
+
+    /// A capacity search on the real server: the most concurrent requests each slot count serves with p90 TTFT
+    /// under 400 ms. Four slots batch what one slot queues, so they sustain more; the level reported met the SLO,
+    /// within the level budget, and the result file is in vLLM's format.
+    @Test(
+        .enabled(
+            if: LlamaCpp.available || LlamaCpp.inCI,
+            "LLAMA_SERVER and LLAMA_MODEL are not set: run `eval \"$(scripts/llama-cpp env)\"` to build llama.cpp (CI does)"
+        )
+    )
+    func fourSlotsSustainMoreConcurrencyUnderATTFTLimit() async throws {
+        try #require(LlamaCpp.available, "CI must build llama.cpp first (scripts/llama-cpp)")
+        let directory = try scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try """
+        name: capacity
+        parallel: 1
+        parameters:
+          slots: {type: categorical, values: [1, 4], flag: -np}
+          threads: {type: fixed, value: 2, flag: -t}
+        objective: {maximize: max_concurrency}
+        strategy: {name: grid, order: declared}
+        resources: {ports: 36000-36999}
+        experiment:
+          kind: serving
+          server:
+            command: ["{env.LLAMA_SERVER}", -m, "{env.LLAMA_MODEL}", --host, 127.0.0.1, --port, "{port}", -c, "2048"]
+            model: random-53m
+            health: /health
+          benchmark:
+            requests: 16
+            input_tokens: 16
+            output_tokens: 16
+            warmup: 1
+            search: {concurrency: [1, 16], max_levels: 6}
+            slo: {ttft_ms_p90: 400}
+          timeouts: {deploy: 30s, ready: 60s, benchmark: 5m}
+        """.write(to: directory.appendingPathComponent("t.yaml"), atomically: true, encoding: .utf8)
+        let run = try await autotune(["run", "t.yaml", "--quiet"], in: directory)
+        #expect(run.status == 0, "stderr: \(run.stderr)")
+        let json = try await autotune(["trials", "capacity", "--format", "json"], in: directory)
+        let trials = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [[String: Any]])
+        var capacity: [Int: Double] = [:]
+        for trial in trials {
+            #expect(trial["state"] as? String == "completed", "\(trial)")
+            let metrics = try #require(trial["metrics"] as? [String: Double])
+            let slots = try #require((trial["configuration"] as? [String: Any])?["slots"] as? Int)
+            let found = try #require(metrics["max_concurrency"])
+            capacity[slots] = found
+            #expect(found >= 1 && (metrics["ttft_ms_p90"] ?? .infinity) <= 400, "\(metrics)")
+            #expect((metrics["capacity_levels"] ?? 99) <= 6)
+            #expect((metrics["goodput"] ?? 0) > 0)
+            let number = try #require(trial["number"] as? Int)
+            let file = directory.appendingPathComponent("autotune-trials/capacity/\(number)/result.json")
+            let result = try #require(
+                try JSONSerialization.jsonObject(with: Data(contentsOf: file)) as? [String: Any])
+            #expect(result["max_concurrency"] as? Double == found || result["max_concurrency"] as? Int == Int(found))
+            #expect(result["p99_ttft_ms"] is Double && result["request_goodput"] is Double, "\(result.keys)")
+        }
+        let one = try #require(capacity[1])
+        let four = try #require(capacity[4])
+        #expect(four > one, "1 slot sustains \(one) requests at once, 4 slots \(four)")
+        #expect(processes(containing: try #require(LlamaCpp.model)).isEmpty)
+    }
 }
