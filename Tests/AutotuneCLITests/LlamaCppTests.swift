@@ -13,15 +13,20 @@ enum LlamaCpp {
     }
 }
 
-@Suite(.serialized) struct LlamaCppTests {
-    /// A short real study: one server at a time (two would fight for the 2 cores), slots 1 against 4 at 4
-    /// concurrent requests. Continuous batching over 4 slots must serve more tokens per second than 1 slot.
-    @Test(
+extension Trait where Self == ConditionTrait {
+    /// Runs where llama.cpp is built, and always in CI, where a missing build must fail rather than skip.
+    static var llamaCpp: Self {
         .enabled(
             if: LlamaCpp.available || LlamaCpp.inCI,
             "LLAMA_SERVER and LLAMA_MODEL are not set: run `eval \"$(scripts/llama-cpp env)\"` to build llama.cpp (CI does)"
         )
-    )
+    }
+}
+
+@Suite(.serialized) struct LlamaCppTests {
+    /// A short real study: one server at a time (two would fight for the 2 cores), slots 1 against 4 at 4
+    /// concurrent requests. Continuous batching over 4 slots must serve more tokens per second than 1 slot.
+    @Test(.llamaCpp)
     func moreSlotsServeMoreTokensOnARealLlamaServer() async throws {
         try #require(
             LlamaCpp.available,
@@ -68,12 +73,7 @@ enum LlamaCpp {
     /// A capacity search on the real server: the most concurrent requests each slot count serves with p90 TTFT
     /// under 400 ms. Four slots batch what one slot queues, so they sustain more; the level reported met the SLO,
     /// within the level budget, and the result file is in vLLM's format.
-    @Test(
-        .enabled(
-            if: LlamaCpp.available || LlamaCpp.inCI,
-            "LLAMA_SERVER and LLAMA_MODEL are not set: run `eval \"$(scripts/llama-cpp env)\"` to build llama.cpp (CI does)"
-        )
-    )
+    @Test(.llamaCpp)
     func fourSlotsSustainMoreConcurrencyUnderATTFTLimit() async throws {
         try #require(LlamaCpp.available, "CI must build llama.cpp first (scripts/llama-cpp)")
         let directory = try scratch()
