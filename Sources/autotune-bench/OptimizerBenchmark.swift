@@ -170,49 +170,18 @@ enum OptimizerBenchmark {
             options["resolution"] = .number(Double(resolution))
         }
         // AUTOTUNE_BENCH_OPTIONS="initial_points=12,candidates=2048" tries other bayesian settings.
-        if name == "bayesian", let text = ProcessInfo.processInfo.environment["AUTOTUNE_BENCH_OPTIONS"] {
-            for pair in text.split(separator: ",") {
-                let parts = pair.split(separator: "=").map(String.init)
-                if parts.count == 2 { options[parts[0]] = Double(parts[1]).map(JSONValue.number) ?? .string(parts[1]) }
-            }
-        }
+        options.merge(SimulatedSchedule.environmentOptions(for: name)) { $1 }
         let context = StrategyContext(space: function.space, objective: .minimize("f"), seed: seed, options: options)
         var strategy = try StrategyRegistry.builtIn.make(name, context: context)
-        var history = StudyHistory()
-        var values: [Double] = []
-        var seconds = 0.0
-        let clock = ContinuousClock()
-        var durations = SeededGenerator(seed: seed &+ 77)
-        var running: [(ends: Double, trial: Trial)] = []
-        var now = 0.0
-        var started = 0
-        while values.count < evaluations {
-            let room = min(parallel - running.count, evaluations - started)
-            if room > 0 {
-                var asked: [Configuration] = []
-                seconds += clock.measure { asked = (try? strategy.ask(room, history: history)) ?? [] }.seconds
-                for configuration in asked {
-                    var trial = Trial(number: started, configuration: configuration)
-                    trial.state = .running
-                    history.record(trial)
-                    running.append((now + (parallel == 1 ? 1 : 1 + 2 * durations.nextUnit()), trial))
-                    started += 1
-                }
-                if asked.isEmpty && running.isEmpty { break }
-            }
-            guard let next = running.indices.min(by: { running[$0].ends < running[$1].ends }) else { break }
-            let (ends, running_) = running.remove(at: next)
-            now = ends
-            var trial = running_
+        let (trials, seconds) = try SimulatedSchedule.run(
+            &strategy, seed: seed, evaluations: evaluations, parallel: parallel
+        ) { trial in
             let value = function.evaluate(trial.configuration)
             trial.state = .completed
             trial.score = value
             trial.metrics = ["f": value]
-            history.record(trial)
-            let told = trial
-            seconds += try clock.measure { try strategy.tell(told) }.seconds
-            values.append(value)
         }
+        let values = trials.map { $0.score! }
         return (values, seconds)
     }
 

@@ -141,41 +141,12 @@ enum ParetoBenchmark {
         let objective = Objective(
             goals: [.minimize("f1"), .minimize("f2")],
             constraints: (0..<constraintCount).map { MetricConstraint(metric: "c\($0)", maximum: 0) })
-        var options: [String: JSONValue] = [:]
-        if name == "bayesian", let text = ProcessInfo.processInfo.environment["AUTOTUNE_BENCH_OPTIONS"] {
-            for pair in text.split(separator: ",") {
-                let parts = pair.split(separator: "=").map(String.init)
-                if parts.count == 2 { options[parts[0]] = Double(parts[1]).map(JSONValue.number) ?? .string(parts[1]) }
-            }
-        }
+        let options = SimulatedSchedule.environmentOptions(for: name)
         let context = StrategyContext(space: problem.space, objective: objective, seed: seed, options: options)
         var strategy = try StrategyRegistry.builtIn.make(name, context: context)
-        var history = StudyHistory()
-        var trace: [[Double]?] = []
-        var seconds = 0.0
-        let clock = ContinuousClock()
-        var durations = SeededGenerator(seed: seed &+ 77)
-        var running: [(ends: Double, trial: Trial)] = []
-        var now = 0.0
-        var started = 0
-        while trace.count < evaluations {
-            let room = min(parallel - running.count, evaluations - started)
-            if room > 0 {
-                var asked: [Configuration] = []
-                seconds += try clock.measure { asked = try strategy.ask(room, history: history) }.seconds
-                for configuration in asked {
-                    var trial = Trial(number: started, configuration: configuration)
-                    trial.state = .running
-                    history.record(trial)
-                    running.append((now + (parallel == 1 ? 1 : 1 + 2 * durations.nextUnit()), trial))
-                    started += 1
-                }
-                if asked.isEmpty && running.isEmpty { break }
-            }
-            guard let next = running.indices.min(by: { running[$0].ends < running[$1].ends }) else { break }
-            let (ends, startedTrial) = running.remove(at: next)
-            now = ends
-            var trial = startedTrial
+        let (trials, seconds) = try SimulatedSchedule.run(
+            &strategy, seed: seed, evaluations: evaluations, parallel: parallel
+        ) { trial in
             let x = problem.point(trial.configuration)
             let values = problem.objectives(x)
             trial.metrics = ["f1": values[0], "f2": values[1]]
@@ -184,16 +155,12 @@ enum ParetoBenchmark {
             case .success(let score):
                 trial.state = .completed
                 trial.score = score
-                trace.append(values)
             case .failure(let failure):
                 trial.state = .failed
                 trial.error = TrialError(stage: .objective, message: failure.description)
-                trace.append(nil)
             }
-            history.record(trial)
-            let told = trial
-            seconds += try clock.measure { try strategy.tell(told) }.seconds
         }
+        let trace = trials.map { $0.state == .completed ? [$0.metrics["f1"]!, $0.metrics["f2"]!] : nil }
         return (trace, seconds)
     }
 }
