@@ -33,24 +33,9 @@ extension Trait where Self == ConditionTrait {
             "CI must build llama.cpp first (scripts/llama-cpp); LLAMA_SERVER=\(LlamaCpp.server ?? "unset")")
         let directory = try scratch()
         defer { try? FileManager.default.removeItem(at: directory) }
-        try """
-        name: llama
-        parallel: 1
-        parameters:
-          slots: {type: categorical, values: [1, 4], flag: -np}
-          threads: {type: fixed, value: 2, flag: -t}
-        objective: {maximize: output_tokens_per_s}
-        strategy: {name: grid, order: declared}
-        resources: {ports: 36000-36999}
-        experiment:
-          kind: serving
-          server:
-            command: ["{env.LLAMA_SERVER}", -m, "{env.LLAMA_MODEL}", --host, 127.0.0.1, --port, "{port}", -c, "2048"]
-            model: random-53m
-            health: /health
-          benchmark: {concurrency: 4, requests: 24, input_tokens: 16, output_tokens: 32, warmup: 2}
-          timeouts: {deploy: 30s, ready: 60s, benchmark: 5m}
-        """.write(to: directory.appendingPathComponent("t.yaml"), atomically: true, encoding: .utf8)
+        try slotStudy(
+            name: "llama", objective: "output_tokens_per_s",
+            benchmark: "{concurrency: 4, requests: 24, input_tokens: 16, output_tokens: 32, warmup: 2}", in: directory)
         let run = try await autotune(["run", "t.yaml", "--quiet"], in: directory)
         #expect(run.status == 0, "stderr: \(run.stderr)")
         let json = try await autotune(["trials", "llama", "--format", "json"], in: directory)
@@ -84,30 +69,12 @@ extension Trait where Self == ConditionTrait {
         try #require(LlamaCpp.available, "CI must build llama.cpp first (scripts/llama-cpp)")
         let directory = try scratch()
         defer { try? FileManager.default.removeItem(at: directory) }
-        try """
-        name: capacity
-        parallel: 1
-        parameters:
-          slots: {type: categorical, values: [1, 4], flag: -np}
-          threads: {type: fixed, value: 2, flag: -t}
-        objective: {maximize: max_concurrency}
-        strategy: {name: grid, order: declared}
-        resources: {ports: 36000-36999}
-        experiment:
-          kind: serving
-          server:
-            command: ["{env.LLAMA_SERVER}", -m, "{env.LLAMA_MODEL}", --host, 127.0.0.1, --port, "{port}", -c, "2048"]
-            model: random-53m
-            health: /health
-          benchmark:
-            requests: 24
-            input_tokens: 16
-            output_tokens: 16
-            warmup: 4
-            search: {concurrency: [1, 32], max_levels: 7}
-            slo: {ttft_ms_p90: 1000}
-          timeouts: {deploy: 30s, ready: 60s, benchmark: 5m}
-        """.write(to: directory.appendingPathComponent("t.yaml"), atomically: true, encoding: .utf8)
+        try slotStudy(
+            name: "capacity", objective: "max_concurrency",
+            benchmark: """
+                {requests: 24, input_tokens: 16, output_tokens: 16, warmup: 4,
+                    search: {concurrency: [1, 32], max_levels: 7}, slo: {ttft_ms_p90: 1000}}
+                """, in: directory)
         let run = try await autotune(["run", "t.yaml", "--quiet"], in: directory)
         #expect(run.status == 0, "stderr: \(run.stderr)")
         let json = try await autotune(["trials", "capacity", "--format", "json"], in: directory)
@@ -132,6 +99,29 @@ extension Trait where Self == ConditionTrait {
         #expect(capacity.keys.sorted() == [1, 4])
         #expect(processes(containing: try #require(LlamaCpp.model)).isEmpty)
     }
+}
+
+/// Writes `t.yaml`: one llama-server at a time (two would fight for the 2 cores), 1 slot against 4, maximising
+/// `objective` over `benchmark`.
+private func slotStudy(name: String, objective: String, benchmark: String, in directory: URL) throws {
+    try """
+    name: \(name)
+    parallel: 1
+    parameters:
+      slots: {type: categorical, values: [1, 4], flag: -np}
+      threads: {type: fixed, value: 2, flag: -t}
+    objective: {maximize: \(objective)}
+    strategy: {name: grid, order: declared}
+    resources: {ports: 36000-36999}
+    experiment:
+      kind: serving
+      server:
+        command: ["{env.LLAMA_SERVER}", -m, "{env.LLAMA_MODEL}", --host, 127.0.0.1, --port, "{port}", -c, "2048"]
+        model: random-53m
+        health: /health
+      benchmark: \(benchmark)
+      timeouts: {deploy: 30s, ready: 60s, benchmark: 5m}
+    """.write(to: directory.appendingPathComponent("t.yaml"), atomically: true, encoding: .utf8)
 }
 
 /// The errors of the failed requests in a trial's `benchmark.json`.
