@@ -51,9 +51,17 @@ public final class SQLiteStudyStore: StudyStore {
                 throw StoreError(
                     .unavailable, "there is no database at \(path) (give the one the study was run with: --db FILE)")
             }
-            let size = (try? files.attributesOfItem(atPath: path)[.size] as? NSNumber)?.intValue ?? 0
-            if size == 0 {
-                throw StoreError(.corrupt, "\(path) is empty (0 bytes): it holds no study; was it truncated?")
+            func size(_ file: String) -> Int {
+                (try? files.attributesOfItem(atPath: file)[.size] as? NSNumber)?.intValue ?? 0
+            }
+            // SQLite creates the file before it writes a byte: a run stopped in that moment leaves it empty.
+            // Nothing was recorded, so it is a database with no study yet, not a damaged one. (What a WAL
+            // database wrote may still be only in its `-wal` file: then SQLite is left to read it.)
+            if size(path) == 0 && size(path + "-wal") == 0 {
+                throw StoreError(
+                    .unavailable,
+                    "\(path) is empty (0 bytes): it holds no study yet (a run stopped before writing one, or the file was truncated)"
+                )
             }
         }
         if mode == .readOnly {

@@ -37,6 +37,24 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent("nested").path))
     }
 
+    /// SQLite creates the file before writing to it: a run killed in that moment leaves 0 bytes. That is a
+    /// database with no study (exit 3, as for a missing study), and `run` then starts in it.
+    @Test func anEmptyDatabaseFileHoldsNoStudyAndARunStartsInIt() async throws {
+        let directory = try directory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try write("name: fresh\n" + grid, to: "t.yaml", in: directory)
+        #expect(
+            FileManager.default.createFile(atPath: directory.appendingPathComponent("s.sqlite").path, contents: nil))
+        for arguments in [["resume", "fresh"], ["trials", "fresh"], ["status"]] {
+            let run = try await autotune(arguments + ["--db", "s.sqlite"], in: directory)
+            #expect(run.status == 3, "\(arguments): \(run.stderr)")
+            #expect(run.stderr.contains("s.sqlite is empty (0 bytes): it holds no study yet"), "\(run.stderr)")
+        }
+        let run = try await autotune(["run", "t.yaml", "--db", "s.sqlite", "--quiet"], in: directory)
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(try await autotune(["best", "fresh", "--db", "s.sqlite"], in: directory).status == 0)
+    }
+
     @Test func twoDatabasesInOneFolderKeepTheirOwnTrialDirectories() async throws {
         let directory = try directory()
         defer { try? FileManager.default.removeItem(at: directory) }
