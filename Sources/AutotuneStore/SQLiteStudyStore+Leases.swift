@@ -65,7 +65,9 @@ extension SQLiteStudyStore: ResourceLedger {
                 let kind: String = row["kind"]
                 return ResourceLease(
                     resource: kind == "gpu" ? .gpu(id) : .port(id),
-                    holder: LeaseHolder(host: row["host"], pid: row["pid"], study: row["study"], trial: row["trial"])
+                    holder: LeaseHolder(
+                        host: row["host"], pid: row["pid"], study: row["study"], trial: row["trial"],
+                        started: row["started"])
                 )
             }
         }
@@ -74,10 +76,10 @@ extension SQLiteStudyStore: ResourceLedger {
     private static func insert(kind: String, id: Int, holder: LeaseHolder, db: Database) throws {
         try db.execute(
             sql: """
-                INSERT INTO resource_leases (host, kind, resource_id, pid, study, trial, acquired_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO resource_leases (host, kind, resource_id, pid, study, trial, acquired_at, started)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                 """,
-            arguments: [holder.host, kind, id, holder.pid, holder.study, holder.trial, Date()]
+            arguments: [holder.host, kind, id, holder.pid, holder.study, holder.trial, Date(), holder.started]
         )
     }
 
@@ -98,8 +100,10 @@ extension SQLiteStudyStore: ResourceLedger {
     /// Leases whose holder is gone (the runner crashed and the trial's processes ended) are free again.
     private static func dropDeadLeases(host: String, isAlive: (LeaseHolder) -> Bool, db: Database) throws {
         let holders = try Row.fetchAll(
-            db, sql: "SELECT DISTINCT pid, study, trial FROM resource_leases WHERE host = ?", arguments: [host]
-        ).map { LeaseHolder(host: host, pid: $0["pid"], study: $0["study"], trial: $0["trial"]) }
+            db, sql: "SELECT DISTINCT pid, study, trial, started FROM resource_leases WHERE host = ?", arguments: [host]
+        ).map {
+            LeaseHolder(host: host, pid: $0["pid"], study: $0["study"], trial: $0["trial"], started: $0["started"])
+        }
         for holder in holders where !isAlive(holder) {
             try db.execute(
                 sql: "DELETE FROM resource_leases WHERE host = ? AND pid = ? AND study = ? AND trial = ?",

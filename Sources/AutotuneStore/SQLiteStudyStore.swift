@@ -300,6 +300,7 @@ public final class SQLiteStudyStore: StudyStore {
                 StudyRow.Columns.status.set(to: status.rawValue),
                 StudyRow.Columns.runnerHost.set(to: runner?.host),
                 StudyRow.Columns.runnerPID.set(to: runner.map { Int($0.pid) }),
+                StudyRow.Columns.runnerStarted.set(to: runner?.started),
                 StudyRow.Columns.elapsedSeconds.set(to: elapsedSeconds),
                 StudyRow.Columns.updatedAt.set(to: Date())
             )
@@ -391,6 +392,10 @@ public final class SQLiteStudyStore: StudyStore {
         migrator.registerMigration("v5: confirmation runs") { db in
             try db.alter(table: "trials") { t in t.add(column: "confirms", .integer) }
         }
+        migrator.registerMigration("v6: when a runner's process started, so a reused pid is not taken for it") { db in
+            try db.alter(table: "studies") { t in t.add(column: "runner_started", .text) }
+            try db.alter(table: "resource_leases") { t in t.add(column: "started", .text) }
+        }
         return migrator
     }
 }
@@ -471,6 +476,7 @@ struct StudyRow: Decodable, FetchableRecord, TableRecord {
         static let elapsedSeconds = Column(StudyRecord.CodingKeys.elapsedSeconds)
         static let runnerHost = Column(StudyRecord.CodingKeys.runnerHost)
         static let runnerPID = Column(StudyRecord.CodingKeys.runnerPID)
+        static let runnerStarted = Column(StudyRecord.CodingKeys.runnerStarted)
         static let updatedAt = Column(StudyRecord.CodingKeys.updatedAt)
     }
 

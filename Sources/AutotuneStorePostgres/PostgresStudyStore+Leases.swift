@@ -69,7 +69,8 @@ extension PostgresStudyStore {
                         host: try columns["host"].decode(String.self),
                         pid: Int32(try columns["pid"].decode(Int.self)),
                         study: try columns["study"].decode(String.self),
-                        trial: try columns["trial"].decode(Int.self)
+                        trial: try columns["trial"].decode(Int.self),
+                        started: try columns["started"].decode(String?.self)
                     )
                 )
             }
@@ -81,10 +82,11 @@ extension PostgresStudyStore {
         let pid = Int(holder.pid)
         let study = holder.study
         let trial = holder.trial
+        let started = holder.started
         try await connection.rows(
             """
-            INSERT INTO autotune_leases (host, kind, resource_id, pid, study, trial, acquired_at)
-            VALUES (\(host), \(kind), \(id), \(pid), \(study), \(trial), now())
+            INSERT INTO autotune_leases (host, kind, resource_id, pid, study, trial, acquired_at, started)
+            VALUES (\(host), \(kind), \(id), \(pid), \(study), \(trial), now(), \(started))
             """,
             logger: logger
         )
@@ -99,10 +101,10 @@ extension PostgresStudyStore {
     ) async throws -> Set<Int> {
         try await connection.rows("SELECT pg_advisory_xact_lock(hashtext(\(host)))", logger: logger)
         let holders = try await connection.rows(
-            "SELECT DISTINCT pid, study, trial FROM autotune_leases WHERE host = \(host)", logger: logger
+            "SELECT DISTINCT pid, study, trial, started FROM autotune_leases WHERE host = \(host)", logger: logger
         ).map { row in
-            let (pid, study, trial) = try row.decode((Int, String, Int).self)
-            return LeaseHolder(host: host, pid: Int32(pid), study: study, trial: trial)
+            let (pid, study, trial, started) = try row.decode((Int, String, Int, String?).self)
+            return LeaseHolder(host: host, pid: Int32(pid), study: study, trial: trial, started: started)
         }
         // A holder is gone once its runner and its trial's processes are: a dead runner's experiments may run on.
         for holder in holders where !isAlive(holder) {

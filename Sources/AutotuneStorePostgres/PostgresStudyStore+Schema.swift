@@ -66,6 +66,15 @@ extension PostgresStudyStore {
         ),
         (2, ["ALTER TABLE autotune_studies ADD COLUMN best_front text"]),
         (3, ["ALTER TABLE autotune_trials ADD COLUMN confirms bigint"]),
+        // When a runner's process started: with its pid it names one process, so a reused pid is not taken for it.
+        (
+            4,
+            [
+                "ALTER TABLE autotune_studies ADD COLUMN runner_started text",
+                "ALTER TABLE autotune_trials ADD COLUMN worker_started text",
+                "ALTER TABLE autotune_leases ADD COLUMN started text",
+            ]
+        ),
     ]
 
     /// Creates or upgrades the tables. Workers starting together take an advisory lock, so one migrates and

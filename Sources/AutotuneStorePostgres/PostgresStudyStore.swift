@@ -209,11 +209,12 @@ public final class PostgresStudyStore: SharedStudyStore {
         let statusText = status.rawValue
         let host = runner?.host
         let pid = runner.map { Int($0.pid) }
+        let started = runner?.started
         try await transaction { connection in
             try await connection.rows(
                 """
                 UPDATE autotune_studies SET status = \(statusText), runner_host = \(host), runner_pid = \(pid),
-                    elapsed_seconds = GREATEST(elapsed_seconds, \(elapsedSeconds)), updated_at = now()
+                    runner_started = \(started), elapsed_seconds = GREATEST(elapsed_seconds, \(elapsedSeconds)), updated_at = now()
                 WHERE id = \(studyID)
                 """,
                 logger: self.logger
@@ -227,12 +228,13 @@ public final class PostgresStudyStore: SharedStudyStore {
     public func claimPending(studyID: Int64, worker: RunnerIdentity) async throws -> Trial? {
         let host = worker.host
         let pid = Int(worker.pid)
+        let started = worker.started
         let rows = try await run {
             try await client.query(
                 """
                 UPDATE autotune_trials SET state = 'running', attempt = attempt + 1, started_at = now(),
                     heartbeat_at = now(), finished_at = NULL, error_stage = NULL, error_message = NULL,
-                    worker_host = \(host), worker_pid = \(pid)
+                    worker_host = \(host), worker_pid = \(pid), worker_started = \(started)
                 WHERE id = (
                     SELECT id FROM autotune_trials WHERE study_id = \(studyID) AND state = 'pending'
                     ORDER BY number LIMIT 1 FOR UPDATE SKIP LOCKED
@@ -343,9 +345,10 @@ public final class PostgresStudyStore: SharedStudyStore {
                 let columns = row.makeRandomAccess()
                 let previousHost = try columns["worker_host"].decode(String?.self)
                 let previousPID = try columns["worker_pid"].decode(Int?.self)
+                let previousStarted = try columns["worker_started"].decode(String?.self)
                 let trial = try Self.trial(from: row)
                 let previous = previousHost.flatMap { host in
-                    previousPID.map { RunnerIdentity(host: host, pid: Int32($0)) }
+                    previousPID.map { RunnerIdentity(host: host, pid: Int32($0), started: previousStarted) }
                 }
                 // The row stays locked and running until the cleanup is done, so nobody starts it meanwhile.
                 await cleanUp(ReclaimedTrial(trial: trial, previousWorker: previous))
@@ -353,7 +356,7 @@ public final class PostgresStudyStore: SharedStudyStore {
                 try await connection.rows(
                     """
                     UPDATE autotune_trials SET worker_host = \(worker.host), worker_pid = \(Int(worker.pid)),
-                        heartbeat_at = now()
+                        worker_started = \(worker.started), heartbeat_at = now()
                     WHERE id = \(id)
                     """,
                     logger: self.logger
@@ -499,22 +502,24 @@ public final class PostgresStudyStore: SharedStudyStore {
         let row = try TrialRecord(trial, studyID: studyID)
         let workerHost = worker?.host
         let workerPID = worker.map { Int($0.pid) }
+        let workerStarted = worker?.started
         try await connection.rows(
             """
             INSERT INTO autotune_trials (study_id, number, state, params, metrics, score, error_stage, error_message,
                 timings, attempt, started_at, finished_at, heartbeat_at, gpus, port, host, worker_host, worker_pid,
-                confirms)
+                confirms, worker_started)
             VALUES (\(row.studyID), \(row.number), \(row.state), \(row.params), \(row.metrics), \(row.score),
                 \(row.errorStage), \(row.errorMessage), \(row.timings), \(row.attempt), \(row.startedAt),
                 \(row.finishedAt), now(), \(row.gpus), \(row.port), \(row.host), \(workerHost), \(workerPID),
-                \(row.confirms))
+                \(row.confirms), \(workerStarted))
             ON CONFLICT (study_id, number) DO UPDATE SET
                 state = excluded.state, params = excluded.params, metrics = excluded.metrics,
                 score = excluded.score, error_stage = excluded.error_stage, error_message = excluded.error_message,
                 timings = excluded.timings, attempt = excluded.attempt, started_at = excluded.started_at,
                 finished_at = excluded.finished_at, heartbeat_at = excluded.heartbeat_at, gpus = excluded.gpus,
                 port = excluded.port, host = excluded.host, worker_host = excluded.worker_host,
-                worker_pid = excluded.worker_pid, confirms = excluded.confirms
+                worker_pid = excluded.worker_pid, confirms = excluded.confirms,
+                worker_started = excluded.worker_started
             """,
             logger: logger
         )
@@ -550,6 +555,7 @@ public final class PostgresStudyStore: SharedStudyStore {
             elapsedSeconds: try columns[Key.elapsedSeconds.rawValue].decode(Double.self),
             runnerHost: try columns[Key.runnerHost.rawValue].decode(String?.self),
             runnerPID: try columns[Key.runnerPID.rawValue].decode(Int?.self),
+            runnerStarted: try columns[Key.runnerStarted.rawValue].decode(String?.self),
             createdAt: try columns[Key.createdAt.rawValue].decode(Date.self),
             updatedAt: try columns[Key.updatedAt.rawValue].decode(Date.self),
             checkpoint: try columns[Key.checkpoint.rawValue].decode(Data?.self)

@@ -144,11 +144,11 @@ public struct StudyStoreConformance<Store: StudyStore & ResourceLedger>: Sendabl
         var problems: [String] = []
         let name = Self.unique("status")
         let study = try await store.createStudy(Self.definition(name), taskSource: nil)
-        let runner = RunnerIdentity(host: "h", pid: 42)
+        let runner = RunnerIdentity(host: "h", pid: 42, started: "boot-1:4242")
         try await store.saveStatus(.interrupted, studyID: study.id, runner: runner, elapsedSeconds: 3)
         var loaded = try await store.study(named: name)
         if loaded?.status != .interrupted || loaded?.runner != runner {
-            problems.append("the status and the runner are not recorded")
+            problems.append("the status and the runner (host, pid and start) are not recorded")
         }
         try await store.saveHeartbeat(studyID: study.id, elapsedSeconds: 5)
         loaded = try await store.study(named: name)
@@ -178,7 +178,7 @@ public struct StudyStoreConformance<Store: StudyStore & ResourceLedger>: Sendabl
     private func leases() async throws -> [String] {
         var problems: [String] = []
         let study = Self.unique("leases")
-        let a = LeaseHolder(host: "\(study)-a", pid: 10, study: study, trial: 0)
+        let a = LeaseHolder(host: "\(study)-a", pid: 10, study: study, trial: 0, started: "boot-1:10")
         let b = LeaseHolder(host: "\(study)-b", pid: 10, study: study, trial: 1)
         let c = LeaseHolder(host: "\(study)-a", pid: 11, study: study, trial: 2)
         let alive: @Sendable (LeaseHolder) -> Bool = { _ in true }
@@ -203,6 +203,11 @@ public struct StudyStoreConformance<Store: StudyStore & ResourceLedger>: Sendabl
         let held = try await store.leases(host: a.host)
         if Set(held.map(\.resource)) != [.gpu(0), .gpu(1), .port(40_001)] || !held.allSatisfy({ $0.holder == a }) {
             problems.append("leases(host:) does not list what the host's holders hold")
+        }
+        // Whether a holder lives is judged on its pid and its start together: a later process given the pid is
+        // not it. So the start the holder leased with is what the check is shown.
+        if try await store.leaseGPUs(2, among: [0, 1], holder: c, isAlive: { $0.started == a.started }) != nil {
+            problems.append("a holder's start is not kept with its leases")
         }
         // A holder whose process is gone loses its leases to the next request.
         if try await store.leaseGPUs(2, among: [0, 1], holder: c, isAlive: { $0.pid != 10 }) != [0, 1] {

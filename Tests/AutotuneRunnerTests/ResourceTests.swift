@@ -319,4 +319,34 @@ final class GPUOverlapChecker: Experiment {
         #expect(!RunnerIdentity(host: RunnerIdentity.current.host, pid: 999_999).isAliveOnThisHost)
         #expect(!RunnerIdentity(host: "another-host", pid: getpid()).isAliveOnThisHost)
     }
+
+    @Test func theStartMarkIsTheBootAndTheTwentySecondField() throws {
+        let stat = "4242 (my (odd) name) S 1 4242 4242 0 -1 4194560 1 0 0 0 5 3 0 0 20 0 1 0 987654 1000 10"
+        let mark = try #require(startMark(stat: stat))
+        #expect(mark.hasSuffix(":987654"))
+        #expect(startMark(stat: "4242 (short) S 1 2 3") == nil)
+        let own = try #require(processStartMark(getpid()))
+        #expect(own == RunnerIdentity.current.started)
+        #expect(processStartMark(999_999) == nil)
+    }
+
+    /// Pids wrap: a runner that crashed long ago may have its pid given to an unrelated process. Its record
+    /// (this process's pid with another start) must count as dead, its leases as free.
+    @Test func aLaterProcessGivenARecordedPidIsNotTheRecordedRunner() async throws {
+        let me = RunnerIdentity.current
+        let recycled = RunnerIdentity(host: me.host, pid: me.pid, started: "another-boot:1")
+        #expect(!recycled.isAliveOnThisHost)
+        #expect(RunnerIdentity(host: me.host, pid: me.pid, started: nil).isAliveOnThisHost)
+        #expect(!processIsAlive(me.pid, started: "another-boot:1"))
+        try await withTestScratch { scratch throws in
+            let stale = LeaseHolder(host: me.host, pid: me.pid, study: "s", trial: 0, started: "another-boot:1")
+            let first = try await scratch.store.leaseGPUs(1, among: [0], holder: stale, isAlive: { _ in true })
+            #expect(first == [0])
+            let next = LeaseHolder(host: me.host, pid: me.pid, study: "s", trial: 1, started: me.started)
+            let taken = try await scratch.store.leaseGPUs(1, among: [0], holder: next) {
+                processIsAlive($0.pid, started: $0.started)
+            }
+            #expect(taken == [0])
+        }
+    }
 }

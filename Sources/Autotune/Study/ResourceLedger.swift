@@ -55,13 +55,17 @@ public struct LeaseHolder: Sendable, Hashable, Codable {
     public var study: String
     /// The trial's number.
     public var trial: Int
+    /// When the runner's process started (``RunnerIdentity/started``), so that a later process given its pid
+    /// does not keep its leases held.
+    public var started: String?
 
     /// Creates a holder.
-    public init(host: String, pid: Int32, study: String, trial: Int) {
+    public init(host: String, pid: Int32, study: String, trial: Int, started: String? = nil) {
         self.host = host
         self.pid = pid
         self.study = study
         self.trial = trial
+        self.started = started
     }
 }
 

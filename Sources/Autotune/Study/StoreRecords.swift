@@ -156,6 +156,8 @@ public struct StudyRecord: Sendable, Hashable, Codable {
     public var runnerHost: String?
     /// The pid of the process running it.
     public var runnerPID: Int?
+    /// When the process running it started (``RunnerIdentity/started``).
+    public var runnerStarted: String?
     /// When it was created.
     public var createdAt: Date
     /// When its runner last wrote to it.
@@ -174,6 +176,7 @@ public struct StudyRecord: Sendable, Hashable, Codable {
         case elapsedSeconds = "elapsed_seconds"
         case runnerHost = "runner_host"
         case runnerPID = "runner_pid"
+        case runnerStarted = "runner_started"
         case createdAt = "created_at"
         case updatedAt = "updated_at"
         case checkpoint
@@ -183,7 +186,7 @@ public struct StudyRecord: Sendable, Hashable, Codable {
     public init(
         id: Int64, name: String, definition: String, taskSource: String?, status: String, bestNumber: Int?,
         bestScore: Double?, bestFront: String? = nil, elapsedSeconds: Double, runnerHost: String?, runnerPID: Int?,
-        createdAt: Date, updatedAt: Date, checkpoint: Data?
+        runnerStarted: String? = nil, createdAt: Date, updatedAt: Date, checkpoint: Data?
     ) {
         self.id = id
         self.name = name
@@ -196,6 +199,7 @@ public struct StudyRecord: Sendable, Hashable, Codable {
         self.elapsedSeconds = elapsedSeconds
         self.runnerHost = runnerHost
         self.runnerPID = runnerPID
+        self.runnerStarted = runnerStarted
         self.createdAt = createdAt
         self.updatedAt = updatedAt
         self.checkpoint = checkpoint
@@ -242,7 +246,9 @@ public struct StudyRecord: Sendable, Hashable, Codable {
             checkpoint: checkpoint,
             best: try Self.best(number: bestNumber, score: bestScore, front: bestFront, study: name),
             elapsedSeconds: elapsedSeconds,
-            runner: runnerHost.flatMap { host in runnerPID.map { RunnerIdentity(host: host, pid: Int32($0)) } },
+            runner: runnerHost.flatMap { host in
+                runnerPID.map { RunnerIdentity(host: host, pid: Int32($0), started: runnerStarted) }
+            },
             createdAt: createdAt,
             updatedAt: updatedAt
         )

@@ -153,11 +153,16 @@ public struct RunnerIdentity: Sendable, Hashable, Codable {
     public var host: String
     /// The process id.
     public var pid: Int32
+    /// When the process started, as its kernel tells it (an opaque mark: the boot and the clock tick): with the
+    /// pid it names one process, so a later process that is given the same pid is not taken for a runner that
+    /// died. `nil` in records written before it was kept, and where the kernel does not say.
+    public var started: String?
 
     /// Creates an identity.
-    public init(host: String, pid: Int32) {
+    public init(host: String, pid: Int32, started: String? = nil) {
         self.host = host
         self.pid = pid
+        self.started = started
     }
 }
 

@@ -366,14 +366,18 @@ public struct RunnerError: Error, Sendable, Hashable, CustomStringConvertible {
     public var description: String { message }
 }
 
+/// This process's start mark, read once: it does not change while the process lives.
+private let ownStartMark = processStartMark(getpid())
+
 extension RunnerIdentity {
     /// This process.
     public static var current: Self {
-        Self(host: ProcessInfo.processInfo.hostName, pid: getpid())
+        Self(host: ProcessInfo.processInfo.hostName, pid: getpid(), started: ownStartMark)
     }
 
-    /// Whether this identity is a live process on this host (a stale one after a crash is not).
+    /// Whether this identity is a live process on this host: a stale one after a crash is not, nor is its pid
+    /// given to a later process.
     public var isAliveOnThisHost: Bool {
-        host == ProcessInfo.processInfo.hostName && processIsAlive(pid)
+        host == ProcessInfo.processInfo.hostName && processIsAlive(pid, started: started)
     }
 }

@@ -20,12 +20,9 @@ struct TrialExecutor: Sendable {
         var trial = trial
         var context = context
         let start = ContinuousClock.now
+        let me = RunnerIdentity.current
         let holder = LeaseHolder(
-            host: RunnerIdentity.current.host,
-            pid: RunnerIdentity.current.pid,
-            study: context.study,
-            trial: trial.number
-        )
+            host: me.host, pid: me.pid, study: context.study, trial: trial.number, started: me.started)
         do {
             try FileManager.default.createDirectory(at: context.directory, withIntermediateDirectories: true)
             do {

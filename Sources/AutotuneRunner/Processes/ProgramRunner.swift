@@ -120,7 +120,7 @@ public struct LocalProgramRunner: ProgramRunner {
     /// another machine's, are not this one's to end.
     public func recover(_ trial: AbandonedTrial) async -> Bool {
         if let previous = trial.previousRunner {
-            guard previous.host == RunnerIdentity.current.host, !processIsAlive(previous.pid) else { return false }
+            guard previous.host == RunnerIdentity.current.host, !previous.isAliveOnThisHost else { return false }
         }
         let group = ProcessReaper.reap(in: trial.directory)
         let tokened = TrialProcesses.kill(token: trial.token)

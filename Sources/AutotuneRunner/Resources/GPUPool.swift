@@ -30,7 +30,7 @@ public actor GPUPool {
         gpus: [GPU],
         ledger: any ResourceLedger,
         pollInterval: Duration = .milliseconds(50),
-        holderIsAlive: @escaping @Sendable (LeaseHolder) -> Bool = { processIsAlive($0.pid) }
+        holderIsAlive: @escaping @Sendable (LeaseHolder) -> Bool = { processIsAlive($0.pid, started: $0.started) }
     ) {
         self.gpus = gpus
         self.ledger = ledger
@@ -88,11 +88,38 @@ public struct ResourceError: Error, Sendable, Hashable, CustomStringConvertible 
 /// Whether a process id is alive on this host: a signal 0 reaches it (or it exists but is not ours), and it is
 /// not a zombie. A killed runner whose parent never reaps it (an orphan under an init that does not reap, or
 /// a container's pid 1) stays a zombie, and its study and leases must count as free.
-@Sendable public func processIsAlive(_ pid: Int32) -> Bool {
+///
+/// With `started` (what ``processStartMark(_:)`` said of the process when it was recorded), a process that has
+/// the pid but started at another moment is a later one given a recycled pid: the recorded one is gone. Pids
+/// wrap (at 32768 by default), so after a crash and a long wait a stale runner's pid is often someone else's.
+@Sendable public func processIsAlive(_ pid: Int32, started: String? = nil) -> Bool {
     guard kill(pid, 0) == 0 || errno == EPERM else { return false }
     guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return true }
-    return processState(stat: stat) != "Z"
+    guard processState(stat: stat) != "Z" else { return false }
+    guard let started, let now = startMark(stat: stat) else { return true }
+    return now == started
 }
+
+/// When the process `pid` started, as a mark that names it among all processes this machine ever ran: the
+/// boot's id and the clock tick of its start (field 22 of `/proc/PID/stat`). `nil` when the kernel does not
+/// say (not Linux, or the process is gone).
+public func processStartMark(_ pid: Int32) -> String? {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return nil }
+    return startMark(stat: stat)
+}
+
+/// The start mark of a `/proc/PID/stat` line: the boot's id, then the start tick.
+public func startMark(stat: String) -> String? {
+    guard let boot = bootID, let close = stat.lastIndex(of: ")") else { return nil }
+    // Fields after the command name begin at field 3 (the state), so field 22 is the 20th of them.
+    let fields = stat[stat.index(after: close)...].split(separator: " ")
+    guard fields.count > 19, UInt64(fields[19]) != nil else { return nil }
+    return "\(boot):\(fields[19])"
+}
+
+/// This boot's id: a process started in another boot is another process, whatever its tick.
+private let bootID: String? = (try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8))
+    .map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }.flatMap { $0.isEmpty ? nil : $0 }
 
 /// The state letter of a `/proc/PID/stat` line (`R`, `S`, `Z`…): the field after the command name, which may
 /// itself hold spaces and parentheses, so it is found after the last `)`.
@@ -128,7 +155,7 @@ public struct PortAllocator: Sendable {
     public init(
         range: ClosedRange<Int>,
         ledger: any ResourceLedger,
-        holderIsAlive: @escaping @Sendable (LeaseHolder) -> Bool = { processIsAlive($0.pid) }
+        holderIsAlive: @escaping @Sendable (LeaseHolder) -> Bool = { processIsAlive($0.pid, started: $0.started) }
     ) {
         self.range = range
         self.ledger = ledger
