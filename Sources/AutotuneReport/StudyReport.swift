@@ -114,7 +114,10 @@ public enum StudyReport {
             "<p class=\"meta\">\(escape(names)) · \(escape(model.definition.strategy.name)) search · parallel \(model.definition.parallel) · status \(escape(model.input.study.status.rawValue)) · \(model.trials.count) trials: "
         html +=
             TrialState.allCases.compactMap { state in counts[state].map { "\($0) \(state.rawValue)" } }.joined(
-                separator: ", ") + "</p>"
+                separator: ", ")
+        let repeats = model.trials.filter { $0.confirms != nil }.count
+        if repeats > 0 { html += " (\(repeats) of them confirmation runs)" }
+        html += "</p>"
         let confirm = model.definition.confirm
         let ranking = confirm?.ranking(of: model.trials, objective: model.objective) ?? []
         if let best = confirm?.best(of: ranking) ?? model.input.study.best,
@@ -176,8 +179,11 @@ public enum StudyReport {
         var html = "<section id=\"history\"><h2>Optimisation history</h2>"
         html += historyChart(model, name: "history", byTime: false)
         if model.start != nil { html += historyChart(model, name: "history-time", byTime: true) }
+        let repeats =
+            model.trials.contains { $0.confirms != nil }
+            ? " <span class=\"key confirm\">○</span> confirmation run (a repeat of a leading configuration)" : ""
         html +=
-            "<p class=\"legend\"><span class=\"key completed\">●</span> completed <span class=\"key failed\">✕</span> failed <span class=\"key pruned\">✕</span> pruned <span class=\"key crashed\">✕</span> crashed (configuration fault, nothing measured) — the line is the best so far</p>"
+            "<p class=\"legend\"><span class=\"key completed\">●</span> completed <span class=\"key failed\">✕</span> failed <span class=\"key pruned\">✕</span> pruned <span class=\"key crashed\">✕</span> crashed (configuration fault, nothing measured)\(repeats) — the line is the best the search found so far\(repeats.isEmpty ? "" : ", repeats left out")</p>"
         return html + "</section>"
     }
 
@@ -199,7 +205,13 @@ public enum StudyReport {
         var path = ""
         for (trial, position) in placed.sorted(by: { $0.1 < $1.1 }) {
             let kind = model.kind(trial)
-            if let score = trial.score, trial.state == .completed {
+            // A repeat measures a configuration the search already found: it is not a step of the search, and a
+            // lucky repeat must not raise the best-so-far line.
+            if let original = trial.confirms, let score = trial.score, trial.state == .completed {
+                chart.point(
+                    x: xs(position), y: ys(score), kind: "confirm",
+                    tooltip: "trial \(trial.number): \(label(score)), a repeat of trial \(original)")
+            } else if let score = trial.score, trial.state == .completed {
                 chart.point(
                     x: xs(position), y: ys(score), kind: kind,
                     tooltip: "trial \(trial.number): \(label(score))")
@@ -529,6 +541,7 @@ public enum StudyReport {
         circle.point{fill:#3b528b;opacity:.85}.point.front{fill:#d62728}.point.dominated{fill:#9aa7c7}
         .point.infeasible{fill:#bbb}path.point{stroke-width:2;fill:none}.point.failed{stroke:#d62728}
         .point.pruned{stroke:#ff7f0e}.point.crashed{stroke:#7f0000}path.point.baseline{fill:#2ca02c;stroke:#145214}
+        circle.point.confirm{fill:#fff;stroke:#3b528b;stroke-width:1.5;opacity:1}.key.confirm{color:#3b528b}
         .best{fill:none;stroke:#d62728;stroke-width:1.5}.front-line{fill:none;stroke:#d62728;stroke-dasharray:4 3}
         polyline.line{fill:none;stroke-width:1.4;opacity:.75}rect.bar{fill:#21918c}
         rect.span{fill:#3b528b;opacity:.8}rect.span.failed,rect.span.crashed{fill:#d62728}rect.span.pruned{fill:#ff7f0e}

@@ -37,5 +37,16 @@ import Testing
         #expect(object["rankedBy"] as? String == "mean")
         let trials = try await autotune(["trials", "lucky"], in: directory)
         #expect(trials.stdout.split(separator: "\n").first?.contains("confirms") == true, "\(trials.stdout)")
+        // The report draws the six repeats as repeats: the best-so-far line is the search's (x = 5's fluke of
+        // 100), never a repeat's; and the summary says how many of the twelve trials are repeats.
+        let report = try await autotune(["report", "lucky", "-o", "r.html"], in: directory)
+        #expect(report.status == 0, "\(report.stderr)")
+        let html = try String(contentsOf: directory.appendingPathComponent("r.html"), encoding: .utf8)
+        let history = try #require(html.components(separatedBy: "id=\"history\"").dropFirst().first)
+            .components(separatedBy: "</svg>")[0]
+        #expect(history.components(separatedBy: "class=\"point confirm\"").count - 1 == 6)
+        #expect(history.components(separatedBy: "class=\"point completed\"").count - 1 == 6)
+        #expect(history.contains("a repeat of trial"))
+        #expect(html.contains("12 trials: 12 completed (6 of them confirmation runs)"), "summary")
     }
 }
