@@ -151,4 +151,17 @@ private func bruteForceFront(_ trials: [Trial]) -> Set<Int> {
         #expect(abs(shares.map(\.share).reduce(0, +) - 1) < 1e-9)
         #expect(ParameterImportance.compute(space: space, trials: Array(trials.prefix(4))) == nil)
     }
+
+    /// A long study is fitted on an even spread of its trials (the fit is cubic in their number): the first,
+    /// then every few, in order, never a repeat, and all of a short study.
+    @Test func aLongStudyIsFittedOnAnEvenSpreadOfItsTrials() {
+        let trials = (0..<1000).map { Trial(number: $0, configuration: Configuration([:])) }
+        let spread = ParameterImportance.spread(trials).map(\.number)
+        #expect(spread.count == ParameterImportance.maximumTrials)
+        #expect(spread.first == 0 && spread.last! >= 990)
+        #expect(spread == spread.sorted() && Set(spread).count == spread.count)
+        let gaps = zip(spread.dropFirst(), spread).map { $0 - $1 }
+        #expect(gaps.allSatisfy { (2...3).contains($0) }, "\(Set(gaps))")
+        #expect(ParameterImportance.spread(Array(trials.prefix(300))).count == 300)
+    }
 }
