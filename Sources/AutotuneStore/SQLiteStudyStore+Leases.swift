@@ -13,7 +13,7 @@ extension SQLiteStudyStore: ResourceLedger {
         holder: LeaseHolder,
         isAlive: @escaping @Sendable (LeaseHolder) -> Bool
     ) async throws -> [Int]? {
-        try await database.write { db in
+        try await write { db in
             let held = try Self.liveHolds(of: "gpu", host: holder.host, isAlive: isAlive, db: db)
             guard let chosen = LeaseChoice.gpus(count, among: candidates, held: held) else { return nil }
             for index in chosen { try Self.insert(kind: "gpu", id: index, holder: holder, db: db) }
@@ -28,7 +28,7 @@ extension SQLiteStudyStore: ResourceLedger {
         isAlive: @escaping @Sendable (LeaseHolder) -> Bool,
         isBindable: @escaping @Sendable (Int) -> Bool
     ) async throws -> Int? {
-        try await database.write { db in
+        try await write { db in
             let held = try Self.liveHolds(of: "port", host: holder.host, isAlive: isAlive, db: db)
             guard let port = LeaseChoice.port(in: range, held: held, isBindable: isBindable) else { return nil }
             try Self.insert(kind: "port", id: port, holder: holder, db: db)
@@ -45,7 +45,7 @@ extension SQLiteStudyStore: ResourceLedger {
     }
 
     private func releaseNow(_ holder: LeaseHolder) throws {
-        try database.write { db in
+        try writeNow { db in
             try db.execute(
                 sql: "DELETE FROM resource_leases WHERE host = ? AND study = ? AND trial = ?",
                 arguments: [holder.host, holder.study, holder.trial]

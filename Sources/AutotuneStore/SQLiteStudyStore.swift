@@ -32,18 +32,23 @@ public final class SQLiteStudyStore: StudyStore {
     /// The file as opened (device and inode), to notice it being removed or replaced while a study runs.
     private let identity: FileIdentity?
 
+    /// How long a write waits for another process's lock on the file before it fails.
+    public static let defaultBusyTimeout: TimeInterval = 60
+
     /// Opens the store at `path` as `mode` says, and checks the file (`PRAGMA quick_check`).
     ///
     /// Two processes opening a new file at once do not race on its schema: migrations run under an exclusive
-    /// lock on the file's directory.
-    public init(path: String, mode: Mode = .create) throws {
+    /// lock on the file's directory. A write waits up to `busyTimeout` seconds for a lock another process holds
+    /// (a second study in the file, or someone's `sqlite3` in a transaction), then fails with ``StoreError``
+    /// saying so; nothing recorded before is lost.
+    public init(path: String, mode: Mode = .create, busyTimeout: TimeInterval = defaultBusyTimeout) throws {
         let url = URL(fileURLWithPath: path).standardizedFileURL
         let path = url.path
         location = path
         var configuration = Configuration()
         // Another autotune process may hold the write lock for a moment (a second study in the same file):
         // wait for it instead of failing.
-        configuration.busyMode = .timeout(10)
+        configuration.busyMode = .timeout(busyTimeout)
         configuration.foreignKeysEnabled = true
         let files = FileManager.default
         if mode != .create {
@@ -163,6 +168,35 @@ public final class SQLiteStudyStore: StudyStore {
 
     /// Fails when the file this store opened is gone or was replaced: writes would land in a file nobody can
     /// open again, and the study would report results it no longer has.
+    /// Runs `body` in a write transaction, saying in words when another process held the file locked too long.
+    func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        do {
+            return try await database.write(body)
+        } catch let error as DatabaseError where Self.isLocked(error) {
+            throw lockedError(error)
+        }
+    }
+
+    /// ``write(_:)`` without suspending, for writes that must run in a cancelled task.
+    func writeNow<T>(_ body: (Database) throws -> T) throws -> T {
+        do {
+            return try database.write(body)
+        } catch let error as DatabaseError where Self.isLocked(error) {
+            throw lockedError(error)
+        }
+    }
+
+    private static func isLocked(_ error: DatabaseError) -> Bool {
+        error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED
+    }
+
+    private func lockedError(_ error: DatabaseError) -> StoreError {
+        StoreError(
+            .unavailable,
+            "\(location) stayed locked by another process past the wait for it (SQLite: \(error.message ?? "database is locked")); what was recorded before is kept: `autotune resume` goes on once the lock is released"
+        )
+    }
+
     private func checkFile() throws {
         guard let identity, FileIdentity(path: location) != identity else { return }
         throw StoreError(
@@ -174,7 +208,7 @@ public final class SQLiteStudyStore: StudyStore {
     public func createStudy(_ definition: StudyDefinition, taskSource: String?) async throws -> StoredStudy {
         let definitionJSON = try TrialRecord.json(definition)
         let now = Date()
-        return try await database.write { db in
+        return try await write { db in
             if try StudyRow.filter(StudyRow.Columns.name == definition.name).fetchCount(db) > 0 {
                 throw StoreError.studyExists(definition.name)
             }
@@ -224,7 +258,7 @@ public final class SQLiteStudyStore: StudyStore {
     public func saveLaunched(_ trials: [Trial], studyID: Int64, checkpoint: Data?) async throws {
         try checkFile()
         let rows = try trials.map { try TrialRow($0, studyID: studyID) }
-        try await database.write { db in
+        try await write { db in
             for row in rows { try row.upsert(db) }
             if let checkpoint { try Self.saveCheckpoint(checkpoint, studyID: studyID, db: db) }
         }
@@ -240,7 +274,7 @@ public final class SQLiteStudyStore: StudyStore {
     ) async throws {
         try checkFile()
         let row = try TrialRow(trial, studyID: studyID)
-        try await database.write { db in
+        try await write { db in
             try row.upsert(db)
             if let checkpoint { try Self.saveCheckpoint(checkpoint, studyID: studyID, db: db) }
             _ = try StudyRow.row(studyID).updateAll(
@@ -258,7 +292,7 @@ public final class SQLiteStudyStore: StudyStore {
     public func saveRequeued(_ trials: [Trial], studyID: Int64) async throws {
         try checkFile()
         let rows = try trials.map { try TrialRow($0, studyID: studyID) }
-        try await database.write { db in
+        try await write { db in
             for row in rows { try row.upsert(db) }
         }
     }
@@ -267,7 +301,7 @@ public final class SQLiteStudyStore: StudyStore {
     public func saveHeartbeat(studyID: Int64, elapsedSeconds: Double) async throws {
         try checkFile()
         let now = Date()
-        try await database.write { db in
+        try await write { db in
             try db.execute(
                 sql: "UPDATE trials SET heartbeat_at = ? WHERE study_id = ? AND state = 'running'",
                 arguments: [now, studyID]
@@ -283,7 +317,7 @@ public final class SQLiteStudyStore: StudyStore {
     /// Deletes the study; its trials and checkpoint go with it (foreign keys cascade).
     public func deleteStudy(_ studyID: Int64) async throws {
         try checkFile()
-        try await database.write { db in _ = try StudyRow.row(studyID).deleteAll(db) }
+        try await write { db in _ = try StudyRow.row(studyID).deleteAll(db) }
     }
 
     /// Records the study's status, runner and running time.
@@ -294,7 +328,7 @@ public final class SQLiteStudyStore: StudyStore {
         elapsedSeconds: Double
     ) async throws {
         try checkFile()
-        try await database.write { db in
+        try await write { db in
             _ = try StudyRow.row(studyID).updateAll(
                 db,
                 StudyRow.Columns.status.set(to: status.rawValue),

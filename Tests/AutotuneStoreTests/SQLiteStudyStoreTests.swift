@@ -95,4 +95,38 @@ private struct ForgetfulStore: StudyStore, ResourceLedger {
         #expect(indexes.contains(["study_id", "state"]))
         #expect(indexes.contains(["study_id", "number"]))
     }
+
+    /// Another process holding the file's write lock past the wait (someone's `sqlite3` in a transaction) fails
+    /// the write with a message saying so, and what was recorded before is still there afterwards.
+    @Test func aLockHeldTooLongIsNamedAndLosesNothing() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("autotune-store-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("study.sqlite").path
+        let store = try SQLiteStudyStore(path: path, busyTimeout: 0.2)
+        let study = try await store.createStudy(
+            StudyStoreConformance<SQLiteStudyStore>.definition("locked"), taskSource: nil)
+        let other = try DatabaseQueue(path: path)
+        let held = DispatchSemaphore(value: 0)
+        let release = DispatchSemaphore(value: 0)
+        let holder = Thread {
+            try? other.inTransaction(.exclusive) { _ in
+                held.signal()
+                release.wait()
+                return .commit
+            }
+        }
+        holder.start()
+        held.wait()
+        var message = ""
+        do {
+            try await store.saveStatus(.interrupted, studyID: study.id, runner: nil, elapsedSeconds: 1)
+        } catch let error as StoreError {
+            message = error.message
+        }
+        release.signal()
+        #expect(message.contains("study.sqlite stayed locked by another process"), "\(message)")
+        #expect(message.contains("autotune resume"), "\(message)")
+        try await store.saveStatus(.interrupted, studyID: study.id, runner: nil, elapsedSeconds: 2)
+        #expect(try await store.study(named: "locked")?.elapsedSeconds == 2)
+    }
 }
