@@ -149,6 +149,30 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent("autotune.sqlite").path))
     }
 
+    /// A program that prints its metric in its own format (`score=3`) is told where metrics are read from and
+    /// what it printed instead, with the JSON line it should print.
+    @Test func aMetricInAnotherFormatSaysWhatWasPrintedAndWhatIsRead() async throws {
+        let directory = try directory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try write(
+            """
+            name: kv
+            parameters: {level: [1, 2]}
+            objective: {maximize: score}
+            strategy: grid
+            experiment: {command: [/bin/sh, -c, 'echo "warming up"; echo "score={level}"', x]}
+            """, in: directory)
+        let run = try await autotune(["run", "t.yaml"], in: directory)
+        #expect(run.status == 4, "\(run.stderr)")
+        let failing = run.stderr.split(separator: "\n").filter { $0.contains(" failed (") }
+        #expect(failing.count == 2, "\(run.stderr)")
+        for line in failing {
+            #expect(line.contains("metric 'score' was not reported"), "\(line)")
+            #expect(line.contains("stdout has no JSON object line (its last line: 'score="), "\(line)")
+            #expect(line.contains(#"print one, as {"score": 1.5}, or read it with experiment.metrics"#), "\(line)")
+        }
+    }
+
     @Test func trialsThatAllFailTheSameWayStopTheStudyEarly() async throws {
         let directory = try directory()
         defer { try? FileManager.default.removeItem(at: directory) }

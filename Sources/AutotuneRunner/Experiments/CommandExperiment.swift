@@ -104,8 +104,24 @@ public struct CommandExperiment: Experiment {
             metrics: metrics,
             timings: [TrialStage.run.rawValue: outcome.seconds],
             host: start?.node,
-            gpus: start?.gpus
+            gpus: start?.gpus,
+            metricsHint: metricsHint(stdout: stdout)
         )
+    }
+
+    /// What a person needs when a metric is missing: whether stdout held a JSON object, and its last line when
+    /// it did not.
+    private func metricsHint(stdout: String) -> String {
+        let last = stdout.split(whereSeparator: \.isNewline).last { !$0.allSatisfy(\.isWhitespace) }
+        let printed = last.map { "its last line: '\($0.prefix(120))'" } ?? "it printed nothing"
+        guard spec.metrics.stdoutJSON else {
+            return "stdout_json is off: metrics come only from experiment.metrics (file, patterns); stdout: \(printed)"
+        }
+        if MetricsExtraction.lastJSONObject(in: stdout) != nil {
+            return "the last JSON object on stdout does not have it"
+        }
+        return
+            "stdout has no JSON object line (\(printed)): print one, as {\"{metric}\": 1.5}, or read it with experiment.metrics (file, patterns)"
     }
 
     private func readMetrics(stdout: String, stderr: String, values: [String: String]) throws -> [String: Double] {

@@ -184,17 +184,22 @@ public struct ExperimentResult: Sendable, Hashable {
     /// Set when the experiment stopped early because its first measurements broke a hard constraint: the trial
     /// is pruned, with this reason.
     public var pruned: String?
+    /// Where the metrics were looked for and what was there instead, for the message when one the objective
+    /// needs is missing (a program that printed `score=3` instead of a JSON object). `{metric}` in it stands for
+    /// the missing metric's name.
+    public var metricsHint: String?
 
     /// Creates a result.
     public init(
         metrics: [String: Double], timings: [String: Double] = [:], host: String? = nil, gpus: [Int]? = nil,
-        pruned: String? = nil
+        pruned: String? = nil, metricsHint: String? = nil
     ) {
         self.metrics = metrics
         self.timings = timings
         self.host = host
         self.gpus = gpus
         self.pruned = pruned
+        self.metricsHint = metricsHint
     }
 }
 

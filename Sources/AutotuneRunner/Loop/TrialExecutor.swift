@@ -64,7 +64,11 @@ struct TrialExecutor: Sendable {
                 trial.score = score
             case .failure(let failure):
                 trial.state = .failed
-                trial.error = TrialError(stage: .objective, message: failure.description)
+                var message = failure.description
+                if case .missingMetric(let name, _) = failure, let hint = result.metricsHint {
+                    message += "; " + hint.replacingOccurrences(of: "{metric}", with: name)
+                }
+                trial.error = TrialError(stage: .objective, message: message)
             }
         } catch let error as ExperimentError {
             trial.state = .failed
