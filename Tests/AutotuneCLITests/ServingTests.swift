@@ -162,7 +162,10 @@ import Testing
         let trial = try #require(try await trials("stuck", in: directory).first)
         let error = try #require(trial["error"] as? [String: String])
         #expect(error["stage"] == "ready")
-        #expect(error["message"]?.contains("ready did not finish within 1 s") == true)
+        // What was polled, and what the last poll got: nothing listens on the port.
+        #expect(error["message"]?.contains("the server did not answer GET http://127.0.0.1:") == true)
+        #expect(error["message"]?.contains("/health with 200 within 1 s") == true)
+        #expect(error["message"]?.contains("the last: connection refused: nothing listens on the port") == true)
         #expect(error["message"]?.contains("loading weights") == true)
         #expect(processes(containing: marker).isEmpty)
     }

@@ -154,8 +154,23 @@ public struct ServingExperiment: Experiment {
                     let readyStart = ContinuousClock.now
                     timings.withLock { $0[TrialStage.deploy.rawValue] = (readyStart - deployStart).seconds }
                     stage.withLock { $0 = .ready }
-                    try await withStageTimeout(spec.stageTimeouts.ready, stage: .ready) {
-                        try await Self.waitUntilReady(url: baseURL + spec.server.healthPath, interval: pollInterval)
+                    let healthURL = baseURL + spec.server.healthPath
+                    let probe = ReadinessProbe()
+                    let readyLimit = spec.stageTimeouts.ready
+                    try await withTimeout(
+                        readyLimit,
+                        error: {
+                            ExperimentError(
+                                stage: .ready,
+                                message:
+                                    "the server did not answer GET \(healthURL) with 200 within \(Int(readyLimit.seconds)) s (\(probe.last ?? "no answer yet"))"
+                            )
+                        }
+                    ) {
+                        // Each try ends well inside the stage's limit, so the message can say what the last one got.
+                        try await Self.waitUntilReady(
+                            url: healthURL, interval: pollInterval,
+                            tryTimeout: min(.seconds(2), max(.milliseconds(250), readyLimit / 4)), probe: probe)
                     }
                     let benchmarkStart = ContinuousClock.now
                     timings.withLock { $0[TrialStage.ready.rawValue] = (benchmarkStart - readyStart).seconds }
@@ -205,15 +220,25 @@ public struct ServingExperiment: Experiment {
         }
     }
 
-    /// Polls `url` until it answers 200.
-    static func waitUntilReady(url: String, interval: Duration) async throws {
+    /// Polls `url` until it answers 200, each try for at most `tryTimeout`, telling `probe` what each got, for the
+    /// message when it never does.
+    static func waitUntilReady(
+        url: String, interval: Duration, tryTimeout: Duration = .seconds(2), probe: ReadinessProbe = ReadinessProbe()
+    ) async throws {
+        var tries = 0
         while true {
             try Task.checkCancellation()
+            tries += 1
             var request = HTTPClientRequest(url: url)
             request.method = .GET
-            if let response = try? await HTTPClient.shared.execute(request, timeout: .seconds(5)) {
+            do {
+                let response = try await HTTPClient.shared.execute(
+                    request, timeout: .milliseconds(Int64(tryTimeout.seconds * 1000)))
                 _ = try? await response.body.collect(upTo: 1 << 20)
                 if response.status == .ok { return }
+                probe.record(tries: tries, "it answered \(response.status.code) \(response.status.reasonPhrase)")
+            } catch {
+                probe.record(tries: tries, ReadinessProbe.describe(error))
             }
             try await Task.sleep(for: interval)
         }
@@ -293,6 +318,31 @@ private final class PermitHolder: Sendable {
             return value
         }
         if wasHeld { limiter.release() }
+    }
+}
+
+/// What the readiness polls got so far, for the message when the server is never ready: "nothing listens on the
+/// port" and "it answered 503" call for different fixes.
+final class ReadinessProbe: Sendable {
+    private let state = Mutex<String?>(nil)
+
+    /// The last try's outcome and how many tries there were, or `nil` before the first one ended.
+    var last: String? { state.withLock { $0 } }
+
+    func record(tries: Int, _ outcome: String) {
+        state.withLock { $0 = "\(tries) tr\(tries == 1 ? "y" : "ies"), the last: \(outcome)" }
+    }
+
+    /// A poll's error in words: a refused connection means the server has not opened its port (or uses another).
+    static func describe(_ error: any Error) -> String {
+        let text = String(describing: error)
+        if text.localizedCaseInsensitiveContains("refused") {
+            return "connection refused: nothing listens on the port yet (does the command use {port}?)"
+        }
+        if text.localizedCaseInsensitiveContains("timeout") || text.localizedCaseInsensitiveContains("timed out") {
+            return "no answer in time"
+        }
+        return "no answer (\(text.prefix(160)))"
     }
 }
 
