@@ -96,6 +96,34 @@ private struct ForgetfulStore: StudyStore, ResourceLedger {
         #expect(indexes.contains(["study_id", "number"]))
     }
 
+    /// A file written by the release before (schema v5: no start marks) opens, migrates, and keeps its study
+    /// and runner; the start mark is recorded from then on.
+    @Test func aDatabaseOfTheSchemaBeforeMigratesAndKeepsItsStudies() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("autotune-store-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("old.sqlite").path
+        do {
+            let old = try DatabaseQueue(path: path)
+            try SQLiteStudyStore.migrator.migrate(old, upTo: "v5: confirmation runs")
+            let definition = try TrialRecord.json(StudyStoreConformance<SQLiteStudyStore>.definition("old"))
+            try await old.write { db in
+                try db.execute(
+                    sql: """
+                        INSERT INTO studies (name, definition, status, runner_host, runner_pid, created_at, updated_at)
+                        VALUES ('old', ?, 'running', 'h', 42, ?, ?)
+                        """, arguments: [definition, Date(), Date()])
+            }
+        }
+        let store = try SQLiteStudyStore(path: path, mode: .existing)
+        let study = try #require(try await store.study(named: "old"))
+        #expect(study.runner == RunnerIdentity(host: "h", pid: 42))
+        #expect(study.status == .running)
+        let runner = RunnerIdentity(host: "h", pid: 43, started: "boot:7")
+        try await store.saveStatus(.running, studyID: study.id, runner: runner, elapsedSeconds: 1)
+        #expect(try await store.study(named: "old")?.runner == runner)
+    }
+
     /// Another process holding the file's write lock past the wait (someone's `sqlite3` in a transaction) fails
     /// the write with a message saying so, and what was recorded before is still there afterwards.
     @Test func aLockHeldTooLongIsNamedAndLosesNothing() async throws {
