@@ -93,8 +93,9 @@ public struct CommandExperiment: Experiment {
             )
         }
         var metrics: [String: Double]
+        let printedJSON: Bool
         do {
-            metrics = try readMetrics(stdout: stdout, stderr: stderr, values: values)
+            (metrics, printedJSON) = try readMetrics(stdout: stdout, stderr: stderr, values: values)
         } catch var error as ExperimentError {
             error.placement = start
             throw error
@@ -105,29 +106,40 @@ public struct CommandExperiment: Experiment {
             timings: [TrialStage.run.rawValue: outcome.seconds],
             host: start?.node,
             gpus: start?.gpus,
-            metricsHint: metricsHint(stdout: stdout)
+            metricsHint: metricsHint(stdout: stdout, printedJSON: printedJSON)
         )
     }
 
     /// What a person needs when a metric is missing: whether stdout held a JSON object, and its last line when
     /// it did not.
-    private func metricsHint(stdout: String) -> String {
-        let last = stdout.split(whereSeparator: \.isNewline).last { !$0.allSatisfy(\.isWhitespace) }
-        let printed = last.map { "its last line: '\($0.prefix(120))'" } ?? "it printed nothing"
+    private func metricsHint(stdout: String, printedJSON: Bool) -> String {
+        if printedJSON { return "the last JSON object on stdout does not have it" }
+        let printed = Self.lastLine(of: stdout).map { "its last line: '\($0.prefix(120))'" } ?? "it printed nothing"
         guard spec.metrics.stdoutJSON else {
             return "stdout_json is off: metrics come only from experiment.metrics (file, patterns); stdout: \(printed)"
-        }
-        if MetricsExtraction.lastJSONObject(in: stdout) != nil {
-            return "the last JSON object on stdout does not have it"
         }
         return
             "stdout has no JSON object line (\(printed)): print one, as {\"{metric}\": 1.5}, or read it with experiment.metrics (file, patterns)"
     }
 
-    private func readMetrics(stdout: String, stderr: String, values: [String: String]) throws -> [String: Double] {
+    /// The last line of `text` that is not blank, found from the end: a program's stdout may be megabytes.
+    static func lastLine(of text: String) -> Substring? {
+        var end = text.endIndex
+        while end > text.startIndex, text[text.index(before: end)].isWhitespace { end = text.index(before: end) }
+        guard end > text.startIndex else { return nil }
+        let start = text[..<end].lastIndex(where: \.isNewline).map { text.index(after: $0) } ?? text.startIndex
+        return text[start..<end]
+    }
+
+    /// The metrics from every source the task names, and whether stdout held a JSON object.
+    private func readMetrics(stdout: String, stderr: String, values: [String: String]) throws -> (
+        [String: Double], Bool
+    ) {
         var metrics: [String: Double] = [:]
+        var printedJSON = false
         if spec.metrics.stdoutJSON, let reported = MetricsExtraction.lastJSONObject(in: stdout) {
             metrics.merge(reported) { _, new in new }
+            printedJSON = true
         }
         if let file = spec.metrics.file {
             let path = try render(file, values)
@@ -142,7 +154,7 @@ public struct CommandExperiment: Experiment {
         if !spec.metrics.patterns.isEmpty {
             metrics.merge(try MetricsExtraction.patterns(spec.metrics.patterns, in: [stdout, stderr])) { _, new in new }
         }
-        return metrics
+        return (metrics, printedJSON)
     }
 
     private func render(_ template: Template, _ values: [String: String]) throws(ExperimentError) -> String {
