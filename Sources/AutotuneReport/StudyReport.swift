@@ -73,6 +73,8 @@ public enum StudyReport {
         let trials: [Trial]
         let completed: [Trial]
         let start: Date?
+        /// How many trials are confirmation runs (repeats of a leading configuration).
+        let confirmationRuns: Int
 
         init(_ input: ReportInput) {
             self.input = input
@@ -81,6 +83,7 @@ public enum StudyReport {
             trials = input.trials.sorted { $0.number < $1.number }
             completed = trials.filter { $0.state == .completed && $0.score != nil }
             start = trials.compactMap(\.startedAt).min()
+            confirmationRuns = trials.filter { $0.confirms != nil }.count
         }
 
         /// What a finished trial is, as the charts tell them apart.
@@ -115,8 +118,7 @@ public enum StudyReport {
         html +=
             TrialState.allCases.compactMap { state in counts[state].map { "\($0) \(state.rawValue)" } }.joined(
                 separator: ", ")
-        let repeats = model.trials.filter { $0.confirms != nil }.count
-        if repeats > 0 { html += " (\(repeats) of them confirmation runs)" }
+        if model.confirmationRuns > 0 { html += " (\(model.confirmationRuns) of them confirmation runs)" }
         html += "</p>"
         let confirm = model.definition.confirm
         let ranking = confirm?.ranking(of: model.trials, objective: model.objective) ?? []
@@ -180,7 +182,7 @@ public enum StudyReport {
         html += historyChart(model, name: "history", byTime: false)
         if model.start != nil { html += historyChart(model, name: "history-time", byTime: true) }
         let repeats =
-            model.trials.contains { $0.confirms != nil }
+            model.confirmationRuns > 0
             ? " <span class=\"key confirm\">○</span> confirmation run (a repeat of a leading configuration)" : ""
         html +=
             "<p class=\"legend\"><span class=\"key completed\">●</span> completed <span class=\"key failed\">✕</span> failed <span class=\"key pruned\">✕</span> pruned <span class=\"key crashed\">✕</span> crashed (configuration fault, nothing measured)\(repeats) — the line is the best the search found so far\(repeats.isEmpty ? "" : ", repeats left out")</p>"

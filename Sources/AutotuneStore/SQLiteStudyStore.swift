@@ -166,8 +166,6 @@ public final class SQLiteStudyStore: StudyStore {
         }
     }
 
-    /// Fails when the file this store opened is gone or was replaced: writes would land in a file nobody can
-    /// open again, and the study would report results it no longer has.
     /// Runs `body` in a write transaction, saying in words when another process held the file locked too long.
     func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         do {
@@ -197,6 +195,8 @@ public final class SQLiteStudyStore: StudyStore {
         )
     }
 
+    /// Fails when the file this store opened is gone or was replaced: writes would land in a file nobody can
+    /// open again, and the study would report results it no longer has.
     private func checkFile() throws {
         guard let identity, FileIdentity(path: location) != identity else { return }
         throw StoreError(

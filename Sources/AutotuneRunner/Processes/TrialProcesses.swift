@@ -74,7 +74,7 @@ public enum TrialProcesses {
     /// and ports stay theirs until they end.
     public static func leaseHolderIsAlive(storeLocation: String) -> @Sendable (LeaseHolder) -> Bool {
         { holder in
-            processIsAlive(holder.pid, started: holder.started)
+            holder.runnerIsAlive
                 || exist(token: token(storeLocation: storeLocation, study: holder.study, trial: holder.trial))
         }
     }

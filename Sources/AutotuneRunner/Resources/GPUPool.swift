@@ -30,7 +30,7 @@ public actor GPUPool {
         gpus: [GPU],
         ledger: any ResourceLedger,
         pollInterval: Duration = .milliseconds(50),
-        holderIsAlive: @escaping @Sendable (LeaseHolder) -> Bool = { processIsAlive($0.pid, started: $0.started) }
+        holderIsAlive: @escaping @Sendable (LeaseHolder) -> Bool = { $0.runnerIsAlive }
     ) {
         self.gpus = gpus
         self.ledger = ledger
@@ -100,6 +100,11 @@ public struct ResourceError: Error, Sendable, Hashable, CustomStringConvertible 
     return now == started
 }
 
+extension LeaseHolder {
+    /// Whether the holder's runner process lives on this machine: its pid, with the start it leased with.
+    public var runnerIsAlive: Bool { processIsAlive(pid, started: started) }
+}
+
 /// When the process `pid` started, as a mark that names it among all processes this machine ever ran: the
 /// boot's id and the clock tick of its start (field 22 of `/proc/PID/stat`). `nil` when the kernel does not
 /// say (not Linux, or the process is gone).
@@ -155,7 +160,7 @@ public struct PortAllocator: Sendable {
     public init(
         range: ClosedRange<Int>,
         ledger: any ResourceLedger,
-        holderIsAlive: @escaping @Sendable (LeaseHolder) -> Bool = { processIsAlive($0.pid, started: $0.started) }
+        holderIsAlive: @escaping @Sendable (LeaseHolder) -> Bool = { $0.runnerIsAlive }
     ) {
         self.range = range
         self.ledger = ledger

@@ -157,14 +157,10 @@ public struct ServingExperiment: Experiment {
                     let healthURL = baseURL + spec.server.healthPath
                     let probe = ReadinessProbe()
                     let readyLimit = spec.stageTimeouts.ready
-                    try await withTimeout(
-                        readyLimit,
-                        error: {
-                            ExperimentError(
-                                stage: .ready,
-                                message:
-                                    "the server did not answer GET \(healthURL) with 200 within \(Int(readyLimit.seconds)) s (\(probe.last ?? "no answer yet"))"
-                            )
+                    try await withStageTimeout(
+                        readyLimit, stage: .ready,
+                        message: {
+                            "the server did not answer GET \(healthURL) with 200 within \(Int(readyLimit.seconds)) s (\(probe.last ?? "no answer yet"))"
                         }
                     ) {
                         // Each try ends well inside the stage's limit, so the message can say what the last one got.
@@ -222,13 +218,11 @@ public struct ServingExperiment: Experiment {
 
     /// Polls `url` until it answers 200, each try for at most `tryTimeout`, telling `probe` what each got, for the
     /// message when it never does.
-    static func waitUntilReady(
-        url: String, interval: Duration, tryTimeout: Duration = .seconds(2), probe: ReadinessProbe = ReadinessProbe()
-    ) async throws {
-        var tries = 0
+    static func waitUntilReady(url: String, interval: Duration, tryTimeout: Duration, probe: ReadinessProbe)
+        async throws
+    {
         while true {
             try Task.checkCancellation()
-            tries += 1
             var request = HTTPClientRequest(url: url)
             request.method = .GET
             do {
@@ -236,9 +230,9 @@ public struct ServingExperiment: Experiment {
                     request, timeout: .milliseconds(Int64(tryTimeout.seconds * 1000)))
                 _ = try? await response.body.collect(upTo: 1 << 20)
                 if response.status == .ok { return }
-                probe.record(tries: tries, "it answered \(response.status.code) \(response.status.reasonPhrase)")
+                probe.record("it answered \(response.status.code) \(response.status.reasonPhrase)")
             } catch {
-                probe.record(tries: tries, ReadinessProbe.describe(error))
+                probe.record(ReadinessProbe.describe(error))
             }
             try await Task.sleep(for: interval)
         }
@@ -324,13 +318,18 @@ private final class PermitHolder: Sendable {
 /// What the readiness polls got so far, for the message when the server is never ready: "nothing listens on the
 /// port" and "it answered 503" call for different fixes.
 final class ReadinessProbe: Sendable {
-    private let state = Mutex<String?>(nil)
+    private let state = Mutex<(tries: Int, last: String?)>((0, nil))
 
-    /// The last try's outcome and how many tries there were, or `nil` before the first one ended.
-    var last: String? { state.withLock { $0 } }
+    /// How many tries ended and what the last one got, or `nil` before the first one ended.
+    var last: String? {
+        state.withLock { state in
+            state.last.map { "\(state.tries) tr\(state.tries == 1 ? "y" : "ies"), the last: \($0)" }
+        }
+    }
 
-    func record(tries: Int, _ outcome: String) {
-        state.withLock { $0 = "\(tries) tr\(tries == 1 ? "y" : "ies"), the last: \(outcome)" }
+    /// Counts a try that ended with `outcome`.
+    func record(_ outcome: String) {
+        state.withLock { $0 = ($0.tries + 1, outcome) }
     }
 
     /// A poll's error in words: a refused connection means the server has not opened its port (or uses another).
@@ -346,15 +345,20 @@ final class ReadinessProbe: Sendable {
     }
 }
 
-/// Runs `operation`, failing at `stage` after `limit`.
+/// Runs `operation`, failing at `stage` after `limit` with `message` (read when the limit passes), or with
+/// "STAGE did not finish within N s".
 func withStageTimeout<T: Sendable>(
     _ limit: Duration,
     stage: TrialStage,
+    message: (@Sendable () -> String)? = nil,
     _ operation: @escaping @Sendable () async throws -> T
 ) async throws -> T {
     try await withTimeout(
         limit,
-        error: { ExperimentError(stage: stage, message: "\(stage) did not finish within \(Int(limit.seconds)) s") },
+        error: {
+            ExperimentError(
+                stage: stage, message: message?() ?? "\(stage) did not finish within \(Int(limit.seconds)) s")
+        },
         operation
     )
 }
