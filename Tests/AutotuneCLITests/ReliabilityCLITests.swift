@@ -147,7 +147,10 @@ import Testing
             while !FileManager.default.fileExists(atPath: data.appendingPathComponent("s-trials/gone/2").path) {
                 try await Task.sleep(for: .milliseconds(20))
             }
-            try FileManager.default.removeItem(at: data)
+            // Moved away first, in one step: removing the folder in place races the trials still creating
+            // directories in it, and a removal that meets a directory made under it fails (EPERM).
+            try FileManager.default.moveItem(at: data, to: directory.appendingPathComponent("removed"))
+            try? FileManager.default.removeItem(at: directory.appendingPathComponent("removed"))
         }
         #expect(run.status == 1, "stdout: \(run.stdout) stderr: \(run.stderr)")
         #expect(run.stderr.contains("was removed or replaced"), "\(run.stderr)")
