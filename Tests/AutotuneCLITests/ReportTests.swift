@@ -118,8 +118,9 @@ private func scriptErrors(_ log: String) -> [String] {
             study.waitUntilExit()
             dashboard.waitUntilExit()
         }
-        // The database exists once the study started; then the dashboard can open it.
-        while !FileManager.default.fileExists(atPath: directory.appendingPathComponent("autotune.sqlite").path) {
+        // The study is recorded once its first trial has a directory; then the dashboard can open it. (The
+        // database file alone is not enough: SQLite creates it empty a moment before it writes the schema.)
+        while !FileManager.default.fileExists(atPath: directory.appendingPathComponent("autotune-trials/live/0").path) {
             try await Task.sleep(for: .milliseconds(50))
         }
         try dashboard.run()
