@@ -120,13 +120,13 @@ enum ConstrainedBenchmark {
         print("| --- | --- | --- | --- | --- | --- | --- | --- |")
         for problem in ConstrainedProblem.all() where only == nil || problem.name == only {
             for name in ["random", "bayesian"] {
-                var regrets: [[Double]] = Array(repeating: [], count: OptimizerBenchmark.checkpoints.count)
+                var regrets: [[Double]] = Array(repeating: [], count: OptimizerBenchmark.checkpoints(50).count)
                 var crashed = 0
                 var violated = 0
                 var total = 0
                 for seed in 0..<seeds {
                     let trace = try optimize(problem, strategy: name, seed: UInt64(seed), evaluations: 50)
-                    for (index, checkpoint) in OptimizerBenchmark.checkpoints.enumerated() {
+                    for (index, checkpoint) in OptimizerBenchmark.checkpoints(50).enumerated() {
                         let best = trace.prefix(checkpoint).compactMap(\.feasible).min()
                         regrets[index].append((best ?? worst(problem)) - problem.minimum)
                     }

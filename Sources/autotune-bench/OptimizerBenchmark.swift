@@ -99,12 +99,17 @@ func hartmann6(_ x: [Double]) -> Double {
 /// Runs each strategy on each function for several seeds, one evaluation at a time, and reports simple
 /// regret (best found − minimum) after 10, 20, 30 and 50 evaluations, and the strategy's own time.
 enum OptimizerBenchmark {
-    static let checkpoints = [10, 20, 30, 50]
+    /// Where regret is read in a run of `evaluations`: 10, 20, 30 and 50 in the standard 50; a tenth, a quarter,
+    /// a half and the end of a longer one.
+    static func checkpoints(_ evaluations: Int) -> [Int] {
+        evaluations == 50 ? [10, 20, 30, 50] : [evaluations / 10, evaluations / 4, evaluations / 2, evaluations]
+    }
 
-    /// `optimizers [SEEDS] [FUNCTION] [--parallel 1,4,8] [--strategies random,grid,bayesian]`.
+    /// `optimizers [SEEDS] [FUNCTION] [--parallel 1,4,8] [--strategies random,grid,bayesian] [--evaluations 50]`.
     static func run(_ arguments: [String]) throws {
         var positional: [String] = []
         var parallels = [1]
+        var evaluations = 50
         var only: [String]?
         var index = 0
         while index < arguments.count {
@@ -115,6 +120,9 @@ enum OptimizerBenchmark {
             case "--strategies":
                 index += 1
                 only = arguments[index].split(separator: ",").map(String.init)
+            case "--evaluations":
+                index += 1
+                evaluations = max(10, Int(arguments[index]) ?? 50)
             default:
                 positional.append(arguments[index])
             }
@@ -123,8 +131,10 @@ enum OptimizerBenchmark {
         let seeds = positional.first.flatMap { Int($0) } ?? 10
         let function = positional.dropFirst().first
         let functions = try TestFunction.all().filter { function == nil || $0.name == function }
+        let checkpoints = Self.checkpoints(evaluations)
+        let columns = checkpoints.map { "regret@\($0)" }.dropLast().joined(separator: " | ")
         print(
-            "| function | strategy | parallel | regret@10 | regret@20 | regret@30 | regret@50 (median [IQR]) | strategy time per run |"
+            "| function | strategy | parallel | \(columns) | regret@\(evaluations) (median [IQR]) | strategy time per run |"
         )
         print("| --- | --- | --- | --- | --- | --- | --- | --- |")
         for function in functions {
@@ -137,7 +147,7 @@ enum OptimizerBenchmark {
                     var times: [Double] = []
                     for seed in 0..<seeds {
                         let (trace, seconds) = try optimize(
-                            function, strategy: name, seed: UInt64(seed), evaluations: 50, parallel: parallel)
+                            function, strategy: name, seed: UInt64(seed), evaluations: evaluations, parallel: parallel)
                         for (index, checkpoint) in checkpoints.enumerated() {
                             regrets[index].append(trace.prefix(checkpoint).min()! - function.minimum)
                         }

@@ -214,4 +214,55 @@ private func run(
             try BayesianOptimization(context: StrategyContext(space: fixedOnly, objective: .minimize("f"), seed: 1))
         }
     }
+
+    /// Past the cap, a model is fitted to `FitSubset.maximum` observations: the best, the latest, and the rest
+    /// spread over the study; each call chooses the same ones.
+    @Test func aCappedFitKeepsTheBestTheLatestAndASpreadOfTheRest() {
+        let losses = (0..<2000).map { Double(($0 * 7919) % 2000) }
+        let preferred = FitSubset.bestAndLatest(losses: losses)
+        let kept = FitSubset.indices(count: 2000, preferring: preferred)
+        #expect(kept.count == FitSubset.maximum)
+        #expect(kept == kept.sorted() && Set(kept).count == kept.count)
+        let best = losses.indices.sorted { losses[$0] < losses[$1] }.prefix(FitSubset.maximum / 4)
+        #expect(Set(best).isSubset(of: kept))
+        #expect(Set(1875..<2000).isSubset(of: kept))
+        // The spread reaches the whole study: no gap between kept indices of more than a few spacings.
+        let gaps = zip(kept, kept.dropFirst()).map { $1 - $0 }
+        #expect(gaps.max()! <= 2 * 2000 / (FitSubset.maximum / 2), "\(gaps.max()!)")
+        #expect(FitSubset.indices(count: 2000, preferring: preferred) == kept)
+        #expect(FitSubset.indices(count: 300, preferring: [5, 6]) == Array(0..<300))
+        // Of two objectives, every non-dominated point is kept.
+        let goals = (0..<800).map { (index: Int) -> [Double] in
+            let k = Double(index % 40)
+            return [k, 40 - k + Double(index / 40)]
+        }
+        let front = FitSubset.front(goals)
+        #expect(Set(front) == Set(0..<40))
+    }
+
+    /// A study of many trials fits its models to the capped subset, still improves on its best, and resumes to
+    /// the same proposals.
+    @Test func aLongStudyFitsACappedModelAndResumesExactly() throws {
+        let space = try space()
+        var strategy = try BayesianOptimization(context: context(space))
+        var history = StudyHistory()
+        var random = try RandomSearch(context: StrategyContext(space: space, objective: .minimize("f"), seed: 9))
+        for configuration in try random.ask(FitSubset.maximum + 100, history: StudyHistory()) {
+            var trial = Trial(number: history.count, configuration: configuration)
+            trial.state = .completed
+            trial.score = objective(configuration)
+            history.record(trial)
+            try strategy.tell(trial)
+        }
+        let models = strategy.fitModels()
+        #expect(models.objective?.count == FitSubset.maximum)
+        let saved = try strategy.encodedState()
+        let studyBest = history.finished.compactMap(\.score).min()!
+        let proposed = try run(&strategy, history: &history, evaluations: 3)
+        var restored = try BayesianOptimization(context: context(space), state: BayesianOptimization.decodeState(saved))
+        var again = StudyHistory()
+        for trial in history.finished.prefix(FitSubset.maximum + 100) { again.record(trial) }
+        #expect(try run(&restored, history: &again, evaluations: 3) == proposed)
+        #expect(proposed.map(objective).min()! < studyBest + 0.5, "\(proposed.map(objective)) against \(studyBest)")
+    }
 }

@@ -19,8 +19,7 @@ public enum ParameterImportance {
 
     /// `maximumTrials` of `trials` spread evenly over their order (all of them when there are no more).
     static func spread(_ trials: [Trial]) -> [Trial] {
-        guard trials.count > maximumTrials else { return trials }
-        return (0..<maximumTrials).map { trials[$0 * trials.count / maximumTrials] }
+        FitSubset.indices(count: trials.count, maximum: maximumTrials).map { trials[$0] }
     }
 
     /// Each searched parameter's share, largest first; `nil` with fewer than five completed trials or when the

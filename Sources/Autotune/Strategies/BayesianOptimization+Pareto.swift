@@ -137,23 +137,27 @@ extension BayesianOptimization {
             observation.goalLosses.map { (observation, $0) }
         }
         guard measured.count >= 2 else { return nil }
+        let fitted = FitSubset.indices(
+            count: measured.count,
+            preferring: FitSubset.front(measured.map(\.1)) + FitSubset.latest(count: measured.count)
+        ).map { measured[$0] }
         var hyperparameters = state.goalHyperparameters ?? []
-        var fitted = state.goalFittedCounts ?? []
+        var fittedCounts = state.goalFittedCounts ?? []
         var models: [GaussianProcess] = []
         var scales: [LossScale] = []
         for index in objective.goals.indices {
             if hyperparameters.count <= index { hyperparameters.append(nil) }
-            if fitted.count <= index { fitted.append(0) }
+            if fittedCounts.count <= index { fittedCounts.append(0) }
             guard
                 let (model, scale) = fitLossModel(
-                    measured.map(\.0.configuration), measured.map { $0.1[index] },
-                    hyperparameters: &hyperparameters[index], fittedCount: &fitted[index])
+                    fitted.map(\.0.configuration), fitted.map { $0.1[index] }, observed: measured.count,
+                    hyperparameters: &hyperparameters[index], fittedCount: &fittedCounts[index])
             else { return nil }
             models.append(model)
             scales.append(scale)
         }
         state.goalHyperparameters = hyperparameters
-        state.goalFittedCounts = fitted
+        state.goalFittedCounts = fittedCounts
         let feasible = measured.filter { $0.0.loss != nil }.map { pair in
             pair.1.indices.map { scales[$0].apply(pair.1[$0]) }
         }

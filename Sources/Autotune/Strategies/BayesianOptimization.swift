@@ -395,9 +395,12 @@ public struct BayesianOptimization: Strategy {
                 else { return nil }
                 return (observation.configuration, value)
             }
-            guard data.count >= 2,
+            let kept = FitSubset.indices(count: data.count, preferring: FitSubset.latest(count: data.count)).map {
+                data[$0]
+            }
+            guard kept.count >= 2,
                 let (model, scale) = fitStandardised(
-                    data.map(\.0), data.map(\.1), hyperparameters: &constraintHyperparameters[index])
+                    kept.map(\.0), kept.map(\.1), hyperparameters: &constraintHyperparameters[index])
             else { continue }
             constraintModels.append(
                 (model, constraint.minimum.map(scale.apply), constraint.maximum.map(scale.apply)))
@@ -411,15 +414,19 @@ public struct BayesianOptimization: Strategy {
         // A crashed trial says nothing of the objective's value, only that its region was tried: believed at
         // the model's own mean, like a running trial, it takes away the uncertainty that would keep log EI
         // pointing back at it, and moves no prediction.
+        // Past the cap, only the latest crashes: each one added costs O(n²), and the crash classifier keeps
+        // the rest of them in view.
+        let crashed = state.observations.filter { $0.ran == false }.suffix(
+            state.observations.count > FitSubset.maximum ? FitSubset.maximum / 4 : .max)
         if var objective = models.objective {
-            for observation in state.observations where observation.ran == false {
+            for observation in crashed {
                 let features = features(of: observation.configuration)
                 try? objective.add(point: features, output: objective.predict(features, count: 1).mean[0])
             }
             models.objective = objective
         }
         if var pareto = models.pareto {
-            for observation in state.observations where observation.ran == false {
+            for observation in crashed {
                 let features = features(of: observation.configuration)
                 for index in pareto.models.indices {
                     try? pareto.models[index].add(
@@ -439,24 +446,30 @@ public struct BayesianOptimization: Strategy {
         let measured = state.observations.indices.compactMap { index in
             loss(index, state.observations[index]).map { (state.observations[index], $0) }
         }
+        let losses = measured.map(\.1)
+        let fitted = FitSubset.indices(
+            count: measured.count, preferring: FitSubset.bestAndLatest(losses: losses)
+        ).map { measured[$0] }
         var hyperparameters = state.hyperparameters
-        var fitted = state.fittedCount
+        var fittedCount = state.fittedCount
         defer {
             state.hyperparameters = hyperparameters
-            state.fittedCount = fitted
+            state.fittedCount = fittedCount
         }
         guard
             let (model, scale) = fitLossModel(
-                measured.map(\.0.configuration), measured.map(\.1), hyperparameters: &hyperparameters,
-                fittedCount: &fitted)
+                fitted.map(\.0.configuration), fitted.map(\.1), observed: measured.count,
+                hyperparameters: &hyperparameters, fittedCount: &fittedCount)
         else { return nil }
-        let outputs = measured.map { scale.apply($0.1) }
+        // Over every measurement, fitted or not: the incumbent EI improves on is the study's best.
+        let outputs = losses.map(scale.apply)
         let feasible = measured.indices.filter { measured[$0].0.loss != nil }.map { outputs[$0] }
         return (model, feasible.min(), outputs.max() ?? 0)
     }
 
     /// A GP on `losses` at `configurations`, carried onto a model scale (``LossScale``), warm-started from
-    /// `hyperparameters`; `nil` with fewer than two.
+    /// `hyperparameters`; `nil` with fewer than two. `observed` counts the measurements the losses were chosen
+    /// from (``FitSubset``), which set when hyperparameters are refitted.
     ///
     /// Losses far from Gaussian (a valley floor next to walls thousands of times higher, as Rosenbrock's or a
     /// latency that explodes past saturation) make a stationary GP spend its fit on the walls: the warp, a
@@ -466,6 +479,7 @@ public struct BayesianOptimization: Strategy {
     func fitLossModel(
         _ configurations: [Configuration],
         _ losses: [Double],
+        observed: Int? = nil,
         hyperparameters: inout GPHyperparameters?,
         fittedCount: inout Int
     ) -> (GaussianProcess, LossScale)? {
@@ -474,8 +488,9 @@ public struct BayesianOptimization: Strategy {
         let outputs = losses.map(scale.apply)
         let inputs = encoder.encode(configurations)
         let n = outputs.count
+        let observed = observed ?? n
         var model: GaussianProcess?
-        if let hyperparameters, n > 60, n < fittedCount + max(1, fittedCount / 10) {
+        if let hyperparameters, observed > 60, observed < fittedCount + max(1, fittedCount / 10) {
             model = try? GaussianProcess(
                 inputs: inputs, outputs: outputs, dimension: encoder.dimension, hyperparameters: hyperparameters)
         }
@@ -485,7 +500,7 @@ public struct BayesianOptimization: Strategy {
                 maxIterations: n <= 100 ? 60 : 25)
             if let model {
                 hyperparameters = model.hyperparameters
-                fittedCount = n
+                fittedCount = observed
             }
         }
         return model.map { ($0, scale) }
@@ -512,13 +527,18 @@ public struct BayesianOptimization: Strategy {
     /// The crash classifier, when at least one trial crashed because of its configuration. Its hyperparameters
     /// are chosen again when the labelled trials grew by a fifth, else reused.
     private mutating func fitCrashModel() -> CrashModel? {
-        let labelled = state.observations.filter { $0.ran != nil }
-        guard labelled.contains(where: { $0.ran == false }) else { return nil }
+        let all = state.observations.filter { $0.ran != nil }
+        guard all.contains(where: { $0.ran == false }) else { return nil }
+        // Past the cap, the crashes first (the latest of them), then the latest trials.
+        let crashes = all.indices.filter { all[$0].ran == false }.reversed()
+        let labelled = FitSubset.indices(
+            count: all.count, preferring: crashes.prefix(FitSubset.maximum / 4) + FitSubset.latest(count: all.count)
+        ).map { all[$0] }
         let inputs = encoder.encode(labelled.map(\.configuration))
         let labels = labelled.map { $0.ran == true ? 1.0 : -1.0 }
         let fitted = state.crashFittedCount ?? 0
         let reuse = state.crashHyperparameters.flatMap {
-            labelled.count < fitted + max(2, fitted / 5) && $0.logLengthScales.count == encoder.dimension ? $0 : nil
+            all.count < fitted + max(2, fitted / 5) && $0.logLengthScales.count == encoder.dimension ? $0 : nil
         }
         guard
             let model = CrashModel.fit(
@@ -526,7 +546,7 @@ public struct BayesianOptimization: Strategy {
         else { return nil }
         if reuse == nil {
             state.crashHyperparameters = model.hyperparameters
-            state.crashFittedCount = labelled.count
+            state.crashFittedCount = all.count
         }
         return model
     }
@@ -544,7 +564,7 @@ public struct BayesianOptimization: Strategy {
         let dimension = space.dimension
         // Scoring m candidates costs O(n² m): with many observations the model is well informed and the
         // local refinement does the rest, so the quasi-random set shrinks as n grows.
-        let n = state.observations.count
+        let n = min(state.observations.count, FitSubset.maximum)
         let candidates = n <= 100 ? state.settings.candidates : max(256, state.settings.candidates * 100 / n)
         let leaderCount = n <= 100 ? refinementLeaders : refinementLeaders / 2
         var sobol = SobolSequence(dimension: dimension, seed: state.generator.next())
