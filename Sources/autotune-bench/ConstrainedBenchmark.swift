@@ -108,25 +108,34 @@ struct ConstrainedProblem: Sendable {
 
 /// Random and bayesian search on constrained problems with crash regions, each evaluation a trial that
 /// completes, breaks its SLO (stage `objective`, metrics measured) or crashes (stage `run`, nothing measured):
-/// the median regret of the best feasible point after 10, 20, 30 and 50 evaluations, and the share of trials
-/// that crashed or broke a constraint.
+/// the median regret of the best feasible point after 10, 20, 30 and 50 evaluations (or through a longer run,
+/// `--evaluations N`), and the share of trials that crashed or broke a constraint.
 enum ConstrainedBenchmark {
+    /// `constrained [SEEDS] [PROBLEM] [--evaluations 50]`.
     static func run(_ arguments: [String]) throws {
-        let seeds = arguments.first.flatMap { Int($0) } ?? 10
-        let only = arguments.dropFirst().first
+        var positional = arguments
+        var evaluations = 50
+        if let flag = positional.firstIndex(of: "--evaluations"), flag + 1 < positional.count {
+            evaluations = max(10, Int(positional[flag + 1]) ?? 50)
+            positional.removeSubrange(flag...(flag + 1))
+        }
+        let seeds = positional.first.flatMap { Int($0) } ?? 10
+        let only = positional.dropFirst().first
+        let checkpoints = OptimizerBenchmark.checkpoints(evaluations)
+        let columns = checkpoints.map { "regret@\($0)" }.dropLast().joined(separator: " | ")
         print(
-            "| problem | strategy | regret@10 | regret@20 | regret@30 | regret@50 (median [IQR]) | crashed | broke the SLO |"
+            "| problem | strategy | \(columns) | regret@\(evaluations) (median [IQR]) | crashed | broke the SLO |"
         )
         print("| --- | --- | --- | --- | --- | --- | --- | --- |")
         for problem in ConstrainedProblem.all() where only == nil || problem.name == only {
             for name in ["random", "bayesian"] {
-                var regrets: [[Double]] = Array(repeating: [], count: OptimizerBenchmark.checkpoints(50).count)
+                var regrets: [[Double]] = Array(repeating: [], count: checkpoints.count)
                 var crashed = 0
                 var violated = 0
                 var total = 0
                 for seed in 0..<seeds {
-                    let trace = try optimize(problem, strategy: name, seed: UInt64(seed), evaluations: 50)
-                    for (index, checkpoint) in OptimizerBenchmark.checkpoints(50).enumerated() {
+                    let trace = try optimize(problem, strategy: name, seed: UInt64(seed), evaluations: evaluations)
+                    for (index, checkpoint) in checkpoints.enumerated() {
                         let best = trace.prefix(checkpoint).compactMap(\.feasible).min()
                         regrets[index].append((best ?? worst(problem)) - problem.minimum)
                     }

@@ -196,14 +196,16 @@ enum OptimizerBenchmark {
     }
 
     /// Times one bayesian ask after `n` observations of Hartmann-6, for n in 50…500:
-    /// `ask-latency [N…] [--running K] [--load T] [--objectives 2]` with `K` trials running (asked and not told),
-    /// `T` threads spinning meanwhile, as experiments keep a machine's cores busy, and with two objectives
-    /// Hartmann-6 against the distance from the cube's centre.
+    /// `ask-latency [N…] [--running K] [--load T] [--objectives 2] [--constraint]` with `K` trials running (asked
+    /// and not told), `T` threads spinning meanwhile, as experiments keep a machine's cores busy, and with two
+    /// objectives Hartmann-6 against the squared distance from the cube's centre (with `--constraint`, that
+    /// distance at most 0.5 as a hard constraint instead).
     static func askLatency(_ arguments: [String]) throws {
         var sizes: [Int] = []
         var runningCount = 0
         var load = 0
         var objectives = 1
+        var constrained = false
         var index = 0
         while index < arguments.count {
             switch arguments[index] {
@@ -216,6 +218,8 @@ enum OptimizerBenchmark {
             case "--objectives":
                 index += 1
                 objectives = Int(arguments[index]) ?? 1
+            case "--constraint":
+                constrained = true
             default:
                 if let n = Int(arguments[index]) { sizes.append(n) }
             }
@@ -231,11 +235,15 @@ enum OptimizerBenchmark {
         }
         defer { spinning.store(false, ordering: .relaxed) }
         let function = try TestFunction.all()[1]
-        print("| observations | objectives | running | busy threads | ask (median of 5) | ask (max of 5) |")
-        print("| --- | --- | --- | --- | --- | --- |")
+        print(
+            "| observations | objectives | constraints | running | busy threads | ask (median of 5) | ask (max of 5) |")
+        print("| --- | --- | --- | --- | --- | --- | --- |")
         for n in sizes.isEmpty ? [50, 100, 200, 300, 500] : sizes {
+            let constraints = constrained ? [MetricConstraint(metric: "g", maximum: 0.5)] : []
             let objective =
-                objectives == 2 ? Objective(goals: [.minimize("f"), .minimize("g")]) : Objective.minimize("f")
+                objectives == 2
+                ? Objective(goals: [.minimize("f"), .minimize("g")], constraints: constraints)
+                : Objective.minimize("f", constraints: constraints)
             let context = StrategyContext(space: function.space, objective: objective, seed: 1)
             var random = try RandomSearch(context: context)
             var strategy = try BayesianOptimization(context: context)
@@ -262,7 +270,9 @@ enum OptimizerBenchmark {
                 strategy = copy
             }
             let cells = [median(times), times.max()!].map { String(format: "%.1f ms", $0 * 1000) }
-            print("| \(n) | \(objectives) | \(runningCount) | \(load) | \(cells.joined(separator: " | ")) |")
+            print(
+                "| \(n) | \(objectives) | \(constraints.count) | \(runningCount) | \(load) | \(cells.joined(separator: " | ")) |"
+            )
         }
     }
 

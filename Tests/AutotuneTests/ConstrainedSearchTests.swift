@@ -250,6 +250,44 @@ private func play(
         #expect((before + after).map(\.configuration) == all.map(\.configuration))
         #expect(all.contains { $0.error?.stage == .ready })
     }
+
+    /// Past 60 measurements a constraint's hyperparameters are reused until the data grew by a tenth, as the
+    /// objective's are (refitting them on every ask made a constrained ask at 500 observations 3× slower);
+    /// then fitted again.
+    @Test func aConstraintsHyperparametersAreRefittedOnTheObjectivesSchedule() throws {
+        let space = try unitSquare()
+        var strategy = try BayesianOptimization(
+            context: StrategyContext(
+                space: space,
+                objective: .maximize("t", constraints: [MetricConstraint(metric: "l", maximum: 0.5)]),
+                seed: 5, options: ["candidates": .number(128)]))
+        var random = try RandomSearch(context: StrategyContext(space: space, objective: .maximize("t"), seed: 5))
+        var history = StudyHistory()
+        func tell(_ count: Int) throws {
+            for configuration in try random.ask(count, history: history) {
+                var trial = Trial(number: history.count, configuration: configuration)
+                let x = value(configuration, "x")
+                let y = value(configuration, "y")
+                trial.metrics = ["t": x + y, "l": sin(6 * x) * y]
+                trial.state = .completed
+                trial.score = x + y
+                history.record(trial)
+                try strategy.tell(trial)
+            }
+        }
+        try tell(80)
+        _ = strategy.modelsForTest()
+        let fitted = try #require(strategy.state.constraintHyperparameters?.first ?? nil)
+        #expect(strategy.state.constraintFittedCounts == [80])
+        try tell(6)
+        _ = strategy.modelsForTest()
+        #expect(strategy.state.constraintHyperparameters?.first ?? nil == fitted, "reused below a tenth more")
+        #expect(strategy.state.constraintFittedCounts == [80])
+        try tell(3)
+        _ = strategy.modelsForTest()
+        #expect(strategy.state.constraintFittedCounts == [89])
+        #expect(strategy.state.constraintHyperparameters?.first ?? nil != fitted, "refitted at a tenth more")
+    }
 }
 
 extension BayesianOptimization {

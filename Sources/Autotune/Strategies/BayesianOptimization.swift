@@ -88,6 +88,8 @@ public struct BayesianOptimization: Strategy {
         public var exhausted: Bool
         /// Each hard constraint's GP hyperparameters, last fitted.
         public var constraintHyperparameters: [GPHyperparameters?]?
+        /// The number of measurements each hard constraint's hyperparameters were fitted to.
+        public var constraintFittedCounts: [Int]?
         /// The crash classifier's hyperparameters, last chosen, and the number of labels they were chosen on.
         public var crashHyperparameters: GPHyperparameters?
         /// The number of labelled trials the crash classifier's hyperparameters were chosen on.
@@ -387,8 +389,10 @@ public struct BayesianOptimization: Strategy {
         }
         var constraintModels: [(model: GaussianProcess, lower: Double?, upper: Double?)] = []
         var constraintHyperparameters = state.constraintHyperparameters ?? []
+        var constraintFitted = state.constraintFittedCounts ?? []
         for (index, constraint) in objective.hardConstraints.enumerated() {
             if constraintHyperparameters.count <= index { constraintHyperparameters.append(nil) }
+            if constraintFitted.count <= index { constraintFitted.append(0) }
             let data = state.observations.compactMap { observation -> (Configuration, Double)? in
                 guard let values = observation.constraintValues, index < values.count, let value = values[index],
                     value.isFinite
@@ -400,12 +404,14 @@ public struct BayesianOptimization: Strategy {
             }
             guard kept.count >= 2,
                 let (model, scale) = fitStandardised(
-                    kept.map(\.0), kept.map(\.1), hyperparameters: &constraintHyperparameters[index])
+                    kept.map(\.0), kept.map(\.1), observed: data.count,
+                    hyperparameters: &constraintHyperparameters[index], fittedCount: &constraintFitted[index])
             else { continue }
             constraintModels.append(
                 (model, constraint.minimum.map(scale.apply), constraint.maximum.map(scale.apply)))
         }
         state.constraintHyperparameters = constraintHyperparameters
+        state.constraintFittedCounts = constraintFitted
         var models = Models(
             objective: objectiveModel?.model, best: objectiveModel?.best, worst: objectiveModel?.worst ?? 0,
             constraints: constraintModels, crash: fitCrashModel())
@@ -486,42 +492,55 @@ public struct BayesianOptimization: Strategy {
         guard losses.count >= 2 else { return nil }
         let scale = LossScale(losses)
         let outputs = losses.map(scale.apply)
-        let inputs = encoder.encode(configurations)
         let n = outputs.count
-        let observed = observed ?? n
-        var model: GaussianProcess?
-        if let hyperparameters, observed > 60, observed < fittedCount + max(1, fittedCount / 10) {
-            model = try? GaussianProcess(
-                inputs: inputs, outputs: outputs, dimension: encoder.dimension, hyperparameters: hyperparameters)
-        }
-        if model == nil {
-            model = GaussianProcess.fit(
-                inputs: inputs, outputs: outputs, dimension: encoder.dimension, start: hyperparameters,
-                maxIterations: n <= 100 ? 60 : 25)
-            if let model {
-                hyperparameters = model.hyperparameters
-                fittedCount = observed
-            }
-        }
-        return model.map { ($0, scale) }
+        return fitScheduled(
+            encoder.encode(configurations), outputs, observed: observed ?? n, hyperparameters: &hyperparameters,
+            fittedCount: &fittedCount, maxIterations: n <= 100 ? 60 : 25
+        ).map { ($0, scale) }
     }
 
     /// A GP on `values` (standardised) at `configurations`, warm-started from `hyperparameters`, which it
-    /// updates; with the standardisation, to carry bounds onto its scale.
+    /// updates, refitted on the same schedule as the objective's; with the standardisation, to carry bounds
+    /// onto its scale.
     private func fitStandardised(
         _ configurations: [Configuration],
         _ values: [Double],
-        hyperparameters: inout GPHyperparameters?
+        observed: Int,
+        hyperparameters: inout GPHyperparameters?,
+        fittedCount: inout Int
     ) -> (GaussianProcess, Standardisation)? {
         let scale = Standardisation(values)
-        let outputs = values.map(scale.apply)
+        return fitScheduled(
+            encoder.encode(configurations), values.map(scale.apply), observed: observed,
+            hyperparameters: &hyperparameters, fittedCount: &fittedCount,
+            maxIterations: values.count <= 100 ? 40 : 15
+        ).map { ($0, scale) }
+    }
+
+    /// A GP on `outputs` at `inputs`: with the last hyperparameters when there are more than 60 observations
+    /// and they grew by less than a tenth since the last fit (one factorisation), else fitted again from them.
+    private func fitScheduled(
+        _ inputs: [Double],
+        _ outputs: [Double],
+        observed: Int,
+        hyperparameters: inout GPHyperparameters?,
+        fittedCount: inout Int,
+        maxIterations: Int
+    ) -> GaussianProcess? {
+        if let hyperparameters, observed > 60, observed < fittedCount + max(1, fittedCount / 10),
+            let model = try? GaussianProcess(
+                inputs: inputs, outputs: outputs, dimension: encoder.dimension, hyperparameters: hyperparameters)
+        {
+            return model
+        }
         guard
             let model = GaussianProcess.fit(
-                inputs: encoder.encode(configurations), outputs: outputs, dimension: encoder.dimension,
-                start: hyperparameters, maxIterations: values.count <= 100 ? 40 : 15)
+                inputs: inputs, outputs: outputs, dimension: encoder.dimension, start: hyperparameters,
+                maxIterations: maxIterations)
         else { return nil }
         hyperparameters = model.hyperparameters
-        return (model, scale)
+        fittedCount = observed
+        return model
     }
 
     /// The crash classifier, when at least one trial crashed because of its configuration. Its hyperparameters
