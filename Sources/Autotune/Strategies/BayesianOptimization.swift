@@ -419,9 +419,8 @@ public struct BayesianOptimization: Strategy {
         if models.objective == nil { models.best = nil }
         // A crashed trial says nothing of the objective's value, only that its region was tried: believed at
         // the model's own mean, like a running trial, it takes away the uncertainty that would keep log EI
-        // pointing back at it, and moves no prediction.
-        // Past the cap, only the latest crashes: each one added costs O(n²), and the crash classifier keeps
-        // the rest of them in view.
+        // pointing back at it, and moves no prediction. Past the cap, only the latest crashes: each one added
+        // costs O(n²), and the crash classifier keeps the rest of them in view.
         let crashed = state.observations.filter { $0.ran == false }.suffix(
             state.observations.count > FitSubset.maximum ? FitSubset.maximum / 4 : .max)
         if var objective = models.objective {
@@ -485,7 +484,7 @@ public struct BayesianOptimization: Strategy {
     func fitLossModel(
         _ configurations: [Configuration],
         _ losses: [Double],
-        observed: Int? = nil,
+        observed: Int,
         hyperparameters: inout GPHyperparameters?,
         fittedCount: inout Int
     ) -> (GaussianProcess, LossScale)? {
@@ -494,7 +493,7 @@ public struct BayesianOptimization: Strategy {
         let outputs = losses.map(scale.apply)
         let n = outputs.count
         return fitScheduled(
-            encoder.encode(configurations), outputs, observed: observed ?? n, hyperparameters: &hyperparameters,
+            encoder.encode(configurations), outputs, observed: observed, hyperparameters: &hyperparameters,
             fittedCount: &fittedCount, maxIterations: n <= 100 ? 60 : 25
         ).map { ($0, scale) }
     }
