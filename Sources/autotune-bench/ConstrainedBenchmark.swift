@@ -122,10 +122,8 @@ enum ConstrainedBenchmark {
         let seeds = positional.first.flatMap { Int($0) } ?? 10
         let only = positional.dropFirst().first
         let checkpoints = OptimizerBenchmark.checkpoints(evaluations)
-        let columns = checkpoints.map { "regret@\($0)" }.dropLast().joined(separator: " | ")
         print(
-            "| problem | strategy | \(columns) | regret@\(evaluations) (median [IQR]) | crashed | broke the SLO |"
-        )
+            "| problem | strategy | \(OptimizerBenchmark.regretColumns(evaluations)) | crashed | broke the SLO |")
         print("| --- | --- | --- | --- | --- | --- | --- | --- |")
         for problem in ConstrainedProblem.all() where only == nil || problem.name == only {
             for name in ["random", "bayesian"] {

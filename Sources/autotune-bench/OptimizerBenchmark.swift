@@ -105,6 +105,13 @@ enum OptimizerBenchmark {
         evaluations == 50 ? [10, 20, 30, 50] : [evaluations / 10, evaluations / 4, evaluations / 2, evaluations]
     }
 
+    /// The regret columns of a table of runs of `evaluations`, the last with its spread.
+    static func regretColumns(_ evaluations: Int) -> String {
+        let reads = checkpoints(evaluations)
+        return (reads.dropLast().map { "regret@\($0)" } + ["regret@\(evaluations) (median [IQR])"])
+            .joined(separator: " | ")
+    }
+
     /// `optimizers [SEEDS] [FUNCTION] [--parallel 1,4,8] [--strategies random,grid,bayesian] [--evaluations 50]`.
     static func run(_ arguments: [String]) throws {
         var positional: [String] = []
@@ -132,10 +139,7 @@ enum OptimizerBenchmark {
         let function = positional.dropFirst().first
         let functions = try TestFunction.all().filter { function == nil || $0.name == function }
         let checkpoints = Self.checkpoints(evaluations)
-        let columns = checkpoints.map { "regret@\($0)" }.dropLast().joined(separator: " | ")
-        print(
-            "| function | strategy | parallel | \(columns) | regret@\(evaluations) (median [IQR]) | strategy time per run |"
-        )
+        print("| function | strategy | parallel | \(regretColumns(evaluations)) | strategy time per run |")
         print("| --- | --- | --- | --- | --- | --- | --- | --- |")
         for function in functions {
             var strategies = ["random", "bayesian"]

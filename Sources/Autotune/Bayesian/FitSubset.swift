@@ -38,11 +38,8 @@ enum FitSubset {
     /// first: a capped fit of several objectives keeps the front it is improving on.
     static func front(_ losses: [[Double]], maximum: Int = maximum) -> [Int] {
         guard losses.count > maximum else { return [] }
-        func dominates(_ a: [Double], _ b: [Double]) -> Bool {
-            zip(a, b).allSatisfy { $0 <= $1 } && zip(a, b).contains { $0 < $1 }
-        }
         return losses.indices.reversed().filter { index in
-            !losses.contains { dominates($0, losses[index]) }
+            !losses.contains { ParetoModel.dominates($0, losses[index]) }
         }
     }
 

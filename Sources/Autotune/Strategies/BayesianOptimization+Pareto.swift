@@ -95,12 +95,13 @@ struct ParetoModel {
 
     /// The points no other dominates (smaller is better on each coordinate), sorted by the first coordinate.
     static func nonDominated(_ points: [[Double]]) -> [[Double]] {
-        let kept = points.filter { point in
-            !points.contains { other in
-                zip(other, point).allSatisfy { $0 <= $1 } && zip(other, point).contains { $0 < $1 }
-            }
-        }
+        let kept = points.filter { point in !points.contains { dominates($0, point) } }
         return kept.sorted { $0.lexicographicallyPrecedes($1) }
+    }
+
+    /// Whether loss vector `a` dominates `b`: no larger anywhere and smaller somewhere.
+    static func dominates(_ a: [Double], _ b: [Double]) -> Bool {
+        zip(a, b).allSatisfy { $0 <= $1 } && zip(a, b).contains { $0 < $1 }
     }
 }
 
