@@ -21,6 +21,7 @@ let package = Package(
         .library(name: "AutotuneServing", targets: ["AutotuneServing"]),
         .library(name: "AutotuneTesting", targets: ["AutotuneTesting"]),
         .library(name: "AutotuneReport", targets: ["AutotuneReport"]),
+        .library(name: "AutotuneApp", targets: ["AutotuneApp"]),
         .executable(name: "autotune", targets: ["autotune"]),
     ],
     dependencies: [
@@ -88,14 +89,24 @@ let package = Package(
                 "Autotune", "AutotuneRunner", "AutotuneStore", .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .executableTarget(
-            name: "autotune",
+        // The application: a study session (task, resources, coordinator, store), the query views, the
+        // dashboard's routes. What the command line, the report and the dashboard share.
+        .target(
+            name: "AutotuneApp",
             dependencies: [
                 "Autotune", "AutotuneTask", "AutotuneStore", "AutotuneStorePostgres", "AutotuneRunner",
                 "AutotuneServing", "AutotuneReport",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+            ]
+        ),
+        // The command line: parses arguments, prints, maps exit codes.
+        .executableTarget(
+            name: "autotune",
+            dependencies: [
+                "Autotune", "AutotuneApp", "AutotuneTask", "AutotuneRunner", "AutotuneServing", "AutotuneReport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // Benchmarks: the loop's own cost per trial (docs/benchmarks.md).
@@ -114,6 +125,12 @@ let package = Package(
         .testTarget(name: "AutotuneTaskTests", dependencies: ["AutotuneTask"]),
         .testTarget(name: "AutotuneStoreTests", dependencies: ["AutotuneStore", "AutotuneTesting"]),
         .testTarget(name: "AutotuneCLITests", dependencies: ["autotune"]),
+        .testTarget(
+            name: "AutotuneAppTests",
+            dependencies: [
+                "AutotuneApp", "AutotuneTesting", .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
         .testTarget(
             name: "AutotuneStorePostgresTests",
             dependencies: ["AutotuneStorePostgres", "AutotuneTesting", .product(name: "Logging", package: "swift-log")]

@@ -1,20 +1,26 @@
 import Foundation
 
 /// Escapes text for HTML and SVG content and attribute values.
-func escape(_ text: String) -> String {
-    var result = ""
-    result.reserveCapacity(text.count)
-    for character in text {
-        switch character {
-        case "&": result += "&amp;"
-        case "<": result += "&lt;"
-        case ">": result += "&gt;"
-        case "\"": result += "&quot;"
-        case "'": result += "&#39;"
-        default: result.append(character)
+func escape(_ text: String) -> String { HTML.escape(text) }
+
+/// Text in HTML pages.
+public enum HTML {
+    /// `text` safe inside HTML and SVG content and attribute values (quoted with either quote).
+    public static func escape(_ text: String) -> String {
+        var result = ""
+        result.reserveCapacity(text.count)
+        for character in text {
+            switch character {
+            case "&": result += "&amp;"
+            case "<": result += "&lt;"
+            case ">": result += "&gt;"
+            case "\"": result += "&quot;"
+            case "'": result += "&#39;"
+            default: result.append(character)
+            }
         }
+        return result
     }
-    return result
 }
 
 /// A number as an SVG coordinate: two decimals, no exponent.

@@ -1,13 +1,15 @@
 public import Autotune
 import Foundation
 
-/// What a report shows: the study, its trials, and the launch commands of the trials it names (the best, the
-/// front), which only the caller can render.
+/// What a report shows: the study, its trials, what it found (decided once, by ``StudyResult``), and the launch
+/// commands of the trials it names (the best, the front), which only the caller can render.
 public struct ReportInput: Sendable {
     /// The study as stored.
     public var study: StoredStudy
     /// Its trials, any state.
     public var trials: [Trial]
+    /// What the study found: the recommended trial, the confirmation, the gain.
+    public var result: StudyResult
     /// Launch commands by trial number.
     public var commands: [Int: [String]]
     /// Link trial numbers to `trialLink(number)` (the dashboard's trial pages).
@@ -20,6 +22,7 @@ public struct ReportInput: Sendable {
     ) {
         self.study = study
         self.trials = trials
+        self.result = StudyResult(definition: study.definition, trials: trials, best: study.best)
         self.commands = commands
         self.trialLink = trialLink
     }
@@ -120,21 +123,16 @@ public enum StudyReport {
                 separator: ", ")
         if model.confirmationRuns > 0 { html += " (\(model.confirmationRuns) of them confirmation runs)" }
         html += "</p>"
-        let confirm = model.definition.confirm
-        let ranking = confirm?.ranking(of: model.trials, objective: model.objective) ?? []
-        if let best = confirm?.best(of: ranking) ?? model.input.study.best,
-            let trial = model.trials.first(where: { $0.number == best.number })
-        {
-            let kind = ranking.isEmpty ? "" : " (confirmed: the \(confirm!.rankBy.rawValue) of its repeats)"
+        let result = model.input.result
+        let ranking = result.confirmation
+        if let best = result.recommended, let trial = model.trials.first(where: { $0.number == best.number }) {
+            let kind =
+                result.isConfirmed
+                ? " (confirmed: the \(model.definition.confirm?.rankBy.rawValue ?? "mean") of its repeats)" : ""
             html += "<h2>Best</h2><p>Trial \(model.link(trial.number))\(kind): \(escape(model.objective.label)) = "
             html += "<b>\(escape(label(best.score)))</b>"
-            if model.definition.baseline != nil, let baseline = model.trials.first(where: { $0.number == 0 }),
-                let base = baseline.score, base != 0
-            {
-                let gain =
-                    model.objective.direction == .maximize
-                    ? (best.score - base) / abs(base) : (base - best.score) / abs(base)
-                html += " (baseline \(escape(label(base))), \(String(format: "%+.1f%%", gain * 100)))"
+            if let gain = result.gain, let base = gain.baselineScore, let fraction = gain.fraction, base != 0 {
+                html += " (baseline \(escape(label(base))), \(String(format: "%+.1f%%", fraction * 100)))"
             }
             html += "</p><table class=\"config\">"
             for parameter in model.definition.space.parameters {
@@ -144,7 +142,7 @@ public enum StudyReport {
             }
             html += "</table>"
             if let command = model.input.commands[trial.number] {
-                html += "<pre class=\"command\">\(escape(command.map(shellWord).joined(separator: " ")))</pre>"
+                html += "<pre class=\"command\">\(escape(ShellWords.join(command)))</pre>"
             }
             if !ranking.isEmpty { html += confirmation(model, ranking: ranking) }
         } else {
@@ -277,7 +275,7 @@ public enum StudyReport {
         html +=
             "<table class=\"trials\"><thead><tr><th>trial</th>\(goals.map { "<th>\(escape($0.label))</th>" }.joined())<th>command</th></tr></thead><tbody>"
         for point in model.input.study.best?.front ?? [] {
-            let command = model.input.commands[point.number].map { $0.map(shellWord).joined(separator: " ") } ?? ""
+            let command = model.input.commands[point.number].map { ShellWords.join($0) } ?? ""
             html +=
                 "<tr><td>\(model.link(point.number))</td>\(point.values.map { "<td>\(escape(label($0)))</td>" }.joined())<td><code>\(escape(command))</code></td></tr>"
         }
@@ -525,13 +523,6 @@ public enum StudyReport {
             html += "<tr class=\"\(model.kind(trial))\">" + cells.map { "<td>\($0)</td>" }.joined() + error + "</tr>"
         }
         return html + "</tbody></table></div></section>"
-    }
-
-    /// A shell word, quoted when needed.
-    static func shellWord(_ argument: String) -> String {
-        let safe = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,+@%")
-        if !argument.isEmpty, argument.allSatisfy({ safe.contains($0) }) { return argument }
-        return "'" + argument.replacingOccurrences(of: "'", with: "'\\''") + "'"
     }
 
     /// The pages' stylesheet.

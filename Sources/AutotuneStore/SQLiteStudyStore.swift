@@ -39,7 +39,7 @@ public final class SQLiteStudyStore: StudyStore {
     ///
     /// Two processes opening a new file at once do not race on its schema: migrations run under an exclusive
     /// lock on the file's directory. A write waits up to `busyTimeout` seconds for a lock another process holds
-    /// (a second study in the file, or someone's `sqlite3` in a transaction), then fails with ``StoreError``
+    /// (a second study in the file, or someone's `sqlite3` in a transaction), then fails with ``AutotuneError``
     /// saying so; nothing recorded before is lost.
     public init(path: String, mode: Mode = .create, busyTimeout: TimeInterval = defaultBusyTimeout) throws {
         let url = URL(fileURLWithPath: path).standardizedFileURL
@@ -53,8 +53,9 @@ public final class SQLiteStudyStore: StudyStore {
         let files = FileManager.default
         if mode != .create {
             guard files.fileExists(atPath: path) else {
-                throw StoreError(
-                    .unavailable, "there is no database at \(path) (give the one the study was run with: --db FILE)")
+                throw AutotuneError(
+                    .studyNotFound,
+                    "there is no database at \(path) (give the one the study was run with: --db FILE)")
             }
             func size(_ file: String) -> Int {
                 (try? files.attributesOfItem(atPath: file)[.size] as? NSNumber)?.intValue ?? 0
@@ -63,8 +64,8 @@ public final class SQLiteStudyStore: StudyStore {
             // Nothing was recorded, so it is a database with no study yet, not a damaged one. (What a WAL
             // database wrote may still be only in its `-wal` file: then SQLite is left to read it.)
             if size(path) == 0 && size(path + "-wal") == 0 {
-                throw StoreError(
-                    .unavailable,
+                throw AutotuneError(
+                    .studyNotFound,
                     "\(path) is empty (0 bytes): it holds no study yet (a run stopped before writing one, or the file was truncated)"
                 )
             }
@@ -84,6 +85,21 @@ public final class SQLiteStudyStore: StudyStore {
         }
         try Self.check(database, location: path)
         identity = FileIdentity(path: path)
+    }
+
+    /// Closes the database. The last connection to close folds the write-ahead log back into the file and removes
+    /// it, so the `.sqlite` file alone holds the studies (copied, mailed, opened by another tool); a process that
+    /// exits without closing would leave the log beside it, and the file alone would look empty or stale.
+    /// Nothing can be read or written afterwards.
+    public func close() {
+        if let pool = database as? DatabasePool {
+            // Another process may still have the file open: then SQLite keeps the log, and truncating it to
+            // zero here makes what stays small, whatever the other process does.
+            _ = try? pool.writeWithoutTransaction { db in try db.checkpoint(.truncate) }
+            try? pool.close()
+        } else if let queue = database as? DatabaseQueue {
+            try? queue.close()
+        }
     }
 
     /// A store in memory, for tests: it lives as long as the value.
@@ -128,7 +144,13 @@ public final class SQLiteStudyStore: StudyStore {
     private static func withDirectoryLock<T>(_ directory: URL, _ body: () throws -> T) throws -> T {
         let descriptor = open(directory.path, O_RDONLY)
         guard descriptor >= 0 else { return try body() }
-        defer { close(descriptor) }
+        defer {
+            #if canImport(Glibc)
+                Glibc.close(descriptor)
+            #else
+                Darwin.close(descriptor)
+            #endif
+        }
         while flock(descriptor, LOCK_EX) != 0, errno == EINTR {}
         defer { flock(descriptor, LOCK_UN) }
         return try body()
@@ -141,11 +163,15 @@ public final class SQLiteStudyStore: StudyStore {
         } catch let error as DatabaseError {
             switch error.resultCode {
             case .SQLITE_NOTADB, .SQLITE_CORRUPT:
-                throw StoreError(.corrupt, "\(location) is not a readable database (\(error.message ?? "\(error)"))")
+                throw AutotuneError(
+                    .corrupt, "\(location) is not a readable database (\(error.message ?? "\(error)"))",
+                    underlying: error)
             case .SQLITE_READONLY, .SQLITE_CANTOPEN, .SQLITE_PERM:
-                throw StoreError(.unavailable, "cannot open \(location) (\(error.message ?? "\(error)"))")
+                throw AutotuneError(
+                    .unavailable, "cannot open \(location) (\(error.message ?? "\(error)"))", underlying: error)
             default:
-                throw StoreError(.unavailable, "cannot use \(location) (\(error.message ?? "\(error)"))")
+                throw AutotuneError(
+                    .unavailable, "cannot use \(location) (\(error.message ?? "\(error)"))", underlying: error)
             }
         }
     }
@@ -156,13 +182,14 @@ public final class SQLiteStudyStore: StudyStore {
         do {
             result = try database.read { db in try String.fetchAll(db, sql: "PRAGMA quick_check") }
         } catch let error as DatabaseError {
-            throw StoreError(
+            throw AutotuneError(
                 .corrupt,
-                "\(location) is damaged (\(error.message ?? "\(error)")); restore a copy or start another --db")
+                "\(location) is damaged (\(error.message ?? "\(error)")); restore a copy or start another --db",
+                underlying: error)
         }
         guard result == ["ok"] else {
             let found = result.prefix(3).joined(separator: "; ")
-            throw StoreError(.corrupt, "\(location) is damaged (\(found)); restore a copy or start another --db")
+            throw AutotuneError(.corrupt, "\(location) is damaged (\(found)); restore a copy or start another --db")
         }
     }
 
@@ -188,10 +215,11 @@ public final class SQLiteStudyStore: StudyStore {
         error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED
     }
 
-    private func lockedError(_ error: DatabaseError) -> StoreError {
-        StoreError(
-            .unavailable,
-            "\(location) stayed locked by another process past the wait for it (SQLite: \(error.message ?? "database is locked")); what was recorded before is kept: `autotune resume` goes on once the lock is released"
+    private func lockedError(_ error: DatabaseError) -> AutotuneError {
+        AutotuneError(
+            .lockTimeout,
+            "\(location) stayed locked by another process past the wait for it (SQLite: \(error.message ?? "database is locked")); what was recorded before is kept: `autotune resume` goes on once the lock is released",
+            underlying: error
         )
     }
 
@@ -199,18 +227,18 @@ public final class SQLiteStudyStore: StudyStore {
     /// open again, and the study would report results it no longer has.
     private func checkFile() throws {
         guard let identity, FileIdentity(path: location) != identity else { return }
-        throw StoreError(
+        throw AutotuneError(
             .unavailable,
             "the database \(location) was removed or replaced while the study ran; stop, and restore it or start over")
     }
 
-    /// Creates a study; fails with ``StoreError`` if the name is taken.
+    /// Creates a study; fails with ``AutotuneError`` if the name is taken.
     public func createStudy(_ definition: StudyDefinition, taskSource: String?) async throws -> StoredStudy {
         let definitionJSON = try TrialRecord.json(definition)
         let now = Date()
         return try await write { db in
             if try StudyRow.filter(StudyRow.Columns.name == definition.name).fetchCount(db) > 0 {
-                throw StoreError.studyExists(definition.name)
+                throw AutotuneError.studyExists(definition.name)
             }
             try db.execute(
                 sql: """

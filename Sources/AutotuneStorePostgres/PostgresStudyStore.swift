@@ -67,13 +67,15 @@ public final class PostgresStudyStore: SharedStudyStore {
             do {
                 try await withTimeout(connectTimeout) { try await store.migrate() }
             } catch {
-                throw StoreError(.unavailable, "cannot use PostgreSQL at \(parsed.redacted): \(Self.describe(error))")
+                throw AutotuneError(
+                    .unavailable, "cannot use PostgreSQL at \(parsed.redacted): \(Self.describe(error))",
+                    underlying: error)
             }
             return try await body(store)
         }
     }
 
-    /// Runs `operation`, failing with ``StoreError`` when it takes longer than `limit`.
+    /// Runs `operation`, failing with ``AutotuneError`` when it takes longer than `limit`.
     private static func withTimeout(_ limit: Duration, _ operation: @escaping @Sendable () async throws -> Void)
         async throws
     {
@@ -88,14 +90,14 @@ public final class PostgresStudyStore: SharedStudyStore {
             }
             defer { group.cancelAll() }
             guard try await group.next() == true else {
-                throw StoreError(.unavailable, "no answer within \(limit)")
+                throw AutotuneError(.unavailable, "no answer within \(limit)")
             }
         }
     }
 
     // MARK: - StudyStore
 
-    /// Creates a study; fails with ``StoreError/studyExists(_:)`` if the name is taken, also by a worker
+    /// Creates a study; fails with ``AutotuneError/studyExists(_:)`` if the name is taken, also by a worker
     /// creating it at the same moment.
     public func createStudy(_ definition: StudyDefinition, taskSource: String?) async throws -> StoredStudy {
         let json = try TrialRecord.json(definition)
@@ -112,7 +114,7 @@ public final class PostgresStudyStore: SharedStudyStore {
                 logger: logger
             ).collect()
         }
-        guard let row = rows.first?.makeRandomAccess() else { throw StoreError.studyExists(name) }
+        guard let row = rows.first?.makeRandomAccess() else { throw AutotuneError.studyExists(name) }
         return StoredStudy(
             id: try row["id"].decode(Int64.self),
             definition: definition,
@@ -374,7 +376,7 @@ public final class PostgresStudyStore: SharedStudyStore {
 
     // MARK: - Transactions
 
-    /// Runs `body` in a transaction, mapping connection failures to ``StoreError/unavailable(_:)``.
+    /// Runs `body` in a transaction, mapping connection failures to ``AutotuneError/unavailable(_:)``.
     ///
     /// A transaction PostgreSQL aborts as a deadlock victim or a serialization failure is run again, up to
     /// three times in all: `body` must only depend on what it reads in the transaction.
@@ -409,10 +411,10 @@ public final class PostgresStudyStore: SharedStudyStore {
         } catch let error as PostgresTransactionError {
             if let failure = Self.transientFailure(error.closureError ?? error.commitError) { throw failure }
             if let closureError = error.closureError, !(closureError is PSQLError) { throw closureError }
-            throw StoreError(.unavailable, "PostgreSQL at \(location): \(Self.describe(error))")
+            throw AutotuneError(.unavailable, "PostgreSQL at \(location): \(Self.describe(error))", underlying: error)
         } catch let error as PSQLError {
             if let failure = Self.transientFailure(error) { throw failure }
-            throw StoreError(.unavailable, "PostgreSQL at \(location): \(Self.describe(error))")
+            throw AutotuneError(.unavailable, "PostgreSQL at \(location): \(Self.describe(error))", underlying: error)
         }
     }
 
@@ -436,7 +438,7 @@ public final class PostgresStudyStore: SharedStudyStore {
             logger: logger
         )
         guard let row = rows.first?.makeRandomAccess() else {
-            throw StoreError(.corrupt, "study \(studyID) is gone")
+            throw AutotuneError(.corrupt, "study \(studyID) is gone")
         }
         let bestNumber = try row["best_number"].decode(Int?.self)
         let bestScore = try row["best_score"].decode(Double?.self)
@@ -586,7 +588,7 @@ public final class PostgresStudyStore: SharedStudyStore {
                 confirms: try columns[Key.confirms.rawValue].decode(Int?.self)
             )
         } catch {
-            throw StoreError(.corrupt, "a trial's row cannot be read (\(error))")
+            throw AutotuneError(.corrupt, "a trial's row cannot be read (\(error))", underlying: error)
         }
         return try record.trial()
     }

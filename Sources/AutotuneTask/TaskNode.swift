@@ -215,33 +215,7 @@ struct TaskNode {
 
     /// The allowed key closest to a misspelt one, if it is close enough to be what was meant.
     static func suggestion(for key: String, among allowed: [String]) -> String? {
-        guard key.count <= 64 else { return nil }
-        // The same words in another order (`ttft_p99_ms` for `ttft_ms_p99`) are the likeliest slip of all.
-        let words = key.lowercased().split(separator: "_").sorted()
-        if words.count > 1,
-            let reordered = allowed.first(where: { $0.lowercased().split(separator: "_").sorted() == words })
-        {
-            return reordered
-        }
-        let scored = allowed.map { ($0, distance(key.lowercased(), $0)) }.min { $0.1 < $1.1 }
-        guard let (best, score) = scored, score <= max(2, best.count / 3) else { return nil }
-        return best
-    }
-
-    private static func distance(_ a: String, _ b: String) -> Int {
-        let a = Array(a)
-        let b = Array(b)
-        var row = Array(0...b.count)
-        for i in 1...max(a.count, 1) where !a.isEmpty {
-            var previous = row[0]
-            row[0] = i
-            for j in 1...max(b.count, 1) where !b.isEmpty {
-                let current = row[j]
-                row[j] = min(row[j] + 1, row[j - 1] + 1, previous + (a[i - 1] == b[j - 1] ? 0 : 1))
-                previous = current
-            }
-        }
-        return row[b.count]
+        Suggestion.closest(to: key, among: allowed)
     }
 }
 

@@ -32,11 +32,11 @@ public final class InMemoryStudyStore: SharedStudyStore {
 
     // MARK: - StudyStore
 
-    /// Creates a study; fails with ``StoreError`` if the name is taken.
+    /// Creates a study; fails with ``AutotuneError`` if the name is taken.
     public func createStudy(_ definition: StudyDefinition, taskSource: String?) async throws -> StoredStudy {
         try state.withLock { state in
             guard !state.studies.values.contains(where: { $0.definition.name == definition.name }) else {
-                throw StoreError.studyExists(definition.name)
+                throw AutotuneError.studyExists(definition.name)
             }
             let study = StoredStudy(
                 id: state.nextID, definition: definition, taskSource: taskSource, status: .running, checkpoint: nil,
@@ -263,7 +263,7 @@ public final class InMemoryStudyStore: SharedStudyStore {
     }
 
     private static func lockedState(_ studyID: Int64, withTrials: Bool, in state: State) throws -> SharedStudyState {
-        guard let study = state.studies[studyID] else { throw StoreError(.corrupt, "study \(studyID) is gone") }
+        guard let study = state.studies[studyID] else { throw AutotuneError(.corrupt, "study \(studyID) is gone") }
         let trials = Self.trials(studyID, in: state)
         return SharedStudyState(
             checkpoint: study.checkpoint,
@@ -275,7 +275,7 @@ public final class InMemoryStudyStore: SharedStudyStore {
     }
 
     private static func save(_ trials: [Trial], studyID: Int64, worker: RunnerIdentity?, in state: inout State) throws {
-        guard state.studies[studyID] != nil else { throw StoreError(.corrupt, "study \(studyID) is gone") }
+        guard state.studies[studyID] != nil else { throw AutotuneError(.corrupt, "study \(studyID) is gone") }
         for trial in trials {
             state.trials[studyID]?[trial.number] = StoredTrial(trial: trial, worker: worker, heartbeat: .now)
         }
@@ -299,7 +299,7 @@ public final class InMemoryStudyStore: SharedStudyStore {
     }
 
     private static func update(_ studyID: Int64, in state: inout State, _ change: (inout StoredStudy) -> Void) throws {
-        guard var study = state.studies[studyID] else { throw StoreError(.corrupt, "study \(studyID) is gone") }
+        guard var study = state.studies[studyID] else { throw AutotuneError(.corrupt, "study \(studyID) is gone") }
         change(&study)
         study.updatedAt = Date()
         state.studies[studyID] = study

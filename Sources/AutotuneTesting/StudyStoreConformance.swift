@@ -65,9 +65,9 @@ public struct StudyStoreConformance<Store: StudyStore & ResourceLedger>: Sendabl
         do {
             _ = try await store.createStudy(Self.definition(name), taskSource: nil)
             problems.append("a second study of the same name was created")
-        } catch let error as StoreError where error.code == .studyExists {
+        } catch let error as AutotuneError where error.code == .studyExists {
         } catch {
-            problems.append("a taken name fails with \(error), not StoreError.studyExists")
+            problems.append("a taken name fails with \(error), not AutotuneError.studyExists")
         }
         if try await store.study(named: Self.unique("missing")) != nil { problems.append("an unknown name is found") }
         let later = try await store.createStudy(Self.definition(Self.unique("later")), taskSource: nil)

@@ -42,7 +42,7 @@ public struct TestStudy: Sendable {
     /// The study as stored now.
     public func stored() async throws -> StoredStudy {
         guard let study = try await store.study(named: name) else {
-            throw RunnerError(.configuration, "the test study '\(name)' is gone")
+            throw AutotuneError(.configuration, "the test study '\(name)' is gone")
         }
         return study
     }
@@ -106,7 +106,7 @@ public struct TestStudy: Sendable {
 
     private func commandExperiment(_ study: StoredStudy) throws -> any Experiment {
         guard case .command(let spec) = study.definition.experiment else {
-            throw RunnerError(.configuration, "a serving test study needs its experiment passed in")
+            throw AutotuneError(.configuration, "a serving test study needs its experiment passed in")
         }
         return CommandExperiment(spec: spec, defaultWorkingDirectory: scratch.directory)
     }

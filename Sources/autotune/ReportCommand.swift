@@ -1,5 +1,6 @@
 import ArgumentParser
 import Autotune
+import AutotuneApp
 import AutotuneReport
 import Foundation
 
@@ -8,9 +9,9 @@ struct ReportCommand: AsyncParsableCommand {
         commandName: "report",
         abstract: "Write a study as one self-contained HTML page that opens offline.",
         discussion: """
-            History, parallel coordinates, the Pareto front with several objectives, parameter importance, a slice \\
-            per parameter, failures by stage and cause, the best configuration with its command, a timeline of \\
-            trials per GPU or slot, and every trial in a sortable, filterable table. Charts are SVG drawn here: no \\
+            History, parallel coordinates, the Pareto front with several objectives, parameter importance, a slice \
+            per parameter, failures by stage and cause, the best configuration with its command, a timeline of \
+            trials per GPU or slot, and every trial in a sortable, filterable table. Charts are SVG drawn here: no \
             script library and no network.
             """
     )
@@ -25,19 +26,56 @@ struct ReportCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            try await store.withStudy(study) { database, stored in
+            let location = store.location
+            try await location.withStudy(study, logger: cliLogger()) { database, stored in
                 let trials = try await database.trials(ofStudy: stored.id)
-                let input = ReportInput(
-                    study: stored, trials: trials,
-                    commands: reportCommands(study: stored, trials: trials, trialsDirectory: store.trialsDirectory))
+                let input = ReportInput(study: stored, trials: trials, trialsDirectory: location.trialsDirectory)
                 let path = output ?? "\(study).html"
-                do {
-                    try Data(StudyReport.html(input).utf8).write(to: URL(fileURLWithPath: path))
-                } catch {
-                    throw CLIError(.runtime, "cannot write \(path): \(error.localizedDescription)")
-                }
+                try write(StudyReport.html(input), to: path)
                 print("Wrote \(path) (\(trials.count) trials); open it in any browser, offline")
             }
         }
+    }
+}
+
+struct DashboardCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dashboard",
+        abstract: "Serve the database's studies as live web pages (read-only).",
+        discussion: """
+            The studies, each study's report (the views of 'autotune report'), updating within a second or two \
+            while a study runs in another process, and a page per trial with its configuration, metrics, timings, \
+            error and the tail of its logs. It binds to 127.0.0.1 unless --host says otherwise, only reads the \
+            database, and reads no file outside the studies' trial directories.
+            """
+    )
+
+    @Option(name: .long, help: "The address to listen on.")
+    var host = "127.0.0.1"
+
+    @Option(name: .long, help: "The port to listen on.")
+    var port = 8765
+
+    @OptionGroup var store: StoreOptions
+
+    func run() async throws {
+        try await reportingErrors {
+            let location = store.location
+            try await location.withStore(.readOnly, logger: cliLogger()) { database in
+                printError("Dashboard of \(location.displayPath) at http://\(host):\(port)/")
+                try await Dashboard.serve(
+                    store: database, trialsDirectory: location.trialsDirectory, databaseName: location.displayPath,
+                    host: host, port: port, logger: cliLogger())
+            }
+        }
+    }
+}
+
+/// Writes `text` to `path`; a failure names the file.
+func write(_ text: String, to path: String) throws {
+    do {
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+    } catch {
+        throw AutotuneError(.unavailable, "cannot write \(path): \(error.localizedDescription)", underlying: error)
     }
 }

@@ -1,12 +1,9 @@
 import ArgumentParser
 import Autotune
+import AutotuneApp
 import AutotuneRunner
-import AutotuneStore
 import AutotuneTask
-import Dispatch
 import Foundation
-import Logging
-import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -16,7 +13,7 @@ import Synchronization
     import Darwin
 #endif
 
-/// Options shared by `run` and `resume`.
+/// Options shared by `run`, `resume` and `worker`.
 struct LoopOptions: ParsableArguments {
     @Option(name: .long, help: "Experiments at once (overrides the task file's parallel).")
     var parallel: Int?
@@ -60,6 +57,30 @@ struct LoopOptions: ParsableArguments {
         }
         return indexes.compactMap { $0 }
     }
+
+    /// Where programs run.
+    var execution: Execution {
+        slurm ? .slurm(SlurmRunner.Settings(partition: slurmPartition, extraArguments: slurmArg)) : .local
+    }
+
+    /// Silent with `--quiet`; a live bar on a terminal; plain lines when standard error is a file or a pipe.
+    private var progress: any ProgressReporter {
+        if quiet { return SilentProgress() }
+        return isatty(STDERR_FILENO) == 1 ? TerminalProgress() : LineProgress()
+    }
+
+    /// The run's settings.
+    func settings(staleAfter: Duration = .seconds(30)) throws -> RunSettings {
+        RunSettings(
+            parallel: parallel,
+            trialsDirectory: trialsDir.map { URL(fileURLWithPath: $0) },
+            gpus: try gpuIndexes(),
+            execution: execution,
+            progress: progress,
+            logger: cliLogger(verbose: verbose),
+            staleAfter: staleAfter
+        )
+    }
 }
 
 struct RunCommand: AsyncParsableCommand {
@@ -85,18 +106,14 @@ struct RunCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        StopSignals.shared.install()
         try await reportingErrors {
-            var (definition, source) = try loadTask(task, checkPrograms: !loop.slurm)
-            if let study { definition.name = study }
-            if let seed { definition.seed = seed }
-            try await store.withStore { database in
-                let stored: StoredStudy
-                do {
-                    stored = try await database.createStudy(definition, taskSource: source)
-                } catch let error as StoreError {
-                    throw CLIError(.notFound, error.description)
-                }
-                try await runStudy(stored, store: database, storeOptions: store, options: loop)
+            var task = try LoadedTask.load(self.task, checkPrograms: !loop.execution.schedulerAssignsGPUs)
+            if let study { task.definition.name = study }
+            if let seed { task.definition.seed = seed }
+            try await store.location.withStore(.create, logger: cliLogger()) { database in
+                let stored = try await database.createStudy(task.definition, taskSource: task.source)
+                try await runStudy(stored, store: database, location: store.location, settings: try loop.settings())
             }
         }
     }
@@ -133,41 +150,31 @@ struct WorkerCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        StopSignals.shared.install()
         try await reportingErrors {
-            guard store.isPostgres else {
-                throw CLIError(
-                    .runtime,
+            let location = store.location
+            guard location.isPostgres else {
+                throw AutotuneError(
+                    .invalidArgument,
                     "autotune worker needs a database that workers share: --db postgres://user@host/database (a SQLite file serves one machine: use autotune run)"
                 )
             }
-            try await store.withStore { database in
+            try await location.withStore(.create, logger: cliLogger()) { database in
                 let stored: StoredStudy
                 if FileManager.default.fileExists(atPath: taskOrStudy) {
-                    var (definition, source) = try loadTask(taskOrStudy, checkPrograms: !loop.slurm)
-                    if let study { definition.name = study }
-                    do {
-                        stored = try await database.createStudy(definition, taskSource: source)
-                    } catch let error as StoreError where error.code == .studyExists {
-                        guard let existing = try await database.study(named: definition.name) else {
-                            throw CLIError(.runtime, "study '\(definition.name)' vanished while joining it")
-                        }
-                        guard existing.definition == definition else {
-                            throw CLIError(
-                                .invalidTask,
-                                "study '\(definition.name)' exists with a different definition than \(taskOrStudy); join it by name (autotune worker \(definition.name)) or choose another with --study"
-                            )
-                        }
-                        stored = existing
-                    }
+                    var task = try LoadedTask.load(taskOrStudy, checkPrograms: !loop.execution.schedulerAssignsGPUs)
+                    if let study { task.definition.name = study }
+                    stored = try await SharedStudy.join(task, in: database, taskPath: taskOrStudy)
                 } else {
-                    stored = try await store.study(taskOrStudy, in: database)
+                    stored = try await location.study(taskOrStudy, in: database)
                 }
                 if stored.status == .completed {
                     print("Study '\(stored.definition.name)' is already complete.")
                     return
                 }
                 try await runStudy(
-                    stored, store: database, storeOptions: store, options: loop, staleAfter: .seconds(staleAfter))
+                    stored, store: database, location: location,
+                    settings: try loop.settings(staleAfter: .seconds(staleAfter)))
             }
         }
     }
@@ -186,185 +193,52 @@ struct ResumeCommand: AsyncParsableCommand {
     @OptionGroup var loop: LoopOptions
 
     func run() async throws {
+        StopSignals.shared.install()
         try await reportingErrors {
-            try await store.withStudy(study, .existing) { database, stored in
+            try await store.location.withStudy(study, .existing, logger: cliLogger()) { database, stored in
                 if stored.status == .completed {
                     print("Study '\(study)' is already complete.")
                     return
                 }
-                try await runStudy(stored, store: database, storeOptions: store, options: loop)
+                try await runStudy(stored, store: database, location: store.location, settings: try loop.settings())
             }
         }
     }
 }
 
-/// Runs a study to its end or to a signal, printing progress and a summary: alone with a SQLite file, as
-/// one of its workers with PostgreSQL.
+/// Runs a study to its end or to a signal, printing progress and a summary: alone with a SQLite file, as one of
+/// its workers with PostgreSQL.
 ///
 /// The first SIGINT or SIGTERM drains (no new trials, running ones finish), a second one cancels the running
 /// trials, which go back to pending. The exit code is then 130 or 143 and `resume` continues.
 func runStudy(
-    _ study: StoredStudy,
-    store: any StudyStore & ResourceLedger,
-    storeOptions: StoreOptions,
-    options: LoopOptions,
-    staleAfter: Duration = .seconds(30)
+    _ study: StoredStudy, store: any StudyStore & ResourceLedger, location: StoreLocation, settings: RunSettings
 ) async throws {
-    let logger = cliLogger(verbose: options.verbose)
-    let storePath = storeOptions.displayPath
-    let trialsDirectory =
-        options.trialsDir.map { URL(fileURLWithPath: $0) }
-        ?? storeOptions.trialsDirectory
-    let gpus = try await gpuPool(for: study.definition, options: options, logger: logger)
-    let cwd = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
-    let loopOptions = StudyLoop.Options(
-        parallel: options.parallel,
-        trialsDirectory: trialsDirectory,
-        progress: progressReporter(quiet: options.quiet),
-        logger: logger,
-        ledger: store,
-        gpus: gpus
-    )
-    let experiment = makeExperiment(for: study.definition, workingDirectory: cwd, options: options)
-    let runner: StudyLoop
-    do {
-        if let shared = store as? any SharedStudyStore {
-            runner = try StudyLoop(
-                study: study, sharedStore: shared, experiment: experiment, options: loopOptions,
-                staleAfter: staleAfter)
-        } else {
-            runner = try await StudyLoop(study: study, store: store, experiment: experiment, options: loopOptions)
-        }
-    } catch let error as RunnerError {
-        throw CLIError(.runtime, error.description)
+    let session = await StudySession(study: study, store: store, location: location, settings: settings)
+    let loop = try await session.makeLoop()
+    let signals = StopSignals.shared
+    signals.attach(loop) { first in
+        TerminalScreen.standardError.lineAfterBreak(
+            first
+                ? "autotune: stopping after the running trials finish (again to cancel them)"
+                : "autotune: cancelling the running trials")
     }
-    let received = Mutex<Int32?>(nil)
-    let sources = [SIGINT, SIGTERM].map { number in
-        signal(number, SIG_IGN)
-        let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-        source.setEventHandler {
-            let first = received.withLock { value in
-                defer { if value == nil { value = number } }
-                return value == nil
-            }
-            TerminalScreen.standardError.lineAfterBreak(
-                first
-                    ? "autotune: stopping after the running trials finish (again to cancel them)"
-                    : "autotune: cancelling the running trials")
-            runner.requestStop(first ? .drain : .cancel)
-        }
-        source.resume()
-        return source
-    }
-    defer { sources.forEach { $0.cancel() } }
-
-    if study.definition.strategy.name == "bayesian", BLAS.coreName == "Prescott" {
-        // OpenBLAS picks its kernels before main runs, so only the environment can fix this.
-        FileHandle.standardError.write(
-            Data(
-                ("autotune: OpenBLAS did not recognise this CPU and uses generic kernels (4-6x slower); "
-                    + "set OPENBLAS_CORETYPE=Haswell (AVX2) or SkylakeX (AVX-512)\n").utf8
-            )
-        )
-    }
-    FileHandle.standardError.write(
-        Data(
-            "Study '\(study.definition.name)': \(study.definition.strategy.name) search, parallel \(options.parallel ?? study.definition.parallel), database \(storePath)\n"
-                .utf8)
-    )
-    let outcome = try await runner.run()
-    let trials = try await store.trials(ofStudy: study.id)
-    let completed = trials.filter { $0.state == .completed }.count
-    let failed = trials.filter { $0.state == .failed }.count
-    let pending = trials.filter { !$0.isFinished }.count
-    print(
-        "Study '\(study.definition.name)' \(outcome.status.rawValue): \(completed) completed, \(failed) failed, \(pending) pending, \(String(format: "%.1f", outcome.seconds)) s this run"
-    )
-    let objective = study.definition.objective
-    if objective.isMultiObjective, let best = outcome.best {
-        let names = objective.goals.map(\.label).joined(separator: " against ")
-        print(
-            "Pareto front of \(names): \(best.front.count) trial\(best.front.count == 1 ? "" : "s") (\(best.front.map { "#\($0.number)" }.joined(separator: " "))); see them with: \(storeOptions.command("best", study.definition.name))"
-        )
-    } else if var best = outcome.best, var trial = trials.first(where: { $0.number == best.number }) {
-        let confirm = study.definition.confirm
-        let ranking = confirm?.ranking(of: trials, objective: objective) ?? []
-        var label = "Best"
-        if let confirm, let confirmed = confirm.best(of: ranking),
-            let winner = trials.first(where: { $0.number == confirmed.number })
-        {
-            (best, trial) = (confirmed, winner)
-            label = "Best (confirmed, the \(confirm.rankBy.rawValue) of its repeats)"
-        }
-        if study.definition.baseline != nil, let baseline = trials.first(where: { $0.number == 0 }) {
-            print(baselineComparison(baseline, best: best, objective: study.definition.objective))
-        }
-        print(
-            "\(label): trial \(best.number) \(study.definition.objective.label)=\(HumanNumber.format(best.score))  \(trial.configuration.display(in: study.definition.space))"
-        )
-        if let confirm, !ranking.isEmpty {
-            print(BestCommand.confirmation(ranking, confirm: confirm, objective: objective))
-        }
-    }
+    defer { signals.detach() }
+    for note in session.notes { printError("autotune: " + note) }
+    printError(session.heading)
+    let summary = try await session.run(loop)
+    print(summary.text)
     // A worker stopped while others go on leaves the study running; it was still stopped by the signal.
-    if let signal = received.withLock({ $0 }), outcome.status != .completed {
-        if storeOptions.isPostgres {
-            print("Rejoin with: \(storeOptions.command("worker", study.definition.name))")
-        } else {
-            print("Resume with: \(storeOptions.command("resume", study.definition.name))")
-        }
+    if let signal = signals.firstReceived, summary.status != .completed {
+        print("\(location.isPostgres ? "Rejoin" : "Resume") with: \(summary.continueCommand)")
         throw ExitCode(128 + signal)
     }
-    if let reason = outcome.gaveUp {
-        throw CLIError(
+    if let reason = summary.gaveUp {
+        throw AutotuneError(
             .noCompletedTrial,
-            "stopped early: \(reason); fix it and `\(storeOptions.command("resume", study.definition.name))` (or set fail_fast: false)"
-        )
+            "stopped early: \(reason); fix it and `\(summary.continueCommand)` (or set fail_fast: false)")
     }
-    if outcome.best == nil, outcome.status == .completed {
-        throw CLIError(
-            .noCompletedTrial,
-            "no trial completed; see `\(storeOptions.command("trials", study.definition.name))` for the errors")
+    if summary.completedNothing {
+        throw AutotuneError(.noCompletedTrial, "no trial completed; see `\(summary.trialsCommand)` for the errors")
     }
-}
-
-/// The GPUs a study's trials may lease: `--gpus`, else the task file's list, else what nvidia-smi finds.
-private func gpuPool(for definition: StudyDefinition, options: LoopOptions, logger: Logger) async throws -> [GPU] {
-    // The pool is also what `gpus` means in a constraint between parameters.
-    let constrainsGPUs = definition.space.constraints.contains { $0.names.contains("gpus") }
-    guard definition.resources.gpusPerTrial != nil || constrainsGPUs, !options.slurm else { return [] }
-    if let indexes = try options.gpuIndexes() { return indexes.map { GPU(index: $0) } }
-    switch definition.resources.gpus {
-    case .declared(let indexes):
-        return indexes.map { GPU(index: $0) }
-    case .discover:
-        let found = await NvidiaSMIInventory().discover()
-        if let note = found.note {
-            FileHandle.standardError.write(
-                Data("autotune: no GPUs found: \(note); declare them with --gpus or resources.gpus\n".utf8))
-        }
-        return found.gpus
-    }
-}
-
-/// Silent with `--quiet`; a live bar on a terminal; plain lines when standard error is a file or a pipe.
-private func progressReporter(quiet: Bool) -> any ProgressReporter {
-    if quiet { return SilentProgress() }
-    return isatty(STDERR_FILENO) == 1 ? TerminalProgress() : LineProgress()
-}
-
-/// `Baseline (trial 0): 4120; the best is 61.3% better.`, or why the baseline has no score.
-func baselineComparison(_ baseline: Trial, best: BestTrial, objective: Objective) -> String {
-    guard let score = baseline.score else {
-        return "Baseline (trial 0): \(baseline.error?.summary ?? "no score")"
-    }
-    let gain = gainFraction(best.score, over: score, objective: objective)
-    return
-        "Baseline (trial 0): \(HumanNumber.format(score)); the best is \(String(format: "%.1f", gain * 100))% better."
-}
-
-/// How much better `score` is than `baseline`, as a fraction of the baseline (in the objective's direction).
-func gainFraction(_ score: Double, over baseline: Double, objective: Objective) -> Double {
-    guard baseline != 0 else { return 0 }
-    return objective.direction == .maximize ? (score - baseline) / abs(baseline) : (baseline - score) / abs(baseline)
 }

@@ -33,7 +33,10 @@ import Testing
         let rows = lines.filter { $0.first?.isNumber == true }
         #expect(rows.count == 5)
         #expect(rows.first?.contains("500") == true && rows.first?.contains("50 ") == true, "\(rows)")
-        #expect(rows.allSatisfy { $0.contains("/bin/sh -c") })
+        // Commands are below the table, one per front trial, so the table stays narrow.
+        #expect(rows.allSatisfy { !$0.contains("/bin/sh") })
+        let commands = lines.filter { $0.hasPrefix("  #") }
+        #expect(commands.count == 5 && commands.allSatisfy { $0.contains("/bin/sh -c") }, "\(best.stdout)")
         #expect(
             best.stdout.contains("Baseline (trial 0): tps 200, ttft 8; no front trial beats it on every objective."))
 

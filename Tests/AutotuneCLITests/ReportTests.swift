@@ -155,7 +155,7 @@ private func scriptErrors(_ log: String) -> [String] {
         #expect(page.contains("working on "), "the trial page shows the tail of its log")
         #expect(page.contains("Configuration") && page.contains("Timings"))
         let missing = try await fetch(base + "/study/nosuch")
-        #expect(missing.contains("no study named 'nosuch'"))
+        #expect(missing.contains("no study named &#39;nosuch&#39;"))
         let escape = try await fetch(base + "/study/live/trial/..%2F..%2Fautotune.sqlite")
         #expect(!escape.contains("SQLite format"), "a route read a file outside the trial directories")
     }

@@ -275,7 +275,7 @@ extension ScaleOutTests {
         let directory = try scratch()
         defer { try? FileManager.default.removeItem(at: directory) }
         let run = try await autotune(["worker", "some-study", "--db", "local.sqlite"], in: directory)
-        #expect(run.status == 1)
+        #expect(run.status == 2)
         #expect(run.stderr.contains("--db postgres://"), "\(run.stderr)")
         #expect(run.stderr.contains("autotune run"), "\(run.stderr)")
     }

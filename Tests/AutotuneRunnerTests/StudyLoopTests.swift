@@ -213,7 +213,7 @@ import Testing
         let experiment = ScriptedExperiment(delay: { _ in .milliseconds(50) }) { _ in .metrics(["score": 1]) }
         try await withTestStudy(definition) { study in
             let loop = try await study.loop(experiment: experiment, registry: registry)
-            let error = await #expect(throws: RunnerError.self) { try await loop.run() }
+            let error = await #expect(throws: AutotuneError.self) { try await loop.run() }
             #expect(error?.code == .strategy)
             #expect(try await study.stored().status == .interrupted)
         }

@@ -148,7 +148,7 @@ private struct ForgetfulStore: StudyStore, ResourceLedger {
         var message = ""
         do {
             try await store.saveStatus(.interrupted, studyID: study.id, runner: nil, elapsedSeconds: 1)
-        } catch let error as StoreError {
+        } catch let error as AutotuneError {
             message = error.message
         }
         release.signal()

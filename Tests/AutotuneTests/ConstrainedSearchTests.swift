@@ -110,7 +110,7 @@ private func play(
             budget: Budget(maxTrials: 4), experiment: .command(CommandSpec(command: [Template("true")])))
         var book = StudyBook(definition: definition, trials: [])
         let plan = book.plan(room: 1, elapsed: .zero, strategyExhausted: false)
-        let error = #expect(throws: StudyBookError.self) {
+        let error = #expect(throws: AutotuneError.self) {
             try book.start(plan, proposals: [Configuration(["a": .int(6)])], at: Date())
         }
         #expect(error?.code == .infeasibleProposal)

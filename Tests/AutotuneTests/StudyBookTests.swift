@@ -116,7 +116,7 @@ import Testing
         var book = StudyBook(definition: try definition(), trials: [trial(0, .completed), trial(1, .running)])
         let before = book.nextNumber
         let plan = book.plan(room: 2, elapsed: .zero, strategyExhausted: false)
-        let error = #expect(throws: StudyBookError.self) { try book.start(plan, proposals: proposals, at: now) }
+        let error = #expect(throws: AutotuneError.self) { try book.start(plan, proposals: proposals, at: now) }
         #expect(error?.message.contains(message) == true, "\(error?.message ?? "")")
         #expect(error?.message.contains("strategy 'test'") == true)
         #expect(book.nextNumber == before)

@@ -64,6 +64,48 @@ public struct ParameterExpression: Sendable, Hashable, Codable, CustomStringConv
         return names
     }
 
+    /// A bound on one name: `ttft_ms_p99 <= 800` (or `800 >= ttft_ms_p99`).
+    public struct Bound: Sendable, Hashable {
+        /// The name bounded.
+        public var name: String
+        /// Whether the value must stay at or below the limit (`<`, `<=`) rather than above it.
+        public var isUpper: Bool
+        /// The limit.
+        public var limit: Double
+
+        /// How far `value` is past the limit (0 when it meets it).
+        public func miss(_ value: Double) -> Double {
+            max(0, isUpper ? value - limit : limit - value)
+        }
+    }
+
+    /// The bounds the expression is made of when it is comparisons of a name with a number joined by `and`;
+    /// empty otherwise (an `or`, arithmetic, equality).
+    public var comparisons: [Bound] {
+        func bounds(_ node: Node) -> [Bound]? {
+            switch node {
+            case .binary(.and, let left, let right):
+                guard let a = bounds(left), let b = bounds(right) else { return nil }
+                return a + b
+            case .binary(let op, .name(let name), .number(let limit)):
+                switch op {
+                case .less, .lessOrEqual: return [Bound(name: name, isUpper: true, limit: limit)]
+                case .greater, .greaterOrEqual: return [Bound(name: name, isUpper: false, limit: limit)]
+                default: return nil
+                }
+            case .binary(let op, .number(let limit), .name(let name)):
+                switch op {
+                case .less, .lessOrEqual: return [Bound(name: name, isUpper: false, limit: limit)]
+                case .greater, .greaterOrEqual: return [Bound(name: name, isUpper: true, limit: limit)]
+                default: return nil
+                }
+            default:
+                return nil
+            }
+        }
+        return bounds(root) ?? []
+    }
+
     /// The value with `values` for parameters and `constants` for other names; a name found in neither is
     /// missing.
     public func evaluate(_ values: [String: ParameterValue], constants: [String: Double] = [:]) -> Value {

@@ -95,10 +95,10 @@ public struct TrialRecord: Sendable, Hashable, Codable {
         confirms = trial.confirms
     }
 
-    /// The trial the row holds; ``StoreError`` with code `corrupt` when a column cannot be read.
-    public func trial() throws(StoreError) -> Trial {
+    /// The trial the row holds; ``AutotuneError`` with code `corrupt` when a column cannot be read.
+    public func trial() throws(AutotuneError) -> Trial {
         guard let state = TrialState(rawValue: state) else {
-            throw StoreError(.corrupt, "trial \(number): unknown state '\(state)'")
+            throw AutotuneError(.corrupt, "trial \(number): unknown state '\(state)'")
         }
         do {
             let decoder = JSONDecoder()
@@ -120,7 +120,7 @@ public struct TrialRecord: Sendable, Hashable, Codable {
             trial.confirms = confirms
             return trial
         } catch {
-            throw StoreError(.corrupt, "trial \(number): a JSON column cannot be read (\(error))")
+            throw AutotuneError(.corrupt, "trial \(number): a JSON column cannot be read (\(error))", underlying: error)
         }
     }
 
@@ -211,8 +211,8 @@ public struct StudyRecord: Sendable, Hashable, Codable {
         return String(decoding: data, as: UTF8.self)
     }
 
-    /// The best trial from its columns; ``StoreError`` with code `corrupt` when the front cannot be read.
-    public static func best(number: Int?, score: Double?, front: String?, study: String) throws(StoreError)
+    /// The best trial from its columns; ``AutotuneError`` with code `corrupt` when the front cannot be read.
+    public static func best(number: Int?, score: Double?, front: String?, study: String) throws(AutotuneError)
         -> BestTrial?
     {
         guard let number, let score else { return nil }
@@ -221,22 +221,24 @@ public struct StudyRecord: Sendable, Hashable, Codable {
             do {
                 points = try JSONDecoder().decode([FrontPoint].self, from: Data(front.utf8))
             } catch {
-                throw StoreError(.corrupt, "study '\(study)': its Pareto front cannot be read (\(error))")
+                throw AutotuneError(
+                    .corrupt, "study '\(study)': its Pareto front cannot be read (\(error))", underlying: error)
             }
         }
         return BestTrial(number: number, score: score, front: points)
     }
 
-    /// The study the row holds; ``StoreError`` with code `corrupt` when it cannot be read.
-    public func study() throws(StoreError) -> StoredStudy {
+    /// The study the row holds; ``AutotuneError`` with code `corrupt` when it cannot be read.
+    public func study() throws(AutotuneError) -> StoredStudy {
         let decoded: StudyDefinition
         do {
             decoded = try JSONDecoder().decode(StudyDefinition.self, from: Data(definition.utf8))
         } catch {
-            throw StoreError(.corrupt, "study '\(name)': its definition cannot be read (\(error))")
+            throw AutotuneError(
+                .corrupt, "study '\(name)': its definition cannot be read (\(error))", underlying: error)
         }
         guard let status = StudyStatus(rawValue: status) else {
-            throw StoreError(.corrupt, "study '\(name)': unknown status '\(status)'")
+            throw AutotuneError(.corrupt, "study '\(name)': unknown status '\(status)'")
         }
         return StoredStudy(
             id: id,

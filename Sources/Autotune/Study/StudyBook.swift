@@ -113,8 +113,8 @@ public struct StudyBook: Sendable {
     ///
     /// A proposal outside the space, the configuration of a running trial, more proposals than asked for, or,
     /// in a finite space, a configuration the study already has (it could only waste a trial) breaks the
-    /// contract: ``StudyBookError`` names the strategy and the proposal, and the book is unchanged.
-    public mutating func start(_ plan: Plan, proposals: [Configuration], at now: Date) throws(StudyBookError)
+    /// contract: ``AutotuneError`` names the strategy and the proposal, and the book is unchanged.
+    public mutating func start(_ plan: Plan, proposals: [Configuration], at now: Date) throws(AutotuneError)
         -> [Trial]
     {
         let admitted = try admit(proposals, asked: plan.ask, besides: plan.trials)
@@ -141,12 +141,12 @@ public struct StudyBook: Sendable {
         return starting
     }
 
-    private func admit(_ proposals: [Configuration], asked: Int, besides planned: [Trial]) throws(StudyBookError)
+    private func admit(_ proposals: [Configuration], asked: Int, besides planned: [Trial]) throws(AutotuneError)
         -> [Configuration]
     {
         let name = definition.strategy.name
         guard proposals.count <= asked else {
-            throw StudyBookError(
+            throw AutotuneError(
                 .tooManyProposals,
                 "strategy '\(name)' returned \(proposals.count) configurations for an ask of \(asked)")
         }
@@ -157,24 +157,24 @@ public struct StudyBook: Sendable {
             do {
                 configuration = try definition.space.coerce(proposal.values)
             } catch {
-                throw StudyBookError(
+                throw AutotuneError(
                     .invalidProposal, "strategy '\(name)' proposed an invalid configuration: \(error)")
             }
             if let broken = definition.space.brokenConstraint(configuration, constants: constants) {
-                throw StudyBookError(
+                throw AutotuneError(
                     .infeasibleProposal,
                     "strategy '\(name)' proposed a configuration that breaks the constraint '\(broken)': \(configuration.summary(in: definition.space))"
                 )
             }
             if let twin = history.running.values.first(where: { $0.configuration == configuration }) {
-                throw StudyBookError(
+                throw AutotuneError(
                     .runningProposal, "strategy '\(name)' proposed the configuration of running trial \(twin.number)")
             }
             if finite,
                 history.contains(configuration) || planned.contains(where: { $0.configuration == configuration })
                     || admitted.contains(configuration)
             {
-                throw StudyBookError(
+                throw AutotuneError(
                     .repeatedProposal,
                     "strategy '\(name)' proposed a configuration the study already has: \(configuration.summary(in: definition.space))"
                 )
@@ -288,46 +288,4 @@ public struct StudyBook: Sendable {
         guard let search, let confirm = definition.confirm else { return search }
         return search + min(confirm.top, search) * confirm.repeats
     }
-}
-
-/// A strategy broke its contract with the loop; the study cannot go on with it.
-public struct StudyBookError: Error, Sendable, Hashable, CustomStringConvertible {
-    /// What was wrong.
-    public struct Code: Sendable, Hashable, CustomStringConvertible {
-        private enum Kind: String, Sendable, Hashable {
-            case tooManyProposals, invalidProposal, infeasibleProposal, runningProposal, repeatedProposal
-        }
-
-        private let kind: Kind
-
-        private init(_ kind: Kind) { self.kind = kind }
-
-        /// More configurations than asked for.
-        public static let tooManyProposals = Self(.tooManyProposals)
-        /// A configuration outside the space.
-        public static let invalidProposal = Self(.invalidProposal)
-        /// A configuration that breaks a known constraint between parameters.
-        public static let infeasibleProposal = Self(.infeasibleProposal)
-        /// The configuration of a running trial.
-        public static let runningProposal = Self(.runningProposal)
-        /// In a finite space, a configuration the study already has.
-        public static let repeatedProposal = Self(.repeatedProposal)
-
-        /// The code's name.
-        public var description: String { kind.rawValue }
-    }
-
-    /// What was wrong.
-    public var code: Code
-    /// A message for a person, naming the strategy.
-    public var message: String
-
-    /// Creates an error.
-    public init(_ code: Code, _ message: String) {
-        self.code = code
-        self.message = message
-    }
-
-    /// The message.
-    public var description: String { message }
 }

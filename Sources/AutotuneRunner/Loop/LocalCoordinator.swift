@@ -26,7 +26,7 @@ final class LocalCoordinator: StudyCoordinator {
 
     /// Restores the strategy from the study's checkpoint and the book from its trials.
     ///
-    /// Throws ``RunnerError`` when another live process on this machine runs the study.
+    /// Throws ``AutotuneError`` when another live process on this machine runs the study.
     init(
         study: StoredStudy,
         store: any StudyStore,
@@ -35,7 +35,7 @@ final class LocalCoordinator: StudyCoordinator {
         options: StudyLoop.Options
     ) async throws {
         if study.status == .running, let runner = study.runner, runner != .current, runner.isAliveOnThisHost {
-            throw RunnerError(
+            throw AutotuneError(
                 .studyBusy,
                 "study '\(study.definition.name)' is being run by process \(runner.pid) on \(runner.host); stop it first"
             )
@@ -89,7 +89,7 @@ final class LocalCoordinator: StudyCoordinator {
         do {
             trials = try book.start(plan, proposals: proposals, at: Date())
         } catch {
-            throw RunnerError(.strategy, error.message)
+            throw AutotuneError(.strategy, error.message)
         }
         try await store.saveLaunched(
             trials, studyID: study.id, checkpoint: plan.ask > 0 ? try strategy.encodedState() : nil)

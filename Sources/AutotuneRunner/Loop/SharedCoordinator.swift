@@ -85,8 +85,8 @@ final class SharedCoordinator: StudyCoordinator {
             let trials: [Trial]
             do {
                 trials = try book.start(plan, proposals: proposals, at: Date())
-            } catch let error as StudyBookError {
-                throw RunnerError(.strategy, error.message)
+            } catch let error as AutotuneError {
+                throw AutotuneError(.strategy, error.message)
             }
             done = book.isDone(afterStarting: trials.count)
             let checkpoint = plan.ask > 0 ? try strategy.encodedState() : nil

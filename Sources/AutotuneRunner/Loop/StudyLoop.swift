@@ -107,7 +107,7 @@ public actor StudyLoop {
     /// runner that died left running are dealt with when the run begins (re-queued or failed, as the
     /// definition says, once what they left running is ended).
     ///
-    /// Throws ``RunnerError`` when another live process runs the study.
+    /// Throws ``AutotuneError`` when another live process runs the study.
     public init(
         study: StoredStudy,
         store: any StudyStore,
@@ -326,44 +326,6 @@ public func withTimeout<T: Sendable>(
         }
         return value
     }
-}
-
-/// A run that cannot go on, with a code callers can test and a message for a person.
-public struct RunnerError: Error, Sendable, Hashable, CustomStringConvertible {
-    /// What went wrong.
-    public struct Code: Sendable, Hashable, CustomStringConvertible {
-        private enum Kind: String, Sendable, Hashable {
-            case studyBusy, strategy, configuration
-        }
-
-        private let kind: Kind
-
-        private init(_ kind: Kind) { self.kind = kind }
-
-        /// Another live process is running the study.
-        public static let studyBusy = Self(.studyBusy)
-        /// The strategy broke its contract.
-        public static let strategy = Self(.strategy)
-        /// The runner was set up without something the study needs.
-        public static let configuration = Self(.configuration)
-
-        /// The code's name.
-        public var description: String { kind.rawValue }
-    }
-
-    /// What went wrong.
-    public var code: Code
-    /// A message for a person.
-    public var message: String
-
-    /// Creates an error.
-    public init(_ code: Code, _ message: String) {
-        self.code = code
-        self.message = message
-    }
-
-    /// The message.
-    public var description: String { message }
 }
 
 /// This process's start mark, read once: it does not change while the process lives.

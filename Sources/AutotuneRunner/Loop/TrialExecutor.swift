@@ -128,14 +128,14 @@ extension TrialExecutor {
         var pool: GPUPool?
         if definition.resources.gpusPerTrial != nil, !experiment.schedulerAssignsGPUs {
             guard let ledger else {
-                throw RunnerError(.configuration, "the study leases GPUs but the runner has no ledger")
+                throw AutotuneError(.configuration, "the study leases GPUs but the runner has no ledger")
             }
             pool = GPUPool(gpus: options.gpus, ledger: ledger, holderIsAlive: holderIsAlive)
         }
         var ports: PortAllocator?
         if definition.experiment.usesPort {
             guard let ledger else {
-                throw RunnerError(.configuration, "the study reserves ports but the runner has no ledger")
+                throw AutotuneError(.configuration, "the study reserves ports but the runner has no ledger")
             }
             ports = PortAllocator(range: definition.resources.ports, ledger: ledger, holderIsAlive: holderIsAlive)
         }

@@ -1,16 +1,18 @@
-import Autotune
-import Foundation
+public import Autotune
+public import Foundation
 
 /// The columns of a trials listing: by default what a person asks about a trial (its number, state and score,
 /// the parameters, the metrics the objective and its constraints read, and why it failed), any others on request.
-struct TrialListing {
-    let definition: StudyDefinition
-    let columns: [String]
+public struct TrialListing: Sendable {
+    /// The study's definition.
+    public let definition: StudyDefinition
+    /// The columns, in order.
+    public let columns: [String]
     private let parameters: [String: Parameter]
 
     /// The columns for `trials`: `requested` when given (checked), else the defaults, with every metric when
     /// `allMetrics`; an `export` (CSV) has every metric and the attempt count always.
-    init(
+    public init(
         definition: StudyDefinition, trials: [Trial], requested: [String]? = nil, allMetrics: Bool = false,
         export: Bool = false
     ) throws {
@@ -23,7 +25,7 @@ struct TrialListing {
         }
         let metrics =
             allMetrics
-            ? Set(trials.flatMap(\.metrics.keys)).sorted()
+            ? Self.distinctMetrics(trials)
             : Self.objectiveMetrics(definition) + savings.filter { !Self.objectiveMetrics(definition).contains($0) }
         let placed = trials.contains { $0.host != nil }
         let rerun = export || trials.contains { $0.attempt > 1 }
@@ -40,21 +42,21 @@ struct TrialListing {
             Self.fixedColumns + definition.space.parameters.map(\.name) + trials.flatMap(\.metrics.keys)
                 + Self.objectiveMetrics(definition))
         if let unknown = requested.first(where: { !known.contains($0) }) {
-            let hint = suggestion(for: unknown, among: Array(known)).map { " (did you mean '\($0)'?)" } ?? ""
-            throw CLIError(
-                .invalidTask,
-                "--columns: no column '\(unknown)'\(hint); columns are \(Self.fixedColumns.joined(separator: ", ")), the parameters and the metrics"
+            throw AutotuneError(
+                .invalidArgument,
+                "--columns: no column '\(unknown)'\(Suggestion.hint(for: unknown, among: Array(known))); columns are \(Self.fixedColumns.joined(separator: ", ")), the parameters and the metrics"
             )
         }
         columns = requested
     }
 
-    static let fixedColumns = [
+    /// The columns every study has.
+    public static let fixedColumns = [
         "number", "state", "score", "attempt", "error", "node", "gpus", "port", "started", "seconds", "confirms",
     ]
 
     /// The metrics the objective and its constraints read, in that order.
-    static func objectiveMetrics(_ definition: StudyDefinition) -> [String] {
+    public static func objectiveMetrics(_ definition: StudyDefinition) -> [String] {
         var names: [String] = []
         let goals = definition.objective.allGoals.flatMap { $0.terms.map(\.metric) }
         for name in goals + definition.objective.constraints.map(\.metric)
@@ -64,11 +66,12 @@ struct TrialListing {
         return names
     }
 
-    var header: [String] { columns }
+    /// The header row.
+    public var header: [String] { columns }
 
     /// A trial's cells: for people (about four digits, floats at their range's precision, the failure in one
     /// line), or `exact` for CSV (full precision, the whole message).
-    func row(_ trial: Trial, exact: Bool) -> [String] {
+    public func row(_ trial: Trial, exact: Bool) -> [String] {
         columns.map { cell($0, trial, exact: exact) }
     }
 
@@ -96,9 +99,40 @@ struct TrialListing {
         }
     }
 
+    /// Every metric the trials reported, once: a level's `c64.ttft_ms_p99` is left out when every trial that has
+    /// it reports the same value as `ttft_ms_p99` (a benchmark of one level reports both).
+    static func distinctMetrics(_ trials: [Trial]) -> [String] {
+        let names = Set(trials.flatMap(\.metrics.keys))
+        return names.filter { name in
+            guard let dot = name.firstIndex(of: "."), case let bare = String(name[name.index(after: dot)...]),
+                names.contains(bare)
+            else { return true }
+            return trials.contains { trial in
+                guard let value = trial.metrics[name] else { return false }
+                return trial.metrics[bare] != value
+            }
+        }.sorted()
+    }
+
+    /// Fails unless `key` (`score`, `number`, a column, parameter or metric, `-` reversing it) can order
+    /// `trials`, naming the closest key.
+    public static func checkSortKey(_ key: String, definition: StudyDefinition, trials: [Trial], columns: [String])
+        throws
+    {
+        let name = key.hasPrefix("-") ? String(key.dropFirst()) : key
+        let known =
+            ["score", "number"] + columns + definition.space.parameters.map(\.name)
+            + Array(Set(trials.flatMap(\.metrics.keys)))
+        guard !known.contains(name) else { return }
+        throw AutotuneError(
+            .invalidArgument,
+            "--sort: no column '\(name)' to sort by\(Suggestion.hint(for: name, among: known)); sort by score, number, a parameter or a metric (-NAME reverses)"
+        )
+    }
+
     /// `trials` ordered by `key`: `score` puts the best first (unscored last), `-KEY` reverses, a parameter or
     /// metric sorts by its value (missing last), and anything else by number.
-    func sorted(_ trials: [Trial], by key: String) throws -> [Trial] {
+    public func sorted(_ trials: [Trial], by key: String) throws -> [Trial] {
         let descending = key.hasPrefix("-")
         let name = descending ? String(key.dropFirst()) : key
         if name == "number" { return descending ? trials.reversed() : trials }
@@ -113,10 +147,7 @@ struct TrialListing {
             }
             return descending ? ranked.reversed() : ranked
         }
-        guard columns.contains(name) || parameters[name] != nil || trials.contains(where: { $0.metrics[name] != nil })
-        else {
-            throw CLIError(.invalidTask, "--sort: no column '\(name)' to sort by")
-        }
+        try Self.checkSortKey(key, definition: definition, trials: trials, columns: columns)
         func value(_ trial: Trial) -> Double? {
             trial.configuration[name]?.numericValue ?? trial.metrics[name]
         }
@@ -132,32 +163,8 @@ struct TrialListing {
     }
 }
 
-/// The name of `candidates` closest to a misspelt one, if close enough.
-func suggestion(for name: String, among candidates: [String]) -> String? {
-    func distance(_ a: [Character], _ b: [Character]) -> Int {
-        guard !a.isEmpty else { return b.count }
-        guard !b.isEmpty else { return a.count }
-        var row = Array(0...b.count)
-        for i in 1...a.count {
-            var previous = row[0]
-            row[0] = i
-            for j in 1...b.count {
-                let current = row[j]
-                row[j] = min(row[j] + 1, row[j - 1] + 1, previous + (a[i - 1] == b[j - 1] ? 0 : 1))
-                previous = current
-            }
-        }
-        return row[b.count]
-    }
-    let target = Array(name.lowercased())
-    guard target.count <= 64 else { return nil }
-    let best = candidates.map { ($0, distance(target, Array($0.lowercased()))) }.min { $0.1 < $1.1 }
-    guard let (candidate, score) = best, score <= max(2, candidate.count / 3) else { return nil }
-    return candidate
-}
-
 /// JSON for trials: dates with their milliseconds, slashes as they are.
-func trialEncoder() -> JSONEncoder {
+public func trialEncoder() -> JSONEncoder {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
     let style = Date.ISO8601FormatStyle(includingFractionalSeconds: true)

@@ -1,67 +1,58 @@
-import ArgumentParser
-import Autotune
+public import Autotune
 import AutotuneReport
-import AutotuneStore
-import Foundation
-import Hummingbird
+public import Foundation
+public import Hummingbird
+public import Logging
 
-struct DashboardCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "dashboard",
-        abstract: "Serve the database's studies as live web pages (read-only).",
-        discussion: """
-            The studies, each study's report (the views of 'autotune report'), updating within a second or two \\
-            while a study runs in another process, and a page per trial with its configuration, metrics, timings, \\
-            error and the tail of its logs. It binds to 127.0.0.1 unless --host says otherwise, only reads the \\
-            database, and reads no file outside the studies' trial directories.
-            """
-    )
-
-    @Option(name: .long, help: "The address to listen on.")
-    var host = "127.0.0.1"
-
-    @Option(name: .long, help: "The port to listen on.")
-    var port = 8765
-
-    @OptionGroup var store: StoreOptions
-
-    func run() async throws {
-        try await reportingErrors {
-            let trialsDirectory = store.trialsDirectory
-            let databaseName = store.displayPath
-            try await store.withStore(.readOnly) { database in
-                let pages = DashboardPages(
-                    store: database, trialsDirectory: trialsDirectory, databaseName: databaseName)
-                let router = Router()
-                router.get("/") { _, _ in try await pages.html { try await pages.studies() } }
-                router.get("/studies") { _, _ in try await pages.html { try await pages.studiesFragment() } }
-                router.get("/study/:name") { _, context in
-                    let name = try context.parameters.require("name")
-                    return try await pages.html { try await pages.study(name) }
-                }
-                router.get("/study/:name/fragment") { _, context in
-                    let name = try context.parameters.require("name")
-                    return try await pages.html { try await pages.studyFragment(name) }
-                }
-                router.get("/study/:name/version") { request, context in
-                    let name = try context.parameters.require("name")
-                    let wait = request.uri.queryParameters.get("wait").flatMap(Double.init) ?? 20
-                    return try await pages.version(
-                        name, after: request.uri.queryParameters.get("after"), wait: min(max(wait, 0.25), 25))
-                }
-                router.get("/study/:name/trial/:number") { _, context in
-                    let name = try context.parameters.require("name")
-                    let number = try context.parameters.require("number", as: Int.self)
-                    return try await pages.html { try await pages.trial(name, number: number) }
-                }
-                let app = Application(
-                    router: router,
-                    configuration: .init(address: .hostname(host, port: port), serverName: "autotune-dashboard"),
-                    logger: cliLogger())
-                FileHandle.standardError.write(Data("Dashboard of \(databaseName) at http://\(host):\(port)/\n".utf8))
-                try await app.runService()
-            }
+/// The live dashboard: the database's studies as web pages, read from the store on every request.
+public enum Dashboard {
+    /// The dashboard's routes over `store`: `/` (the studies), `/studies` (their table, polled), a study's page
+    /// and fragment, its version (long-polled), a trial's page, and a trial's files under
+    /// `/study/NAME/trial/N/file/FILE`. A study, trial or file that is not there is a 404.
+    public static func buildRouter(
+        store: any StudyStore, trialsDirectory: URL, databaseName: String
+    ) -> Router<BasicRequestContext> {
+        let pages = DashboardPages(store: store, trialsDirectory: trialsDirectory, databaseName: databaseName)
+        let router = Router()
+        router.get("/") { _, _ in try await pages.html { try await pages.studies() } }
+        router.get("/studies") { _, _ in try await pages.html { try await pages.studiesFragment() } }
+        router.get("/study/:name") { _, context in
+            let name = try context.parameters.require("name")
+            return try await pages.html { try await pages.study(name) }
         }
+        router.get("/study/:name/fragment") { _, context in
+            let name = try context.parameters.require("name")
+            return try await pages.html { try await pages.studyFragment(name) }
+        }
+        router.get("/study/:name/version") { request, context in
+            let name = try context.parameters.require("name")
+            let wait = request.uri.queryParameters.get("wait").flatMap(Double.init) ?? 20
+            return try await pages.version(
+                name, after: request.uri.queryParameters.get("after"), wait: min(max(wait, 0.25), 25))
+        }
+        router.get("/study/:name/trial/:number") { _, context in
+            let name = try context.parameters.require("name")
+            let number = try context.parameters.require("number", as: Int.self)
+            return try await pages.html { try await pages.trial(name, number: number) }
+        }
+        router.get("/study/:name/trial/:number/file/:file") { _, context in
+            let name = try context.parameters.require("name")
+            let number = try context.parameters.require("number", as: Int.self)
+            let file = try context.parameters.require("file")
+            return try await pages.file(name, number: number, file: file)
+        }
+        return router
+    }
+
+    /// Serves the dashboard of `store` on `host:port` until the task is cancelled.
+    public static func serve(
+        store: any StudyStore, trialsDirectory: URL, databaseName: String, host: String, port: Int, logger: Logger
+    ) async throws {
+        let app = Application(
+            router: buildRouter(store: store, trialsDirectory: trialsDirectory, databaseName: databaseName),
+            configuration: .init(address: .hostname(host, port: port), serverName: "autotune-dashboard"),
+            logger: logger)
+        try await app.runService()
     }
 }
 
@@ -79,17 +70,17 @@ struct DashboardPages: Sendable {
             headers[.contentType] = "text/html; charset=utf-8"
             headers[.cacheControl] = "no-store"
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
-        } catch let error as CLIError where error.code == .notFound {
+        } catch let error as AutotuneError where error.code == .notFound || error.code == .studyNotFound {
             return Response(
-                status: .notFound, body: .init(byteBuffer: ByteBuffer(string: "<p>\(Self.escape(error.message))</p>")))
+                status: .notFound, body: .init(byteBuffer: ByteBuffer(string: "<p>\(HTML.escape(error.message))</p>")))
         }
     }
 
     func studies() async throws -> String {
         """
-        <!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Autotune — \(Self.escape(databaseName))</title>
+        <!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Autotune — \(HTML.escape(databaseName))</title>
         <style>\(StudyReport.style)</style></head><body>
-        <h1>Studies</h1><p class="meta">\(Self.escape(databaseName)), read-only; refreshed every 2 s</p>
+        <h1>Studies</h1><p class="meta">\(HTML.escape(databaseName)), read-only; refreshed every 2 s</p>
         <div id="studies">\(try await studiesFragment())</div>
         <script>setInterval(function(){fetch('/studies',{cache:'no-store'}).then(function(r){return r.text();})
         .then(function(t){document.getElementById('studies').innerHTML=t;}).catch(function(){});},2000);</script>
@@ -101,27 +92,24 @@ struct DashboardPages: Sendable {
         var html =
             "<table class=\"trials\"><thead><tr><th>study</th><th>status</th><th>trials</th><th>completed</th><th>failed</th><th>best</th><th>updated</th></tr></thead><tbody>"
         for study in try await store.studies() {
-            let trials = try await store.trials(ofStudy: study.id)
-            let name = study.definition.name
-            html += "<tr><td><a href=\"/study/\(Self.pathComponent(name))\">\(Self.escape(name))</a></td>"
-            html += "<td>\(Self.escape(displayStatus(study)))</td><td>\(trials.count)</td>"
-            html += "<td>\(trials.filter { $0.state == .completed }.count)</td>"
-            html += "<td>\(trials.filter { $0.state == .failed }.count)</td>"
-            html += "<td>\(study.best.map { "\(HumanNumber.format($0.score)) (#\($0.number))" } ?? "")</td>"
-            html += "<td>\(Self.escape(study.updatedAt.formatted(.iso8601)))</td></tr>"
+            let row = StudyStatusRow(study: study, trials: try await store.trials(ofStudy: study.id))
+            html += "<tr><td><a href=\"/study/\(Self.pathComponent(row.name))\">\(HTML.escape(row.name))</a></td>"
+            html += "<td>\(HTML.escape(row.status))</td><td>\(row.trials)</td>"
+            html += "<td>\(row.completed)</td><td>\(row.failed)</td>"
+            html += "<td>\(row.best == nil ? "" : HTML.escape(row.bestText))</td>"
+            html += "<td>\(HTML.escape(row.updatedAt.formatted(.iso8601)))</td></tr>"
         }
         return html + "</tbody></table>"
     }
 
     private func input(_ name: String) async throws -> ReportInput {
         guard let study = try await store.study(named: name) else {
-            throw CLIError(.notFound, "no study named '\(name)'")
+            throw AutotuneError(.notFound, "no study named '\(name)'")
         }
         let trials = try await store.trials(ofStudy: study.id)
         let path = Self.pathComponent(name)
         return ReportInput(
-            study: study, trials: trials,
-            commands: reportCommands(study: study, trials: trials, trialsDirectory: trialsDirectory),
+            study: study, trials: trials, trialsDirectory: trialsDirectory,
             trialLink: { "/study/\(path)/trial/\($0)" })
     }
 
@@ -180,17 +168,17 @@ struct DashboardPages: Sendable {
     func trial(_ name: String, number: Int) async throws -> String {
         guard let study = try await store.study(named: name),
             let trial = try await store.trials(ofStudy: study.id).first(where: { $0.number == number })
-        else { throw CLIError(.notFound, "no trial \(number) in study '\(name)'") }
+        else { throw AutotuneError(.notFound, "no trial \(number) in study '\(name)'") }
         var html = """
-            <!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>\(Self.escape(name)) #\(number)</title>
+            <!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>\(HTML.escape(name)) #\(number)</title>
             <style>\(StudyReport.style)</style></head><body>
-            <p><a href="/study/\(Self.pathComponent(name))">← \(Self.escape(name))</a></p>
+            <p><a href="/study/\(Self.pathComponent(name))">← \(HTML.escape(name))</a></p>
             <h1>Trial \(number)</h1><p class="meta">\(trial.state.rawValue), attempt \(trial.attempt)\(trial.score.map { ", score \(HumanNumber.format($0))" } ?? "")</p>
             """
         func table(_ title: String, _ rows: [(String, String)]) {
             guard !rows.isEmpty else { return }
             html += "<h2>\(title)</h2><table class=\"config\">"
-            for (key, value) in rows { html += "<tr><th>\(Self.escape(key))</th><td>\(Self.escape(value))</td></tr>" }
+            for (key, value) in rows { html += "<tr><th>\(HTML.escape(key))</th><td>\(HTML.escape(value))</td></tr>" }
             html += "</table>"
         }
         table(
@@ -206,16 +194,47 @@ struct DashboardPages: Sendable {
         if let host = trial.host { placement.append(("node", host)) }
         table("Placement", placement)
         if let error = trial.error {
-            html += "<h2>Error</h2><pre class=\"command\">\(Self.escape(error.description))</pre>"
+            html += "<h2>Error</h2><pre class=\"command\">\(HTML.escape(error.description))</pre>"
         }
-        if let command = try? launchCommand(for: trial, study: study, trialsDirectory: trialsDirectory) {
-            html +=
-                "<h2>Command</h2><pre class=\"command\">\(Self.escape(command.map(shellQuoted).joined(separator: " ")))</pre>"
+        if let command = try? study.definition.launchCommand(for: trial, trialsDirectory: trialsDirectory) {
+            html += "<h2>Command</h2><pre class=\"command\">\(HTML.escape(ShellWords.join(command)))</pre>"
         }
         for (file, tail) in Self.logTails(directory: trialDirectory(name, number)) {
-            html += "<h2>\(Self.escape(file)) (last lines)</h2><pre class=\"command\">\(Self.escape(tail))</pre>"
+            html += "<h2>\(HTML.escape(file)) (last lines)</h2><pre class=\"command\">\(HTML.escape(tail))</pre>"
         }
         return html + "</body></html>"
+    }
+
+    /// A file of the trial's directory as it is (`benchmark.json`, a log), named by the request: only a regular file
+    /// directly in the directory, no link leading out of it, and no name with a path in it.
+    func file(_ name: String, number: Int, file: String) async throws -> Response {
+        guard try await store.study(named: name) != nil else {
+            return Self.notFound("no study named '\(name)'")
+        }
+        let directory = trialDirectory(name, number)
+        guard !file.isEmpty, !file.contains("/"), file != ".", file != "..",
+            let resolved = Self.regularFile(named: file, in: directory),
+            let data = FileManager.default.contents(atPath: resolved.path)
+        else { return Self.notFound("trial \(number) of '\(name)' has no file '\(file)'") }
+        var headers = HTTPFields()
+        headers[.contentType] = file.hasSuffix(".json") ? "application/json" : "text/plain; charset=utf-8"
+        headers[.cacheControl] = "no-store"
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    private static func notFound(_ message: String) -> Response {
+        Response(status: .notFound, body: .init(byteBuffer: ByteBuffer(string: "<p>\(HTML.escape(message))</p>")))
+    }
+
+    /// `name` in `directory` when it is a regular file there once links are resolved.
+    static func regularFile(named name: String, in directory: URL) -> URL? {
+        let root = directory.resolvingSymlinksInPath().path
+        let resolved = directory.appendingPathComponent(name).resolvingSymlinksInPath()
+        guard resolved.deletingLastPathComponent().path == root,
+            let attributes = try? FileManager.default.attributesOfItem(atPath: resolved.path),
+            attributes[.type] as? FileAttributeType == .typeRegular
+        else { return nil }
+        return resolved
     }
 
     /// The trial's directory: built from the study's name and the trial's number, never from a request path.
@@ -229,14 +248,10 @@ struct DashboardPages: Sendable {
     static func logTails(directory: URL) -> [(String, String)] {
         let manager = FileManager.default
         guard let names = try? manager.contentsOfDirectory(atPath: directory.path) else { return [] }
-        let root = directory.resolvingSymlinksInPath().path
         var tails: [(String, String)] = []
         for name in names.sorted() where !name.hasPrefix(".") {
-            let file = directory.appendingPathComponent(name)
-            let resolved = file.resolvingSymlinksInPath()
-            guard resolved.deletingLastPathComponent().path == root,
+            guard let resolved = regularFile(named: name, in: directory),
                 let attributes = try? manager.attributesOfItem(atPath: resolved.path),
-                attributes[.type] as? FileAttributeType == .typeRegular,
                 let handle = try? FileHandle(forReadingFrom: resolved)
             else { continue }
             defer { try? handle.close() }
@@ -246,11 +261,6 @@ struct DashboardPages: Sendable {
             tails.append((name, String(decoding: data, as: UTF8.self)))
         }
         return tails
-    }
-
-    static func escape(_ text: String) -> String {
-        text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
-            .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
     }
 
     static func pathComponent(_ name: String) -> String {

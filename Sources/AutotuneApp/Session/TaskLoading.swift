@@ -1,0 +1,133 @@
+public import Autotune
+public import AutotuneReport
+public import AutotuneRunner
+import AutotuneServing
+import AutotuneTask
+public import Foundation
+import Logging
+
+/// A task file read and validated, with its text as the study keeps it.
+public struct LoadedTask: Sendable {
+    /// The study it defines.
+    public var definition: StudyDefinition
+    /// The file's text.
+    public var source: String
+}
+
+extension LoadedTask {
+    /// Reads and validates the task file at `path` (relative to `workingDirectory`), the strategy's options
+    /// included; an invalid file is ``AutotuneError/Code/invalidTask`` with its file:line:field message, the
+    /// ``TaskFileError`` underneath.
+    ///
+    /// With `checkPrograms`, a command whose program cannot be run here is refused too; not when a scheduler
+    /// (Slurm, Ray) runs the programs on nodes that have programs of their own.
+    public static func load(
+        _ path: String,
+        workingDirectory: URL = URL(fileURLWithPath: FileManager.default.currentDirectoryPath),
+        registry: StrategyRegistry = .standard,
+        checkPrograms: Bool = true
+    ) throws -> Self {
+        do {
+            let programs: TaskFile.ProgramCheck? = checkPrograms ? { Self.programProblem($0) } : nil
+            let (definition, source) = try TaskFile.load(
+                path: path, workingDirectory: workingDirectory,
+                strategies: { spec, context in try registry.check(spec.name, context: context) },
+                programs: programs)
+            return Self(definition: definition, source: source)
+        } catch {
+            throw AutotuneError(.invalidTask, error.description, underlying: error)
+        }
+    }
+
+    /// Why `program` cannot be run here, or `nil` when it can.
+    static func programProblem(_ program: String) -> String? {
+        guard ProcessLauncher.executable(program) == nil else { return nil }
+        return program.contains("/")
+            ? "\(program) does not exist or is not executable"
+            : "'\(program)' is not found on PATH (install it, or give its full path)"
+    }
+}
+
+/// Where a study's programs run.
+public enum Execution: Sendable, Hashable {
+    /// On this machine, in process groups of their own.
+    case local
+    /// As Slurm jobs: Slurm picks the node and gives the GPUs.
+    case slurm(SlurmRunner.Settings)
+
+    /// Whether a scheduler, not the runner, places trials and gives them GPUs.
+    public var schedulerAssignsGPUs: Bool {
+        switch self {
+        case .local: false
+        case .slurm: true
+        }
+    }
+
+    /// The program runner for this execution.
+    public func makeRunner() -> any ProgramRunner {
+        switch self {
+        case .local: LocalProgramRunner()
+        case .slurm(let settings): SlurmRunner(settings: settings)
+        }
+    }
+}
+
+extension StudyDefinition {
+    /// The experiment this study runs, its programs started as `execution` says; `{autotune}` in templates is
+    /// `executable`.
+    public func makeExperiment(
+        workingDirectory: URL, execution: Execution = .local, executable: String = AutotuneExecutable.path
+    ) -> any Experiment {
+        experiment.makeExperiment(
+            workingDirectory: workingDirectory, runner: execution.makeRunner(),
+            extraPlaceholders: ["autotune": executable])
+    }
+
+    /// A trial's argv, rendered exactly as the runner rendered it (the server's, for a serving study).
+    public func launchCommand(for trial: Trial, trialsDirectory: URL) throws -> [String] {
+        let context = TrialContext(
+            study: name,
+            trial: trial,
+            space: space,
+            seed: seed,
+            directory: trialsDirectory.appendingPathComponent(name).appendingPathComponent(String(trial.number)),
+            logger: .init(label: "autotune"),
+            gpus: trial.gpus,
+            port: trial.port
+        )
+        return try makeExperiment(workingDirectory: URL(fileURLWithPath: ".")).commandLine(for: context)
+    }
+
+    /// The launch commands of the trials a report names: the recommended one, the search's best and the front.
+    public func launchCommands(of trials: [Trial], result: StudyResult, trialsDirectory: URL) -> [Int: [String]] {
+        var named = Set(result.front.map(\.number))
+        if let number = result.recommended?.number { named.insert(number) }
+        if let number = result.searchBest?.number { named.insert(number) }
+        var commands: [Int: [String]] = [:]
+        for trial in trials where named.contains(trial.number) {
+            commands[trial.number] = try? launchCommand(for: trial, trialsDirectory: trialsDirectory)
+        }
+        return commands
+    }
+}
+
+/// This executable, for the `{autotune}` placeholder (`autotune simulate` in task files).
+public enum AutotuneExecutable {
+    /// Its absolute path.
+    public static let path: String = {
+        let link = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+        if link != "/proc/self/exe" { return link }
+        return URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL.path
+    }()
+}
+
+extension ReportInput {
+    /// The report of `study` and its `trials`, with the launch commands of the trials it names rendered as the
+    /// runner would (trial directories under `trialsDirectory`); trial numbers linked by `trialLink`.
+    public init(
+        study: StoredStudy, trials: [Trial], trialsDirectory: URL, trialLink: (@Sendable (Int) -> String)? = nil
+    ) {
+        self.init(study: study, trials: trials, trialLink: trialLink)
+        commands = study.definition.launchCommands(of: trials, result: result, trialsDirectory: trialsDirectory)
+    }
+}

@@ -1,0 +1,44 @@
+public import Autotune
+public import AutotuneRunner
+
+/// `autotune gpus`: the GPUs nvidia-smi finds on this machine and the leases trials hold on them and on ports.
+public struct GPUsView: Sendable {
+    /// What discovery found.
+    public var found: GPUDiscovery.Result
+    /// The leases held on this host.
+    public var leases: [ResourceLease]
+
+    /// Discovers the GPUs with `inventory` and reads this host's leases from `location` (none when there is no
+    /// database yet).
+    public init(location: StoreLocation, inventory: any GPUInventory = NvidiaSMIInventory()) async throws {
+        found = await inventory.discover()
+        let host = RunnerIdentity.current.host
+        leases = location.exists ? try await location.withStore(.readOnly) { try await $0.leases(host: host) } : []
+    }
+
+    /// The table of GPUs, then leases on what it does not list.
+    public var text: String {
+        var lines: [String] = []
+        if let note = found.note { lines.append("No GPUs: \(note).") }
+        var rows = [["gpu", "name", "memory free/total MiB", "util %", "leased by"]]
+        for gpu in found.gpus {
+            let holder = leases.first { $0.resource == .gpu(gpu.index) }?.holder
+            rows.append([
+                String(gpu.index), gpu.name ?? "-",
+                "\(gpu.memoryFreeMiB.map { String(Int($0)) } ?? "?")/\(gpu.memoryTotalMiB.map { String(Int($0)) } ?? "?")",
+                gpu.utilizationPercent.map { String(Int($0)) } ?? "?",
+                holder.map { "\($0.study) trial \($0.trial) (pid \($0.pid))" } ?? "-",
+            ])
+        }
+        if !found.gpus.isEmpty { lines.append(TextTable.render(rows)) }
+        for lease in leases where !found.gpus.contains(where: { .gpu($0.index) == lease.resource }) {
+            switch lease.resource {
+            case .gpu(let index):
+                lines.append("GPU \(index) leased by \(lease.holder.study) trial \(lease.holder.trial)")
+            case .port(let port):
+                lines.append("port \(port) reserved by \(lease.holder.study) trial \(lease.holder.trial)")
+            }
+        }
+        return lines.joined(separator: "\n")
+    }
+}
