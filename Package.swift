@@ -114,6 +114,7 @@ let package = Package(
             name: "autotune-bench",
             dependencies: [
                 "Autotune", "AutotuneStore", "AutotuneStorePostgres", "AutotuneRunner", "AutotuneServing",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -75,6 +75,16 @@ extension PostgresStudyStore {
                 "ALTER TABLE autotune_leases ADD COLUMN started text",
             ]
         ),
+        // Every write of a trial's row takes the study's next change number (under the study's row lock, so numbers
+        // commit in order): a worker reads only the trials that changed since its last read.
+        (
+            5,
+            [
+                "ALTER TABLE autotune_studies ADD COLUMN change bigint NOT NULL DEFAULT 0",
+                "ALTER TABLE autotune_trials ADD COLUMN change bigint NOT NULL DEFAULT 0",
+                "CREATE INDEX autotune_trials_by_change ON autotune_trials (study_id, change)",
+            ]
+        ),
     ]
 
     /// Creates or upgrades the tables. Workers starting together take an advisory lock, so one migrates and

@@ -231,33 +231,40 @@ public final class PostgresStudyStore: SharedStudyStore {
         let host = worker.host
         let pid = Int(worker.pid)
         let started = worker.started
-        let rows = try await run {
-            try await client.query(
+        return try await transaction { connection in
+            // Cheap when nothing is pending, which is most of the time: no lock, no change number.
+            let pending = try await connection.rows(
+                "SELECT 1 FROM autotune_trials WHERE study_id = \(studyID) AND state = 'pending' LIMIT 1",
+                logger: self.logger)
+            guard !pending.isEmpty else { return nil }
+            let change = try await Self.nextChange(studyID: studyID, connection: connection, logger: self.logger)
+            let rows = try await connection.rows(
                 """
                 UPDATE autotune_trials SET state = 'running', attempt = attempt + 1, started_at = now(),
                     heartbeat_at = now(), finished_at = NULL, error_stage = NULL, error_message = NULL,
-                    worker_host = \(host), worker_pid = \(pid), worker_started = \(started)
+                    worker_host = \(host), worker_pid = \(pid), worker_started = \(started), change = \(change)
                 WHERE id = (
                     SELECT id FROM autotune_trials WHERE study_id = \(studyID) AND state = 'pending'
                     ORDER BY number LIMIT 1 FOR UPDATE SKIP LOCKED
                 )
                 RETURNING *
                 """,
-                logger: logger
-            ).collect()
+                logger: self.logger
+            )
+            return try rows.first.map(Self.trial(from:))
         }
-        return try rows.first.map(Self.trial(from:))
     }
 
     /// Runs `decide` while the study's row is locked and saves its trials as claimed by `worker`.
     public func propose(
         studyID: Int64,
         worker: RunnerIdentity,
-        _ decide: (SharedStudyState) throws -> SharedProposal
+        since: Int64?,
+        _ decide: (SharedStudyState) async throws -> SharedProposal
     ) async throws -> SharedProposal {
         try await transaction { connection in
-            let state = try await self.lockedState(studyID: studyID, withTrials: true, connection: connection)
-            let proposal = try decide(state)
+            let state = try await self.lockedState(studyID: studyID, since: since, connection: connection)
+            let proposal = try await decide(state)
             for var trial in proposal.trials {
                 trial.state = .running
                 try await Self.upsert(
@@ -275,11 +282,12 @@ public final class PostgresStudyStore: SharedStudyStore {
         _ trial: Trial,
         studyID: Int64,
         elapsedSeconds: Double,
-        _ decide: (SharedStudyState) throws -> SharedVerdict
+        since: Int64?,
+        _ decide: (SharedStudyState) async throws -> SharedVerdict
     ) async throws {
         try await transaction { connection in
-            let state = try await self.lockedState(studyID: studyID, withTrials: false, connection: connection)
-            let verdict = try decide(state)
+            let state = try await self.lockedState(studyID: studyID, since: since, connection: connection)
+            let verdict = try await decide(state)
             try await self.saveFinished(
                 trial, studyID: studyID, checkpoint: verdict.checkpoint, best: verdict.best,
                 elapsedSeconds: elapsedSeconds, connection: connection)
@@ -426,14 +434,15 @@ public final class PostgresStudyStore: SharedStudyStore {
         return TransientFailure(sqlState: state, message: describe(error))
     }
 
-    /// The study's row, locked until the transaction ends, with its trials when an ask needs them.
-    private func lockedState(studyID: Int64, withTrials: Bool, connection: PostgresConnection) async throws
+    /// The study's row, locked until the transaction ends, with the trials that changed after change `since`
+    /// (every trial when `nil`).
+    private func lockedState(studyID: Int64, since: Int64?, connection: PostgresConnection) async throws
         -> SharedStudyState
     {
         let rows = try await connection.rows(
             """
-            SELECT checkpoint, checkpoint_version, best_number, best_score, best_front, name FROM autotune_studies
-            WHERE id = \(studyID) FOR UPDATE
+            SELECT checkpoint, checkpoint_version, best_number, best_score, best_front, name, change
+            FROM autotune_studies WHERE id = \(studyID) FOR UPDATE
             """,
             logger: logger
         )
@@ -445,18 +454,16 @@ public final class PostgresStudyStore: SharedStudyStore {
         let best = try StudyRecord.best(
             number: bestNumber, score: bestScore, front: try row["best_front"].decode(String?.self),
             study: try row["name"].decode(String.self))
-        var counts: [TrialState: Int] = [:]
-        for count in try await connection.rows(
-            "SELECT state, count(*) FROM autotune_trials WHERE study_id = \(studyID) GROUP BY state", logger: logger)
-        {
-            let (state, number) = try count.decode((String, Int).self)
-            if let state = TrialState(rawValue: state) { counts[state] = number }
-        }
+        let after = since ?? -1
+        let changes = try await connection.rows(
+            "SELECT * FROM autotune_trials WHERE study_id = \(studyID) AND change > \(after) ORDER BY number",
+            logger: logger
+        ).map(Self.trial(from:))
         return SharedStudyState(
             checkpoint: try row["checkpoint"].decode(Data?.self),
             version: try row["checkpoint_version"].decode(Int64.self),
-            trials: withTrials ? try await Self.trials(studyID: studyID, connection: connection, logger: logger) : [],
-            counts: counts,
+            changes: changes,
+            sequence: try row["change"].decode(Int64.self),
             best: best
         )
     }
@@ -502,6 +509,7 @@ public final class PostgresStudyStore: SharedStudyStore {
         logger: Logger
     ) async throws {
         let row = try TrialRecord(trial, studyID: studyID)
+        let change = try await nextChange(studyID: studyID, connection: connection, logger: logger)
         let workerHost = worker?.host
         let workerPID = worker.map { Int($0.pid) }
         let workerStarted = worker?.started
@@ -509,11 +517,11 @@ public final class PostgresStudyStore: SharedStudyStore {
             """
             INSERT INTO autotune_trials (study_id, number, state, params, metrics, score, error_stage, error_message,
                 timings, attempt, started_at, finished_at, heartbeat_at, gpus, port, host, worker_host, worker_pid,
-                confirms, worker_started)
+                confirms, worker_started, change)
             VALUES (\(row.studyID), \(row.number), \(row.state), \(row.params), \(row.metrics), \(row.score),
                 \(row.errorStage), \(row.errorMessage), \(row.timings), \(row.attempt), \(row.startedAt),
                 \(row.finishedAt), now(), \(row.gpus), \(row.port), \(row.host), \(workerHost), \(workerPID),
-                \(row.confirms), \(workerStarted))
+                \(row.confirms), \(workerStarted), \(change))
             ON CONFLICT (study_id, number) DO UPDATE SET
                 state = excluded.state, params = excluded.params, metrics = excluded.metrics,
                 score = excluded.score, error_stage = excluded.error_stage, error_message = excluded.error_message,
@@ -521,10 +529,22 @@ public final class PostgresStudyStore: SharedStudyStore {
                 finished_at = excluded.finished_at, heartbeat_at = excluded.heartbeat_at, gpus = excluded.gpus,
                 port = excluded.port, host = excluded.host, worker_host = excluded.worker_host,
                 worker_pid = excluded.worker_pid, confirms = excluded.confirms,
-                worker_started = excluded.worker_started
+                worker_started = excluded.worker_started, change = excluded.change
             """,
             logger: logger
         )
+    }
+
+    /// The study's next change number, for a trial's row written in this transaction. It locks the study's row
+    /// until the transaction ends (the study's row before any trial's, as every transaction here takes them), so
+    /// change numbers commit in the order they are taken and a reader of "changes after N" misses none.
+    private static func nextChange(studyID: Int64, connection: PostgresConnection, logger: Logger) async throws
+        -> Int64
+    {
+        let rows = try await connection.rows(
+            "UPDATE autotune_studies SET change = change + 1 WHERE id = \(studyID) RETURNING change", logger: logger)
+        guard let row = rows.first else { throw AutotuneError(.corrupt, "study \(studyID) is gone") }
+        return try row.decode(Int64.self)
     }
 
     private static func saveCheckpoint(

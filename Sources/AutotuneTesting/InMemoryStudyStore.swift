@@ -12,17 +12,23 @@ public final class InMemoryStudyStore: SharedStudyStore {
         var trial: Trial
         var worker: RunnerIdentity?
         var heartbeat: ContinuousClock.Instant
+        /// The study's change number when the trial was last written.
+        var change: Int64 = 0
     }
 
     private struct State {
         var studies: [Int64: StoredStudy] = [:]
         var versions: [Int64: Int64] = [:]
+        /// Each study's latest change number.
+        var changes: [Int64: Int64] = [:]
         var trials: [Int64: [Int: StoredTrial]] = [:]
         var leases: [ResourceLease] = []
         var nextID: Int64 = 1
     }
 
     private let state = Mutex(State())
+    /// The studies' lock, held across a decision that may wait (a plug-in strategy's reply).
+    private let studyLock = AsyncLock()
 
     /// A name of its own, so two in-memory stores' studies are told apart.
     public let location = "memory:\(UUID().uuidString)"
@@ -132,6 +138,7 @@ public final class InMemoryStudyStore: SharedStudyStore {
             stored.trial.error = nil
             stored.worker = worker
             stored.heartbeat = .now
+            stored.change = Self.nextChange(studyID, in: &state)
             state.trials[studyID]?[stored.trial.number] = stored
             return stored.trial
         }
@@ -141,13 +148,17 @@ public final class InMemoryStudyStore: SharedStudyStore {
     public func propose(
         studyID: Int64,
         worker: RunnerIdentity,
-        _ decide: (SharedStudyState) throws -> SharedProposal
+        since: Int64?,
+        _ decide: (SharedStudyState) async throws -> SharedProposal
     ) async throws -> SharedProposal {
-        try state.withLock { state in
-            let proposal = try decide(try Self.lockedState(studyID, withTrials: true, in: state))
-            try Self.save(proposal.trials, studyID: studyID, worker: worker, in: &state)
-            if let checkpoint = proposal.checkpoint {
-                try Self.saveCheckpoint(checkpoint, studyID: studyID, in: &state)
+        try await studyLock.withLock {
+            let locked = try state.withLock { try Self.lockedState(studyID, since: since, in: $0) }
+            let proposal = try await decide(locked)
+            try state.withLock { state in
+                try Self.save(proposal.trials, studyID: studyID, worker: worker, in: &state)
+                if let checkpoint = proposal.checkpoint {
+                    try Self.saveCheckpoint(checkpoint, studyID: studyID, in: &state)
+                }
             }
             return proposal
         }
@@ -158,13 +169,17 @@ public final class InMemoryStudyStore: SharedStudyStore {
         _ trial: Trial,
         studyID: Int64,
         elapsedSeconds: Double,
-        _ decide: (SharedStudyState) throws -> SharedVerdict
+        since: Int64?,
+        _ decide: (SharedStudyState) async throws -> SharedVerdict
     ) async throws {
-        try state.withLock { state in
-            let verdict = try decide(try Self.lockedState(studyID, withTrials: false, in: state))
-            try Self.finish(
-                trial, studyID: studyID, checkpoint: verdict.checkpoint, best: verdict.best, elapsed: elapsedSeconds,
-                in: &state, raiseOnly: true)
+        try await studyLock.withLock {
+            let locked = try state.withLock { try Self.lockedState(studyID, since: since, in: $0) }
+            let verdict = try await decide(locked)
+            try state.withLock { state in
+                try Self.finish(
+                    trial, studyID: studyID, checkpoint: verdict.checkpoint, best: verdict.best,
+                    elapsed: elapsedSeconds, in: &state, raiseOnly: true)
+            }
         }
     }
 
@@ -262,22 +277,30 @@ public final class InMemoryStudyStore: SharedStudyStore {
         (state.trials[studyID] ?? [:]).values.map(\.trial).sorted { $0.number < $1.number }
     }
 
-    private static func lockedState(_ studyID: Int64, withTrials: Bool, in state: State) throws -> SharedStudyState {
+    private static func lockedState(_ studyID: Int64, since: Int64?, in state: State) throws -> SharedStudyState {
         guard let study = state.studies[studyID] else { throw AutotuneError(.corrupt, "study \(studyID) is gone") }
-        let trials = Self.trials(studyID, in: state)
+        let after = since ?? -1
         return SharedStudyState(
             checkpoint: study.checkpoint,
             version: state.versions[studyID] ?? 0,
-            trials: withTrials ? trials : [],
-            counts: Dictionary(grouping: trials, by: \.state).mapValues(\.count),
+            changes: (state.trials[studyID] ?? [:]).values.filter { $0.change > after }.map(\.trial)
+                .sorted { $0.number < $1.number },
+            sequence: state.changes[studyID] ?? 0,
             best: study.best
         )
+    }
+
+    private static func nextChange(_ studyID: Int64, in state: inout State) -> Int64 {
+        state.changes[studyID, default: 0] += 1
+        return state.changes[studyID]!
     }
 
     private static func save(_ trials: [Trial], studyID: Int64, worker: RunnerIdentity?, in state: inout State) throws {
         guard state.studies[studyID] != nil else { throw AutotuneError(.corrupt, "study \(studyID) is gone") }
         for trial in trials {
-            state.trials[studyID]?[trial.number] = StoredTrial(trial: trial, worker: worker, heartbeat: .now)
+            let change = nextChange(studyID, in: &state)
+            state.trials[studyID]?[trial.number] = StoredTrial(
+                trial: trial, worker: worker, heartbeat: .now, change: change)
         }
     }
 
@@ -318,5 +341,41 @@ public final class InMemoryStudyStore: SharedStudyStore {
                 case .port(let port): return gpu ? nil : port
                 }
             })
+    }
+}
+
+/// A lock that may be held across suspension points, taken in the order it was asked for.
+final class AsyncLock: Sendable {
+    private struct State {
+        var held = false
+        var waiters: [CheckedContinuation<Void, Never>] = []
+    }
+
+    private let state = Mutex(State())
+
+    /// Runs `body` holding the lock.
+    func withLock<T>(_ body: () async throws -> T) async throws -> T {
+        await withCheckedContinuation { continuation in
+            let acquired = state.withLock { state in
+                if state.held {
+                    state.waiters.append(continuation)
+                    return false
+                }
+                state.held = true
+                return true
+            }
+            if acquired { continuation.resume() }
+        }
+        defer {
+            let next = state.withLock { state -> CheckedContinuation<Void, Never>? in
+                guard !state.waiters.isEmpty else {
+                    state.held = false
+                    return nil
+                }
+                return state.waiters.removeFirst()
+            }
+            next?.resume()
+        }
+        return try await body()
     }
 }

@@ -9,7 +9,7 @@ public import Foundation
 /// all. The space mixes every parameter kind.
 public struct StrategyConformance: Sendable {
     /// Builds the strategy under test, restoring `state` when given.
-    public typealias Factory = @Sendable (StrategyContext, Data?) throws -> any Strategy
+    public typealias Factory = @Sendable (StrategyContext, Data?) async throws -> any Strategy
 
     private let factory: Factory
     private let options: [String: JSONValue]
@@ -28,7 +28,7 @@ public struct StrategyConformance: Sendable {
         registry: StrategyRegistry, name: String, options: [String: JSONValue] = [:], deterministic: Bool = true
     ) {
         self.init(options: options, deterministic: deterministic) { context, state in
-            try registry.make(name, context: context, state: state)
+            try await registry.make(name, context: context, state: state)
         }
     }
 
@@ -44,12 +44,17 @@ public struct StrategyConformance: Sendable {
     }
 
     /// Every check; empty when the strategy conforms.
-    public func run() -> [String] {
-        inSpaceAndCounted() + pendingAware() + toleratesFailures() + stateRoundTrip() + reproducible()
+    public func run() async -> [String] {
+        var problems = await inSpaceAndCounted()
+        problems += await pendingAware()
+        problems += await toleratesFailures()
+        problems += await stateRoundTrip()
+        problems += await reproducible()
+        return problems
     }
 
-    private func make(seed: UInt64 = 7, state: Data? = nil) throws -> any Strategy {
-        try factory(
+    private func make(seed: UInt64 = 7, state: Data? = nil) async throws -> any Strategy {
+        try await factory(
             StrategyContext(space: Self.space(), objective: .minimize("f"), seed: seed, options: options), state)
     }
 
@@ -66,10 +71,10 @@ public struct StrategyConformance: Sendable {
         rounds: Int,
         batch: Int,
         failEvery: Int = 0
-    ) throws -> [[Configuration]] {
+    ) async throws -> [[Configuration]] {
         var asked: [[Configuration]] = []
         for _ in 0..<rounds {
-            let configurations = try strategy.ask(batch, history: history)
+            let configurations = try await strategy.ask(batch, history: history)
             asked.append(configurations)
             var trials: [Trial] = []
             for configuration in configurations {
@@ -88,19 +93,19 @@ public struct StrategyConformance: Sendable {
                     trial.metrics = ["f": trial.score!]
                 }
                 history.record(trial)
-                try strategy.tell(trial)
+                try await strategy.tell(trial)
             }
         }
         return asked
     }
 
     /// Only valid configurations, never more than asked for, never a configuration already in the study.
-    func inSpaceAndCounted() -> [String] {
+    func inSpaceAndCounted() async -> [String] {
         do {
-            var strategy = try make()
+            var strategy = try await make()
             var history = StudyHistory()
             var problems: [String] = []
-            for (round, batch) in try play(&strategy, history: &history, rounds: 8, batch: 3).enumerated() {
+            for (round, batch) in try await play(&strategy, history: &history, rounds: 8, batch: 3).enumerated() {
                 if batch.count > 3 { problems.append("round \(round): asked for 3, got \(batch.count)") }
                 if batch.isEmpty, !strategy.isExhausted {
                     problems.append("round \(round): no proposal from a strategy that is not exhausted")
@@ -118,18 +123,18 @@ public struct StrategyConformance: Sendable {
     }
 
     /// With trials running, a proposal never repeats one of them.
-    func pendingAware() -> [String] {
+    func pendingAware() async -> [String] {
         do {
-            var strategy = try make()
+            var strategy = try await make()
             var history = StudyHistory()
-            _ = try play(&strategy, history: &history, rounds: 3, batch: 2)
-            let running = try strategy.ask(4, history: history)
+            _ = try await play(&strategy, history: &history, rounds: 3, batch: 2)
+            let running = try await strategy.ask(4, history: history)
             for (offset, configuration) in running.enumerated() {
                 var trial = Trial(number: history.count + offset, configuration: configuration)
                 trial.state = .running
                 history.record(trial)
             }
-            let next = try strategy.ask(4, history: history)
+            let next = try await strategy.ask(4, history: history)
             let clashes = next.filter { running.contains($0) }
             var problems: [String] = []
             if !clashes.isEmpty { problems.append("proposed \(clashes.count) configuration(s) that are running") }
@@ -143,11 +148,11 @@ public struct StrategyConformance: Sendable {
     }
 
     /// Failed trials are told like any other and the strategy goes on proposing.
-    func toleratesFailures() -> [String] {
+    func toleratesFailures() async -> [String] {
         do {
-            var strategy = try make()
+            var strategy = try await make()
             var history = StudyHistory()
-            let asked = try play(&strategy, history: &history, rounds: 6, batch: 2, failEvery: 2)
+            let asked = try await play(&strategy, history: &history, rounds: 6, batch: 2, failEvery: 2)
             return asked.last?.isEmpty == true && !strategy.isExhausted ? ["stopped proposing after failures"] : []
         } catch {
             return ["failure check: \(error)"]
@@ -156,18 +161,18 @@ public struct StrategyConformance: Sendable {
 
     /// A strategy rebuilt from its checkpoint has the same state and (when deterministic) the same next
     /// proposals as the original.
-    func stateRoundTrip() -> [String] {
+    func stateRoundTrip() async -> [String] {
         do {
-            var original = try make()
+            var original = try await make()
             var history = StudyHistory()
-            _ = try play(&original, history: &history, rounds: 4, batch: 2)
+            _ = try await play(&original, history: &history, rounds: 4, batch: 2)
             let saved = try original.encodedState()
-            var restored = try make(state: saved)
+            var restored = try await make(state: saved)
             var problems: [String] = []
             if try restored.encodedState() != saved { problems.append("the restored state differs from the saved one") }
             if deterministic {
-                let a = try original.ask(3, history: history)
-                let b = try restored.ask(3, history: history)
+                let a = try await original.ask(3, history: history)
+                let b = try await restored.ask(3, history: history)
                 if a != b {
                     problems.append("a restored strategy proposed \(b.map(\.values)) instead of \(a.map(\.values))")
                 }
@@ -179,18 +184,18 @@ public struct StrategyConformance: Sendable {
     }
 
     /// Two strategies with the same seed propose the same; with different seeds they do not.
-    func reproducible() -> [String] {
+    func reproducible() async -> [String] {
         guard deterministic else { return [] }
         do {
-            var a = try make(seed: 11)
-            var b = try make(seed: 11)
-            var c = try make(seed: 12)
+            var a = try await make(seed: 11)
+            var b = try await make(seed: 11)
+            var c = try await make(seed: 12)
             var historyA = StudyHistory()
             var historyB = StudyHistory()
             var historyC = StudyHistory()
-            let first = try play(&a, history: &historyA, rounds: 4, batch: 2)
-            let second = try play(&b, history: &historyB, rounds: 4, batch: 2)
-            let third = try play(&c, history: &historyC, rounds: 4, batch: 2)
+            let first = try await play(&a, history: &historyA, rounds: 4, batch: 2)
+            let second = try await play(&b, history: &historyB, rounds: 4, batch: 2)
+            let third = try await play(&c, history: &historyC, rounds: 4, batch: 2)
             var problems: [String] = []
             if first != second { problems.append("the same seed gave different proposals") }
             if first == third { problems.append("different seeds gave the same proposals") }

@@ -282,11 +282,11 @@ extension StudyStoreConformance where Store: SharedStudyStore {
                 group.addTask {
                     var seen: Int64 = -1
                     _ = try await store.propose(
-                        studyID: study.id, worker: RunnerIdentity(host: "h", pid: Int32(worker))
+                        studyID: study.id, worker: RunnerIdentity(host: "h", pid: Int32(worker)), since: nil
                     ) {
                         state in
                         seen = state.version
-                        let next = (state.trials.map(\.number).max() ?? -1) + 1
+                        let next = (state.changes.map(\.number).max() ?? -1) + 1
                         let trials = (next..<next + 3).map { Self.trial($0, .running) }
                         return SharedProposal(trials: trials, checkpoint: Data("v\(state.version + 1)".utf8))
                     }
@@ -311,23 +311,39 @@ extension StudyStoreConformance where Store: SharedStudyStore {
         return problems
     }
 
-    /// A tell under the lock sees the counts and the stored best, and saves the trial, checkpoint and best.
+    /// A tell under the lock sees the trials that changed since the sequence it gives (only those), and saves the
+    /// trial, checkpoint and best.
     private func finishing() async throws -> [String] {
         let name = Self.unique("finish")
         let study = try await store.createStudy(Self.definition(name), taskSource: nil)
         let worker = RunnerIdentity(host: "h", pid: 1)
-        _ = try await store.propose(studyID: study.id, worker: worker) { _ in
+        _ = try await store.propose(studyID: study.id, worker: worker, since: nil) { _ in
             SharedProposal(trials: [Self.trial(0, .running), Self.trial(1, .running)], checkpoint: Data("a".utf8))
         }
+        var problems: [String] = []
+        // Where the study stands after the proposal: both trials are changes since the start.
+        var sequence: Int64 = 0
+        _ = try await store.propose(studyID: study.id, worker: worker, since: nil) { state in
+            sequence = state.sequence
+            if state.changes.map(\.number) != [0, 1] {
+                problems.append("a read since the start saw trials \(state.changes.map(\.number)), not 0 and 1")
+            }
+            return SharedProposal(trials: [], checkpoint: nil)
+        }
+        // Another worker puts trial 1 back: a read since `sequence` sees it, and only it.
+        try await store.saveRequeued([Self.trial(1, .pending)], studyID: study.id)
         var trial = Self.trial(0, .completed)
         trial.score = 4
-        var counts: [TrialState: Int] = [:]
-        try await store.finish(trial, studyID: study.id, elapsedSeconds: 2) { state in
-            counts = state.counts
+        var changed: [Trial] = []
+        try await store.finish(trial, studyID: study.id, elapsedSeconds: 2, since: sequence) { state in
+            changed = state.changes
             return SharedVerdict(checkpoint: Data("b".utf8), best: BestTrial(number: 0, score: 4))
         }
-        var problems: [String] = []
-        if counts != [.running: 2] { problems.append("a tell under the lock saw counts \(counts), not 2 running") }
+        if changed.map(\.number) != [1] || changed.first?.state != .pending {
+            problems.append(
+                "a read since the last one saw \(changed.map { "\($0.number) \($0.state.rawValue)" }), not trial 1 pending"
+            )
+        }
         let stored = try await store.study(named: name)
         if stored?.checkpoint != Data("b".utf8) || stored?.best != BestTrial(number: 0, score: 4) {
             problems.append("a tell under the lock did not save its checkpoint and best")

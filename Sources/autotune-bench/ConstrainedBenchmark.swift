@@ -112,15 +112,7 @@ struct ConstrainedProblem: Sendable {
 /// `--evaluations N`), and the share of trials that crashed or broke a constraint.
 enum ConstrainedBenchmark {
     /// `constrained [SEEDS] [PROBLEM] [--evaluations 50]`.
-    static func run(_ arguments: [String]) throws {
-        var positional = arguments
-        var evaluations = 50
-        if let flag = positional.firstIndex(of: "--evaluations"), flag + 1 < positional.count {
-            evaluations = max(10, Int(positional[flag + 1]) ?? 50)
-            positional.removeSubrange(flag...(flag + 1))
-        }
-        let seeds = positional.first.flatMap { Int($0) } ?? 10
-        let only = positional.dropFirst().first
+    static func run(seeds: Int, only: String?, evaluations: Int) async throws {
         let checkpoints = OptimizerBenchmark.checkpoints(evaluations)
         print(
             "| problem | strategy | \(OptimizerBenchmark.regretColumns(evaluations)) | crashed | broke the SLO |")
@@ -132,7 +124,8 @@ enum ConstrainedBenchmark {
                 var violated = 0
                 var total = 0
                 for seed in 0..<seeds {
-                    let trace = try optimize(problem, strategy: name, seed: UInt64(seed), evaluations: evaluations)
+                    let trace = try await optimize(
+                        problem, strategy: name, seed: UInt64(seed), evaluations: evaluations)
                     for (index, checkpoint) in checkpoints.enumerated() {
                         let best = trace.prefix(checkpoint).compactMap(\.feasible).min()
                         regrets[index].append((best ?? worst(problem)) - problem.minimum)
@@ -174,19 +167,19 @@ enum ConstrainedBenchmark {
         var crashed: Bool
     }
 
-    static func optimize(_ problem: ConstrainedProblem, strategy name: String, seed: UInt64, evaluations: Int) throws
-        -> [Evaluation]
+    static func optimize(_ problem: ConstrainedProblem, strategy name: String, seed: UInt64, evaluations: Int)
+        async throws -> [Evaluation]
     {
         let constraintCount = problem.constraints(problem.bounds.map(\.lowerBound)).count
         let objective = Objective(
             .minimize, terms: [Objective.Term(metric: "f")],
             constraints: (0..<constraintCount).map { MetricConstraint(metric: "c\($0)", maximum: 0) })
         let context = StrategyContext(space: problem.space, objective: objective, seed: seed)
-        var strategy = try StrategyRegistry.builtIn.make(name, context: context)
+        var strategy = try await StrategyRegistry.builtIn.make(name, context: context)
         var history = StudyHistory()
         var trace: [Evaluation] = []
         while trace.count < evaluations {
-            guard let configuration = try strategy.ask(1, history: history).first else { break }
+            guard let configuration = try await strategy.ask(1, history: history).first else { break }
             var trial = Trial(number: trace.count, configuration: configuration)
             let x = problem.point(configuration)
             if problem.crashes(problem.unit(x)) {
@@ -210,7 +203,7 @@ enum ConstrainedBenchmark {
                 }
             }
             history.record(trial)
-            try strategy.tell(trial)
+            try await strategy.tell(trial)
         }
         return trace
     }

@@ -13,23 +13,11 @@ import Foundation
 /// process's own (user + system), so tokens per CPU-second is the per-core figure. The server is a separate
 /// process sharing the machine's cores with whichever client runs.
 enum GeneratorBenchmark {
-    static func run(_ arguments: [String]) async throws {
-        var python: String?
-        var autotune = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    static func run(python: String?, autotune: String?) async throws {
+        let autotune =
+            autotune
+            ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
             .appendingPathComponent("autotune").path
-        var index = 0
-        while index < arguments.count {
-            switch arguments[index] {
-            case "--python":
-                index += 1
-                python = arguments[index]
-            case "--autotune":
-                index += 1
-                autotune = arguments[index]
-            default: break
-            }
-            index += 1
-        }
         let port = 35_000 + Int.random(in: 0..<1000)
         let server = Process()
         server.executableURL = URL(fileURLWithPath: autotune)

@@ -16,8 +16,7 @@ enum LoopOverhead {
         }
     }
 
-    static func run(_ arguments: [String]) async throws {
-        let counts = arguments.compactMap { Int($0) }
+    static func run(_ counts: [Int]) async throws {
         let trialCounts = counts.isEmpty ? [1_000, 10_000] : counts
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("autotune-bench-\(UUID())")
         defer { try? FileManager.default.removeItem(at: scratch) }
@@ -68,12 +67,7 @@ enum LoopOverhead {
 /// its own connection pool, run a study of in-process experiments that return at once, so what is left is
 /// the claim or the ask under the study's lock, the tell under it, and the heartbeats.
 enum SharedLoopOverhead {
-    static func run(_ arguments: [String]) async throws {
-        guard let url = arguments.first, url.hasPrefix("postgres") else {
-            print("usage: autotune-bench workers postgres://user@host/db [trials ...]")
-            return
-        }
-        let counts = arguments.dropFirst().compactMap { Int($0) }
+    static func run(url: String, counts: [Int]) async throws {
         let trialCounts = counts.isEmpty ? [200, 1_000] : counts
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("autotune-bench-\(UUID())")
         defer { try? FileManager.default.removeItem(at: scratch) }

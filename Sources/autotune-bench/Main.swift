@@ -1,31 +1,129 @@
+import ArgumentParser
 import Autotune
 
 /// Autotune's benchmarks; each prints a markdown table (docs/benchmarks.md).
-///
-///     autotune-bench loop [trials ...]      the loop's own overhead per trial
-///     autotune-bench optimizers [seeds]     simple regret of random, grid and bayesian on test functions
-///     autotune-bench ask-latency            bayesian ask time against the number of observations (d = 6)
-///     autotune-bench constrained [seeds]    regret and wasted trials on constrained problems with crash regions
-///     autotune-bench pareto [seeds]         hypervolume ratio of the front found on two-objective problems
-///     autotune-bench pareto-truth           the true fronts' hypervolumes, for the peers' script
-///     autotune-bench generator              the load generator's highest request rate on a trivial server
 @main
-enum Benchmarks {
-    static func main() async throws {
-        let arguments = Array(CommandLine.arguments.dropFirst())
-        switch arguments.first {
-        case "optimizers": try OptimizerBenchmark.run(Array(arguments.dropFirst()))
-        case "ask-latency": try OptimizerBenchmark.askLatency(Array(arguments.dropFirst()))
-        case "constrained": try ConstrainedBenchmark.run(Array(arguments.dropFirst()))
-        case "constrained-minima": print(ConstrainedProblem.all().map { "\($0.minimum)" }.joined(separator: " "))
-        case "pareto": try ParetoBenchmark.run(Array(arguments.dropFirst()))
-        case "pareto-truth": print(ParetoProblem.all().map { "\($0.trueHypervolume())" }.joined(separator: " "))
-        case "generator": try await GeneratorBenchmark.run(Array(arguments.dropFirst()))
-        case "loop", nil: try await LoopOverhead.run(Array(arguments.dropFirst()))
-        case "workers": try await SharedLoopOverhead.run(Array(arguments.dropFirst()))
-        case "blas": print("threads \(BLAS.threads), core \(BLAS.coreName), \(BLAS.configuration)")
-        default:
-            print("usage: autotune-bench loop|workers|optimizers|constrained|pareto|ask-latency|generator [arguments]")
+struct Benchmarks: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "autotune-bench",
+        abstract: "Autotune's benchmarks: each prints a markdown table (docs/benchmarks.md).",
+        subcommands: [
+            Loop.self, Workers.self, Optimizers.self, AskLatency.self, Constrained.self, ConstrainedMinima.self,
+            Pareto.self, ParetoTruth.self, Generator.self, Blas.self,
+        ],
+        defaultSubcommand: Loop.self
+    )
+
+    /// Parallelism levels written `1,4,8`.
+    struct Levels: ExpressibleByArgument {
+        var values: [Int]
+
+        init?(argument: String) {
+            let values = argument.split(separator: ",").compactMap { Int($0) }
+            guard !values.isEmpty, values.allSatisfy({ $0 >= 1 }) else { return nil }
+            self.values = values
         }
+    }
+
+    /// Names written `random,bayesian`.
+    struct Names: ExpressibleByArgument {
+        var values: [String]
+
+        init?(argument: String) { values = argument.split(separator: ",").map(String.init) }
+    }
+
+    struct Loop: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "The loop's own overhead per trial.")
+        @Argument(help: "Trial counts (default 1000 10000).") var trials: [Int] = []
+        func run() async throws { try await LoopOverhead.run(trials) }
+    }
+
+    struct Workers: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "A shared study's cost per trial with 1 and 3 workers over PostgreSQL.")
+        @Argument(help: "postgres://user@host/db") var url: String
+        @Argument(help: "Trial counts (default 200 1000).") var trials: [Int] = []
+        func validate() throws {
+            guard url.hasPrefix("postgres") else { throw ValidationError("the first argument is a postgres:// URL") }
+        }
+        func run() async throws { try await SharedLoopOverhead.run(url: url, counts: trials) }
+    }
+
+    struct Optimizers: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Simple regret of random, grid and bayesian search on test functions.")
+        @Argument(help: "Seeds per function.") var seeds = 10
+        @Argument(help: "Only this function.") var function: String?
+        @Option(help: "Parallelism levels, e.g. 1,4,8.") var parallel = Levels(argument: "1")!
+        @Option(help: "Only these strategies, e.g. random,bayesian.") var strategies: Names?
+        @Option(help: "Evaluations per study (at least 10).") var evaluations = 50
+        func run() async throws {
+            try await OptimizerBenchmark.run(
+                seeds: seeds, function: function, parallels: parallel.values, only: strategies?.values,
+                evaluations: max(10, evaluations))
+        }
+    }
+
+    struct AskLatency: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "ask-latency", abstract: "Bayesian ask time against the number of observations (d = 6).")
+        @Argument(help: "Observation counts (default 50 100 200 300 500).") var sizes: [Int] = []
+        @Option(help: "Trials running (asked, not told).") var running = 0
+        @Option(help: "Threads spinning meanwhile.") var load = 0
+        @Option(help: "1 or 2 objectives.") var objectives = 1
+        @Flag(help: "A hard constraint on the second measure instead of a second objective.") var constraint = false
+        func run() async throws {
+            try await OptimizerBenchmark.askLatency(
+                sizes: sizes, runningCount: running, load: load, objectives: objectives, constrained: constraint)
+        }
+    }
+
+    struct Constrained: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Regret and wasted trials on constrained problems with crash regions.")
+        @Argument(help: "Seeds per problem.") var seeds = 10
+        @Argument(help: "Only this problem.") var problem: String?
+        @Option(help: "Evaluations per study (at least 10).") var evaluations = 50
+        func run() async throws {
+            try await ConstrainedBenchmark.run(seeds: seeds, only: problem, evaluations: max(10, evaluations))
+        }
+    }
+
+    struct ConstrainedMinima: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "constrained-minima", abstract: "The constrained problems' minima, for the peers' script.")
+        func run() async throws { print(ConstrainedProblem.all().map { "\($0.minimum)" }.joined(separator: " ")) }
+    }
+
+    struct Pareto: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Hypervolume ratio of the front found on two-objective problems.")
+        @Argument(help: "Seeds per problem.") var seeds = 10
+        @Argument(help: "Only this problem.") var problem: String?
+        @Option(help: "Parallelism levels, e.g. 1,4.") var parallel = Levels(argument: "1,4")!
+        @Option(help: "Strategies, e.g. random,bayesian.") var strategies = Names(argument: "random,bayesian")!
+        func run() async throws {
+            try await ParetoBenchmark.run(
+                seeds: seeds, only: problem, parallels: parallel.values, strategies: strategies.values)
+        }
+    }
+
+    struct ParetoTruth: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "pareto-truth", abstract: "The true fronts' hypervolumes, for the peers' script.")
+        func run() async throws { print(ParetoProblem.all().map { "\($0.trueHypervolume())" }.joined(separator: " ")) }
+    }
+
+    struct Generator: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "The load generator's highest request rate on a trivial server, against a Python client.")
+        @Option(help: "A Python with aiohttp, to run the same load with it.") var python: String?
+        @Option(help: "The autotune executable (default: beside this one).") var autotune: String?
+        func run() async throws { try await GeneratorBenchmark.run(python: python, autotune: autotune) }
+    }
+
+    struct Blas: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "OpenBLAS's threads, kernel and build.")
+        func run() async throws { print("threads \(BLAS.threads), core \(BLAS.coreName), \(BLAS.configuration)") }
     }
 }

@@ -113,30 +113,9 @@ enum OptimizerBenchmark {
     }
 
     /// `optimizers [SEEDS] [FUNCTION] [--parallel 1,4,8] [--strategies random,grid,bayesian] [--evaluations 50]`.
-    static func run(_ arguments: [String]) throws {
-        var positional: [String] = []
-        var parallels = [1]
-        var evaluations = 50
-        var only: [String]?
-        var index = 0
-        while index < arguments.count {
-            switch arguments[index] {
-            case "--parallel":
-                index += 1
-                parallels = arguments[index].split(separator: ",").compactMap { Int($0) }
-            case "--strategies":
-                index += 1
-                only = arguments[index].split(separator: ",").map(String.init)
-            case "--evaluations":
-                index += 1
-                evaluations = max(10, Int(arguments[index]) ?? 50)
-            default:
-                positional.append(arguments[index])
-            }
-            index += 1
-        }
-        let seeds = positional.first.flatMap { Int($0) } ?? 10
-        let function = positional.dropFirst().first
+    static func run(seeds: Int, function: String?, parallels: [Int], only: [String]?, evaluations: Int)
+        async throws
+    {
         let functions = try TestFunction.all().filter { function == nil || $0.name == function }
         let checkpoints = Self.checkpoints(evaluations)
         print("| function | strategy | parallel | \(regretColumns(evaluations)) | strategy time per run |")
@@ -150,7 +129,7 @@ enum OptimizerBenchmark {
                     var regrets: [[Double]] = Array(repeating: [], count: checkpoints.count)
                     var times: [Double] = []
                     for seed in 0..<seeds {
-                        let (trace, seconds) = try optimize(
+                        let (trace, seconds) = try await optimize(
                             function, strategy: name, seed: UInt64(seed), evaluations: evaluations, parallel: parallel)
                         for (index, checkpoint) in checkpoints.enumerated() {
                             regrets[index].append(trace.prefix(checkpoint).min()! - function.minimum)
@@ -178,7 +157,7 @@ enum OptimizerBenchmark {
         seed: UInt64,
         evaluations: Int,
         parallel: Int = 1
-    ) throws -> ([Double], Double) {
+    ) async throws -> ([Double], Double) {
         var options: [String: JSONValue] = [:]
         if name == "grid", let resolution = function.gridResolution {
             options["resolution"] = .number(Double(resolution))
@@ -186,8 +165,8 @@ enum OptimizerBenchmark {
         // AUTOTUNE_BENCH_OPTIONS="initial_points=12,candidates=2048" tries other bayesian settings.
         options.merge(SimulatedSchedule.environmentOptions(for: name)) { $1 }
         let context = StrategyContext(space: function.space, objective: .minimize("f"), seed: seed, options: options)
-        var strategy = try StrategyRegistry.builtIn.make(name, context: context)
-        let (trials, seconds) = try SimulatedSchedule.run(
+        var strategy = try await StrategyRegistry.builtIn.make(name, context: context)
+        let (trials, seconds) = try await SimulatedSchedule.run(
             &strategy, seed: seed, evaluations: evaluations, parallel: parallel
         ) { trial in
             let value = function.evaluate(trial.configuration)
@@ -204,31 +183,9 @@ enum OptimizerBenchmark {
     /// and not told), `T` threads spinning meanwhile, as experiments keep a machine's cores busy, and with two
     /// objectives Hartmann-6 against the squared distance from the cube's centre (with `--constraint`, that
     /// distance at most 0.5 as a hard constraint instead).
-    static func askLatency(_ arguments: [String]) throws {
-        var sizes: [Int] = []
-        var runningCount = 0
-        var load = 0
-        var objectives = 1
-        var constrained = false
-        var index = 0
-        while index < arguments.count {
-            switch arguments[index] {
-            case "--running":
-                index += 1
-                runningCount = Int(arguments[index]) ?? 0
-            case "--load":
-                index += 1
-                load = Int(arguments[index]) ?? 0
-            case "--objectives":
-                index += 1
-                objectives = Int(arguments[index]) ?? 1
-            case "--constraint":
-                constrained = true
-            default:
-                if let n = Int(arguments[index]) { sizes.append(n) }
-            }
-            index += 1
-        }
+    static func askLatency(sizes: [Int], runningCount: Int, load: Int, objectives: Int, constrained: Bool)
+        async throws
+    {
         let spinning = Atomic<Bool>(true)
         for _ in 0..<load {
             Thread.detachNewThread {

@@ -80,25 +80,7 @@ private func Autotune_bench_branin(_ x1: Double, _ x2: Double) -> Double { brani
 /// ratio to the true front's, after 20 and 50 evaluations; sequentially and with several trials running.
 enum ParetoBenchmark {
     /// `pareto [SEEDS] [PROBLEM] [--parallel 1,4] [--strategies random,bayesian]`.
-    static func run(_ arguments: [String]) throws {
-        var seeds = 10
-        var only: String?
-        var parallels = [1, 4]
-        var strategies = ["random", "bayesian"]
-        var index = 0
-        while index < arguments.count {
-            switch arguments[index] {
-            case "--parallel":
-                index += 1
-                parallels = arguments[index].split(separator: ",").compactMap { Int($0) }
-            case "--strategies":
-                index += 1
-                strategies = arguments[index].split(separator: ",").map(String.init)
-            default:
-                if let number = Int(arguments[index]) { seeds = number } else { only = arguments[index] }
-            }
-            index += 1
-        }
+    static func run(seeds: Int, only: String?, parallels: [Int], strategies: [String]) async throws {
         print(
             "| problem | strategy | parallel | HV ratio @20 | HV ratio @50 (median [IQR]) | infeasible | strategy time per run |"
         )
@@ -112,7 +94,7 @@ enum ParetoBenchmark {
                     var infeasible = 0
                     var times: [Double] = []
                     for seed in 0..<seeds {
-                        let (trace, seconds) = try optimize(
+                        let (trace, seconds) = try await optimize(
                             problem, strategy: name, seed: UInt64(seed), evaluations: 50, parallel: parallel)
                         at20.append(
                             hypervolume(trace.prefix(20).compactMap { $0 }, reference: problem.reference) / truth)
@@ -136,15 +118,15 @@ enum ParetoBenchmark {
         seed: UInt64,
         evaluations: Int,
         parallel: Int
-    ) throws -> ([[Double]?], Double) {
+    ) async throws -> ([[Double]?], Double) {
         let constraintCount = problem.constraints(problem.bounds.map(\.lowerBound)).count
         let objective = Objective(
             goals: [.minimize("f1"), .minimize("f2")],
             constraints: (0..<constraintCount).map { MetricConstraint(metric: "c\($0)", maximum: 0) })
         let options = SimulatedSchedule.environmentOptions(for: name)
         let context = StrategyContext(space: problem.space, objective: objective, seed: seed, options: options)
-        var strategy = try StrategyRegistry.builtIn.make(name, context: context)
-        let (trials, seconds) = try SimulatedSchedule.run(
+        var strategy = try await StrategyRegistry.builtIn.make(name, context: context)
+        let (trials, seconds) = try await SimulatedSchedule.run(
             &strategy, seed: seed, evaluations: evaluations, parallel: parallel
         ) { trial in
             let x = problem.point(trial.configuration)

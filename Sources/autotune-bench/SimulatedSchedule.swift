@@ -28,7 +28,7 @@ enum SimulatedSchedule {
         evaluations: Int,
         parallel: Int,
         finish: (inout Trial) throws -> Void
-    ) throws -> (trials: [Trial], seconds: Double) {
+    ) async throws -> (trials: [Trial], seconds: Double) {
         var history = StudyHistory()
         var finished: [Trial] = []
         var seconds = 0.0
@@ -40,8 +40,9 @@ enum SimulatedSchedule {
         while finished.count < evaluations {
             let room = min(parallel - running.count, evaluations - started)
             if room > 0 {
-                var asked: [Configuration] = []
-                seconds += try clock.measure { asked = try strategy.ask(room, history: history) }.seconds
+                let asking = clock.now
+                let asked = try await strategy.ask(room, history: history)
+                seconds += (clock.now - asking).seconds
                 for configuration in asked {
                     var trial = Trial(number: started, configuration: configuration)
                     trial.state = .running
@@ -58,8 +59,9 @@ enum SimulatedSchedule {
             try finish(&trial)
             history.record(trial)
             finished.append(trial)
-            let told = trial
-            seconds += try clock.measure { try strategy.tell(told) }.seconds
+            let telling = clock.now
+            try await strategy.tell(trial)
+            seconds += (clock.now - telling).seconds
         }
         return (finished, seconds)
     }

@@ -104,7 +104,7 @@ private func bruteForceFront(_ trials: [Trial]) -> Set<Int> {
 
     /// A plug-in is told the objectives in hello and each trial's objective values in tell (protocol 2); one
     /// that speaks only protocol 1 is refused for a study of two objectives, with the reason.
-    @Test func aPluginIsToldTheObjectiveVectorAndAVersionOnePluginIsRefused() throws {
+    @Test func aPluginIsToldTheObjectiveVectorAndAVersionOnePluginIsRefused() async throws {
         let source = """
             import json, sys
             seen = {"objectives": None, "values": []}
@@ -129,14 +129,14 @@ private func bruteForceFront(_ trials: [Trial]) -> Set<Int> {
             Parameter("batch", .float(lower: 0, upper: 1)), Parameter("chunk", .int(lower: 1, upper: 4)),
         ])
         let options: [String: JSONValue] = ["command": .array(["python3", "-c", source].map(JSONValue.string))]
-        var strategy = try PluginStrategy(
+        var strategy = try await PluginStrategy(
             context: StrategyContext(space: space, objective: objective, seed: 1, options: options))
-        let configuration = try #require(try strategy.ask(1, history: StudyHistory()).first)
+        let configuration = try #require(try await strategy.ask(1, history: StudyHistory()).first)
         var trial = Trial(number: 0, configuration: configuration)
         trial.metrics = serving(configuration)
         trial.state = .completed
         trial.score = trial.metrics["tps"]
-        try strategy.tell(trial)
+        try await strategy.tell(trial)
         guard case .object(let seen) = strategy.state.plugin, case .array(let objectives)? = seen["objectives"],
             case .array(let values)? = seen["values"]
         else {
@@ -148,8 +148,8 @@ private func bruteForceFront(_ trials: [Trial]) -> Set<Int> {
         #expect(values == [.array(objective.values(trial.metrics)!.map(JSONValue.number))])
 
         let old = source.replacingOccurrences(of: #"{"protocol": 2}"#, with: #"{"protocol": 1}"#)
-        #expect {
-            _ = try PluginStrategy(
+        await #expect {
+            _ = try await PluginStrategy(
                 context: StrategyContext(
                     space: space, objective: objective, seed: 1,
                     options: ["command": .array(["python3", "-c", old].map(JSONValue.string))]))
@@ -157,7 +157,7 @@ private func bruteForceFront(_ trials: [Trial]) -> Set<Int> {
             "\(error)".contains("protocol 1, which has one objective")
         }
         // For one objective a version 1 plug-in is still welcome.
-        _ = try PluginStrategy(
+        _ = try await PluginStrategy(
             context: StrategyContext(
                 space: space, objective: .maximize("tps"), seed: 1,
                 options: ["command": .array(["python3", "-c", old].map(JSONValue.string))]))

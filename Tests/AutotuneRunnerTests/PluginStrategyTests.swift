@@ -25,10 +25,10 @@ private func context(_ options: [String: JSONValue]) -> StrategyContext {
     StrategyContext(space: StrategyConformance.space(), objective: .minimize("f"), seed: 3, options: options)
 }
 
-private func error(_ options: [String: JSONValue], ask: Bool = true) -> String {
+private func error(_ options: [String: JSONValue], ask: Bool = true) async -> String {
     do {
-        var strategy = try PluginStrategy(context: context(options))
-        if ask { _ = try strategy.ask(2, history: StudyHistory()) }
+        var strategy = try await PluginStrategy(context: context(options))
+        if ask { _ = try await strategy.ask(2, history: StudyHistory()) }
         return "no error"
     } catch {
         return "\(error)"
@@ -36,15 +36,15 @@ private func error(_ options: [String: JSONValue], ask: Bool = true) -> String {
 }
 
 @Suite(.serialized) struct PluginStrategyTests {
-    @Test func theReferencePluginKeepsTheContract() {
+    @Test func theReferencePluginKeepsTheContract() async {
         let options: [String: JSONValue] = ["command": .array([.string("python3"), .string(reference)])]
-        let problems = StrategyConformance(registry: .standard, name: "plugin", options: options).run()
+        let problems = await StrategyConformance(registry: .standard, name: "plugin", options: options).run()
         #expect(problems.isEmpty, "\(problems)")
     }
 
     /// The plug-in is told the known constraints, the conditions and the constants, and the reference plug-in
     /// keeps them: no proposal breaks a constraint, and an inactive parameter is left out.
-    @Test func aPluginIsToldTheConstraintsAndConditionsAndTheReferenceKeepsThem() throws {
+    @Test func aPluginIsToldTheConstraintsAndConditionsAndTheReferenceKeepsThem() async throws {
         let space = try SearchSpace(
             [
                 Parameter("tp", .categorical([.int(1), .int(2), .int(4), .int(8)])),
@@ -53,35 +53,36 @@ private func error(_ options: [String: JSONValue], ask: Bool = true) -> String {
                 Parameter("tokens", .int(lower: 1, upper: 8), when: try ParameterExpression("speculative == true")),
             ],
             constraints: [try ParameterExpression("tp * pp <= gpus")])
-        var strategy = try PluginStrategy(
+        var strategy = try await PluginStrategy(
             context: StrategyContext(
                 space: space, objective: .maximize("y"), seed: 1,
                 options: ["command": .array([.string("python3"), .string(reference)])], constants: ["gpus": 4]))
-        let proposals = try strategy.ask(40, history: StudyHistory())
+        let proposals = try await strategy.ask(40, history: StudyHistory())
         #expect(proposals.count == 40)
         #expect(proposals.allSatisfy { space.isFeasible($0, constants: ["gpus": 4]) })
         #expect(proposals.allSatisfy { ($0["speculative"] == .bool(true)) == ($0["tokens"] != nil) })
         #expect(proposals.contains { $0["speculative"] == .bool(false) } && proposals.contains { $0["tokens"] != nil })
     }
 
-    @Test func protocolViolationsAreClearErrorsWithTheStderrTail() {
+    @Test func protocolViolationsAreClearErrorsWithTheStderrTail() async {
         let greeting =
             #"if request["type"] == "hello": return {"protocol": 1}"# + "\n"
             + #"if request["type"] == "save": return {"state": 1}"# + "\n"
-        let garbage = error(
+        let garbage = await error(
             plugin(greeting + #"import sys; sys.stderr.write("thinking hard\n"); print("not json"); return {}"#))
         #expect(garbage.contains("not a JSON object") && garbage.contains("thinking hard"), "\(garbage)")
-        #expect(error(plugin(greeting + #"return {"error": "no idea"}"#)).contains("reported an error: no idea"))
-        let dead = error(plugin(greeting + #"import sys; sys.stderr.write("bye\n"); sys.exit(3)"#))
+        #expect(await error(plugin(greeting + #"return {"error": "no idea"}"#)).contains("reported an error: no idea"))
+        let dead = await error(plugin(greeting + #"import sys; sys.stderr.write("bye\n"); sys.exit(3)"#))
         #expect(dead.contains("exited before answering 'ask'") && dead.contains("bye"), "\(dead)")
-        #expect(error(plugin(greeting + "import time; time.sleep(30)")).contains("did not answer 'ask' within 2 s"))
-        let outside = error(plugin(greeting + #"return {"configurations": [{"a": 99}]}"#))
+        #expect(
+            await error(plugin(greeting + "import time; time.sleep(30)")).contains("did not answer 'ask' within 2 s"))
+        let outside = await error(plugin(greeting + #"return {"configurations": [{"a": 99}]}"#))
         #expect(outside.contains("outside the space"), "\(outside)")
-        let many = error(plugin(greeting + #"return {"configurations": [{}, {}, {}]}"#))
+        let many = await error(plugin(greeting + #"return {"configurations": [{}, {}, {}]}"#))
         #expect(many.contains("returned 3 configurations for an ask of 2"), "\(many)")
-        let version = error(plugin(#"return {"protocol": 3}"#), ask: false)
+        let version = await error(plugin(#"return {"protocol": 3}"#), ask: false)
         #expect(version.contains("speaks protocol 3"), "\(version)")
-        #expect(error(["command": .string("python3 x.py")], ask: false).contains("'command'"))
+        #expect(await error(["command": .string("python3 x.py")], ask: false).contains("'command'"))
     }
 
     @Test func aPluginStudyRunsInParallelAndResumesWhereItStopped() async throws {
@@ -145,13 +146,13 @@ enum OptunaPlugin {
             if: OptunaPlugin.available || OptunaPlugin.inCI, "optuna is not installed: pip install optuna (CI does)"),
         arguments: ["tpe", "cmaes"]
     )
-    func optunaSamplersKeepTheContract(sampler: String) throws {
+    func optunaSamplersKeepTheContract(sampler: String) async throws {
         try #require(OptunaPlugin.available, "CI must install optuna")
         // Optuna's samplers draw from their own random state, which a replayed study does not restore: the
         // bridge does not claim determinism.
         let suite = StrategyConformance(
             registry: .standard, name: "plugin", options: OptunaPlugin.options(sampler: sampler), deterministic: false)
-        let problems = suite.run()
+        let problems = await suite.run()
         #expect(problems.isEmpty, "\(sampler): \(problems)")
     }
 

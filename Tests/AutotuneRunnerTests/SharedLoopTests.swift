@@ -57,7 +57,7 @@ import Testing
         let study = try await store.createStudy(definition, taskSource: nil)
         // A worker that died mid-trial: its claim stays running and its heartbeat ages.
         let dead = RunnerIdentity(host: RunnerIdentity.current.host, pid: 999_999)
-        _ = try await store.propose(studyID: study.id, worker: dead) { _ in
+        _ = try await store.propose(studyID: study.id, worker: dead, since: nil) { _ in
             var trial = Trial(
                 number: 0, configuration: Configuration(["level": .int(1), "long": .bool(false), "mode": .string("a")]))
             trial.state = .running

@@ -69,7 +69,7 @@ import Testing
     }
 
     @Test(arguments: examples)
-    func mutantsOfAnExampleNeverCrashHangOrFailWithoutAPlace(example: URL) throws {
+    func mutantsOfAnExampleNeverCrashHangOrFailWithoutAPlace(example: URL) async throws {
         let original = try String(contentsOf: example, encoding: .utf8)
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("autotune-fuzz-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -90,8 +90,9 @@ import Testing
                 }
                 // What loads must be usable: its strategy built and asked once, without a crash.
                 if definition.strategy.name != "plugin" {
-                    var strategy = try? registry.make(definition.strategy.name, context: definition.strategyContext)
-                    _ = try? strategy?.ask(2, history: StudyHistory())
+                    var strategy = try? await registry.make(
+                        definition.strategy.name, context: definition.strategyContext)
+                    _ = try? await strategy?.ask(2, history: StudyHistory())
                 }
             } catch {
                 refused += 1

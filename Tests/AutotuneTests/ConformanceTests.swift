@@ -4,14 +4,14 @@ import Testing
 
 @Suite struct ConformanceTests {
     @Test(arguments: ["grid", "random", "bayesian"])
-    func everyBuiltInStrategyKeepsTheContract(name: String) {
+    func everyBuiltInStrategyKeepsTheContract(name: String) async {
         let options: [String: JSONValue] =
             name == "bayesian" ? ["candidates": .number(128), "initial_points": .number(4)] : [:]
-        let problems = StrategyConformance(registry: .builtIn, name: name, options: options).run()
+        let problems = await StrategyConformance(registry: .builtIn, name: name, options: options).run()
         #expect(problems.isEmpty, "\(name): \(problems)")
     }
 
-    @Test func theSuiteCatchesAStrategyThatBreaksTheContract() {
+    @Test func theSuiteCatchesAStrategyThatBreaksTheContract() async {
         // Proposes the same out-of-space configuration every time and forgets its state.
         struct Broken: Strategy {
             var state: Int { 0 }
@@ -21,7 +21,7 @@ import Testing
             }
             mutating func tell(_ trial: Trial) throws {}
         }
-        let problems = StrategyConformance { _, _ in Broken() }.run()
+        let problems = await StrategyConformance { _, _ in Broken() }.run()
         #expect(problems.contains { $0.contains("asked for 3, got 4") })
         #expect(problems.contains { $0.contains("is not in the space") })
         #expect(problems.contains { $0.contains("running") })

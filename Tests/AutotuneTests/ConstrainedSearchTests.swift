@@ -18,21 +18,21 @@ private func play(
     evaluations: Int,
     history: inout StudyHistory,
     outcome: (inout Trial) -> Void
-) throws -> [Trial] {
+) async throws -> [Trial] {
     var trials: [Trial] = []
     for _ in 0..<evaluations {
-        guard let configuration = try strategy.ask(1, history: history).first else { break }
+        guard let configuration = try await strategy.ask(1, history: history).first else { break }
         var trial = Trial(number: history.count, configuration: configuration)
         outcome(&trial)
         history.record(trial)
-        try strategy.tell(trial)
+        try await strategy.tell(trial)
         trials.append(trial)
     }
     return trials
 }
 
 @Suite struct ConstrainedSearchTests {
-    @Test func expressionsParseEvaluateAndSayWhereTheyAreWrong() throws {
+    @Test func expressionsParseEvaluateAndSayWhereTheyAreWrong() async throws {
         let constraint = try ParameterExpression("tp * pp <= gpus and not (mode == 'slow' or batch < 2 * tp)")
         #expect(constraint.names == ["tp", "pp", "gpus", "mode", "batch"])
         let values: [String: ParameterValue] = [
@@ -50,7 +50,7 @@ private func play(
         }
     }
 
-    @Test func aConditionalParameterIsAbsentWhereItsConditionIsFalse() throws {
+    @Test func aConditionalParameterIsAbsentWhereItsConditionIsFalse() async throws {
         let space = try SearchSpace([
             Parameter("speculative", .bool),
             Parameter("tokens", .int(lower: 1, upper: 8), when: try ParameterExpression("speculative == true")),
@@ -74,21 +74,21 @@ private func play(
     }
 
     @Test(arguments: ["grid", "random", "bayesian"])
-    func noStrategyProposesAConfigurationThatBreaksAKnownConstraint(name: String) throws {
+    func noStrategyProposesAConfigurationThatBreaksAKnownConstraint(name: String) async throws {
         let space = try SearchSpace(
             [
                 Parameter("tp", .categorical([.int(1), .int(2), .int(4), .int(8)])),
                 Parameter("pp", .int(lower: 1, upper: 4)),
             ],
             constraints: [try ParameterExpression("tp * pp <= gpus")])
-        var strategy = try StrategyRegistry.builtIn.make(
+        var strategy = try await StrategyRegistry.builtIn.make(
             name,
             context: StrategyContext(
                 space: space, objective: .maximize("y"), seed: 5,
                 options: name == "bayesian" ? ["candidates": .number(128), "initial_points": .number(3)] : [:],
                 constants: ["gpus": 4]))
         var history = StudyHistory()
-        let trials = try play(&strategy, evaluations: 30, history: &history) { trial in
+        let trials = try await play(&strategy, evaluations: 30, history: &history) { trial in
             trial.state = .completed
             trial.score = value(trial.configuration, "tp") + value(trial.configuration, "pp")
         }
@@ -102,7 +102,7 @@ private func play(
     }
 
     /// The loop refuses a proposal that breaks a known constraint, naming it.
-    @Test func theBookRefusesAnInfeasibleProposal() throws {
+    @Test func theBookRefusesAnInfeasibleProposal() async throws {
         let space = try SearchSpace(
             [Parameter("a", .int(lower: 1, upper: 8))], constraints: [try ParameterExpression("a <= 4")])
         let definition = StudyDefinition(
@@ -118,7 +118,7 @@ private func play(
     }
 
     /// A crash classifier given trials on both sides of a known boundary classifies new points correctly.
-    @Test func theCrashModelLearnsAKnownBoundary() throws {
+    @Test func theCrashModelLearnsAKnownBoundary() async throws {
         let space = try unitSquare()
         let encoder = FeatureEncoder(space: space)
         var generator = SeededGenerator(seed: 11)
@@ -147,7 +147,7 @@ private func play(
 
     /// A constraint's GP is fitted to the measured metric, violations included: the probability it holds follows
     /// the metric.
-    @Test func aConstraintsModelPredictsWhereItHolds() throws {
+    @Test func aConstraintsModelPredictsWhereItHolds() async throws {
         let space = try unitSquare()
         var strategy = try BayesianOptimization(
             context: StrategyContext(
@@ -156,7 +156,7 @@ private func play(
                 seed: 2, options: ["candidates": .number(256), "initial_points": .number(8)]))
         var history = StudyHistory()
         // Throughput grows with x; latency is x itself, so the best feasible x is 0.5.
-        let trials = try play(&strategy, evaluations: 24, history: &history) { trial in
+        let trials = try await play(&strategy, evaluations: 24, history: &history) { trial in
             let x = value(trial.configuration, "x")
             trial.metrics = ["throughput": x + 0.1 * value(trial.configuration, "y"), "latency": x]
             if x <= 0.5 {
@@ -186,7 +186,7 @@ private func play(
     }
 
     /// With no feasible trial yet, the search goes where feasibility is likeliest, and no score is −∞ or NaN.
-    @Test func withNoFeasibleTrialTheSearchMaximisesTheProbabilityOfFeasibility() throws {
+    @Test func withNoFeasibleTrialTheSearchMaximisesTheProbabilityOfFeasibility() async throws {
         let space = try unitSquare()
         var strategy = try BayesianOptimization(
             context: StrategyContext(
@@ -196,7 +196,7 @@ private func play(
         var history = StudyHistory()
         // Latency is high everywhere the design looks first, and falls towards the corner (0, 0).
         let latency = { (c: Configuration) in value(c, "x") + value(c, "y") }
-        let trials = try play(&strategy, evaluations: 14, history: &history) { trial in
+        let trials = try await play(&strategy, evaluations: 14, history: &history) { trial in
             let l = latency(trial.configuration)
             trial.metrics = ["y": 1, "latency": l]
             if l <= 0.15 {
@@ -219,7 +219,7 @@ private func play(
 
     /// Crashes and SLO violations together, resumed from a checkpoint mid-way: the resumed strategy proposes
     /// exactly what the uninterrupted one does.
-    @Test func aResumedConstrainedSearchProposesWhatTheUninterruptedOneWould() throws {
+    @Test func aResumedConstrainedSearchProposesWhatTheUninterruptedOneWould() async throws {
         let space = try unitSquare()
         let context = StrategyContext(
             space: space, objective: .maximize("t", constraints: [MetricConstraint(metric: "l", maximum: 0.7)]),
@@ -240,13 +240,13 @@ private func play(
         }
         var straight = try BayesianOptimization(context: context)
         var straightHistory = StudyHistory()
-        let all = try play(&straight, evaluations: 16, history: &straightHistory, outcome: outcome)
+        let all = try await play(&straight, evaluations: 16, history: &straightHistory, outcome: outcome)
         var first = try BayesianOptimization(context: context)
         var history = StudyHistory()
-        let before = try play(&first, evaluations: 9, history: &history, outcome: outcome)
+        let before = try await play(&first, evaluations: 9, history: &history, outcome: outcome)
         var resumed = try BayesianOptimization(
             context: context, state: BayesianOptimization.decodeState(try first.encodedState()))
-        let after = try play(&resumed, evaluations: 7, history: &history, outcome: outcome)
+        let after = try await play(&resumed, evaluations: 7, history: &history, outcome: outcome)
         #expect((before + after).map(\.configuration) == all.map(\.configuration))
         #expect(all.contains { $0.error?.stage == .ready })
     }
@@ -254,7 +254,7 @@ private func play(
     /// Past 60 measurements a constraint's hyperparameters are reused until the data grew by a tenth, as the
     /// objective's are (refitting them on every ask made a constrained ask at 500 observations 3× slower);
     /// then fitted again.
-    @Test func aConstraintsHyperparametersAreRefittedOnTheObjectivesSchedule() throws {
+    @Test func aConstraintsHyperparametersAreRefittedOnTheObjectivesSchedule() async throws {
         let space = try unitSquare()
         var strategy = try BayesianOptimization(
             context: StrategyContext(

@@ -20,12 +20,12 @@ private func drive(
     history: inout StudyHistory,
     batch: Int,
     limit: Int
-) throws -> [Configuration] {
+) async throws -> [Configuration] {
     var proposed: [Configuration] = []
     var next = history.count
     while proposed.count < limit, !strategy.isExhausted {
         let room = batch - history.running.count
-        let asked = try strategy.ask(room, history: history)
+        let asked = try await strategy.ask(room, history: history)
         if asked.isEmpty && history.running.isEmpty { break }
         for configuration in asked {
             #expect(!history.contains(configuration), "proposed \(configuration) twice")
@@ -40,7 +40,7 @@ private func drive(
             done.state = .completed
             done.score = 1
             history.record(done)
-            try strategy.tell(done)
+            try await strategy.tell(done)
         }
     }
     return proposed
@@ -48,11 +48,11 @@ private func drive(
 
 @Suite struct GridSearchTests {
     @Test(arguments: ["shuffled", "declared"])
-    func everyPointExactlyOnceThenExhausted(order: String) throws {
+    func everyPointExactlyOnceThenExhausted(order: String) async throws {
         let space = try space()
         var grid = try GridSearch(context: context(space, options: ["order": .string(order)]))
         var history = StudyHistory()
-        let proposed = try drive(&grid, history: &history, batch: 4, limit: 100)
+        let proposed = try await drive(&grid, history: &history, batch: 4, limit: 100)
         #expect(proposed.count == 12)
         #expect(Set(proposed).count == 12)
         #expect(grid.isExhausted)
@@ -62,7 +62,7 @@ private func drive(
         }
     }
 
-    @Test func theShuffleDependsOnTheSeedOnly() throws {
+    @Test func theShuffleDependsOnTheSeedOnly() async throws {
         let space = try space()
         func order(seed: UInt64) throws -> [Configuration] {
             var grid = try GridSearch(context: context(space, seed: seed))
@@ -72,7 +72,7 @@ private func drive(
         #expect(try order(seed: 5) != order(seed: 6))
     }
 
-    @Test func runningConfigurationsAreSkipped() throws {
+    @Test func runningConfigurationsAreSkipped() async throws {
         let space = try space()
         var grid = try GridSearch(context: context(space, options: ["order": .string("declared")]))
         var running = Trial(number: 0, configuration: space.gridConfiguration(at: 0, resolution: 5))
@@ -82,18 +82,18 @@ private func drive(
         #expect(!proposed.contains(running.configuration))
     }
 
-    @Test func aRestoredGridContinuesExactly() throws {
+    @Test func aRestoredGridContinuesExactly() async throws {
         let space = try space()
         var original = try GridSearch(context: context(space))
         var history = StudyHistory()
-        _ = try drive(&original, history: &history, batch: 2, limit: 5)
+        _ = try await drive(&original, history: &history, batch: 2, limit: 5)
         let saved = try original.encodedState()
         var restored = try GridSearch(context: context(space), state: GridSearch.decodeState(saved))
         #expect(restored.state == original.state)
         #expect(try restored.ask(3, history: history) == original.ask(3, history: history))
     }
 
-    @Test func floatsGetResolutionPointsAndHugeGridsAreRefused() throws {
+    @Test func floatsGetResolutionPointsAndHugeGridsAreRefused() async throws {
         let floats = try SearchSpace([Parameter("x", .float(lower: 0, upper: 1)), Parameter("b", .bool)])
         let grid = try GridSearch(context: context(floats, options: ["resolution": .number(4)]))
         #expect(grid.pointCount == 8)
@@ -106,7 +106,7 @@ private func drive(
 }
 
 @Suite struct RandomSearchTests {
-    @Test func theSameSeedGivesTheSameConfigurations() throws {
+    @Test func theSameSeedGivesTheSameConfigurations() async throws {
         let space = try SearchSpace([
             Parameter("lr", .float(lower: 1e-4, upper: 1e-1, log: true)), Parameter("n", .int(lower: 1, upper: 64)),
         ])
@@ -119,18 +119,18 @@ private func drive(
         #expect(first.allSatisfy { space.contains($0) })
     }
 
-    @Test func aFiniteSpaceIsCoveredWithoutRepeatsThenExhausted() throws {
+    @Test func aFiniteSpaceIsCoveredWithoutRepeatsThenExhausted() async throws {
         let space = try space()
         var random = try RandomSearch(context: context(space))
         var history = StudyHistory()
-        let proposed = try drive(&random, history: &history, batch: 3, limit: 100)
+        let proposed = try await drive(&random, history: &history, batch: 3, limit: 100)
         #expect(proposed.count == 12)
         #expect(Set(proposed).count == 12)
         #expect(try random.ask(1, history: history).isEmpty)
         #expect(random.isExhausted)
     }
 
-    @Test func aRestoredRandomSearchDrawsTheSameSequence() throws {
+    @Test func aRestoredRandomSearchDrawsTheSameSequence() async throws {
         let space = try SearchSpace([
             Parameter("x", .float(lower: 0, upper: 1)), Parameter("y", .int(lower: 0, upper: 9)),
         ])
@@ -150,7 +150,7 @@ private func drive(
         #expect(Set(image) == Set(0..<count))
     }
 
-    @Test func theGeneratorIsReproducibleAndUnbiased() {
+    @Test func theGeneratorIsReproducibleAndUnbiased() async {
         var a = SeededGenerator(seed: 1)
         var b = SeededGenerator(seed: 1)
         #expect((0..<5).map { _ in a.next() } == (0..<5).map { _ in b.next() })
@@ -160,11 +160,11 @@ private func drive(
         #expect((0..<1000).allSatisfy { _ in (0..<1).contains(a.nextUnit()) })
     }
 
-    @Test func theRegistryNamesWhatItKnows() throws {
+    @Test func theRegistryNamesWhatItKnows() async throws {
         let registry = StrategyRegistry.builtIn
         #expect(registry.names == ["bayesian", "grid", "random"])
-        #expect(throws: StrategyError("unknown strategy 'tpe' (available: bayesian, grid, random)")) {
-            try registry.make("tpe", context: context(try space()))
+        await #expect(throws: StrategyError("unknown strategy 'tpe' (available: bayesian, grid, random)")) {
+            try await registry.make("tpe", context: context(try space()))
         }
     }
 }

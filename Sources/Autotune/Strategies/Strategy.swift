@@ -6,6 +6,10 @@ public import Foundation
 /// trial, failures included. Between the two it checkpoints ``state`` to the study's store; a strategy
 /// rebuilt from that state must propose exactly what the original would have, so a resumed study continues
 /// as if it had never stopped.
+///
+/// Both are asynchronous so a strategy may wait without holding a thread (a plug-in waiting for its process's
+/// reply); a strategy that computes (a model fit) simply implements them synchronously. The loop calls them off
+/// its own actor, one at a time and in the order trials finished, so they need no locking of their own.
 public protocol Strategy: Sendable {
     /// Everything the strategy needs to continue: its random generator, its cursor, its observations.
     associatedtype State: Codable & Sendable & Equatable
@@ -18,10 +22,10 @@ public protocol Strategy: Sendable {
     /// `history` holds the finished trials and those still running; a strategy never returns a
     /// configuration that is running, nor, in a finite space, one already tried. Fewer than `count` (or
     /// none) means the strategy has nothing more to propose right now.
-    mutating func ask(_ count: Int, history: StudyHistory) throws -> [Configuration]
+    mutating func ask(_ count: Int, history: StudyHistory) async throws -> [Configuration]
 
     /// Feeds back a finished trial: completed, failed or pruned.
-    mutating func tell(_ trial: Trial) throws
+    mutating func tell(_ trial: Trial) async throws
 
     /// Whether the strategy will never propose anything again (a grid that ran out, a finite space that is
     /// used up).

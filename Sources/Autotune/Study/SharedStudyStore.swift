@@ -12,21 +12,26 @@ public protocol SharedStudyStore: StudyStore, ResourceLedger {
     /// Two workers claiming at once never get the same trial.
     func claimPending(studyID: Int64, worker: RunnerIdentity) async throws -> Trial?
 
-    /// Under the study's lock, hands the latest checkpoint and trials to `decide`, then saves the trials it
-    /// returns as running, claimed by `worker`, with its checkpoint.
+    /// Under the study's lock, hands the latest checkpoint and the trials that changed since change `since` to
+    /// `decide`, then saves the trials it returns as running, claimed by `worker`, with its checkpoint.
+    ///
+    /// `since` is the ``SharedStudyState/sequence`` the worker read last (`nil` the first time: every trial), so a
+    /// worker keeps a whole book of the study by reading only what moved, whatever the study's size.
     func propose(
         studyID: Int64,
         worker: RunnerIdentity,
-        _ decide: (SharedStudyState) throws -> SharedProposal
+        since: Int64?,
+        _ decide: (SharedStudyState) async throws -> SharedProposal
     ) async throws -> SharedProposal
 
-    /// Under the study's lock, hands the latest checkpoint and trials to `decide`, then saves the finished
-    /// trial with the checkpoint and best it returns.
+    /// Under the study's lock, hands the latest checkpoint and the trials that changed since change `since` to
+    /// `decide`, then saves the finished trial with the checkpoint and best it returns.
     func finish(
         _ trial: Trial,
         studyID: Int64,
         elapsedSeconds: Double,
-        _ decide: (SharedStudyState) throws -> SharedVerdict
+        since: Int64?,
+        _ decide: (SharedStudyState) async throws -> SharedVerdict
     ) async throws
 
     /// Stamps `worker`'s running trials as alive (with the database's clock, so machines need not agree) and
@@ -52,19 +57,20 @@ public struct SharedStudyState: Sendable {
     public var checkpoint: Data?
     /// Counts the checkpoint's writes, so a worker knows whether the strategy it holds is the latest.
     public var version: Int64
-    /// Every trial of the study, in number order, for an ask; empty for a tell, which needs none.
-    public var trials: [Trial]
-    /// How many trials are in each state, every worker's included.
-    public var counts: [TrialState: Int]
+    /// The trials whose rows changed after the change the worker read last (every trial the first time), in
+    /// number order.
+    public var changes: [Trial]
+    /// The study's latest change: every write of a trial's row moves it. What to pass as `since` next time.
+    public var sequence: Int64
     /// The best trial so far.
     public var best: BestTrial?
 
     /// Creates a snapshot.
-    public init(checkpoint: Data?, version: Int64, trials: [Trial], counts: [TrialState: Int], best: BestTrial?) {
+    public init(checkpoint: Data?, version: Int64, changes: [Trial], sequence: Int64, best: BestTrial?) {
         self.checkpoint = checkpoint
         self.version = version
-        self.trials = trials
-        self.counts = counts
+        self.changes = changes
+        self.sequence = sequence
         self.best = best
     }
 }

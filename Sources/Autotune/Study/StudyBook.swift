@@ -24,11 +24,12 @@ public struct StudyBook: Sendable {
     public private(set) var counts: [TrialState: Int]
     /// The values of constants known constraints read (`gpus`).
     public let constants: [String: Double]
+    /// Each trial's state as the book last saw it, to move the counts when a trial changes elsewhere.
+    private var states: [Int: TrialState]
 
     /// A book of a study whose trials are `trials` (in any state).
     ///
-    /// `counts` and `best`, when given, stand for trials the caller did not read (a tell under a shared
-    /// study's lock reads only the counts and the stored best).
+    /// `counts` and `best`, when given, stand for trials the caller did not read.
     public init(
         definition: StudyDefinition,
         trials: [Trial],
@@ -44,6 +45,28 @@ public struct StudyBook: Sendable {
         self.counts = counts ?? Dictionary(grouping: trials, by: \.state).mapValues(\.count)
         self.best =
             best ?? trials.filter { $0.confirms == nil }.reduce(nil) { definition.objective.best($0, after: $1) }
+        self.states = Dictionary(trials.map { ($0.number, $0.state) }, uniquingKeysWith: { _, last in last })
+    }
+
+    /// Takes trials whose rows changed outside this book (other workers of a shared study started, finished,
+    /// re-queued or took them back), so the book stays whole while reading only what moved. A trial the book
+    /// already has in the same finished state is left as it is: a worker reads its own writes back too.
+    public mutating func absorb(_ changes: some Sequence<Trial>) {
+        for trial in changes {
+            let previous = states[trial.number]
+            if let previous, previous.isFinished { continue }
+            if let previous { counts[previous, default: 0] -= 1 }
+            counts[trial.state, default: 0] += 1
+            states[trial.number] = trial.state
+            if previous == .pending { queue.removeAll { $0.number == trial.number } }
+            if trial.state == .pending {
+                queue.append(trial)
+                queue.sort { $0.number < $1.number }
+            }
+            history.record(trial)
+            nextNumber = max(nextNumber, trial.number + 1)
+            if trial.isFinished, trial.confirms == nil { best = definition.objective.best(best, after: trial) }
+        }
     }
 
     // MARK: - Starting trials
@@ -136,6 +159,7 @@ public struct StudyBook: Sendable {
             starting[index].finishedAt = nil
             starting[index].error = nil
             counts[.running, default: 0] += 1
+            states[starting[index].number] = .running
             history.record(starting[index])
         }
         return starting
@@ -205,6 +229,7 @@ public struct StudyBook: Sendable {
             return requeue(trial)
         }
         counts[trial.state, default: 0] += 1
+        states[trial.number] = trial.state
         history.record(trial)
         // A confirmation run re-measures a configuration the search already ranked; ``ConfirmationPhase`` ranks
         // the repeats, and one lucky repeat must not become the study's best.
@@ -240,6 +265,7 @@ public struct StudyBook: Sendable {
 
     private mutating func requeue(_ trial: Trial) -> Outcome {
         counts[.pending, default: 0] += 1
+        states[trial.number] = .pending
         history.record(trial)
         queue.append(trial)
         queue.sort { $0.number < $1.number }

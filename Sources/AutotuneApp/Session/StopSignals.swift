@@ -43,7 +43,20 @@ public final class StopSignals: Sendable {
         _ = fcntl(descriptors[1], F_SETFL, fcntl(descriptors[1], F_GETFL) | O_NONBLOCK)
         signalPipe.store(descriptors[1], ordering: .sequentiallyConsistent)
         let reader = descriptors[0]
+        // A process inherits its signal mask from whoever started it (a test harness's thread, a supervisor):
+        // with SIGINT blocked there, no handler would ever run. The reader thread unblocks both, so there is
+        // always a thread the kernel can deliver them to.
+        var stops = sigset_t()
+        sigemptyset(&stops)
+        sigaddset(&stops, SIGINT)
+        sigaddset(&stops, SIGTERM)
+        pthread_sigmask(SIG_UNBLOCK, &stops, nil)
         let thread = Thread {
+            var stops = sigset_t()
+            sigemptyset(&stops)
+            sigaddset(&stops, SIGINT)
+            sigaddset(&stops, SIGTERM)
+            pthread_sigmask(SIG_UNBLOCK, &stops, nil)
             var byte: UInt8 = 0
             while true {
                 let count = read(reader, &byte, 1)
@@ -97,6 +110,7 @@ public final class StopSignals: Sendable {
     public var firstReceived: Int32? { state.withLock { $0.received.first } }
 
     private func received(_ number: Int32) {
+
         let (loop, announce, first) = state.withLock { state in
             state.received.append(number)
             return (state.loop, state.announce, state.received.count == 1)

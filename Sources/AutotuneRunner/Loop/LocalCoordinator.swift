@@ -5,28 +5,25 @@ import Logging
 /// A study run by this process alone: the book and the strategy live here for the whole run, and every
 /// decision is saved to the store as it is taken (the trials an ask starts with the checkpoint that proposed
 /// them; each result with the checkpoint told of it and the new best, in one write).
-final class LocalCoordinator: StudyCoordinator {
-    let study: StoredStudy
+actor LocalCoordinator: StudyCoordinator {
+    nonisolated let study: StoredStudy
     private let store: any StudyStore
     private let experiment: any Experiment
     private let trialsDirectory: URL
     private let logger: Logger
     private var book: StudyBook
     private var strategy: any Strategy
-    let heartbeatInterval: Duration
+    nonisolated let heartbeatInterval: Duration
 
-    var storeLocation: String { store.location }
+    nonisolated var storeLocation: String { store.location }
 
-    var waitsForOthers: Bool { false }
+    nonisolated var waitsForOthers: Bool { false }
 
-    var failFastReason: String? { book.failFastReason }
-    var finishedTrials: [Trial] { book.history.finished }
-
-    var standing: StudyStanding { book.standing(strategyTotal: strategy.proposalLimit) }
+    private var view: CoordinatorView { book.view(strategyTotal: strategy.proposalLimit) }
 
     /// Restores the strategy from the study's checkpoint and the book from its trials.
     ///
-    /// Throws ``AutotuneError`` when another live process on this machine runs the study.
+    /// Throws ``AutotuneError`` (`studyBusy`) when another live process on this machine runs the study.
     init(
         study: StoredStudy,
         store: any StudyStore,
@@ -46,7 +43,7 @@ final class LocalCoordinator: StudyCoordinator {
         self.trialsDirectory = options.trialsDirectory
         self.logger = options.logger
         self.heartbeatInterval = options.heartbeatInterval
-        self.strategy = try registry.make(
+        self.strategy = try await registry.make(
             study.definition.strategy.name, context: study.definition.strategyContext(constants: options.constants),
             state: study.checkpoint)
         self.book = StudyBook(
@@ -56,7 +53,7 @@ final class LocalCoordinator: StudyCoordinator {
 
     /// Marks the study as run by this process, after ending what the runner that died left running and
     /// re-queueing or failing its trials.
-    func begin(elapsed: Duration) async throws {
+    func begin(elapsed: Duration) async throws -> CoordinatorView {
         let abandoned = book.history.runningTrials.filter { $0.state == .running }
         for trial in abandoned {
             let left = self.abandoned(
@@ -79,46 +76,55 @@ final class LocalCoordinator: StudyCoordinator {
         }
         if !requeued.isEmpty { try await store.saveRequeued(requeued, studyID: study.id) }
         try await store.saveStatus(.running, studyID: study.id, runner: .current, elapsedSeconds: elapsed.seconds)
+        return view
     }
 
-    func obtain(room: Int, elapsed: Duration) async throws -> (trials: [Trial], done: Bool) {
+    func obtain(room: Int, elapsed: Duration) async throws -> (trials: [Trial], done: Bool, view: CoordinatorView) {
         let plan = book.plan(room: room, elapsed: elapsed, strategyExhausted: strategy.isExhausted)
-        guard !plan.isEmpty else { return ([], book.isDone(afterStarting: 0)) }
-        let proposals = plan.ask > 0 ? try strategy.ask(plan.ask, history: book.history) : []
+        guard !plan.isEmpty else { return ([], book.isDone(afterStarting: 0), view) }
+        var strategy = self.strategy
+        let proposals = plan.ask > 0 ? try await strategy.ask(plan.ask, history: book.history) : []
+        self.strategy = strategy
         let trials: [Trial]
         do {
             trials = try book.start(plan, proposals: proposals, at: Date())
         } catch {
-            throw AutotuneError(.strategy, error.message)
+            throw AutotuneError(.strategy, error.message, underlying: error)
         }
         try await store.saveLaunched(
             trials, studyID: study.id, checkpoint: plan.ask > 0 ? try strategy.encodedState() : nil)
-        return (trials, book.isDone(afterStarting: trials.count))
+        return (trials, book.isDone(afterStarting: trials.count), view)
     }
 
-    func finish(_ trial: Trial, elapsed: Duration) async throws -> Bool {
+    func finish(_ trial: Trial, elapsed: Duration) async throws -> (finished: Bool, view: CoordinatorView) {
         switch book.finish(trial) {
         case .requeue(let trial):
             try await store.saveRequeued([trial], studyID: study.id)
             logger.info("Trial interrupted; it runs again on resume", metadata: ["trial.number": "\(trial.number)"])
-            return false
+            return (false, view)
         case .record(let trial):
             try await record(trial, elapsed: elapsed)
-            return true
+            return (true, view)
         }
     }
 
     private func record(_ trial: Trial, elapsed: Duration) async throws {
         // ConfirmationPhase runs re-measure what the search found; the strategy has no use for them.
-        if trial.confirms == nil { try strategy.tell(trial) }
+        if trial.confirms == nil {
+            var strategy = self.strategy
+            try await strategy.tell(trial)
+            self.strategy = strategy
+        }
         try await store.saveFinished(
             trial, studyID: study.id, checkpoint: try strategy.encodedState(), best: book.best,
             elapsedSeconds: elapsed.seconds)
     }
 
-    func heartbeat(elapsed: Duration) async throws {
+    nonisolated func stampHeartbeat(elapsed: Duration) async throws {
         try await store.saveHeartbeat(studyID: study.id, elapsedSeconds: elapsed.seconds)
     }
+
+    func reclaim(elapsed: Duration) async throws -> CoordinatorView? { nil }
 
     func end(done: Bool, stopped: Bool, elapsed: Duration) async throws -> StudyStatus? {
         let status: StudyStatus = stopped ? .interrupted : .completed

@@ -4,10 +4,23 @@ import Logging
 /// What wakes a study's loop (``StudyLoop``): a trial's end, a stop request, a
 /// heartbeat, or the time to look again for work.
 enum LoopEvent: Sendable {
+    /// A trial's experiment ended.
     case finished(Trial)
+    /// The coordinator started these trials (already saved as running).
+    case obtained([Trial], done: Bool, view: CoordinatorView)
+    /// The coordinator recorded a finished trial (`finished`) or put it back to pending.
+    case recorded(Trial, finished: Bool, view: CoordinatorView)
+    /// The coordinator took back what it could of dead workers' trials.
+    case reclaimed(CoordinatorView?)
+    /// A stop was requested.
     case stop(StudyLoop.StopMode)
+    /// Time to stamp the heartbeat.
     case heartbeat
+    /// The heartbeat was stamped.
+    case stamped
+    /// Time to look again for work others may have made.
     case poll
+    /// Time to redraw the progress.
     case refresh
 
     /// Waits for the next stop request; returns a drain when cancelled, which the loop no longer reads.

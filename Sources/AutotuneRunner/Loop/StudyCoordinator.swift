@@ -5,45 +5,43 @@ import Foundation
 /// ``StudyStore`` (``LocalCoordinator``), or one of several workers that decide under the study's lock in a
 /// ``SharedStudyStore`` (``SharedCoordinator``).
 ///
-/// Both decide through a ``StudyBook``; the ``StudyLoop`` actor owns the coordinator and calls it from its own
-/// isolation only, so a coordinator is a plain class that needs no lock.
-protocol StudyCoordinator: AnyObject {
+/// Both decide through a ``StudyBook`` and hold the strategy. A coordinator is an actor of its own, so asking and
+/// telling the strategy (a model fit of a fifth of a second, a plug-in's reply) runs off the ``StudyLoop``'s
+/// actor: the loop goes on hearing stop requests, stamping heartbeats and redrawing progress meanwhile. The loop
+/// runs at most one of ``begin(elapsed:)``, ``obtain(room:elapsed:)``, ``finish(_:elapsed:)`` and
+/// ``reclaim(elapsed:)`` at a time, in the order trials finished, so the same seed and the same finish order
+/// give the same proposals.
+protocol StudyCoordinator: Actor {
     /// The study.
-    var study: StoredStudy { get }
+    nonisolated var study: StoredStudy { get }
 
     /// Where the store keeps the study, which trial tokens include.
-    var storeLocation: String { get }
-
-    /// Where the study stands, for progress lines: counts, best trial, expected size.
-    var standing: StudyStanding { get }
+    nonisolated var storeLocation: String { get }
 
     /// Whether another process may produce work this one can take (re-queued trials, a strategy that changes
     /// its mind once others' trials finish): the loop then looks again after a while when it finds none.
-    var waitsForOthers: Bool { get }
+    nonisolated var waitsForOthers: Bool { get }
 
     /// How often heartbeats are stamped.
-    var heartbeatInterval: Duration { get }
-
-    /// Why the study should give up now rather than spend its budget failing, when it should.
-    var failFastReason: String? { get }
-
-    /// The finished trials this coordinator knows of (all of them for one process; as of the last read under
-    /// the lock for a worker).
-    var finishedTrials: [Trial] { get }
+    nonisolated var heartbeatInterval: Duration { get }
 
     /// Prepares the run: marks the study as running and recovers what a dead runner left behind.
-    func begin(elapsed: Duration) async throws
+    func begin(elapsed: Duration) async throws -> CoordinatorView
 
     /// Up to `room` trials to start now, already saved as running; `done` when the study can produce nothing
     /// more and nothing runs anywhere.
-    func obtain(room: Int, elapsed: Duration) async throws -> (trials: [Trial], done: Bool)
+    func obtain(room: Int, elapsed: Duration) async throws -> (trials: [Trial], done: Bool, view: CoordinatorView)
 
-    /// Records a trial whose experiment ended; returns whether it was finished (told and saved) rather than
+    /// Records a trial whose experiment ended; `finished` is whether it was finished (told and saved) rather than
     /// put back to pending.
-    func finish(_ trial: Trial, elapsed: Duration) async throws -> Bool
+    func finish(_ trial: Trial, elapsed: Duration) async throws -> (finished: Bool, view: CoordinatorView)
 
-    /// Stamps this run's trials as alive, and takes back trials of runners that stopped stamping theirs.
-    func heartbeat(elapsed: Duration) async throws
+    /// Stamps this run's trials as alive. Touches no strategy, so it never waits for an ask.
+    nonisolated func stampHeartbeat(elapsed: Duration) async throws
+
+    /// Takes back trials of runners that stopped stamping theirs (a shared study's), re-queueing or failing them;
+    /// `nil` when there was nothing to take back.
+    func reclaim(elapsed: Duration) async throws -> CoordinatorView?
 
     /// Records how the run ended and returns the study's status; `nil` when other workers go on with it.
     func end(done: Bool, stopped: Bool, elapsed: Duration) async throws -> StudyStatus?
@@ -52,15 +50,28 @@ protocol StudyCoordinator: AnyObject {
     func abort(elapsed: Duration) async
 }
 
+/// What the loop knows of its coordinator between calls: where the study stands, whether it should give up,
+/// and the finished trials (for the nearest neighbour a capacity search starts from).
+struct CoordinatorView: Sendable {
+    /// Counts, best trial, expected size.
+    var standing: StudyStanding
+    /// Why the study should give up now rather than spend its budget failing, when it should.
+    var failFastReason: String?
+    /// The finished trials the coordinator knows of.
+    var finishedTrials: [Trial]
+}
+
 extension StudyCoordinator {
     /// The token trial `number`'s programs carry in their environment.
-    func token(trial number: Int) -> String {
+    nonisolated func token(trial number: Int) -> String {
         TrialProcesses.token(storeLocation: storeLocation, study: study.definition.name, trial: number)
     }
 
     /// Trial `number` as a runner that takes it back from `previousRunner` sees it, its directory under
     /// `trialsDirectory`.
-    func abandoned(trial number: Int, trialsDirectory: URL, previousRunner: RunnerIdentity?) -> AbandonedTrial {
+    nonisolated func abandoned(trial number: Int, trialsDirectory: URL, previousRunner: RunnerIdentity?)
+        -> AbandonedTrial
+    {
         AbandonedTrial(
             directory: StudyLoop.trialDirectory(trialsDirectory, study: study.definition.name, trial: number),
             token: token(trial: number), previousRunner: previousRunner)
@@ -78,8 +89,10 @@ struct StudyStanding: Sendable {
 }
 
 extension StudyBook {
-    /// The book's standing, with the strategy's own size when it has one.
-    func standing(strategyTotal: Int?) -> StudyStanding {
-        StudyStanding(counts: counts, best: best, expected: expectedCount(strategyTotal: strategyTotal))
+    /// What the loop sees of the book, with the strategy's own size when it has one.
+    func view(strategyTotal: Int?) -> CoordinatorView {
+        CoordinatorView(
+            standing: StudyStanding(counts: counts, best: best, expected: expectedCount(strategyTotal: strategyTotal)),
+            failFastReason: failFastReason, finishedTrials: history.finished)
     }
 }

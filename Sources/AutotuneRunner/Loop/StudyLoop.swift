@@ -89,6 +89,8 @@ public actor StudyLoop {
     private var finishedThisRun = 0
     private var runStart = ContinuousClock.now
     private let stopSignals: AsyncStream<StopMode>
+    /// What the coordinator last said of the study.
+    private var view = CoordinatorView(standing: StudyStanding(), failFastReason: nil, finishedTrials: [])
     private let stopContinuation: AsyncStream<StopMode>.Continuation
 
     private var definition: StudyDefinition { coordinator.study.definition }
@@ -149,7 +151,9 @@ public actor StudyLoop {
         defer { options.progress.studyFinished() }
         let done: Bool
         do {
-            try await coordinator.begin(elapsed: elapsed)
+            let coordinator = self.coordinator
+            let elapsed = self.elapsed
+            view = try await Self.shielded { try await coordinator.begin(elapsed: elapsed) }
             done = try await loop()
         } catch {
             await coordinator.abort(elapsed: elapsed)
@@ -158,17 +162,30 @@ public actor StudyLoop {
         let status = try await coordinator.end(done: done, stopped: stopMode != nil, elapsed: elapsed)
         return Outcome(
             status: status ?? .running,
-            best: coordinator.standing.best,
+            best: view.standing.best,
             finishedThisRun: finishedThisRun,
             seconds: (ContinuousClock.now - runStart).seconds,
             gaveUp: gaveUp
         )
     }
 
+    /// Runs `operation` to its end even when the calling task is cancelled: what the coordinator decides and
+    /// saves (trials started with their checkpoint, a result with the strategy told of it) must not be cut in
+    /// half by a second Ctrl-C, which cancels the loop's child tasks.
+    private static func shielded<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+        // A detached task is not cancelled with its awaiter; awaiting its value waits for it to finish.
+        try await Task.detached { try await operation() }.value
+    }
+
     /// Runs trials until the study is done (returns true) or this run has nothing left to do.
+    ///
+    /// The coordinator's work (asking, telling, recording, taking back) runs in child tasks, one at a time: its
+    /// "lane". Finished trials wait for the lane in the order they finished; meanwhile the loop keeps handling
+    /// stop requests, heartbeats and progress refreshes.
     private func loop() async throws -> Bool {
         let parallel = max(1, options.parallel ?? definition.parallel)
         let signals = stopSignals
+        let coordinator = self.coordinator
         let interval = coordinator.heartbeatInterval
         let poll = Self.pollInterval
         let refresh = options.progress.refreshInterval
@@ -177,6 +194,10 @@ public actor StudyLoop {
             group.addTask { await LoopEvent.after(interval, .heartbeat) }
             if let refresh { group.addTask { await LoopEvent.after(refresh, .refresh) } }
             var inFlight = 0
+            var laneBusy = false
+            var finishing: [Trial] = []
+            var reclaimWanted = false
+            var mayObtain = true
             var polling = false
             var done = false
             var latest: Trial?
@@ -186,8 +207,47 @@ public actor StudyLoop {
                     stopMode = .cancel
                     group.cancelAll()
                 }
-                if stopMode == nil, !done, inFlight < parallel {
-                    let (trials, finished) = try await coordinator.obtain(room: parallel - inFlight, elapsed: elapsed)
+                if !laneBusy {
+                    let elapsed = self.elapsed
+                    if !finishing.isEmpty {
+                        let trial = finishing.removeFirst()
+                        laneBusy = true
+                        group.addTask {
+                            let (finished, view) = try await Self.shielded {
+                                try await coordinator.finish(trial, elapsed: elapsed)
+                            }
+                            return .recorded(trial, finished: finished, view: view)
+                        }
+                    } else if reclaimWanted {
+                        reclaimWanted = false
+                        laneBusy = true
+                        group.addTask {
+                            .reclaimed(try await Self.shielded { try await coordinator.reclaim(elapsed: elapsed) })
+                        }
+                    } else if stopMode == nil, !done, mayObtain, inFlight < parallel {
+                        let room = parallel - inFlight
+                        laneBusy = true
+                        mayObtain = false
+                        group.addTask {
+                            let (trials, done, view) = try await Self.shielded {
+                                try await coordinator.obtain(room: room, elapsed: elapsed)
+                            }
+                            return .obtained(trials, done: done, view: view)
+                        }
+                    }
+                }
+                if !laneBusy, inFlight == 0, finishing.isEmpty,
+                    done || stopMode != nil || (!coordinator.waitsForOthers && !mayObtain)
+                {
+                    break
+                }
+                switch try await group.next() {
+                case .finished(let trial):
+                    inFlight -= 1
+                    finishing.append(trial)
+                case .obtained(let trials, let finished, let view):
+                    laneBusy = false
+                    self.view = view
                     done = finished
                     for trial in trials {
                         inFlight += 1
@@ -203,37 +263,49 @@ public actor StudyLoop {
                         polling = true
                         group.addTask { await LoopEvent.after(poll, .poll) }
                     }
-                }
-                if inFlight == 0, done || stopMode != nil || !coordinator.waitsForOthers { break }
-                switch try await group.next() {
-                case .finished(let trial):
-                    inFlight -= 1
-                    if try await coordinator.finish(trial, elapsed: elapsed) {
-                        finishedThisRun += 1
-                        latest = trial
-                        options.progress.trialFinished(progressEvent(for: trial))
-                        if gaveUp == nil, let reason = coordinator.failFastReason {
-                            // Running trials would only fail the same way: stop them (they go back to pending).
-                            gaveUp = reason
-                            stopMode = LoopEvent.stop(
-                                .cancel, current: stopMode, running: inFlight, logger: options.logger, group: &group,
-                                signals: signals)
-                        }
+                case .recorded(let trial, let finished, let view):
+                    laneBusy = false
+                    mayObtain = true
+                    self.view = view
+                    guard finished else { break }
+                    finishedThisRun += 1
+                    latest = trial
+                    options.progress.trialFinished(progressEvent(for: trial))
+                    if gaveUp == nil, let reason = view.failFastReason {
+                        // Running trials would only fail the same way: stop them (they go back to pending).
+                        gaveUp = reason
+                        stopMode = LoopEvent.stop(
+                            .cancel, current: stopMode, running: inFlight, logger: options.logger, group: &group,
+                            signals: signals)
+                    }
+                case .reclaimed(let view):
+                    laneBusy = false
+                    if let view {
+                        self.view = view
+                        mayObtain = true
                     }
                 case .stop(let mode):
                     stopMode = LoopEvent.stop(
                         mode, current: stopMode, running: inFlight, logger: options.logger, group: &group,
                         signals: signals)
                 case .heartbeat:
-                    try await coordinator.heartbeat(elapsed: elapsed)
+                    let elapsed = self.elapsed
+                    group.addTask {
+                        try await Self.shielded { try await coordinator.stampHeartbeat(elapsed: elapsed) }
+                        return .stamped
+                    }
+                case .stamped:
+                    if coordinator.waitsForOthers { reclaimWanted = true }
                     if stopMode != .cancel { group.addTask { await LoopEvent.after(interval, .heartbeat) } }
                 case .poll:
                     polling = false
+                    mayObtain = true
                 case .refresh:
                     if let latest { options.progress.refresh(progressEvent(for: latest)) }
                     if let refresh, stopMode != .cancel { group.addTask { await LoopEvent.after(refresh, .refresh) } }
                 case nil:
                     inFlight = 0
+                    laneBusy = false
                 }
             }
             group.cancelAll()
@@ -245,7 +317,7 @@ public actor StudyLoop {
     static let pollInterval: Duration = .milliseconds(500)
 
     private func progressEvent(for trial: Trial) -> ProgressEvent {
-        let standing = coordinator.standing
+        let standing = view.standing
         return ProgressEvent(
             trial: trial,
             space: definition.space,
@@ -286,7 +358,7 @@ public actor StudyLoop {
     private func nearest(to configuration: Configuration) -> [String: Double]? {
         guard let point = try? definition.space.unitPoint(of: configuration) else { return nil }
         var best: (distance: Double, metrics: [String: Double])?
-        for trial in coordinator.finishedTrials where !trial.metrics.isEmpty {
+        for trial in view.finishedTrials where !trial.metrics.isEmpty {
             guard let other = try? definition.space.unitPoint(of: trial.configuration) else { continue }
             let distance = zip(point, other).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }
             if distance < best?.distance ?? .infinity { best = (distance, trial.metrics) }

@@ -1,14 +1,6 @@
 public import Autotune
 import Foundation
 
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#elseif canImport(Darwin)
-    import Darwin
-#endif
-
 /// A strategy running in another process, in any language, spoken to in JSON lines over its stdin and stdout
 /// (protocol version 2, strategies/README.md; plug-ins that speak version 1 work for studies of one objective).
 ///
@@ -65,7 +57,7 @@ public struct PluginStrategy: Strategy {
 
     /// Starts the plug-in named by `context.options["command"]` (an argv) and greets it; restores `state` when
     /// given.
-    public init(context: StrategyContext, state: State? = nil) throws {
+    public init(context: StrategyContext, state: State? = nil) async throws {
         guard case .array(let parts)? = context.options["command"], !parts.isEmpty,
             let command = Optional(parts.compactMap(\.stringValue)), command.count == parts.count
         else {
@@ -78,11 +70,12 @@ public struct PluginStrategy: Strategy {
         label = command.joined(separator: " ")
         space = context.space
         objective = context.objective
-        connection = try PluginConnection(command: command, timeout: timeout, label: label)
+        connection = PluginConnection(command: command, timeout: .milliseconds(Int64(timeout * 1000)), label: label)
+        try await connection.start()
         let objectives = context.objective.allGoals.map { goal -> JSONValue in
             .object(["name": .string(goal.label), "direction": .string(goal.direction.rawValue)])
         }
-        let hello = try connection.request([
+        let hello = try await connection.request([
             "type": .string("hello"), "protocol": .number(Double(Self.protocolVersion)),
             "space": Self.describe(context.space), "direction": .string(context.objective.direction.rawValue),
             "seed": .number(Double(context.seed)), "options": .object(options),
@@ -101,11 +94,11 @@ public struct PluginStrategy: Strategy {
             }
         }
         if let state {
-            _ = try connection.request(["type": .string("load"), "state": state.plugin])
+            _ = try await connection.request(["type": .string("load"), "state": state.plugin])
             self.state = state
         } else {
             self.state = State(
-                plugin: try connection.request(["type": .string("save")])["state"] ?? .null, exhausted: false)
+                plugin: try await connection.request(["type": .string("save")])["state"] ?? .null, exhausted: false)
         }
     }
 
@@ -113,11 +106,11 @@ public struct PluginStrategy: Strategy {
     public var isExhausted: Bool { state.exhausted }
 
     /// Asks the plug-in for up to `count` configurations and checks each against the space.
-    public mutating func ask(_ count: Int, history: StudyHistory) throws -> [Configuration] {
+    public mutating func ask(_ count: Int, history: StudyHistory) async throws -> [Configuration] {
         let running = history.runningTrials.map { trial -> JSONValue in
             .object(["number": .number(Double(trial.number)), "configuration": Self.encode(trial.configuration)])
         }
-        let reply = try connection.request([
+        let reply = try await connection.request([
             "type": .string("ask"), "count": .number(Double(count)), "running": .array(running),
             "trials": .number(Double(history.count)),
         ])
@@ -154,12 +147,12 @@ public struct PluginStrategy: Strategy {
             }
         }
         state.exhausted = reply["exhausted"]?.boolValue ?? false
-        try checkpoint()
+        try await checkpoint()
         return configurations
     }
 
     /// Tells the plug-in a finished trial.
-    public mutating func tell(_ trial: Trial) throws {
+    public mutating func tell(_ trial: Trial) async throws {
         var message: [String: JSONValue] = [
             "number": .number(Double(trial.number)), "configuration": Self.encode(trial.configuration),
             "state": .string(trial.state.rawValue),
@@ -170,12 +163,12 @@ public struct PluginStrategy: Strategy {
         if let error = trial.error {
             message["error"] = .object(["stage": .string(error.stage.rawValue), "message": .string(error.message)])
         }
-        _ = try connection.request(["type": .string("tell"), "trial": .object(message)])
-        try checkpoint()
+        _ = try await connection.request(["type": .string("tell"), "trial": .object(message)])
+        try await checkpoint()
     }
 
-    private mutating func checkpoint() throws {
-        state.plugin = try connection.request(["type": .string("save")])["state"] ?? .null
+    private mutating func checkpoint() async throws {
+        state.plugin = try await connection.request(["type": .string("save")])["state"] ?? .null
     }
 
     private static func encode(_ configuration: Configuration) -> JSONValue {
@@ -227,119 +220,13 @@ public struct PluginStrategy: Strategy {
     }
 }
 
-/// The plug-in process and its pipes. Used synchronously by the strategy's calls (which the loop's actor
-/// already serialises); the lock keeps a copy of the strategy value from interleaving requests.
-final class PluginConnection: @unchecked Sendable {
-    private let process = Process()
-    private let input: FileHandle
-    private let output: FileHandle
-    /// The plug-in's stderr, read back for error messages: a file unlinked as soon as it is open, so nothing is
-    /// left in the temporary directory however autotune ends.
-    private let errorLog: FileHandle
-    private let timeout: Double
-    private let label: String
-    private let lock = NSLock()
-    private var buffer = Data()
-
-    init(command: [String], timeout: Double, label: String) throws {
-        // A plug-in that dies leaves a broken pipe: a write must fail, not kill autotune with SIGPIPE.
-        signal(SIGPIPE, SIG_IGN)
-        self.timeout = timeout
-        self.label = label
-        let logPath = FileManager.default.temporaryDirectory.appendingPathComponent(
-            "autotune-plugin-\(UUID().uuidString).log")
-        _ = FileManager.default.createFile(atPath: logPath.path, contents: nil)
-        let errorWriter = try FileHandle(forWritingTo: logPath)
-        // Once started, the child holds its own copy.
-        defer { try? errorWriter.close() }
-        errorLog = try FileHandle(forReadingFrom: logPath)
-        try? FileManager.default.removeItem(at: logPath)
-        let stdin = Pipe()
-        let stdout = Pipe()
-        // Foundation starts the child in a process group of its own, so a Ctrl-C at the terminal reaches autotune
-        // (which drains and checkpoints through this plug-in), not the plug-in.
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = command
-        process.standardInput = stdin
-        process.standardOutput = stdout
-        process.standardError = errorWriter
-        input = stdin.fileHandleForWriting
-        output = stdout.fileHandleForReading
-        do {
-            try process.run()
-        } catch {
-            throw StrategyError("cannot start plug-in '\(label)': \(error)")
-        }
-    }
-
-    deinit {
-        try? input.close()
-        if process.isRunning { process.terminate() }
-        try? errorLog.close()
-    }
-
-    /// Sends one request line and reads the one reply line.
-    func request(_ message: [String: JSONValue]) throws -> JSONValue {
-        lock.lock()
-        defer { lock.unlock() }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        var line = try encoder.encode(JSONValue.object(message))
-        line.append(0x0A)
-        do {
-            try input.write(contentsOf: line)
-        } catch {
-            throw failure("could not be written to (\(exitDescription))")
-        }
-        let reply = try readLine(for: message["type"]?.stringValue ?? "request")
-        guard let value = try? JSONDecoder().decode(JSONValue.self, from: reply), case .object = value else {
-            throw failure(
-                "answered with a line that is not a JSON object: \(String(decoding: reply.prefix(200), as: UTF8.self))")
-        }
-        if let error = value["error"]?.stringValue { throw failure("reported an error: \(error)") }
-        return value
-    }
-
-    private func readLine(for request: String) throws -> Data {
-        let deadline = Date().addingTimeInterval(timeout)
-        while true {
-            if let newline = buffer.firstIndex(of: 0x0A) {
-                let line = buffer[buffer.startIndex..<newline]
-                buffer.removeSubrange(buffer.startIndex...newline)
-                return Data(line)
-            }
-            let remaining = deadline.timeIntervalSinceNow
-            guard remaining > 0 else { throw failure("did not answer '\(request)' within \(Int(timeout)) s") }
-            var descriptor = pollfd(fd: output.fileDescriptor, events: Int16(POLLIN), revents: 0)
-            let ready = poll(&descriptor, 1, Int32(min(remaining, 1) * 1000))
-            guard ready > 0 else { continue }
-            let chunk = output.availableData
-            if chunk.isEmpty { throw failure("exited before answering '\(request)' (\(exitDescription))") }
-            buffer.append(chunk)
-        }
-    }
-
-    private var exitDescription: String {
-        if process.isRunning { return "still running" }
-        return "exit status \(process.terminationStatus)"
-    }
-
-    private func failure(_ what: String) -> StrategyError {
-        let size = (try? errorLog.seekToEnd()) ?? 0
-        try? errorLog.seek(toOffset: size > 65536 ? size - 65536 : 0)
-        let text = String(decoding: (try? errorLog.readToEnd()) ?? Data(), as: UTF8.self)
-        let tail = text.split(whereSeparator: \.isNewline).suffix(10)
-        return StrategyError(
-            "plug-in '\(label)' \(what)" + (tail.isEmpty ? "" : "; its stderr:\n" + tail.joined(separator: "\n")))
-    }
-}
-
 extension StrategyRegistry {
     /// The built-in strategies plus `plugin`, a strategy in another process (`strategy: {command: [...]}`).
     public static var standard: Self {
         var registry = builtIn
-        registry.register("plugin") { context, state in try PluginStrategy(context: context, state: state) }
-        registry.registerCheck("plugin") { context in try PluginStrategy.check(context) }
+        registry.register("plugin", check: { try PluginStrategy.check($0) }) { context, state in
+            try await PluginStrategy(context: context, state: state)
+        }
         return registry
     }
 }
