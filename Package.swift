@@ -24,6 +24,13 @@ let package = Package(
         .library(name: "AutotuneApp", targets: ["AutotuneApp"]),
         .executable(name: "autotune", targets: ["autotune"]),
     ],
+    // PostgreSQL studies shared by workers on several machines. On by default; `--disable-default-traits` builds
+    // an autotune without it, which leaves out postgres-nio's crypto (a second BoringSSL): the quickstart's build
+    // (docs/architecture.md has what each dependency costs).
+    traits: [
+        .default(enabledTraits: ["PostgreSQL"]),
+        .trait(name: "PostgreSQL", description: "Studies shared through PostgreSQL (--db postgres://, autotune worker)."),
+    ],
     dependencies: [
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
@@ -94,8 +101,8 @@ let package = Package(
         .target(
             name: "AutotuneApp",
             dependencies: [
-                "Autotune", "AutotuneTask", "AutotuneStore", "AutotuneStorePostgres", "AutotuneRunner",
-                "AutotuneServing", "AutotuneReport",
+                "Autotune", "AutotuneTask", "AutotuneStore", "AutotuneRunner", "AutotuneServing", "AutotuneReport",
+                .target(name: "AutotuneStorePostgres", condition: .when(traits: ["PostgreSQL"])),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
             ]

@@ -114,7 +114,7 @@ import Testing
             let n = trial.configuration["n"]?.numericValue ?? 1
             return .metrics(["score": -(x - 0.3) * (x - 0.3) - abs(log2(n) - 3)])
         }
-        var definition = try definition(space: space, strategy: "bayesian", maxTrials: 14, parallel: 1)
+        var definition = definition(space: space, strategy: "bayesian", maxTrials: 14, parallel: 1)
         definition.strategy.options = ["initial_points": .number(4), "candidates": .number(256)]
         let straight = try await withTestStudy(definition) { study in
             _ = try await study.run(experiment: experiment)

@@ -1,6 +1,8 @@
 public import Autotune
 import AutotuneStore
-import AutotuneStorePostgres
+#if PostgreSQL
+    import AutotuneStorePostgres
+#endif
 public import Foundation
 public import Logging
 
@@ -87,7 +89,14 @@ public struct StoreLocation: Sendable, Hashable {
         _ body: (any StudyStore & ResourceLedger) async throws -> Result
     ) async throws -> Result {
         if isPostgres {
-            return try await PostgresStudyStore.withStore(url: given, logger: logger) { try await body($0) }
+            #if PostgreSQL
+                return try await PostgresStudyStore.withStore(url: given, logger: logger) { try await body($0) }
+            #else
+                throw AutotuneError(
+                    .invalidArgument,
+                    "this autotune was built without PostgreSQL (swift build --disable-default-traits); build it with the default traits (swift build) to use \(displayPath)"
+                )
+            #endif
         }
         let mode: SQLiteStudyStore.Mode =
             switch access {
