@@ -143,7 +143,12 @@ let package = Package(
             name: "AutotuneStorePostgresTests",
             dependencies: ["AutotuneStorePostgres", "AutotuneTesting", .product(name: "Logging", package: "swift-log")]
         ),
-        .testTarget(name: "AutotuneServingTests", dependencies: ["AutotuneServing", "AutotuneStore", "AutotuneTask"]),
+        .testTarget(
+            name: "AutotuneServingTests",
+            dependencies: [
+                "AutotuneServing", "AutotuneStore", "AutotuneTask", .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(
             name: "AutotuneRunnerTests",
             dependencies: ["AutotuneRunner", "AutotuneStore", "AutotuneTask", "AutotuneTesting"]

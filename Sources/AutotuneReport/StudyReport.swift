@@ -128,11 +128,17 @@ public enum StudyReport {
         if let best = result.recommended, let trial = model.trials.first(where: { $0.number == best.number }) {
             let kind =
                 result.isConfirmed
-                ? " (confirmed: the \(model.definition.confirm?.rankBy.rawValue ?? "mean") of its repeats)" : ""
+                ? " (confirmed: the \(model.definition.confirm?.rankBy == .worst ? "worst" : "mean") of its repeats)"
+                : ""
             html += "<h2>Best</h2><p>Trial \(model.link(trial.number))\(kind): \(escape(model.objective.label)) = "
             html += "<b>\(escape(label(best.score)))</b>"
             if let gain = result.gain, let base = gain.baselineScore, let fraction = gain.fraction, base != 0 {
-                html += " (baseline \(escape(label(base))), \(String(format: "%+.1f%%", fraction * 100)))"
+                var interval = ""
+                if let low = gain.low, let high = gain.high {
+                    interval = String(format: ", 90%% interval %+.1f%% to %+.1f%%", low * 100, high * 100)
+                    if gain.withinNoise { interval += ": within the noise" }
+                }
+                html += " (baseline \(escape(label(base))), \(String(format: "%+.1f%%", fraction * 100))\(interval))"
             }
             html += "</p><table class=\"config\">"
             for parameter in model.definition.space.parameters {

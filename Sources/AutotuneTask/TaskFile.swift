@@ -483,11 +483,14 @@ public enum TaskFile {
         var terms: [Objective.Term] = []
         if case .mapping = target.node {
             for (metric, weight) in try target.mapping() {
+                guard let first = metric.unicodeScalars.first, first == "_" || first.properties.isAlphabetic else {
+                    throw target.error("a metric's name starts with a letter or '_', got '\(metric)'")
+                }
                 terms.append(Objective.Term(metric: metric, weight: try weight.double()))
             }
             guard !terms.isEmpty else { throw target.error("give at least one metric") }
         } else {
-            terms = [Objective.Term(metric: try target.nonEmptyString())]
+            terms = [Objective.Term(metric: try target.metricName())]
         }
         return Objective.Goal(direction, terms: terms)
     }
@@ -498,7 +501,7 @@ public enum TaskFile {
         if let list {
             for element in try list.sequence() {
                 let item = try element.fields(allowed: ["metric", "min", "max", "on_violation", "penalty"])
-                let metric = try item.required("metric", "the metric bounded").nonEmptyString()
+                let metric = try item.required("metric", "the metric bounded").metricName()
                 let minimum = try item["min"]?.double()
                 let maximum = try item["max"]?.double()
                 guard minimum != nil || maximum != nil else { throw element.error("give min, max or both") }
@@ -602,6 +605,33 @@ public enum TaskFile {
         if memory != nil, count == nil {
             throw fields["min_free_memory"]!.error("needs gpus_per_trial")
         }
+        if let memory, memory < 0 {
+            throw fields["min_free_memory"]!.error(
+                "is the least free memory a GPU must have, in MiB: at least 0, got \(memory)")
+        }
+        // A trial that asks for more GPUs than the pool lists can never start.
+        if case .declared(let pool) = resources.gpus, let count, let node = fields["gpus_per_trial"] {
+            switch count {
+            case .fixed(let needed) where needed > pool.count:
+                throw node.error("asks for \(needed) GPUs per trial but resources.gpus lists \(pool.count)")
+            case .product(let names):
+                let least = names.map { space[$0].flatMap { Self.integralBounds($0.domain)?.lowest } ?? 1 }.reduce(1, *)
+                let most = names.map { space[$0].flatMap { Self.integralBounds($0.domain)?.highest } ?? 1 }.reduce(1, *)
+                if least > pool.count {
+                    throw node.error(
+                        "every trial needs at least \(least) GPUs (\(names.joined(separator: " × "))) but resources.gpus lists \(pool.count)"
+                    )
+                }
+                let bounded = space.constraints.contains { $0.names.contains("gpus") }
+                if most > pool.count, !bounded {
+                    throw node.error(
+                        "\(names.joined(separator: " × ")) reaches \(most) GPUs but resources.gpus lists \(pool.count): add the constraint '\(names.joined(separator: " * ")) <= gpus' or list more GPUs"
+                    )
+                }
+            default:
+                break
+            }
+        }
         resources.gpusPerTrial = count.map { GPURequest(count: $0, minimumFreeMemoryMiB: memory) }
         if let ports = fields["ports"] {
             let text = try ports.string()
@@ -614,6 +644,19 @@ public enum TaskFile {
         }
         resources.maxConcurrentLaunches = try fields["max_concurrent_launches"]?.int(in: 1...1024) ?? 2
         return resources
+    }
+
+    /// The lowest and highest value of an integer parameter's domain.
+    private static func integralBounds(_ domain: Parameter.Domain) -> (lowest: Int, highest: Int)? {
+        switch domain {
+        case .int(let lower, let upper, _, _): return (lower, upper)
+        case .categorical(let values):
+            let numbers = values.compactMap { if case .int(let value) = $0 { value } else { nil } }
+            guard let low = numbers.min(), let high = numbers.max() else { return nil }
+            return (low, high)
+        case .fixed(.int(let value)): return (value, value)
+        default: return nil
+        }
     }
 
     private static func baseline(_ node: TaskNode?, space: SearchSpace) throws(TaskFileError) -> Configuration? {

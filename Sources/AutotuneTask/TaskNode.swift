@@ -76,6 +76,21 @@ struct TaskNode {
         return value
     }
 
+    /// A metric's name: text that starts with a letter or `_` (`ttft_ms_p99`, `c64.requests_per_s`), never a
+    /// number, a boolean or null, which YAML would otherwise hand over as the text `-1` or `true`.
+    func metricName() throws(TaskFileError) -> String {
+        let value = try nonEmptyString()
+        if case .scalar(let scalar) = node, scalar.style == .plain,
+            Double(value) != nil || ["true", "false", "True", "False", "TRUE", "FALSE", "null", "~"].contains(value)
+        {
+            throw error("expected a metric's name, got \(describe)")
+        }
+        guard let first = value.unicodeScalars.first, first == "_" || first.properties.isAlphabetic else {
+            throw error("a metric's name starts with a letter or '_', got '\(Self.quoted(value))'")
+        }
+        return value
+    }
+
     func int() throws(TaskFileError) -> Int {
         guard case .scalar(let scalar) = node, scalar.style == .plain, let value = Int(scalar.string) else {
             throw error("expected an integer, got \(describe)")

@@ -65,9 +65,8 @@ private func threeWorkersKillingOne(study: String, in directory: URL, url: Strin
                     {
                         try await Task.sleep(for: .milliseconds(20))
                     }
-                    // Past the moment it records the trial's process group (just after the spawn), so what it
-                    // leaves behind can be found; a worker dying inside that window leaves an orphan nobody knows.
-                    try await Task.sleep(for: .milliseconds(300))
+                    // At once: a trial's processes carry its token from before they exist, so the worker that
+                    // takes the trial back finds them however soon after the spawn this one dies.
                     kill(pid, SIGKILL)
                 }
                 return (index, run)

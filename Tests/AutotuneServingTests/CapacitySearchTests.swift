@@ -1,5 +1,7 @@
 import Autotune
+import AutotuneRunner
 import Foundation
+import Logging
 import Testing
 
 @testable import AutotuneServing
@@ -117,5 +119,103 @@ private func withEngine<T: Sendable>(
             #expect(metrics[name] == level.metrics[name], "\(name)")
         }
         #expect(metrics["max_request_rate"] == 4)
+    }
+}
+
+/// What a capacity search reports must hold: the level its figures come from is the one that passed, its
+/// result file describes that level, the time early stops saved is counted, and the rate it reports is one the
+/// server sustains for longer than a search's levels last.
+@Suite(.serialized) struct CapacityTruthTests {
+    /// A search at a request rate on an engine of 16 sequences; levels of `requests` requests, SLO p99 TTFT ≤ 400 ms.
+    private func search(requests: Int) -> LoadSpec {
+        var spec = LoadSpec(
+            concurrency: [], requests: requests, inputTokens: 128, outputTokens: 16, warmupRequests: 2)
+        spec.slo = ["ttft_ms_p99": 400]
+        spec.search = CapacitySearch(load: .rate, lower: 2, upper: 256, tolerance: 0.1, maxLevels: 8)
+        return spec
+    }
+
+    /// The truth is a level four times as long at the reported rate: it must meet the SLO and be sustained. A
+    /// search that passed a short burst the server cannot keep up (achieved short of offered, a queue building)
+    /// reports a rate that fails this.
+    @Test func theReportedCapacityHoldsAtALevelFourTimesAsLong() async throws {
+        try await withEngine(timeScale: 1, maxNumSeqs: 16) { baseURL in
+            let spec = search(requests: 150)
+            let outcome = try await LoadGenerator(spec: spec, model: "sim").measure(baseURL: baseURL)
+            let capacity = try #require(outcome.metrics["max_request_rate"])
+            #expect(capacity > 2, "no level passed: \(outcome.levels.map { ($0.name, $0.unsustained ?? "") })")
+            var truth = spec
+            truth.search = nil
+            truth.rates = [capacity]
+            truth.requests = 600
+            let long = try #require(try await LoadGenerator(spec: truth, model: "sim").run(baseURL: baseURL).first)
+            #expect(long.metrics["slo_met"] == 1, "at \(capacity)/s for 600 requests: \(long.metrics)")
+            #expect(long.metrics["sustained"] == 1, "\(long.unsustained ?? "")")
+        }
+    }
+
+    /// An overloaded open-loop level says so even when its percentiles look fine: the requests complete more
+    /// slowly than they arrive and the queue grows.
+    @Test func anOverloadedRateIsNotSustained() async throws {
+        try await withEngine(timeScale: 1, maxNumSeqs: 4) { baseURL in
+            var spec = LoadSpec(concurrency: [], rates: [200], requests: 120, inputTokens: 128, outputTokens: 32)
+            spec.warmupRequests = 0
+            let level = try #require(try await LoadGenerator(spec: spec, model: "sim").run(baseURL: baseURL).first)
+            #expect(level.metrics["sustained"] == 0)
+            #expect((level.metrics["achieved_rate"] ?? .infinity) < (level.metrics["offered_rate"] ?? 0))
+            #expect(level.unsustained?.contains("completed at") == true, "\(level.unsustained ?? "")")
+        }
+    }
+
+    /// `result.json` describes the level the trial's figures come from — the highest that passed — not the last
+    /// level the search probed, which failed.
+    @Test func theResultFileDescribesTheLevelThatPassed() async throws {
+        try await withEngine(timeScale: 1, maxNumSeqs: 8) { baseURL in
+            var spec = LoadSpec(concurrency: [], requests: 40, inputTokens: 64, outputTokens: 16, warmupRequests: 2)
+            spec.slo = ["ttft_ms_p90": 100]
+            spec.search = CapacitySearch(load: .concurrency, lower: 1, upper: 64, tolerance: 0.05)
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("capacity-\(UUID())")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let space = try SearchSpace([Parameter("x", .int(lower: 1, upper: 2))])
+            let context = TrialContext(
+                study: "s", trial: Trial(number: 0, configuration: Configuration(["x": .int(1)])), space: space,
+                seed: 1, directory: directory, logger: .init(label: "test"))
+            let (metrics, _) = try await ServingExperiment.benchmark(
+                .load(spec), baseURL: baseURL, context: context, values: [:], model: "sim")
+            let levels = try JSONDecoder().decode(
+                [LevelResult].self, from: Data(contentsOf: directory.appendingPathComponent("benchmark.json")))
+            let capacity = try #require(metrics["max_concurrency"])
+            // The search ends on a failing level (it brackets the capacity from above).
+            #expect(levels.last?.metrics["slo_met"] == 0, "\(levels.map(\.name))")
+            let result = try #require(
+                try JSONSerialization.jsonObject(
+                    with: Data(contentsOf: directory.appendingPathComponent("result.json")))
+                    as? [String: Any])
+            #expect(result["max_concurrency"] as? Double == capacity)
+            let passed = try #require(levels.first { $0.name == "c\(Int(capacity))" && $0.metrics["slo_met"] == 1 })
+            let p90 = try #require(result["p90_ttft_ms"] as? Double)
+            #expect(abs(p90 - passed.metrics["ttft_ms_p90"]!) < 1e-6)
+            #expect((result["p90_ttft_ms"] as? Double ?? .infinity) <= 100)
+            #expect(result["completed"] as? Double == Double(passed.records.filter(\.succeeded).count))
+        }
+    }
+
+    /// A closed-loop level that ends early counts the time its remaining requests would have taken, and a search
+    /// reports the sum over its levels.
+    @Test func earlyStopsCountTheTimeTheySavedAndASearchSumsIt() async throws {
+        try await withEngine(timeScale: 1, maxNumSeqs: 4) { baseURL in
+            var spec = LoadSpec(
+                concurrency: [], requests: 120, inputTokens: 64, outputTokens: 16, warmupRequests: 0)
+            spec.slo = ["ttft_ms_p99": 30]
+            spec.search = CapacitySearch(load: .concurrency, lower: 2, upper: 64, tolerance: 0.1, maxLevels: 5)
+            let outcome = try await LoadGenerator(spec: spec, model: "sim").measure(baseURL: baseURL)
+            let stopped = outcome.levels.filter { $0.metrics["early_stopped"] == 1 }
+            #expect(!stopped.isEmpty, "\(outcome.levels.map(\.name))")
+            #expect(stopped.allSatisfy { ($0.metrics["benchmark_s_saved"] ?? 0) > 0 }, "\(stopped.map(\.metrics))")
+            let sum = outcome.levels.reduce(0) { $0 + ($1.metrics["benchmark_s_saved"] ?? 0) }
+            #expect(outcome.metrics["benchmark_s_saved"] == sum)
+            #expect(outcome.metrics["early_stopped_levels"] == Double(stopped.count))
+        }
     }
 }

@@ -124,11 +124,13 @@ public struct StudyBook: Sendable {
             return []
         }
         let trials = history.finished + history.running.values
-        return confirm.missing(in: trials, objective: definition.objective).prefix(room).enumerated().map {
-            var trial = Trial(number: number + $0, configuration: $1.configuration)
-            trial.confirms = $1.target
-            return trial
-        }
+        let baseline = definition.baseline == nil ? nil : 0
+        return confirm.missing(in: trials, objective: definition.objective, baseline: baseline).prefix(room)
+            .enumerated().map {
+                var trial = Trial(number: number + $0, configuration: $1.configuration)
+                trial.confirms = $1.target
+                return trial
+            }
     }
 
     /// Starts `plan` at `now`: checks the strategy's `proposals` against its contract, numbers them after every
@@ -312,6 +314,7 @@ public struct StudyBook: Sendable {
             case (nil, nil): nil
             }
         guard let search, let confirm = definition.confirm else { return search }
-        return search + min(confirm.top, search) * confirm.repeats
+        // The baseline is re-measured as often (counted apart even when it is among the best: a bound, not exact).
+        return search + (min(confirm.top, search) + (definition.baseline == nil ? 0 : 1)) * confirm.repeats
     }
 }

@@ -198,7 +198,8 @@ extension RunSummary {
             if let gain = result.gain { lines.append(gain.sentence) }
             let label =
                 result.isConfirmed
-                ? "Best (confirmed, the \(definition.confirm?.rankBy.rawValue ?? "mean") of its repeats)" : "Best"
+                ? "Best (confirmed, the \(definition.confirm?.rankBy == .worst ? "worst" : "mean") of its repeats)"
+                : "Best"
             lines.append(
                 "\(label): trial \(best.number) \(objective.label)=\(HumanNumber.format(best.score))  \(trial.configuration.display(in: definition.space))"
             )

@@ -1,10 +1,11 @@
 public import Autotune
 import AutotuneStore
+public import Foundation
+public import Logging
+
 #if PostgreSQL
     import AutotuneStorePostgres
 #endif
-public import Foundation
-public import Logging
 
 /// Where a study database lives, as a person gave it: a SQLite file, or a PostgreSQL server that workers share.
 ///

@@ -164,6 +164,8 @@ public struct BestView: Sendable {
         public var confirmed: [ConfirmedResult]?
         /// What ranked it.
         public var rankedBy: String?
+        /// How sure the tool is that it meets each SLO.
+        public var slos: [StudyResult.Assurance]?
     }
 
     /// The JSON value.
@@ -172,7 +174,8 @@ public struct BestView: Sendable {
         return JSON(
             study: study.definition.name, trial: trial, command: command, gain: isPicked ? nil : result.gain,
             confirmed: ranking.isEmpty ? nil : ranking,
-            rankedBy: ranking.isEmpty ? nil : study.definition.confirm?.rankBy.rawValue)
+            rankedBy: ranking.isEmpty ? nil : study.definition.confirm?.rankBy.rawValue,
+            slos: isPicked || result.assurance.isEmpty ? nil : result.assurance)
     }
 
     /// The text `best` prints.
@@ -182,13 +185,19 @@ public struct BestView: Sendable {
             "Study '\(definition.name)': \(heading) \(trial.number) of \(definition.objective.direction.rawValue) \(definition.objective.label)"
         ]
         if let winner = confirmation.first, let confirm = definition.confirm {
+            let figure = confirm.rankBy == .worst ? "worst" : "mean"
+            let spread = winner.spread.map { ", spread \(HumanNumber.format($0))" } ?? ""
             lines.append(
-                "  score: \(HumanNumber.format(score)) (the \(confirm.rankBy.rawValue) of \(winner.scores.count) repeat\(winner.scores.count == 1 ? "" : "s"); \(HumanNumber.format(winner.searchScore)) in the search)"
+                "  score: \(HumanNumber.format(score)) (the \(figure) of \(winner.scores.count) repeat\(winner.scores.count == 1 ? "" : "s")\(spread); \(HumanNumber.format(winner.searchScore)) in the search)"
             )
         } else {
             lines.append("  score: \(HumanNumber.format(score))")
         }
         if !isPicked, let gain = result.gain { lines.append("  " + gain.sentence) }
+        if !isPicked, !result.assurance.isEmpty {
+            lines.append("  SLOs:")
+            for assurance in result.assurance { lines.append("    " + assurance.sentence) }
+        }
         lines.append("  configuration:")
         for parameter in definition.space.parameters {
             if let value = trial.configuration[parameter.name] {
@@ -211,12 +220,34 @@ public struct BestView: Sendable {
 }
 
 extension StudyResult.Gain {
-    /// `Baseline (trial 0): 4120; the best is 61.3% better.`, or why the baseline has no score.
+    /// `Baseline (trial 0): 4120 (mean of 4); the best is 12.3% better (90% interval 8.1% to 16.5%).`, the gain
+    /// said to be within the noise when its interval holds 0, or from one measurement each when nothing tells the
+    /// noise.
     public var sentence: String {
         guard let baselineScore else { return "Baseline (trial \(baseline)): no score" }
-        guard let fraction else { return "Baseline (trial \(baseline)): \(HumanNumber.format(baselineScore))" }
-        return
-            "Baseline (trial \(baseline)): \(HumanNumber.format(baselineScore)); the best is \(String(format: "%.1f", fraction * 100))% better."
+        let runs = baselineRuns > 1 ? " (mean of \(baselineRuns))" : ""
+        guard let fraction else { return "Baseline (trial \(baseline)): \(HumanNumber.format(baselineScore))\(runs)" }
+        let percent = { (value: Double) in String(format: "%.1f%%", value * 100) }
+        let head = "Baseline (trial \(baseline)): \(HumanNumber.format(baselineScore))\(runs); the best is"
+        guard let low, let high else {
+            return
+                "\(head) \(percent(fraction)) better, from one measurement of each: re-measure both (confirm: {top: 3, repeats: 3}) to know it is more than noise."
+        }
+        let interval = "90% interval \(percent(low)) to \(percent(high))"
+        if withinNoise { return "\(head) \(percent(fraction)) better, within the noise (\(interval))." }
+        return "\(head) \(percent(fraction)) better (\(interval))."
+    }
+}
+
+extension StudyResult.Assurance {
+    /// `ttft_ms_p99 <= 3000: mean 2710 over 3 runs, 9.7% inside; 96% sure it holds`.
+    public var sentence: String {
+        let side = margin >= 0 ? "inside" : "OUTSIDE"
+        let runs = "\(runs) run\(runs == 1 ? "" : "s")"
+        let head =
+            "\(constraint): mean \(HumanNumber.format(mean)) over \(runs), \(String(format: "%.1f", abs(margin) * 100))% \(side)"
+        guard let probability else { return "\(head); one measurement: confirm it to know how sure that is" }
+        return "\(head); \(String(format: "%.0f", probability * 100))% sure it holds"
     }
 }
 
@@ -238,11 +269,17 @@ public struct ConfirmationTable: Sendable {
 
     /// The text.
     public var text: String {
+        let rankedBy = confirm.rankBy == .lcb ? "pessimistic 95% bound" : confirm.rankBy.rawValue
         var lines = [
             "",
-            "Confirmed: the search's best \(ranking.count) re-measured \(confirm.repeats) time\(confirm.repeats == 1 ? "" : "s") each, ranked by the \(confirm.rankBy.rawValue):",
+            "Confirmed: the search's best \(ranking.count) re-measured \(confirm.repeats) time\(confirm.repeats == 1 ? "" : "s") each, ranked by the \(rankedBy):",
         ]
-        var rows = [["rank", "trial", "search rank", "search score", "mean", "spread", "worst", "repeats", "held up"]]
+        var rows = [
+            [
+                "rank", "trial", "search rank", "search score", "mean", "spread", "worst", "95% bound", "repeats",
+                "held up",
+            ]
+        ]
         for result in ranking {
             let done = result.scores.count + result.failures
             var repeats = "\(result.scores.count)/\(result.repeats.count) ok"
@@ -251,17 +288,27 @@ public struct ConfirmationTable: Sendable {
                 String(result.rank), String(result.trial), String(result.searchRank),
                 HumanNumber.format(result.searchScore), result.mean.map { HumanNumber.format($0) } ?? "–",
                 result.spread.map { HumanNumber.format($0) } ?? "–", result.worst.map { HumanNumber.format($0) } ?? "–",
-                repeats,
+                result.bound.map { HumanNumber.format($0) } ?? "–", repeats,
                 done == 0 ? "–" : result.heldUp(objective: objective) ? "yes" : "no",
             ])
         }
         lines.append(TextTable.indent(TextTable.render(rows)))
+        if let noise = ranking.first?.noise {
+            lines.append(
+                "The noise of one measurement, pooled over the repeats: \(HumanNumber.format(noise)). Held up: the search score is above the repeats' mean by no more than that noise allows (95%)."
+            )
+        }
         if let leader = ranking.first(where: { $0.searchRank == 1 }), leader.rank != 1 {
-            let figure =
-                (confirm.rankBy == .mean ? leader.mean : leader.worst).map { HumanNumber.format($0) } ?? "no figure"
+            let value: Double? =
+                switch confirm.rankBy {
+                case .mean: leader.mean
+                case .worst: leader.worst
+                case .lcb: leader.bound
+                }
+            let figure = value.map { HumanNumber.format($0) } ?? "no figure"
             let why =
                 leader.failures > 0
-                ? "\(leader.failures) of its repeats failed" : "its repeats' \(confirm.rankBy.rawValue) was \(figure)"
+                ? "\(leader.failures) of its repeats failed" : "its repeats' \(rankedBy) was \(figure)"
             lines.append(
                 "Trial \(leader.trial) led the search (\(HumanNumber.format(leader.searchScore))) but did not hold up: \(why), rank \(leader.rank) of \(ranking.count); trial \(ranking[0].trial) is the confirmed best."
             )

@@ -240,9 +240,10 @@ public struct ServingExperiment: Experiment {
 
     /// Runs the benchmark; returns its metrics and, when it stopped because a hard constraint broke, why.
     ///
-    /// The built-in generator also writes `benchmark.json` (every level and request) and `result.json`, the
-    /// chosen (or last) level in `vllm bench serve --save-result`'s format, so scripts that read those read
-    /// these; `result-LEVEL.json` for each level when there are several.
+    /// The built-in generator also writes `benchmark.json` (every level and request) and `result.json`, the level
+    /// the trial's figures come from (a capacity search's highest passing level; a single level) in
+    /// `vllm bench serve --save-result`'s format, so scripts that read those read these; `result-LEVEL.json` for
+    /// each level when there are several.
     static func benchmark(
         _ benchmark: BenchmarkSpec,
         baseURL: String,
@@ -260,13 +261,10 @@ public struct ServingExperiment: Experiment {
             encoder.outputFormatting = [.sortedKeys]
             try? encoder.encode(outcome.levels).write(to: context.directory.appendingPathComponent("benchmark.json"))
             let levels = outcome.levels
-            let chosen: LevelResult? =
-                load.capacityMetric.flatMap { metric in
-                    let capacity = outcome.metrics[metric] ?? 0
-                    return levels.last { VLLMResult.load(of: $0) == capacity }
-                } ?? levels.last
-            if let chosen {
-                try? VLLMResult(level: chosen, spec: load, model: model, metrics: outcome.metrics).encoded()
+            // The level the trial's figures come from, not the last one probed: in a capacity search that one
+            // usually failed.
+            if let chosen = outcome.chosen {
+                try? VLLMResult(level: levels[chosen], spec: load, model: model, metrics: outcome.metrics).encoded()
                     .write(to: context.directory.appendingPathComponent("result.json"))
             }
             if levels.count > 1 {

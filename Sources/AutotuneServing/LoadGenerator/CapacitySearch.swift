@@ -73,14 +73,20 @@ final class LevelMonitor: Sendable {
         }
     }
 
-    /// The benchmark seconds an early stop saved: the rest of the planned arrivals (open loop), or the
-    /// remaining requests at the pace so far (closed loop).
-    func saved(elapsed: Double, finished: Int, plannedEnd: Double?) -> Double {
+    /// The benchmark seconds an early stop saved, a lower bound: in an open loop the level would have ended once
+    /// its last planned request was answered (its arrival time plus the median latency so far; a broken level's
+    /// queue would only have made that later); in a closed loop, once the remaining requests ran at the pace so
+    /// far.
+    func saved(elapsed: Double, finished: [RequestRecord], plannedEnd: Double?) -> Double {
         guard let (stopped, planned) = Optional(state.withLock { ($0.stopped, $0.planned) }), stopped,
             let planned
         else { return 0 }
-        if let plannedEnd { return max(0, plannedEnd - elapsed) }
-        return elapsed * Double(max(0, planned - finished)) / Double(max(finished, 1))
+        if let plannedEnd {
+            let latencies = finished.map(\.endToEnd).sorted()
+            let median = latencies.isEmpty ? 0 : latencies[latencies.count / 2]
+            return max(0, plannedEnd + median - elapsed)
+        }
+        return elapsed * Double(max(0, planned - finished.count)) / Double(max(finished.count, 1))
     }
 
     /// `ttft_ms` of `ttft_ms_p99`: the per-request measure a level metric summarises (ttft, tpot, e2e).
@@ -120,6 +126,10 @@ public struct LoadOutcome: Sendable {
     /// Set when a level broke one of the study's hard constraints with more levels to go, or ended early
     /// because of it: the trial is pruned.
     public var pruned: String?
+    /// The index in ``levels`` of the level the trial's figures come from: the highest that passed in a capacity
+    /// search (the lowest tried when none did), the only one of a single-level benchmark; `nil` when the trial
+    /// reports each level under its own name.
+    public var chosen: Int?
 }
 
 extension LoadGenerator {
@@ -167,7 +177,8 @@ extension LoadGenerator {
             if !spec.slo.isEmpty {
                 metrics["benchmark_s_saved"] = levels.reduce(0) { $0 + ($1.metrics["benchmark_s_saved"] ?? 0) }
             }
-            return LoadOutcome(levels: levels, metrics: metrics, pruned: pruned)
+            return LoadOutcome(
+                levels: levels, metrics: metrics, pruned: pruned, chosen: levels.count == 1 ? 0 : nil)
         }
     }
 
@@ -210,8 +221,8 @@ extension LoadGenerator {
             return integral && next >= load ? max(load - 1, search.lower) : next
         }
         var load = clamp(hinted ? start! : (search.lower * search.upper).squareRoot())
-        var passing: (load: Double, level: LevelResult)?
-        var failing: (load: Double, level: LevelResult)?
+        var passing: (load: Double, index: Int)?
+        var failing: (load: Double, index: Int)?
         var levels: [LevelResult] = []
         let met = Self.attainment(records: [], slo: spec.slo).met
         while levels.count < search.maxLevels {
@@ -222,9 +233,9 @@ extension LoadGenerator {
                 gpus: gpus)
             levels.append(result)
             if met(result.metrics) {
-                if passing.map({ load > $0.load }) ?? true { passing = (load, result) }
+                if passing.map({ load > $0.load }) ?? true { passing = (load, levels.count - 1) }
             } else if failing.map({ load < $0.load }) ?? true {
-                failing = (load, result)
+                failing = (load, levels.count - 1)
             }
             // The next load: bracket until one level passed and one failed, then bisect.
             let next: Double
@@ -251,12 +262,12 @@ extension LoadGenerator {
             }
             break
         }
-        let chosen = passing?.level ?? failing?.level ?? levels.last!
-        var metrics = chosen.metrics.filter { $0.key != "benchmark_s_saved" && $0.key != "early_stopped" }
+        let chosen = passing?.index ?? failing?.index ?? levels.count - 1
+        var metrics = levels[chosen].metrics.filter { $0.key != "benchmark_s_saved" && $0.key != "early_stopped" }
         metrics[spec.capacityMetric!] = passing?.load ?? 0
         metrics["capacity_levels"] = Double(levels.count)
         metrics["early_stopped_levels"] = Double(levels.filter { $0.metrics["early_stopped"] == 1 }.count)
         metrics["benchmark_s_saved"] = levels.reduce(0) { $0 + ($1.metrics["benchmark_s_saved"] ?? 0) }
-        return LoadOutcome(levels: levels, metrics: metrics, pruned: nil)
+        return LoadOutcome(levels: levels, metrics: metrics, pruned: nil, chosen: chosen)
     }
 }

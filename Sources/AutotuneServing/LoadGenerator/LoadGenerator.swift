@@ -40,6 +40,8 @@ public struct LevelResult: Sendable, Hashable, Codable {
     public var records: [RequestRecord]
     /// The level's metrics (see ``LoadGenerator``).
     public var metrics: [String: Double]
+    /// Why an open-loop level's load was not sustained (``Sustainability``), when it was not.
+    public var unsustained: String?
 }
 
 /// An OpenAI-compatible load generator over AsyncHTTPClient: streaming `/v1/completions` or
@@ -128,6 +130,12 @@ public struct LoadGenerator: Sendable {
             records = try await openLoop(client: client, baseURL: baseURL, rate: rate, start: start, monitor: monitor)
         }
         var result = summarize(name: name, records: records, seconds: (ContinuousClock.now - start).seconds, gpus: gpus)
+        if case .rate = load, !monitor.stopped,
+            let judgement = Sustainability(records: records, ttftLimit: Self.ttftLimit(spec.slo))
+        {
+            result.metrics.merge(judgement.metrics) { _, new in new }
+            result.unsustained = judgement.failure
+        }
         if !spec.slo.isEmpty {
             let (good, met) = Self.attainment(records: records, slo: spec.slo)
             result.metrics["goodput"] = Double(good) / max(result.seconds, 1e-9)
@@ -135,7 +143,7 @@ public struct LoadGenerator: Sendable {
             result.metrics["slo_met"] = met(result.metrics) ? 1 : 0
             result.metrics["early_stopped"] = monitor.stopped ? 1 : 0
             result.metrics["benchmark_s_saved"] = monitor.saved(
-                elapsed: result.seconds, finished: records.count, plannedEnd: monitor.plannedEnd)
+                elapsed: result.seconds, finished: records, plannedEnd: monitor.plannedEnd)
         }
         return result
     }
@@ -219,11 +227,17 @@ public struct LoadGenerator: Sendable {
                 return value <= limit
             }
         }.count
+        // An open-loop level whose load was not sustained fails whatever its percentiles say (``Sustainability``).
         let met: @Sendable ([String: Double]) -> Bool = { metrics in
-            (metrics["success_rate"] ?? 0) >= 0.99
+            (metrics["success_rate"] ?? 0) >= 0.99 && (metrics["sustained"] ?? 1) == 1
                 && slo.allSatisfy { metric, limit in (metrics[metric] ?? .infinity) <= limit }
         }
         return (good, met)
+    }
+
+    /// The tightest TTFT percentile limit among the SLOs, in milliseconds.
+    static func ttftLimit(_ slo: [String: Double]) -> Double? {
+        slo.filter { $0.key.hasPrefix("ttft_ms_") }.map(\.value).min()
     }
 
     /// Sends one streaming request and times it.
