@@ -199,6 +199,8 @@ public final class SQLiteStudyStore: StudyStore {
             return try await database.write(body)
         } catch let error as DatabaseError where Self.isLocked(error) {
             throw lockedError(error)
+        } catch let error as DatabaseError where Self.isFull(error) {
+            throw fullError(error)
         }
     }
 
@@ -208,7 +210,24 @@ public final class SQLiteStudyStore: StudyStore {
             return try database.write(body)
         } catch let error as DatabaseError where Self.isLocked(error) {
             throw lockedError(error)
+        } catch let error as DatabaseError where Self.isFull(error) {
+            throw fullError(error)
         }
+    }
+
+    /// Whether SQLite could not write because the disk is full (SQLITE_FULL, or an I/O error whose cause was no
+    /// space left).
+    private static func isFull(_ error: DatabaseError) -> Bool {
+        error.resultCode == .SQLITE_FULL
+            || (error.resultCode == .SQLITE_IOERR && (error.message ?? "").localizedCaseInsensitiveContains("space"))
+    }
+
+    private func fullError(_ error: DatabaseError) -> AutotuneError {
+        AutotuneError(
+            .diskFull,
+            "the disk holding the database \(location) is full: the write of the latest result failed (SQLite: \(error.message ?? "database or disk is full")); what was recorded before is kept: free some space and `autotune resume`",
+            underlying: error
+        )
     }
 
     private static func isLocked(_ error: DatabaseError) -> Bool {

@@ -57,6 +57,8 @@ public actor StudyLoop {
         public var gpus: [GPU]
         /// How often running trials and the study are stamped as alive.
         public var heartbeatInterval: Duration = .seconds(5)
+        /// The bytes left on the file system holding a path (``DiskSpace/free(at:)``; tests give their own).
+        public var freeSpace: @Sendable (URL) -> Int64? = { DiskSpace.free(at: $0) }
 
         /// The values known constraints may read besides parameters: `gpus`, the size of the GPU pool, when there
         /// is one.
@@ -194,6 +196,7 @@ public actor StudyLoop {
             group.addTask { await LoopEvent.after(interval, .heartbeat) }
             if let refresh { group.addTask { await LoopEvent.after(refresh, .refresh) } }
             var inFlight = 0
+            var fatal: AutotuneError?
             var laneBusy = false
             var finishing: [Trial] = []
             var reclaimWanted = false
@@ -242,8 +245,17 @@ public actor StudyLoop {
                     break
                 }
                 switch try await group.next() {
-                case .finished(let trial):
+                case .finished(var trial):
                     inFlight -= 1
+                    if fatal == nil, let full = diskFull(trial) {
+                        // Not the configuration's fault: the trial goes back to pending and the study stops, as
+                        // it does when its database cannot be written, rather than fail every trial that follows.
+                        trial.error = TrialError(stage: .interrupted, message: full.message)
+                        fatal = full
+                        stopMode = LoopEvent.stop(
+                            .cancel, current: stopMode, running: inFlight, logger: options.logger, group: &group,
+                            signals: signals)
+                    }
                     finishing.append(trial)
                 case .obtained(let trials, let finished, let view):
                     laneBusy = false
@@ -309,8 +321,21 @@ public actor StudyLoop {
                 }
             }
             group.cancelAll()
+            if let fatal { throw fatal }
             return done
         }
+    }
+
+    /// When `trial` failed while the disk holding its directory is full, the error that stops the study.
+    private func diskFull(_ trial: Trial) -> AutotuneError? {
+        guard trial.state == .failed, trial.error?.stage != .interrupted else { return nil }
+        let directory = Self.trialDirectory(options.trialsDirectory, study: definition.name, trial: trial.number)
+        guard let free = options.freeSpace(directory), free < DiskSpace.fullBelow else { return nil }
+        let cause = trial.error.map { " (it said: \($0.summary))" } ?? ""
+        return AutotuneError(
+            .diskFull,
+            "the disk holding \(options.trialsDirectory.path) is full (\(free / 1024) KiB free): trial \(trial.number) failed\(cause); it goes back to pending and the study stops: free some space and `autotune resume`"
+        )
     }
 
     /// How long a worker waits before looking again for work another worker may have made.
