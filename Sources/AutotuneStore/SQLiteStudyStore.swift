@@ -73,11 +73,14 @@ public final class SQLiteStudyStore: StudyStore {
         if mode == .readOnly {
             configuration.readonly = true
             database = try Self.translatingErrors(path) { try Self.openReadOnly(path, configuration: configuration) }
+            try Self.checkIsStudyDatabase(database, location: path, mustHoldStudies: true)
         } else {
             try files.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
             database = try Self.translatingErrors(path) {
                 try Self.withDirectoryLock(url.deletingLastPathComponent()) {
                     let pool = try DatabasePool(path: path, configuration: configuration)
+                    // Another program's database is not migrated into one of ours.
+                    try Self.checkIsStudyDatabase(pool, location: path)
                     try Self.migrator.migrate(pool)
                     return pool
                 }
@@ -174,6 +177,31 @@ public final class SQLiteStudyStore: StudyStore {
                     .unavailable, "cannot use \(location) (\(error.message ?? "\(error)"))", underlying: error)
             }
         }
+    }
+
+    /// Fails when the file is a SQLite database but not one of Autotune's, naming what it holds: a file copied
+    /// without its `-wal` while a study wrote to it holds nothing yet, and another program's tables are not ours
+    /// to add to. An empty database (a new file) passes.
+    private static func checkIsStudyDatabase(
+        _ database: any DatabaseReader, location: String, mustHoldStudies: Bool = false
+    ) throws {
+        let tables = try translatingErrors(location) {
+            try database.read { db in
+                try String.fetchAll(
+                    db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+            }
+        }
+        if tables.isEmpty {
+            guard mustHoldStudies else { return }
+            throw AutotuneError(
+                .studyNotFound,
+                "\(location) holds no study (a SQLite file with no tables: a copy taken while a study wrote to it needs its -wal file beside it)"
+            )
+        }
+        guard !tables.contains("studies"), !tables.contains("grdb_migrations") else { return }
+        let listed = tables.sorted().prefix(6).joined(separator: ", ") + (tables.count > 6 ? ", …" : "")
+        throw AutotuneError(
+            .unavailable, "\(location) is a SQLite database but not an Autotune one (its tables: \(listed))")
     }
 
     /// Fails when SQLite finds the file damaged, rather than running on data that may be wrong.

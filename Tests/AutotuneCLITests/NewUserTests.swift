@@ -173,6 +173,39 @@ import Testing
         }
     }
 
+    /// A metric line with a value JSON cannot hold is named as such, not as "no JSON object line"; a program that
+    /// prints megabytes before its metrics still has them read.
+    @Test func aMetricThatIsNotAFiniteNumberIsNamedAndLongOutputIsRead() async throws {
+        let directory = try directory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try write(
+            """
+            name: odd
+            parameters: {v: [NaN, 1e400, Infinity]}
+            objective: {maximize: score}
+            strategy: {name: grid, order: declared}
+            fail_fast: false
+            experiment: {command: [/bin/sh, -c, 'echo "{{\\"score\\": {v}}}"', x]}
+            """, in: directory)
+        let run = try await autotune(["run", "t.yaml"], in: directory)
+        let failing = run.stderr.split(separator: "\n").filter { $0.contains(" failed (") }
+        #expect(failing.count == 3, "\(run.stderr)")
+        for (line, value) in zip(failing, ["NaN", "1e400", "Infinity"]) {
+            #expect(line.contains("'score' is \(value), which is not a finite number"), "\(line)")
+        }
+        try write(
+            """
+            name: loud
+            parameters: {n: [1, 2]}
+            objective: {maximize: score}
+            strategy: grid
+            experiment: {command: [/bin/sh, -c, 'head -c 20000000 /dev/zero | tr "\\\\0" "x"; echo; echo "{{\\"score\\": {n}}}"', x]}
+            """, in: directory)
+        let loud = try await autotune(["run", "t.yaml", "--quiet"], in: directory)
+        #expect(loud.status == 0, "\(loud.stderr)")
+        #expect(loud.stdout.contains("Best: trial") && loud.stdout.contains("score=2"), "\(loud.stdout)")
+    }
+
     @Test func trialsThatAllFailTheSameWayStopTheStudyEarly() async throws {
         let directory = try directory()
         defer { try? FileManager.default.removeItem(at: directory) }

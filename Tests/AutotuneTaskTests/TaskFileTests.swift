@@ -272,3 +272,49 @@ private let valid = """
         #expect(error?.description.contains("several objectives") == true, "\(String(describing: error))")
     }
 }
+
+/// What `validate` used to accept and only a run found wrong.
+@Suite struct RunTimeMistakesTaskFileTests {
+    private let head = """
+        parameters: {tp: [1, 2, 4, 8]}
+        budget: {max_trials: 3}
+        experiment: {command: [/bin/echo, x]}
+
+        """
+
+    @Test func aNumberOrABooleanIsNoMetricName() throws {
+        for value in ["-1", "true", "3.5", "null"] {
+            let error = try #require(parseError(head + "objective: {maximize: \(value)}\n"))
+            #expect(error.description.contains("expected a metric's name"), "\(value): \(error)")
+            #expect(error.line == 4, "\(value): \(error)")
+        }
+        let constraint = try #require(
+            parseError(head + "objective: {maximize: y, constraints: [{metric: 12, max: 3}]}\n"))
+        #expect(constraint.description.contains("expected a metric's name"), "\(constraint)")
+        // A quoted number is what was meant: still no metric's name.
+        let quoted = try #require(parseError(head + "objective: {maximize: '9x'}\n"))
+        #expect(quoted.description.contains("starts with a letter"), "\(quoted)")
+    }
+
+    @Test func negativeFreeMemoryIsRefused() throws {
+        let error = try #require(
+            parseError(head + "objective: {maximize: y}\nresources: {gpus_per_trial: 1, min_free_memory: -5}\n"))
+        #expect(error.description.contains("min_free_memory") && error.description.contains("at least 0"), "\(error)")
+    }
+
+    @Test func moreGPUsPerTrialThanThePoolIsRefused() throws {
+        let fixed = try #require(
+            parseError(head + "objective: {maximize: y}\nresources: {gpus: [0, 1, 2, 3], gpus_per_trial: 8}\n"))
+        #expect(fixed.description.contains("asks for 8 GPUs per trial but resources.gpus lists 4"), "\(fixed)")
+        let product = try #require(
+            parseError(head + "objective: {maximize: y}\nresources: {gpus: [0, 1, 2, 3], gpus_per_trial: [tp]}\n"))
+        #expect(product.description.contains("tp reaches 8 GPUs but resources.gpus lists 4"), "\(product)")
+        #expect(product.description.contains("'tp <= gpus'"), "\(product)")
+        // With the constraint the pool bounds it, and the file is valid.
+        _ = try parse(
+            head.replacingOccurrences(
+                of: "parameters: {tp: [1, 2, 4, 8]}",
+                with: "parameters: {tp: [1, 2, 4, 8]}\nconstraints: ['tp <= gpus']")
+                + "objective: {maximize: y}\nresources: {gpus: [0, 1, 2, 3], gpus_per_trial: [tp]}\n")
+    }
+}

@@ -18,6 +18,30 @@ public enum MetricsExtraction {
         return nil
     }
 
+    /// The first value in the last line of `output` that looks like a JSON object (braces at both ends) that is not
+    /// a finite number JSON can hold — `NaN`, `Infinity`, `1e400` — with the key before it, or `nil`. A line
+    /// holding one does not parse, and a person needs to hear why rather than "no JSON object".
+    public static func nonFiniteValue(in output: String) -> (key: String?, value: String)? {
+        guard
+            let line = output.split(whereSeparator: \.isNewline).reversed().first(where: {
+                let trimmed = $0.trimmingCharacters(in: .whitespaces)
+                return trimmed.hasPrefix("{") && trimmed.hasSuffix("}")
+            })
+        else { return nil }
+        let text = String(line)
+        let pattern = #"(?:"([^"]*)"\s*:\s*)?(-?(?:NaN|nan|Infinity|infinity|inf)\b|-?\d+(?:\.\d+)?[eE]\+?(\d{3,}))"#
+        guard let regex = try? NSRegularExpression(pattern: pattern) else { return nil }
+        for match in regex.matches(in: text, range: NSRange(text.startIndex..., in: text)) {
+            guard let value = Range(match.range(at: 2), in: text) else { continue }
+            if let exponent = Range(match.range(at: 3), in: text), let digits = Int(text[exponent]), digits < 309 {
+                continue
+            }
+            let key = Range(match.range(at: 1), in: text).map { String(text[$0]) }
+            return (key, String(text[value]))
+        }
+        return nil
+    }
+
     /// The numbers of a JSON document that is an object, flattened as in ``lastJSONObject(in:)``.
     public static func jsonObject(_ data: Data) -> [String: Double]? {
         guard let value = try? JSONDecoder().decode(JSONValue.self, from: data), case .object = value else {

@@ -114,6 +114,11 @@ public struct CommandExperiment: Experiment {
     /// it did not.
     private func metricsHint(stdout: String, printedJSON: Bool) -> String {
         if printedJSON { return "the last JSON object on stdout does not have it" }
+        if spec.metrics.stdoutJSON, let bad = MetricsExtraction.nonFiniteValue(in: stdout) {
+            let named = bad.key.map { "'\($0)' is " } ?? "a value is "
+            return
+                "stdout's last JSON object line cannot be read: \(named)\(bad.value), which is not a finite number (JSON has no NaN or infinity, and a double ends near 1.8e308): print a finite number, or leave the metric out"
+        }
         let printed = Self.lastLine(of: stdout).map { "its last line: '\($0.prefix(120))'" } ?? "it printed nothing"
         guard spec.metrics.stdoutJSON else {
             return "stdout_json is off: metrics come only from experiment.metrics (file, patterns); stdout: \(printed)"
@@ -165,8 +170,19 @@ public struct CommandExperiment: Experiment {
         }
     }
 
+    /// How much of the end of a program's output is read for its metrics and messages: metrics are printed at the
+    /// end, and a program that printed 50 MB must not make reading them cost more than running it.
+    static let outputTail = 4 << 20
+
+    /// The last ``outputTail`` bytes of `url`, from the first whole line in them.
     private static func read(_ url: URL) -> String {
-        guard let data = FileManager.default.contents(atPath: url.path) else { return "" }
+        guard let handle = try? FileHandle(forReadingFrom: url) else { return "" }
+        defer { try? handle.close() }
+        let size = (try? handle.seekToEnd()) ?? 0
+        let start = size > UInt64(outputTail) ? size - UInt64(outputTail) : 0
+        try? handle.seek(toOffset: start)
+        var data = (try? handle.readToEnd()) ?? Data()
+        if start > 0, let newline = data.firstIndex(of: 0x0A) { data = data[(newline + 1)...] }
         return String(decoding: data, as: UTF8.self)
     }
 }
