@@ -396,6 +396,17 @@ public final class SQLiteStudyStore: StudyStore {
     }
 
     /// Records the study's status, runner and running time.
+    /// Replaces the study's definition and task file text.
+    public func saveDefinition(_ definition: StudyDefinition, taskSource: String?, studyID: Int64) async throws {
+        try checkFile()
+        let json = try TrialRecord.json(definition)
+        try await write { db in
+            try db.execute(
+                sql: "UPDATE studies SET definition = ?, task_source = ?, updated_at = ? WHERE id = ?",
+                arguments: [json, taskSource, Date(), studyID])
+        }
+    }
+
     public func saveStatus(
         _ status: StudyStatus,
         studyID: Int64,

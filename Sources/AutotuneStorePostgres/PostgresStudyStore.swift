@@ -224,6 +224,20 @@ public final class PostgresStudyStore: SharedStudyStore {
         }
     }
 
+    /// Replaces the study's definition and task file text.
+    public func saveDefinition(_ definition: StudyDefinition, taskSource: String?, studyID: Int64) async throws {
+        let json = try TrialRecord.json(definition)
+        try await transaction { connection in
+            try await connection.rows(
+                """
+                UPDATE autotune_studies SET definition = \(json), task_source = \(taskSource), updated_at = now()
+                WHERE id = \(studyID)
+                """,
+                logger: self.logger
+            )
+        }
+    }
+
     // MARK: - SharedStudyStore
 
     /// Claims the lowest pending trial with `FOR UPDATE SKIP LOCKED`.

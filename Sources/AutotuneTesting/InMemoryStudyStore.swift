@@ -95,6 +95,16 @@ public final class InMemoryStudyStore: SharedStudyStore {
         try state.withLock { state in try Self.save(trials, studyID: studyID, worker: nil, in: &state) }
     }
 
+    /// Replaces the study's definition and task file text.
+    public func saveDefinition(_ definition: StudyDefinition, taskSource: String?, studyID: Int64) async throws {
+        try state.withLock { state in
+            try Self.update(studyID, in: &state) { study in
+                study.definition = definition
+                study.taskSource = taskSource
+            }
+        }
+    }
+
     /// Stamps the study's running trials and its running time.
     public func saveHeartbeat(studyID: Int64, elapsedSeconds: Double) async throws {
         try stamp(studyID: studyID, worker: nil, elapsed: elapsedSeconds, raiseOnly: false)

@@ -59,6 +59,14 @@ public struct StudyStoreConformance<Store: StudyStore & ResourceLedger>: Sendabl
             problems.append("a study does not read back as created")
         }
         if loaded.taskSource != "name: \(name)" { problems.append("the task source is not kept") }
+        var amended = Self.definition(name)
+        amended.budget = Budget(maxTrials: 80)
+        try await store.saveDefinition(amended, taskSource: "name: \(name) # more", studyID: created.id)
+        let reread = try await store.study(named: name)
+        if reread?.definition != amended || reread?.taskSource != "name: \(name) # more" {
+            problems.append("a saved definition and task source do not read back")
+        }
+        try await store.saveDefinition(Self.definition(name), taskSource: "name: \(name)", studyID: created.id)
         if loaded.status != .running || loaded.best != nil || loaded.checkpoint != nil {
             problems.append("a new study is not running without best or checkpoint")
         }

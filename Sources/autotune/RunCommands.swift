@@ -189,6 +189,13 @@ struct ResumeCommand: AsyncParsableCommand {
     @Argument(help: "The study's name.")
     var study: String
 
+    @Option(
+        name: .long,
+        help:
+            "A changed task file to go on with: its budget, parallel, time limits, command or server flags, resources and confirm may change; not its parameters, objective, strategy, seed or baseline."
+    )
+    var task: String?
+
     @OptionGroup var store: StoreOptions
     @OptionGroup var loop: LoopOptions
 
@@ -196,6 +203,11 @@ struct ResumeCommand: AsyncParsableCommand {
         StopSignals.shared.install()
         try await reportingErrors {
             try await store.location.withStudy(study, .existing, logger: cliLogger()) { database, stored in
+                var stored = stored
+                if let task {
+                    stored = try await StudyAmendment.apply(
+                        task, to: stored, in: database, checkPrograms: !loop.execution.schedulerAssignsGPUs)
+                }
                 if stored.status == .completed {
                     print("Study '\(study)' is already complete.")
                     return
@@ -236,7 +248,8 @@ func runStudy(
     if let reason = summary.gaveUp {
         throw AutotuneError(
             .noCompletedTrial,
-            "stopped early: \(reason); fix it and `\(summary.continueCommand)` (or set fail_fast: false)")
+            "stopped early: \(reason); fix what it runs and `\(summary.continueCommand)`, or fix the task file and `\(summary.continueCommand) --task FILE` (or set fail_fast: false)"
+        )
     }
     if summary.completedNothing {
         throw AutotuneError(.noCompletedTrial, "no trial completed; see `\(summary.trialsCommand)` for the errors")

@@ -321,3 +321,44 @@ func command(_ program: String, _ arguments: [String], in directory: URL) async 
         stdout: String(decoding: (try? Data(contentsOf: out)) ?? Data(), as: UTF8.self),
         stderr: "")
 }
+
+/// When the fix is in the task file, `resume --task` goes on with the changed file.
+@Suite(.serialized) struct ResumeWithTaskTests {
+    @Test func aStudyStoppedByItsTaskFileGoesOnWithTheFixedOne() async throws {
+        let directory = try scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let broken = """
+            name: fixme
+            parameters: {n: {type: int, min: 1, max: 50}}
+            objective: {maximize: score}
+            budget: {max_trials: 8}
+            fail_fast: 3
+            experiment: {command: [/bin/sh, -c, 'echo "{{\\"scor\\": {n}}}"', x]}
+            """
+        try broken.write(to: directory.appendingPathComponent("t.yaml"), atomically: true, encoding: .utf8)
+        let first = try await autotune(["run", "t.yaml", "--quiet"], in: directory)
+        #expect(first.status == 4, "\(first.stderr)")
+        #expect(first.stderr.contains("`autotune resume fixme --task FILE`"), "the hint names --task: \(first.stderr)")
+        // The fix is in the task file: the metric's name.
+        try broken.replacingOccurrences(of: "scor\\", with: "score\\").replacingOccurrences(
+            of: "max_trials: 8", with: "max_trials: 10"
+        ).write(to: directory.appendingPathComponent("fixed.yaml"), atomically: true, encoding: .utf8)
+        let second = try await autotune(["resume", "fixme", "--task", "fixed.yaml", "--quiet"], in: directory)
+        #expect(second.status == 0, "\(second.stderr)")
+        #expect(second.stderr.contains("changed budget, experiment"), "\(second.stderr)")
+        #expect(second.stdout.contains("completed:"), "\(second.stdout)")
+        let trials = try await autotune(["trials", "fixme", "--format", "json"], in: directory)
+        let rows = try #require(try JSONSerialization.jsonObject(with: Data(trials.stdout.utf8)) as? [[String: Any]])
+        #expect(rows.count == 10, "the new budget")
+        #expect(rows.filter { $0["state"] as? String == "completed" }.count >= 7)
+
+        // A change the recorded trials cannot survive is refused, naming each field.
+        try broken.replacingOccurrences(of: "max: 50", with: "max: 60").replacingOccurrences(
+            of: "maximize: score", with: "minimize: score"
+        ).write(to: directory.appendingPathComponent("other.yaml"), atomically: true, encoding: .utf8)
+        let refused = try await autotune(["resume", "fixme", "--task", "other.yaml"], in: directory)
+        #expect(refused.status == 2, "\(refused.stderr)")
+        #expect(refused.stderr.contains("parameters:") && refused.stderr.contains("objective:"), "\(refused.stderr)")
+        #expect(!refused.stderr.contains("budget"), "\(refused.stderr)")
+    }
+}

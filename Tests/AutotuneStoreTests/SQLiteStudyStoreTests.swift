@@ -39,6 +39,9 @@ private struct ForgetfulStore: StudyStore, ResourceLedger {
         try await wrapping.saveHeartbeat(studyID: studyID, elapsedSeconds: elapsedSeconds)
     }
     func deleteStudy(_ studyID: Int64) async throws { try await wrapping.deleteStudy(studyID) }
+    func saveDefinition(_ definition: StudyDefinition, taskSource: String?, studyID: Int64) async throws {
+        try await wrapping.saveDefinition(definition, taskSource: taskSource, studyID: studyID)
+    }
     func saveStatus(_ status: StudyStatus, studyID: Int64, runner: RunnerIdentity?, elapsedSeconds: Double)
         async throws
     {

@@ -37,6 +37,11 @@ public protocol StudyStore: Sendable {
     /// Marks the study's running trials and its runner as alive now, and records its running time.
     func saveHeartbeat(studyID: Int64, elapsedSeconds: Double) async throws
 
+    /// Replaces the study's definition and task file text (a resume with a changed task file), keeping its
+    /// trials and checkpoint; the caller has checked the change keeps them valid
+    /// (``StudyDefinition/changes(to:)``).
+    func saveDefinition(_ definition: StudyDefinition, taskSource: String?, studyID: Int64) async throws
+
     /// Deletes the study with its trials and checkpoint.
     func deleteStudy(_ studyID: Int64) async throws
 
