@@ -266,3 +266,41 @@ private func run(
         #expect(proposed.map(objective).min()! < studyBest + 0.5, "\(proposed.map(objective)) against \(studyBest)")
     }
 }
+
+/// A categorical of the largest size a task file allows stays usable: its choices are embedded in a few features
+/// instead of one-hot in thousands, and every proposal is in the space.
+@Suite struct LargeCategoricalTests {
+    @Test func aTenThousandValueCategoricalIsEmbeddedCompactly() throws {
+        let models = (0..<10_000).map { ParameterValue.string("model-\($0)") }
+        let space = try SearchSpace([
+            Parameter("model", .categorical(models)), Parameter("x", .float(lower: 0, upper: 1)),
+        ])
+        #expect(FeatureEncoder(space: space).dimension == FeatureEncoder.embeddingDimension + 1)
+        let small = try SearchSpace([
+            Parameter("mode", .categorical((0..<8).map { .int($0) })), Parameter("x", .float(lower: 0, upper: 1)),
+        ])
+        #expect(FeatureEncoder(space: small).dimension == 9, "small categoricals stay one-hot")
+
+        var strategy = try BayesianOptimization(
+            context: StrategyContext(
+                space: space, objective: .maximize("y"), seed: 3,
+                options: ["candidates": .number(256), "initial_points": .number(6)]))
+        var history = StudyHistory()
+        func score(_ configuration: Configuration) -> Double {
+            guard case .string(let name)? = configuration["model"], let index = Int(name.dropFirst(6)) else { return 0 }
+            return (index < 100 ? 1 : 0) + (configuration["x"]?.numericValue ?? 0)
+        }
+        for number in 0..<30 {
+            let configuration = try #require(try strategy.ask(1, history: history).first)
+            #expect(space.contains(configuration))
+            var trial = Trial(number: number, configuration: configuration)
+            trial.state = .completed
+            trial.score = score(configuration)
+            trial.metrics = ["y": trial.score!]
+            history.record(trial)
+            try strategy.tell(trial)
+        }
+        let encoded = FeatureEncoder(space: space).encode(history.finished.map(\.configuration))
+        #expect(encoded.count == 30 * 9)
+    }
+}

@@ -17,6 +17,7 @@ public struct DryRun: Sendable {
     /// ``AutotuneError/Code/noCompletedTrial`` when the strategy proposes nothing or the trial misses a metric
     /// the objective reads (naming it, the trial's failure and what it did report).
     public static func run(_ definition: StudyDefinition, settings: RunSettings) async throws -> Self {
+        let start = ContinuousClock.now
         var single = definition
         single.budget = Budget(maxTrials: 1)
         single.parallel = 1
@@ -45,13 +46,22 @@ public struct DryRun: Sendable {
                 "dry run: the trial did not report \(missing.map { "'\($0)'" }.joined(separator: ", "))\(failure); it reported: \(reported.isEmpty ? "nothing" : reported)"
             )
         }
-        return Self(trial: trial, needed: needed)
+        return Self(trial: trial, needed: needed, seconds: (ContinuousClock.now - start).seconds)
     }
 
-    /// The sentence `validate --dry-run` ends with.
+    /// The seconds the whole dry run took, from its start to the trial's end and its cleanup.
+    public var seconds: Double
+
+    /// The sentence `validate --dry-run` ends with, with where the time went: each stage of the trial, and the
+    /// dry run's own wall time.
     public var text: String {
         let seconds = trial.timings["total"].map { " in " + ProgressFormat.duration($0) } ?? ""
+        let order = ["resources", "deploy", "ready", "benchmark", "run"]
+        let stages = trial.timings.filter { $0.key != "total" }.sorted {
+            (order.firstIndex(of: $0.key) ?? order.count, $0.key) < (order.firstIndex(of: $1.key) ?? order.count, $1.key)
+        }.map { "\($0.key) \(ProgressFormat.duration($0.value))" }
+        let breakdown = stages.isEmpty ? "" : " (\(stages.joined(separator: ", ")))"
         return
-            "dry run: trial \(trial.state.rawValue)\(seconds), reporting every metric the objective reads (\(needed.joined(separator: ", ")))\(trial.error.map { "; \($0.summary)" } ?? "")."
+            "dry run: trial \(trial.state.rawValue)\(seconds)\(breakdown), reporting every metric the objective reads (\(needed.joined(separator: ", ")))\(trial.error.map { "; \($0.summary)" } ?? ""). The dry run took \(ProgressFormat.duration(self.seconds)) in all."
     }
 }
