@@ -357,9 +357,10 @@ public enum StudyReport {
 
     static func importance(_ model: Model) -> String {
         var html = "<section id=\"importance\"><h2>Parameter importance</h2>"
-        guard let shares = ParameterImportance.compute(space: model.definition.space, trials: model.trials) else {
+        guard let estimate = ParameterImportance.estimate(space: model.definition.space, trials: model.trials) else {
             return html + "<p>Needs five completed trials.</p></section>"
         }
+        let shares = estimate.shares
         var chart = Chart(name: "importance", width: 640, height: 40 + Double(shares.count) * 26)
         let scale = Scale(values: [0, 1], start: chart.plotLeft + 100, end: chart.plotRight, padding: 0)
         for (index, entry) in shares.enumerated() {
@@ -367,16 +368,24 @@ public enum StudyReport {
             chart.append(
                 "<text class=\"tick\" x=\"\(coordinate(chart.plotLeft + 94))\" y=\"\(coordinate(y + 15))\" text-anchor=\"end\">\(escape(entry.name))</text>"
             )
+            let range = String(format: "%.0f–%.0f%%", entry.low * 100, entry.high * 100)
             chart.append(
-                "<rect class=\"point bar\" x=\"\(coordinate(scale(0)))\" y=\"\(coordinate(y + 3))\" width=\"\(coordinate(scale(entry.share) - scale(0)))\" height=\"16\"><title>\(escape(entry.name)): \(String(format: "%.1f%%", entry.share * 100))</title></rect>"
+                "<rect class=\"point bar\" x=\"\(coordinate(scale(0)))\" y=\"\(coordinate(y + 3))\" width=\"\(coordinate(scale(entry.share) - scale(0)))\" height=\"16\"><title>\(escape(entry.name)): \(String(format: "%.1f%%", entry.share * 100)) (80% of resamples: \(range))</title></rect>"
+            )
+            // The bootstrap interval, as a whisker across the bar.
+            chart.append(
+                "<line class=\"interval\" x1=\"\(coordinate(scale(entry.low)))\" x2=\"\(coordinate(scale(entry.high)))\" y1=\"\(coordinate(y + 11))\" y2=\"\(coordinate(y + 11))\"/>"
             )
             chart.append(
-                "<text class=\"tick\" x=\"\(coordinate(scale(entry.share) + 4))\" y=\"\(coordinate(y + 15))\">\(String(format: "%.0f%%", entry.share * 100))</text>"
+                "<text class=\"tick\" x=\"\(coordinate(scale(max(entry.share, entry.high)) + 4))\" y=\"\(coordinate(y + 15))\">\(String(format: "%.0f%%", entry.share * 100)) (\(range))</text>"
             )
         }
         html += chart.svg
+        if let caution = estimate.caution {
+            html += "<p class=\"caution\">\(escape(caution.prefix(1).uppercased() + caution.dropFirst())).</p>"
+        }
         return html
-            + "<p class=\"legend\">The share of the score's variation each parameter explains on its own, from a Gaussian process fitted to the completed trials (first-order effects; docs/architecture.md).</p></section>"
+            + "<p class=\"legend\">The share of the score's variation each parameter explains on its own, from a Gaussian process fitted to the \(estimate.trials) completed trials (first-order effects; docs/architecture.md); the line across each bar spans the 10th to 90th percentile of the share over bootstrap resamples of the trials.</p></section>"
     }
 
     static func slices(_ model: Model) -> String {
@@ -539,7 +548,7 @@ public enum StudyReport {
         .tick{font-size:11px;fill:#444}.title{font-size:12px;fill:#222}
         circle.point{fill:#3b528b;opacity:.85}.point.front{fill:#d62728}.point.dominated{fill:#9aa7c7}
         .point.infeasible{fill:#bbb}path.point{stroke-width:2;fill:none}.point.failed{stroke:#d62728}
-        .point.pruned{stroke:#ff7f0e}.point.crashed{stroke:#7f0000}path.point.baseline{fill:#2ca02c;stroke:#145214}
+        .point.pruned{stroke:#ff7f0e}line.interval{stroke:#222;stroke-width:2}.caution{color:#8a4b00}.point.crashed{stroke:#7f0000}path.point.baseline{fill:#2ca02c;stroke:#145214}
         circle.point.confirm{fill:#fff;stroke:#3b528b;stroke-width:1.5;opacity:1}.key.confirm{color:#3b528b}
         .best{fill:none;stroke:#d62728;stroke-width:1.5}.front-line{fill:none;stroke:#d62728;stroke-dasharray:4 3}
         polyline.line{fill:none;stroke-width:1.4;opacity:.75}rect.bar{fill:#21918c}

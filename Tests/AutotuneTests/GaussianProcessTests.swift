@@ -280,3 +280,42 @@ private func naiveCholesky(_ a: [Double], _ n: Int) -> [Double] {
         #expect(zip(direct, fast).allSatisfy { abs($0 - $1) < 1e-9 })
     }
 }
+
+/// Importance says how far to trust it: an interval over bootstrap resamples, and a caution with too little data.
+@Suite struct ImportanceUncertaintyTests {
+    private let space = try! SearchSpace([
+        Parameter("x", .float(lower: 0, upper: 1)), Parameter("y", .float(lower: 0, upper: 1)),
+    ])
+
+    private func trials(_ count: Int, seed: UInt64, score: (Double, Double, inout SeededGenerator) -> Double)
+        -> [Trial]
+    {
+        var generator = SeededGenerator(seed: seed)
+        return (0..<count).map { number in
+            let x = generator.nextUnit()
+            let y = generator.nextUnit()
+            var trial = Trial(number: number, configuration: Configuration(["x": .double(x), "y": .double(y)]))
+            trial.state = .completed
+            trial.score = score(x, y, &generator)
+            return trial
+        }
+    }
+
+    @Test func sevenTrialsOfNoiseComeWithACautionAndWideIntervals() throws {
+        let noise = trials(7, seed: 4) { _, _, generator in 100 + 5 * generator.nextNormal() }
+        let estimate = try #require(ParameterImportance.estimate(space: space, trials: noise))
+        #expect(estimate.trials == 7)
+        #expect(estimate.caution?.contains("too few to tell") == true, "\(String(describing: estimate.caution))")
+        #expect(estimate.shares.allSatisfy { $0.low <= $0.share && $0.share <= $0.high })
+        #expect(estimate.shares.contains { $0.high - $0.low > 0.2 }, "\(estimate.shares)")
+    }
+
+    @Test func aParameterThatClearlyMattersStandsOutWithoutACaution() throws {
+        let clear = trials(40, seed: 5) { x, y, generator in 10 * x + 0.1 * y + 0.05 * generator.nextNormal() }
+        let estimate = try #require(ParameterImportance.estimate(space: space, trials: clear))
+        let x = try #require(estimate.shares.first { $0.name == "x" })
+        let y = try #require(estimate.shares.first { $0.name == "y" })
+        #expect(x.share > 0.8 && x.low > y.high, "\(estimate.shares)")
+        #expect(estimate.caution == nil)
+    }
+}

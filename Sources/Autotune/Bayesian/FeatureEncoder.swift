@@ -91,7 +91,8 @@ struct FeatureEncoder: Sendable {
             case .oneHot(let values):
                 for choice in values { features.append(value == choice ? 1 : 0) }
             case .embedded(let lookup, let codes):
-                features += value.flatMap { lookup[$0] }.map { codes[$0] }
+                features +=
+                    value.flatMap { lookup[$0] }.map { codes[$0] }
                     ?? Array(repeating: 0.5, count: Self.embeddingDimension)
             }
         }

@@ -58,7 +58,9 @@ public struct DryRun: Sendable {
         let seconds = trial.timings["total"].map { " in " + ProgressFormat.duration($0) } ?? ""
         let order = ["resources", "deploy", "ready", "benchmark", "run"]
         let stages = trial.timings.filter { $0.key != "total" }.sorted {
-            (order.firstIndex(of: $0.key) ?? order.count, $0.key) < (order.firstIndex(of: $1.key) ?? order.count, $1.key)
+            (order.firstIndex(of: $0.key) ?? order.count, $0.key) < (
+                order.firstIndex(of: $1.key) ?? order.count, $1.key
+            )
         }.map { "\($0.key) \(ProgressFormat.duration($0.value))" }
         let breakdown = stages.isEmpty ? "" : " (\(stages.joined(separator: ", ")))"
         return
