@@ -9,7 +9,7 @@ struct Benchmarks: AsyncParsableCommand {
         abstract: "Autotune's benchmarks: each prints a markdown table (docs/benchmarks.md).",
         subcommands: [
             Loop.self, Workers.self, Optimizers.self, AskLatency.self, Constrained.self, ConstrainedMinima.self,
-            Pareto.self, ParetoTruth.self, Generator.self, Blas.self,
+            Noisy.self, Pareto.self, ParetoTruth.self, Generator.self, Blas.self,
         ],
         defaultSubcommand: Loop.self
     )
@@ -87,6 +87,14 @@ struct Benchmarks: AsyncParsableCommand {
         func run() async throws {
             try await ConstrainedBenchmark.run(seeds: seeds, only: problem, evaluations: max(10, evaluations))
         }
+    }
+
+    struct Noisy: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "What the search recommends under benchmark noise, judged against the truth.")
+        @Argument(help: "Seeds per problem.") var seeds = 10
+        @Option(help: "Evaluations per study.") var evaluations = 50
+        func run() async throws { try await NoisyBenchmark.run(seeds: seeds, evaluations: max(10, evaluations)) }
     }
 
     struct ConstrainedMinima: AsyncParsableCommand {

@@ -88,7 +88,7 @@ struct BestCommand: AsyncParsableCommand {
                 }
                 let view = try BestView(
                     study: stored, trials: trials, pick: pick, allMetrics: allMetrics,
-                    trialsDirectory: location.trialsDirectory)
+                    trialsDirectory: location.trialsDirectory, model: await stored.modelRecommendation())
                 print(format == .json ? try json(view.json) : view.text)
             }
         }

@@ -29,7 +29,9 @@ struct ReportCommand: AsyncParsableCommand {
             let location = store.location
             try await location.withStudy(study, logger: cliLogger()) { database, stored in
                 let trials = try await database.trials(ofStudy: stored.id)
-                let input = ReportInput(study: stored, trials: trials, trialsDirectory: location.trialsDirectory)
+                let input = ReportInput(
+                    study: stored, trials: trials, trialsDirectory: location.trialsDirectory,
+                    result: await stored.result(trials: trials))
                 let path = output ?? "\(study).html"
                 try write(StudyReport.html(input), to: path)
                 print("Wrote \(path) (\(trials.count) trials); open it in any browser, offline")

@@ -294,3 +294,40 @@ extension BayesianOptimization {
     /// The models the next ask would score with, for tests.
     mutating func modelsForTest() -> Models { fitModels() }
 }
+
+/// What the models recommend is not the luckiest measurement: a p99 measured just under its SLO, where every
+/// neighbour measured over it, is likelier noise, and the recommendation is a configuration the models are sure of.
+@Suite struct RecommendationTests {
+    @Test func aLuckyMeasurementJustUnderTheSLOIsNotRecommended() async throws {
+        let space = try SearchSpace([Parameter("x", .float(lower: 0, upper: 1))])
+        let objective = Objective.maximize("tps", constraints: [MetricConstraint(metric: "p99", maximum: 1000)])
+        var strategy = try BayesianOptimization(
+            context: StrategyContext(space: space, objective: objective, seed: 1))
+        // The truth: tps = 1000 x, p99 = 1200 x, so the SLO holds up to x = 0.833.
+        var measurements: [(Double, Double, Double)] = stride(from: 0.05, through: 1.0, by: 0.05).map { x in
+            (x, 1000 * x, 1200 * x)
+        }
+        // One lucky measurement at x = 0.9: its true p99 is 1080, measured 980.
+        measurements.append((0.9, 905, 980))
+        for (number, (x, tps, p99)) in measurements.enumerated() {
+            var trial = Trial(number: number, configuration: Configuration(["x": .double(x)]))
+            trial.metrics = ["tps": tps, "p99": p99]
+            switch objective.evaluate(trial.metrics) {
+            case .success(let score):
+                trial.state = .completed
+                trial.score = score
+            case .failure(let failure):
+                trial.state = .failed
+                trial.error = TrialError(stage: .objective, message: failure.description)
+            }
+            try strategy.tell(trial)
+        }
+        let recommended = try #require(await strategy.recommendation())
+        let x = try #require(recommended.configuration["x"]?.numericValue)
+        #expect(x < 0.85 && x >= 0.75, "recommended x = \(x)")
+        #expect(recommended.feasibility >= BayesianOptimization.recommendationAssurance)
+        // The best measurement meeting the SLO was the lucky one.
+        let best = measurements.filter { $0.2 <= 1000 }.max { $0.1 < $1.1 }
+        #expect(best?.0 == 0.9)
+    }
+}

@@ -226,6 +226,62 @@ public struct BayesianOptimization: Strategy {
         return features
     }
 
+    // MARK: - Recommendation
+
+    /// The least probability of meeting every hard constraint (and of running) a recommended configuration
+    /// should have: a measurement just inside an SLO may be noise.
+    public static let recommendationAssurance = 0.9
+
+    /// The measured configuration the models expect best among those they give at least
+    /// ``recommendationAssurance`` of meeting every hard constraint (the likeliest to meet them when none
+    /// reaches it); `nil` before two measurements or with several objectives (the front is the result).
+    ///
+    /// A search's best measurement is its luckiest as much as its best: with benchmark noise of a few percent the
+    /// top of 50 measurements is high by about two of its standard deviations, and a p99 just under its SLO may
+    /// truly be over it. The models pool what nearby configurations measured, and their noise term separates the
+    /// configuration's own value from the measurement's.
+    public mutating func recommendation() async -> StrategyRecommendation? {
+        guard !objective.isMultiObjective else { return nil }
+        let measured = state.observations.filter { $0.modelLoss != nil }
+        guard measured.count >= 2 else { return nil }
+        var unique: [Configuration] = []
+        var seen: Set<Configuration> = []
+        for observation in measured where seen.insert(observation.configuration).inserted {
+            unique.append(observation.configuration)
+        }
+        let models = fitModels()
+        guard let model = models.objective else { return nil }
+        let features = encoder.encode(unique)
+        let mean = model.predict(features, count: unique.count).mean
+        var probabilities = Array(repeating: [Double](), count: unique.count)
+        for constraint in models.constraints {
+            let (cMean, cVariance) = constraint.model.predict(features, count: unique.count)
+            for index in unique.indices {
+                probabilities[index].append(
+                    exp(
+                        Models.logProbability(
+                            mean: cMean[index], sigma: cVariance[index].squareRoot(), lower: constraint.lower,
+                            upper: constraint.upper)))
+            }
+        }
+        let run = models.crash.map { crash in crash.logProbabilityOfRunning(features, count: unique.count).map(exp) }
+        let candidates = unique.indices.map { index in
+            StrategyRecommendation(
+                configuration: unique[index], measuredScore: nil, constraintProbabilities: probabilities[index],
+                runProbability: run?[index])
+        }
+        let assured = unique.indices.filter { candidates[$0].feasibility >= Self.recommendationAssurance }
+        let chosen =
+            assured.min { mean[$0] < mean[$1] }
+            ?? unique.indices.max { candidates[$0].feasibility < candidates[$1].feasibility }!
+        var recommendation = candidates[chosen]
+        let losses = measured.compactMap { $0.configuration == unique[chosen] ? $0.modelLoss : nil }
+        if let loss = Noise.mean(losses) {
+            recommendation.measuredScore = objective.direction == .maximize ? -loss : loss
+        }
+        return recommendation
+    }
+
     // MARK: - Models
 
     /// The models an ask scores candidates with.
@@ -336,7 +392,7 @@ public struct BayesianOptimization: Strategy {
             for constraint in constraints {
                 let (mean, variance) = constraint.model.predict(features, count: m)
                 for index in 0..<m {
-                    let logHolds = logProbability(
+                    let logHolds = Self.logProbability(
                         mean: mean[index], sigma: variance[index].squareRoot(), lower: constraint.lower,
                         upper: constraint.upper)
                     total[index] += logHolds < Self.leastProbability ? -1e6 + logHolds : logHolds
@@ -354,7 +410,7 @@ public struct BayesianOptimization: Strategy {
         }
 
         /// `log P(lower ≤ g ≤ upper)` for `g ~ N(mean, sigma²)`, stable in both tails.
-        private func logProbability(mean: Double, sigma: Double, lower: Double?, upper: Double?) -> Double {
+        static func logProbability(mean: Double, sigma: Double, lower: Double?, upper: Double?) -> Double {
             let upperZ = upper.map { ($0 - mean) / sigma } ?? .infinity
             let lowerZ = lower.map { ($0 - mean) / sigma } ?? -.infinity
             switch (lowerZ.isFinite, upperZ.isFinite) {

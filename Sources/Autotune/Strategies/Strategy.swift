@@ -34,11 +34,46 @@ public protocol Strategy: Sendable {
     /// How many configurations the strategy can ever propose, when it knows (a grid's size), so progress can
     /// show how far along a study is.
     var proposalLimit: Int? { get }
+
+    /// The measured configuration to deploy, when the strategy's models can say better than the luckiest
+    /// measurement: the one they expect best among those they expect to meet every hard constraint. `nil` leaves
+    /// the choice to the measurements.
+    mutating func recommendation() async -> StrategyRecommendation?
+}
+
+/// What a strategy's models recommend: a configuration it was told of, what they expect of it, and how sure they
+/// are that it meets each hard constraint.
+public struct StrategyRecommendation: Sendable, Hashable, Codable {
+    /// The configuration, one of the measured ones.
+    public var configuration: Configuration
+    /// The mean of the score's measurements of the configuration (a failed trial's objective counted too).
+    public var measuredScore: Double?
+    /// For each hard constraint, in the objective's order, the probability its true value is within the limit.
+    public var constraintProbabilities: [Double]
+    /// The probability that it runs at all (the crash model's), when some trial crashed.
+    public var runProbability: Double?
+
+    /// Creates a recommendation.
+    public init(
+        configuration: Configuration, measuredScore: Double?, constraintProbabilities: [Double],
+        runProbability: Double?
+    ) {
+        self.configuration = configuration
+        self.measuredScore = measuredScore
+        self.constraintProbabilities = constraintProbabilities
+        self.runProbability = runProbability
+    }
+
+    /// The probability that every hard constraint holds and it runs, taking them as independent.
+    public var feasibility: Double { constraintProbabilities.reduce(runProbability ?? 1, *) }
 }
 
 extension Strategy {
     /// Most strategies can propose without end.
     public var proposalLimit: Int? { nil }
+
+    /// Most strategies have no model to recommend with.
+    public mutating func recommendation() async -> StrategyRecommendation? { nil }
 
     /// The state as JSON, as the store keeps it.
     public func encodedState() throws -> Data {

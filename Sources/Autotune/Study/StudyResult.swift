@@ -64,6 +64,8 @@ public struct StudyResult: Sendable, Hashable {
     public var recommended: BestTrial?
     /// Whether ``recommended`` comes from confirmation runs.
     public var isConfirmed: Bool
+    /// What the strategy's models recommended, when they chose ``recommended`` (no confirmation runs).
+    public var model: StrategyRecommendation?
     /// The Pareto front (several objectives), best first on the first.
     public var front: [FrontPoint]
     /// The recommended trial against the baseline, when the study has one.
@@ -72,8 +74,12 @@ public struct StudyResult: Sendable, Hashable {
     public var assurance: [Assurance]
 
     /// Decides what `trials` of a study defined by `definition` found; `best` is what the store recorded as the
-    /// search's best (and front).
-    public init(definition: StudyDefinition, trials: [Trial], best: BestTrial?) {
+    /// search's best (and front), `model` what the strategy's models recommend (``Strategy/recommendation()``).
+    ///
+    /// The recommendation is, in order: the confirmed best when configurations were re-measured; else the
+    /// configuration the models recommend (the best they expect among those they are at least 90% sure meet every
+    /// SLO), at its measured score; else the search's best measurement.
+    public init(definition: StudyDefinition, trials: [Trial], best: BestTrial?, model: StrategyRecommendation? = nil) {
         let objective = definition.objective
         let baseline = definition.baseline == nil ? nil : 0
         searchBest = best
@@ -82,6 +88,15 @@ public struct StudyResult: Sendable, Hashable {
         let confirmed = definition.confirm?.best(of: confirmation)
         isConfirmed = confirmed != nil
         recommended = confirmed ?? best
+        self.model = nil
+        if confirmed == nil, !objective.isMultiObjective, let model,
+            let trial = trials.filter({
+                $0.confirms == nil && $0.state == .completed && $0.configuration == model.configuration
+            }).max(by: { objective.isBetter($1.score!, than: $0.score!) }), let score = trial.score
+        {
+            recommended = BestTrial(number: trial.number, score: score)
+            self.model = model
+        }
         gain = nil
         assurance = []
         guard let recommended else { return }
@@ -92,7 +107,9 @@ public struct StudyResult: Sendable, Hashable {
             .map { target, repeats in
                 repeats + trials.filter { $0.number == target && target == baseline && $0.confirms == nil }
             }
-        assurance = Self.assurance(of: measured, constraints: objective.hardConstraints, noiseGroups: noiseGroups)
+        assurance = Self.assurance(
+            of: measured, constraints: objective.hardConstraints, noiseGroups: noiseGroups,
+            modelProbabilities: self.model?.constraintProbabilities)
         guard let baseline, let first = trials.first(where: { $0.number == baseline && $0.confirms == nil }) else {
             return
         }
@@ -139,8 +156,13 @@ public struct StudyResult: Sendable, Hashable {
     }
 
     /// How sure the tool is that the configuration measured by `trials` meets each of `constraints`.
-    static func assurance(of trials: [Trial], constraints: [MetricConstraint], noiseGroups: [[Trial]]) -> [Assurance] {
-        constraints.compactMap { constraint in
+    ///
+    /// Without repeats to tell the noise, `modelProbabilities` (the strategy's models', one per constraint) stand in.
+    static func assurance(
+        of trials: [Trial], constraints: [MetricConstraint], noiseGroups: [[Trial]],
+        modelProbabilities: [Double]? = nil
+    ) -> [Assurance] {
+        constraints.enumerated().compactMap { index, constraint in
             let values = trials.compactMap { $0.metrics[constraint.metric] }.filter(\.isFinite)
             guard let mean = Noise.mean(values), let limit = constraint.maximum ?? constraint.minimum, limit != 0 else {
                 return nil
@@ -149,7 +171,7 @@ public struct StudyResult: Sendable, Hashable {
             let margin = (upper ? limit - mean : mean - limit) / abs(limit)
             let noise = Noise.pooled(
                 noiseGroups.map { group in group.compactMap { $0.metrics[constraint.metric] }.filter(\.isFinite) })
-            var probability: Double?
+            var probability: Double? = modelProbabilities.flatMap { index < $0.count ? $0[index] : nil }
             if let noise {
                 let error = max(noise.sd, 1e-12) / Double(values.count).squareRoot()
                 let z = (upper ? limit - mean : mean - limit) / error

@@ -109,7 +109,7 @@ struct DashboardPages: Sendable {
         let trials = try await store.trials(ofStudy: study.id)
         let path = Self.pathComponent(name)
         return ReportInput(
-            study: study, trials: trials, trialsDirectory: trialsDirectory,
+            study: study, trials: trials, trialsDirectory: trialsDirectory, result: await study.result(trials: trials),
             trialLink: { "/study/\(path)/trial/\($0)" })
     }
 

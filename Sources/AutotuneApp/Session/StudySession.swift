@@ -125,7 +125,9 @@ public struct StudySession: Sendable {
     public func run(_ loop: StudyLoop) async throws -> RunSummary {
         let outcome = try await loop.run()
         let trials = try await store.trials(ofStudy: study.id)
-        let result = StudyResult(definition: study.definition, trials: trials, best: outcome.best)
+        var stored = try await store.study(named: study.definition.name) ?? study
+        stored.best = outcome.best
+        let result = await stored.result(trials: trials, constants: loopOptions.constants)
         return RunSummary(
             study: study.definition.name,
             status: outcome.status,

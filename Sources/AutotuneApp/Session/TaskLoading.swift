@@ -125,9 +125,11 @@ extension ReportInput {
     /// The report of `study` and its `trials`, with the launch commands of the trials it names rendered as the
     /// runner would (trial directories under `trialsDirectory`); trial numbers linked by `trialLink`.
     public init(
-        study: StoredStudy, trials: [Trial], trialsDirectory: URL, trialLink: (@Sendable (Int) -> String)? = nil
+        study: StoredStudy, trials: [Trial], trialsDirectory: URL, result: StudyResult? = nil,
+        trialLink: (@Sendable (Int) -> String)? = nil
     ) {
         self.init(study: study, trials: trials, trialLink: trialLink)
-        commands = study.definition.launchCommands(of: trials, result: result, trialsDirectory: trialsDirectory)
+        if let result { self.result = result }
+        commands = study.definition.launchCommands(of: trials, result: self.result, trialsDirectory: trialsDirectory)
     }
 }

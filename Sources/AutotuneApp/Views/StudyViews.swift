@@ -120,16 +120,18 @@ public struct BestView: Sendable {
     /// ``AutotuneError/Code/noCompletedTrial`` when no trial completed, or none meets `pick` (saying which came
     /// closest); ``AutotuneError/Code/invalidArgument`` when `pick` names no metric or parameter.
     public init(
-        study: StoredStudy, trials: [Trial], pick: String? = nil, allMetrics: Bool = false, trialsDirectory: URL
+        study: StoredStudy, trials: [Trial], pick: String? = nil, allMetrics: Bool = false, trialsDirectory: URL,
+        model: StrategyRecommendation? = nil
     ) throws {
-        let result = StudyResult(definition: study.definition, trials: trials, best: study.best)
+        let result = StudyResult(definition: study.definition, trials: trials, best: study.best, model: model)
         guard let recommended = result.recommended,
             var trial = trials.first(where: { $0.number == recommended.number })
         else {
             throw AutotuneError(.noCompletedTrial, "study '\(study.definition.name)' has no completed trial yet")
         }
         var score = recommended.score
-        var heading = result.isConfirmed ? "confirmed best trial" : "best trial"
+        var heading =
+            result.isConfirmed ? "confirmed best trial" : result.model != nil ? "recommended trial" : "best trial"
         if let pick {
             trial = try Pick(pick).best(of: trials, definition: study.definition)
             score = trial.score ?? score
@@ -192,6 +194,11 @@ public struct BestView: Sendable {
             )
         } else {
             lines.append("  score: \(HumanNumber.format(score))")
+        }
+        if !isPicked, result.model != nil, let best = result.searchBest, best.number != trial.number {
+            lines.append(
+                "  why this one: the models expect it best among the trials they are at least 90% sure meet every SLO; the best measurement, trial \(best.number) at \(HumanNumber.format(best.score)), is likelier to have drawn well or to break an SLO"
+            )
         }
         if !isPicked, let gain = result.gain { lines.append("  " + gain.sentence) }
         if !isPicked, !result.assurance.isEmpty {
