@@ -372,7 +372,9 @@ extension StudyStoreConformance where Store: SharedStudyStore {
         guard let first = try await store.claimPending(studyID: study.id, worker: dead),
             let second = try await store.claimPending(studyID: study.id, worker: alive)
         else { return ["pending trials could not be claimed"] }
-        try await Task.sleep(for: .milliseconds(1_200))
+        // The dead worker's stamp is two seconds old when the live one stamps again; the reclaim takes back what
+        // is a second old, so the live trial survives whatever the host delays the reclaim by, up to a second.
+        try await Task.sleep(for: .seconds(2))
         try await store.heartbeat(studyID: study.id, worker: alive, elapsedSeconds: 1)
         let cleaned = Locked<[Int]>([])
         let store = self.store

@@ -176,6 +176,16 @@ import Testing
                 return all
             }
             for run in runs { #expect(run.status == 0, "\(run.stderr)") }
+            // Every study is whole in the one file: four of them, each with its four trials completed.
+            let status = try await autotune(["status", "--db", database], in: directory)
+            for study in 0..<4 {
+                let line = status.stdout.split(separator: "\n").first { $0.hasPrefix("s\(study) ") }
+                #expect(line?.contains("completed") == true && line?.contains("4/") != true, "\(status.stdout)")
+                let trials = try await autotune(
+                    ["trials", "s\(study)", "--db", database, "--format", "json"], in: directory)
+                let rows = try JSONSerialization.jsonObject(with: Data(trials.stdout.utf8)) as? [[String: Any]]
+                #expect(rows?.count == 4 && rows?.allSatisfy { $0["state"] as? String == "completed" } == true)
+            }
         }
     }
 }

@@ -238,7 +238,10 @@ final class Listener {
             ports: 42000...42099
         )
         try await withTestStudy(definition) { study in
-            guard case .command(let spec) = definition.experiment else { return }
+            guard case .command(let spec) = definition.experiment else {
+                Issue.record("the definition's experiment is not a command")
+                return
+            }
             let checker = GPUOverlapChecker(
                 inner: CommandExperiment(spec: spec, defaultWorkingDirectory: study.scratch.directory)
             )

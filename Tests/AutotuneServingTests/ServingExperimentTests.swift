@@ -81,6 +81,8 @@ private func context(port: Int? = 30005, gpus: [Int]? = [2, 3]) throws -> TrialC
     @Test func aServingTrialWithoutAPortIsAClearError() async throws {
         let spec = ServingSpec(server: ServerSpec(command: [Template("true")]), benchmark: .load(LoadSpec()))
         let experiment = ServingExperiment(spec: spec, defaultWorkingDirectory: URL(fileURLWithPath: "/"))
-        await #expect(throws: ExperimentError.self) { try await experiment.run(try context(port: nil)) }
+        let error = await #expect(throws: ExperimentError.self) { try await experiment.run(try context(port: nil)) }
+        #expect(error?.stage == .deploy)
+        #expect(error?.message.contains("needs a reserved port") == true, "\(String(describing: error))")
     }
 }

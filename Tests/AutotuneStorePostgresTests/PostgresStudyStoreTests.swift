@@ -29,9 +29,12 @@ struct PostgresStudyStoreTests {
     }
 
     @Test func aBadURLSaysWhatIsWrong() async throws {
-        await #expect(throws: (any Error).self) {
+        let error = await #expect(throws: (any Error).self) {
             try await PostgresStudyStore.withStore(url: "mysql://x@y/z", logger: Logger(label: "test")) { _ in }
         }
+        #expect(
+            "\(error.map { "\($0)" } ?? "")".contains("postgres://"),
+            "says what a URL looks like: \(String(describing: error))")
         do {
             try await PostgresStudyStore.withStore(
                 url: "postgres://autotune@127.0.0.1:1/none", connectTimeout: .seconds(2), logger: Logger(label: "test")

@@ -71,7 +71,10 @@ private let valid = """
         #expect(definition.budget == Budget(maxTrials: 12, maxTime: .seconds(5400)))
         #expect(definition.timeouts == Timeouts(trial: .seconds(90), killGrace: .milliseconds(500)))
         #expect(definition.lostTrials == .fail)
-        guard case .command(let command) = definition.experiment else { return }
+        guard case .command(let command) = definition.experiment else {
+            Issue.record("the experiment did not parse as a command: \(definition.experiment)")
+            return
+        }
         #expect(command.program.command.map(\.text) == ["zstd", "-b{level}", "{model}", "{trial_dir}/out"])
         #expect(command.program.placedParameters == ["level", "model", "trial_dir"])
         #expect(command.program.workingDirectory?.text == "/work/here/data")
@@ -169,9 +172,13 @@ private let valid = """
     }
 
     @Test func aFileThatCannotBeReadSaysSo() {
-        #expect(throws: TaskFileError.self) {
+        let error = #expect(throws: TaskFileError.self) {
             try TaskFile.load(path: "/nonexistent/task.yaml", workingDirectory: here)
         }
+        #expect(
+            error?.description.hasPrefix("/nonexistent/task.yaml") == true,
+            "names the file: \(String(describing: error))")
+        #expect(error?.description.contains("cannot read the file") == true, "says why: \(String(describing: error))")
     }
 }
 

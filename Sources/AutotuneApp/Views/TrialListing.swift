@@ -30,9 +30,12 @@ public struct TrialListing: Sendable {
         let placed = trials.contains { $0.host != nil }
         let rerun = export || trials.contains { $0.attempt > 1 }
         let confirming = export ? definition.confirm != nil : trials.contains { $0.confirms != nil }
+        let fixed = ["number", "state", "score"] + (confirming ? ["confirms"] : [])
+        let parameterNames = definition.space.parameters.map(\.name)
+        // A metric named like a column already shown (an objective on a metric called `score`) is shown once.
+        let shown = Set(fixed + parameterNames)
         let defaults =
-            ["number", "state", "score"] + (confirming ? ["confirms"] : []) + definition.space.parameters.map(\.name)
-            + metrics
+            fixed + parameterNames + metrics.filter { !shown.contains($0) }
             + (placed ? ["node", "gpus"] : []) + (rerun ? ["attempt"] : []) + ["error"]
         guard let requested else {
             columns = defaults
