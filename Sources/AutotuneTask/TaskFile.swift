@@ -768,7 +768,7 @@ public enum TaskFile {
         let benchmark: BenchmarkSpec
         let benchmarkFields = try benchmarkNode.fields(allowed: [
             "endpoint", "concurrency", "rates", "requests", "duration", "input_tokens", "output_tokens", "warmup",
-            "request_timeout", "command", "result_file", "metrics", "search", "slo",
+            "request_timeout", "command", "result_file", "metrics", "search", "slo", "workload",
         ])
         if let externalCommand = benchmarkFields["command"] {
             var argv: [Template] = []
@@ -819,6 +819,12 @@ public enum TaskFile {
             load.outputTokens = try benchmarkFields["output_tokens"]?.int(in: 1...1_000_000) ?? load.outputTokens
             load.warmupRequests = try benchmarkFields["warmup"]?.int(in: 0...10_000) ?? load.warmupRequests
             load.requestTimeout = try benchmarkFields["request_timeout"]?.duration() ?? load.requestTimeout
+            if let workload = benchmarkFields["workload"] {
+                if let node = benchmarkFields["input_tokens"] ?? benchmarkFields["output_tokens"] {
+                    throw node.error("with 'workload' the lengths are the workload's: give them as its input and output")
+                }
+                load.workload = try WorkloadReader.workload(workload, base: workingDirectory)
+            }
             if let slo = benchmarkFields["slo"] {
                 for (metric, limit) in try slo.mapping() {
                     guard LoadSpec.levelMetrics.contains(metric) else {

@@ -23,6 +23,7 @@ struct SimulateCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-num-batched-tokens")) var maxNumBatchedTokens = 8192
     @Option(name: .customLong("gpu-memory-utilization")) var gpuMemoryUtilization = 0.9
     @Flag(name: .customLong("enable-chunked-prefill")) var enableChunkedPrefill = false
+    @Flag(name: .customLong("enable-prefix-caching")) var enablePrefixCaching = false
     @Option(name: .customLong("tensor-parallel-size")) var tensorParallelSize = 1
     @Option(name: .customLong("block-size")) var blockSize = 16
     @Option(name: .customLong("max-model-len")) var maxModelLength = 4096
@@ -30,6 +31,8 @@ struct SimulateCommand: AsyncParsableCommand {
     var timeScale = 1.0
     @Option(name: .customLong("load-seconds"), help: "Seconds before the port opens, like loading weights.")
     var loadSeconds = 1.0
+    @Option(name: .customLong("log-requests"), help: "Append every completion request's body to this file, a line each.")
+    var logRequests: String?
 
     func run() async throws {
         var settings = EngineSettings()
@@ -37,6 +40,7 @@ struct SimulateCommand: AsyncParsableCommand {
         settings.maxNumBatchedTokens = maxNumBatchedTokens
         settings.gpuMemoryUtilization = gpuMemoryUtilization
         settings.enableChunkedPrefill = enableChunkedPrefill
+        settings.enablePrefixCaching = enablePrefixCaching
         settings.tensorParallelSize = tensorParallelSize
         settings.blockSize = blockSize
         settings.maxModelLength = maxModelLength
@@ -56,6 +60,7 @@ struct SimulateCommand: AsyncParsableCommand {
         }
         let engine = SimulatedEngine(settings: settings, timeScale: timeScale)
         try await SimulatedEngineServer.serve(
-            engine: engine, model: model, host: host, port: port, loadSeconds: loadSeconds)
+            engine: engine, model: model, host: host, port: port, loadSeconds: loadSeconds,
+            requestLog: logRequests.map { URL(fileURLWithPath: $0) })
     }
 }

@@ -173,15 +173,16 @@ import Testing
     @Test func aServerThatDiesMidBenchmarkFailsTheBenchmarkStage() async throws {
         let directory = try scratch()
         defer { try? FileManager.default.removeItem(at: directory) }
-        // The engine serves slowly, and its wrapper kills it 3 s after start: well inside the benchmark.
+        // The engine serves slowly, and its wrapper kills it once the engine has received a benchmark request (its
+        // own counters say so): inside the benchmark, however fast the host.
         let script =
-            #"\"$0\" simulate --port \"$1\" --time-scale 4 --load-seconds 0.2 & pid=$!; sleep 3; echo engine crashed >&2; kill -9 $pid; wait $pid; exit 9"#
+            #"\"$0\" simulate --port \"$1\" --model sim --time-scale 4 --load-seconds 0.2 & pid=$!; until curl -s localhost:$1/stats | grep -q '\"received\":[1-9]'; do sleep 0.05; done; echo engine crashed >&2; kill -9 $pid; wait $pid; exit 9"#
         let server = #"["/bin/sh", "-c", "\#(script)", "{autotune}", "{port}"]"#
         try task(
             name: "dies",
             server: server,
             parameters: "x: [1]",
-            benchmark: "{concurrency: 4, requests: 40, input_tokens: 16, output_tokens: 200, warmup: 0}"
+            benchmark: "{concurrency: 4, requests: 40, input_tokens: 16, output_tokens: 200, warmup: 1}"
         ).replacingOccurrences(of: "command: \(server)", with: "command: \(server)\n    append_flags: false")
             .write(to: directory.appendingPathComponent("t.yaml"), atomically: true, encoding: .utf8)
         _ = try await autotune(["run", "t.yaml", "--quiet"], in: directory)

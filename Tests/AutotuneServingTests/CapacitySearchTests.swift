@@ -6,34 +6,6 @@ import Testing
 
 @testable import AutotuneServing
 
-/// Runs `body` against a simulated engine served in this process.
-private func withEngine<T: Sendable>(
-    timeScale: Double, maxNumSeqs: Int? = nil, _ body: @Sendable (String) async throws -> T
-) async throws -> T {
-    var settings = EngineSettings()
-    if let maxNumSeqs { settings.maxNumSeqs = maxNumSeqs }
-    let engine = SimulatedEngine(settings: settings, timeScale: timeScale)
-    let port = Int.random(in: 34000...34999)
-    return try await withThrowingTaskGroup(of: T?.self) { group in
-        group.addTask {
-            try await SimulatedEngineServer.serve(engine: engine, model: "sim", port: port)
-            return nil
-        }
-        defer { group.cancelAll() }
-        let baseURL = "http://127.0.0.1:\(port)"
-        let probe = LoadSpec(concurrency: [1], requests: 1, inputTokens: 4, outputTokens: 1, warmupRequests: 0)
-        for _ in 0..<100 {
-            if let level = try? await LoadGenerator(spec: probe, model: "sim").run(baseURL: baseURL).first,
-                level.metrics["success_rate"] == 1
-            {
-                break
-            }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        return try await body(baseURL)
-    }
-}
-
 @Suite(.serialized) struct CapacitySearchTests {
     /// The capacity a search finds matches what a sweep of every concurrency measures: the SLO holds there and
     /// fails just above (within the tolerance, or one step of noise).

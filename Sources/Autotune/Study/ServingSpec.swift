@@ -186,6 +186,15 @@ public struct LoadSpec: Sendable, Hashable, Codable {
     /// A level also fails them when under 99% of its requests succeeded. With percentile SLOs, a level whose
     /// SLO is already clearly broken ends early.
     public var slo: [String: Double]
+    /// The traffic, when it is more than fixed lengths: a dataset, a trace, length distributions, shared
+    /// prefixes, conversations, an arrival process. `nil`: synthetic prompts of ``inputTokens`` tokens asking for
+    /// ``outputTokens``, Poisson arrivals.
+    public var workload: Workload?
+
+    /// The traffic sent: ``workload``, or the fixed lengths.
+    public var effectiveWorkload: Workload {
+        workload ?? Workload(source: .synthetic(input: .fixed(inputTokens), output: .fixed(outputTokens)))
+    }
 
     /// Creates settings; by default one closed-loop level of 8.
     public init(
@@ -199,7 +208,8 @@ public struct LoadSpec: Sendable, Hashable, Codable {
         warmupRequests: Int = 2,
         requestTimeout: Duration = .seconds(120),
         search: CapacitySearch? = nil,
-        slo: [String: Double] = [:]
+        slo: [String: Double] = [:],
+        workload: Workload? = nil
     ) {
         self.endpoint = endpoint
         self.concurrency = concurrency
@@ -212,6 +222,7 @@ public struct LoadSpec: Sendable, Hashable, Codable {
         self.requestTimeout = requestTimeout
         self.search = search
         self.slo = slo
+        self.workload = workload
     }
 
     /// The metrics a capacity search reports besides the chosen level's: the capacity, `goodput` (requests/s
@@ -230,7 +241,8 @@ public struct LoadSpec: Sendable, Hashable, Codable {
     public static let levelMetrics: [String] = {
         var names = [
             "requests", "errors", "success_rate", "duration_s", "requests_per_s", "output_tokens_per_s",
-            "total_tokens_per_s", "output_tokens_per_s_per_gpu", "total_tokens_per_s_per_gpu",
+            "total_tokens_per_s", "output_tokens_per_s_per_gpu", "total_tokens_per_s_per_gpu", "prompt_tokens_mean",
+            "output_tokens_mean", "offered_rate", "achieved_rate", "sustained", "ttft_rise_ms",
         ]
         for distribution in ["ttft_ms", "itl_ms", "tpot_ms", "e2e_ms"] {
             names += ["mean", "p50", "p90", "p99"].map { "\(distribution)_\($0)" }
@@ -259,7 +271,7 @@ public struct LoadSpec: Sendable, Hashable, Codable {
 
     private enum CodingKeys: String, CodingKey {
         case endpoint, concurrency, rates, requests, duration, inputTokens, outputTokens, warmupRequests
-        case requestTimeout, search, slo
+        case requestTimeout, search, slo, workload
     }
 
     /// Decodes settings whose times are stored as seconds.
@@ -276,6 +288,7 @@ public struct LoadSpec: Sendable, Hashable, Codable {
         requestTimeout = try container.decodeSeconds(forKey: .requestTimeout)
         search = try container.decodeIfPresent(CapacitySearch.self, forKey: .search)
         slo = try container.decodeIfPresent([String: Double].self, forKey: .slo) ?? [:]
+        workload = try container.decodeIfPresent(Workload.self, forKey: .workload)
     }
 
     /// Encodes the settings, times as seconds.
@@ -292,6 +305,7 @@ public struct LoadSpec: Sendable, Hashable, Codable {
         try container.encodeSeconds(requestTimeout, forKey: .requestTimeout)
         try container.encodeIfPresent(search, forKey: .search)
         if !slo.isEmpty { try container.encode(slo, forKey: .slo) }
+        try container.encodeIfPresent(workload, forKey: .workload)
     }
 }
 

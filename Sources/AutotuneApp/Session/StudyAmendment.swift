@@ -33,3 +33,29 @@ public enum StudyAmendment {
         return amended
     }
 }
+
+extension StudyDefinition {
+    /// Fails when a workload file the study reads (a dataset, a trace) is gone or changed since the study
+    /// started: its trials so far were measured on the requests the file gave then.
+    public func checkWorkloadFiles() throws {
+        guard case .serving(let serving) = experiment, case .load(let load) = serving.benchmark,
+            let workload = load.workload
+        else { return }
+        let file: (path: String, fingerprint: String)
+        switch workload.source {
+        case .synthetic: return
+        case .dataset(let dataset): file = (dataset.path, dataset.fingerprint)
+        case .trace(let trace): file = (trace.path, trace.fingerprint)
+        }
+        guard let data = FileManager.default.contents(atPath: file.path) else {
+            throw AutotuneError(
+                .invalidTask, "study '\(name)' reads \(file.path), which is gone: restore it to go on with the study")
+        }
+        guard WorkloadFiles.fingerprint(data) == file.fingerprint else {
+            throw AutotuneError(
+                .invalidTask,
+                "study '\(name)' reads \(file.path), which changed since the study started: its trials would not be measured on the same requests; restore the file, or start a new study (--study NAME)"
+            )
+        }
+    }
+}

@@ -111,6 +111,7 @@ public struct StudySession: Sendable {
     /// The loop: one of a shared study's workers when the store is shared (PostgreSQL), else the study's one
     /// runner; ``AutotuneError/Code/studyBusy`` when another live process runs it.
     public func makeLoop() async throws -> StudyLoop {
+        try study.definition.checkWorkloadFiles()
         let experiment = study.definition.makeExperiment(
             workingDirectory: settings.workingDirectory, execution: settings.execution)
         if let shared = store as? any SharedStudyStore {

@@ -14,6 +14,9 @@ public struct EngineSettings: Sendable, Hashable, Codable {
     public var tensorParallelSize = 1
     /// Tokens per KV-cache block (`--block-size`).
     public var blockSize = 16
+    /// Reuse the KV blocks of prompt prefixes computed before (`--enable-prefix-caching`): a prompt whose leading
+    /// blocks are cached prefills only the rest.
+    public var enablePrefixCaching = false
     /// The longest prompt plus output (`--max-model-len`).
     public var maxModelLength = 4096
     /// Memory of one simulated GPU, GiB.
@@ -88,6 +91,8 @@ public struct EngineScheduler: Sendable {
         let id: Int
         let promptTokens: Int
         let maxTokens: Int
+        /// The hashes of the prompt's full blocks, each chained to the ones before (vLLM's prefix hashing).
+        var blockHashes: [UInt64] = []
         var prefilled = 0
         var generated = 0
         /// Tokens to prefill: the prompt, plus what was generated before a preemption.
@@ -124,6 +129,13 @@ public struct EngineScheduler: Sendable {
     private var freeBlocks: Int
     /// Preemptions so far.
     public private(set) var preemptions = 0
+    /// Prompt tokens served from the prefix cache so far, and prompt tokens computed.
+    public private(set) var cachedPromptTokens = 0
+    /// Prompt tokens computed so far.
+    public private(set) var computedPromptTokens = 0
+    /// The prefix cache: block hashes, least recently used first, bounded by the KV cache's blocks.
+    private var prefixCache: [UInt64: Int] = [:]
+    private var prefixClock = 0
 
     /// Creates an idle scheduler.
     public init(settings: EngineSettings) {
@@ -137,12 +149,41 @@ public struct EngineScheduler: Sendable {
     /// Sequences being processed and waiting.
     public var load: (running: Int, waiting: Int) { (running.count, waiting.count) }
 
-    /// Queues a request.
-    public mutating func submit(id: Int, promptTokens: Int, maxTokens: Int) {
+    /// Queues a request; `blockHashes` are its prompt's full blocks, for the prefix cache.
+    public mutating func submit(id: Int, promptTokens: Int, maxTokens: Int, blockHashes: [UInt64] = []) {
         waiting.append(
             Sequence(
-                id: id, promptTokens: max(1, promptTokens), maxTokens: max(1, maxTokens),
+                id: id, promptTokens: max(1, promptTokens), maxTokens: max(1, maxTokens), blockHashes: blockHashes,
                 prefillTarget: max(1, promptTokens)))
+    }
+
+    /// The prompt tokens of `sequence` the prefix cache holds: its leading blocks found there, all but the last
+    /// token at most (a prompt's last token is always computed, for its first output token).
+    private mutating func cachedPrefix(of sequence: Sequence) -> Int {
+        guard settings.enablePrefixCaching else { return 0 }
+        var hits = 0
+        for hash in sequence.blockHashes {
+            guard prefixCache[hash] != nil else { break }
+            prefixClock += 1
+            prefixCache[hash] = prefixClock
+            hits += 1
+        }
+        return min(hits * settings.blockSize, sequence.promptTokens - 1)
+    }
+
+    /// Keeps a prefilled prompt's blocks in the prefix cache, the least recently used leaving first once it holds
+    /// as many blocks as the KV cache.
+    private mutating func remember(_ sequence: Sequence) {
+        guard settings.enablePrefixCaching, !sequence.blockHashes.isEmpty else { return }
+        for hash in sequence.blockHashes {
+            prefixClock += 1
+            prefixCache[hash] = prefixClock
+        }
+        let capacity = max(1, settings.kvCapacityTokens / settings.blockSize)
+        if prefixCache.count > capacity {
+            let oldest = prefixCache.sorted { $0.value < $1.value }.prefix(prefixCache.count - capacity)
+            for (hash, _) in oldest { prefixCache[hash] = nil }
+        }
     }
 
     /// Drops a request (the client went away).
@@ -207,17 +248,25 @@ public struct EngineScheduler: Sendable {
             }
             while budget > 0, !waiting.isEmpty, running.count < settings.maxNumSeqs {
                 var sequence = waiting[0]
-                let chunk = settings.enableChunkedPrefill ? min(budget, sequence.prefillTarget) : sequence.prefillTarget
+                // A fresh prompt (not a recompute after preemption) starts past what the prefix cache holds.
+                let cached = sequence.prefillTarget == sequence.promptTokens ? peekCachedPrefix(of: sequence) : 0
+                let remaining = sequence.prefillTarget - cached
+                let chunk = settings.enableChunkedPrefill ? min(budget, remaining) : remaining
                 guard chunk <= budget,
-                    Self.allocate(&sequence, tokens: chunk, blockSize: settings.blockSize, free: &freeBlocks)
+                    Self.allocate(&sequence, tokens: cached + chunk, blockSize: settings.blockSize, free: &freeBlocks)
                 else { break }
                 waiting.removeFirst()
-                sequence.prefilled = chunk
+                if cached > 0 { cachedPromptTokens += cachedPrefix(of: sequence) }
+                sequence.prefilled = cached + chunk
                 budget -= chunk
                 prefillTokens += chunk
                 running.append(sequence)
                 if sequence.isPrefilled { completedPrefills.append(sequence.id) }
             }
+        }
+        computedPromptTokens += prefillTokens
+        for id in completedPrefills {
+            if let sequence = running.first(where: { $0.id == id }) { remember(sequence) }
         }
         let context = running.filter { decodeIDs.contains($0.id) }.reduce(0) { $0 + $1.contextTokens }
         let seconds = settings.stepSeconds(
@@ -240,6 +289,13 @@ public struct EngineScheduler: Sendable {
         return Step(
             seconds: seconds, tokens: tokens, preempted: preempted, decodes: decodeIDs.count,
             prefillTokens: prefillTokens)
+    }
+
+    /// ``cachedPrefix(of:)`` without touching the cache's recency, to decide before admitting.
+    private func peekCachedPrefix(of sequence: Sequence) -> Int {
+        guard settings.enablePrefixCaching else { return 0 }
+        let hits = sequence.blockHashes.prefix { prefixCache[$0] != nil }.count
+        return min(hits * settings.blockSize, sequence.promptTokens - 1)
     }
 
     private func canAdmit(_ sequence: Sequence) -> Bool {

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -7,8 +7,13 @@ import NIOPosix
 ///
 /// It serves `GET /health`, `GET /v1/models`, `POST /v1/completions` and `POST /v1/chat/completions` (streamed
 /// as server-sent events, or whole), one token per decode step of an ``EngineScheduler``, sleeping each step's
-/// simulated duration times `timeScale`. Prompt length is the number of whitespace-separated words. It is the
-/// quickstart's target and the tests' target, so the whole tuning pipeline runs on a machine without GPUs.
+/// simulated duration times `timeScale`. Its tokenizer is words: a prompt's length is its whitespace-separated
+/// words, which `POST /tokenize` reports as vLLM's does. Like vLLM it refuses a prompt and answer longer than
+/// `--max-model-len` (400) and a model it does not serve (404). With `--enable-prefix-caching` a prompt whose
+/// leading blocks of words were prefilled before skips them. `GET /stats` reports the engine's own counters
+/// (requests, tokens, the simulated seconds its steps took, the largest batch, prefix-cache hits), which no load
+/// on the host moves. It is the quickstart's target and the tests' target, so the whole tuning pipeline runs on a
+/// machine without GPUs.
 public actor SimulatedEngine {
     /// A token or the end, sent to the request's stream.
     enum Event: Sendable {
@@ -21,6 +26,18 @@ public actor SimulatedEngine {
     private var streams: [Int: AsyncStream<Event>.Continuation] = [:]
     private var nextID = 0
     private var wake: AsyncStream<Void>.Continuation?
+    private var counters = Counters()
+
+    /// What the engine did, on its own clock.
+    struct Counters: Sendable, Encodable {
+        var received = 0
+        var completed = 0
+        var generatedTokens = 0
+        var promptTokens = 0
+        var engineSeconds = 0.0
+        var largestBatch = 0
+        var steps = 0
+    }
 
     /// Creates an engine; `timeScale` shortens every simulated step (0.25 runs four times faster than the
     /// simulated GPU would).
@@ -33,14 +50,30 @@ public actor SimulatedEngine {
     public var preemptions: Int { scheduler.preemptions }
 
     /// Queues a request and returns its token stream.
-    func submit(promptTokens: Int, maxTokens: Int) -> (Int, AsyncStream<Event>) {
+    func submit(promptTokens: Int, maxTokens: Int, blockHashes: [UInt64] = []) -> (Int, AsyncStream<Event>) {
         let id = nextID
         nextID += 1
         let (stream, continuation) = AsyncStream.makeStream(of: Event.self)
         streams[id] = continuation
-        scheduler.submit(id: id, promptTokens: promptTokens, maxTokens: maxTokens)
+        scheduler.submit(id: id, promptTokens: promptTokens, maxTokens: maxTokens, blockHashes: blockHashes)
+        counters.received += 1
+        counters.promptTokens += promptTokens
         wake?.yield()
         return (id, stream)
+    }
+
+    /// The settings the engine runs with.
+    var settings: EngineSettings { scheduler.settings }
+
+    /// The counters as JSON, with the prefix cache's figures.
+    func statsJSON() -> String {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.outputFormatting = [.sortedKeys]
+        var text = String(decoding: (try? encoder.encode(counters)) ?? Data("{}".utf8), as: UTF8.self)
+        text.removeLast()
+        return text
+            + #","cached_prompt_tokens":\#(scheduler.cachedPromptTokens),"computed_prompt_tokens":\#(scheduler.computedPromptTokens),"preemptions":\#(scheduler.preemptions)}"#
     }
 
     /// Drops a request whose client went away.
@@ -62,10 +95,15 @@ public actor SimulatedEngine {
                 continue
             }
             let step = scheduler.step()
+            counters.steps += 1
+            counters.engineSeconds += step.seconds
+            counters.largestBatch = max(counters.largestBatch, step.decodes)
+            counters.generatedTokens += step.tokens.count
             try? await Task.sleep(for: .nanoseconds(Int64(step.seconds * timeScale * 1e9)))
             for (id, finished) in step.tokens {
                 streams[id]?.yield(.token)
                 if finished {
+                    counters.completed += 1
                     streams[id]?.yield(.finished)
                     streams.removeValue(forKey: id)?.finish()
                 }
@@ -78,13 +116,22 @@ public actor SimulatedEngine {
 public enum SimulatedEngineServer {
     /// Serves `engine` on `host:port` until the task is cancelled. Binds only after `loadSeconds`, like a real
     /// engine loading its weights, so readiness probes see connection refusals first.
+    ///
+    /// With `requestLog`, every completion request's body is appended to that file as one line, as received: what
+    /// tests of the load generator read back.
     public static func serve(
         engine: SimulatedEngine,
         model: String,
         host: String = "127.0.0.1",
         port: Int,
-        loadSeconds: Double = 0
+        loadSeconds: Double = 0,
+        requestLog: URL? = nil
     ) async throws {
+        let log = requestLog.flatMap { url -> FileHandle? in
+            _ = FileManager.default.createFile(atPath: url.path, contents: nil)
+            return try? FileHandle(forWritingTo: url)
+        }
+        let logger = log.map { RequestLog(handle: $0) }
         if loadSeconds > 0 { try await Task.sleep(for: .milliseconds(Int(loadSeconds * 1000))) }
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 1024)
@@ -102,7 +149,7 @@ public enum SimulatedEngineServer {
             try await server.executeThenClose { connections in
                 for try await connection in connections {
                     group.addTask {
-                        try? await handle(connection, engine: engine, model: model)
+                        try? await handle(connection, engine: engine, model: model, log: logger)
                     }
                 }
             }
@@ -112,7 +159,8 @@ public enum SimulatedEngineServer {
     private static func handle(
         _ connection: NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>,
         engine: SimulatedEngine,
-        model: String
+        model: String,
+        log: RequestLog?
     ) async throws {
         try await connection.executeThenClose { inbound, outbound in
             var head: HTTPRequestHead?
@@ -126,6 +174,7 @@ public enum SimulatedEngineServer {
                     body.writeBuffer(&chunk)
                 case .end:
                     guard let request = head else { continue }
+                    if let log, request.method == .POST, request.uri.hasPrefix("/v1/") { log.append(body) }
                     try await respond(to: request, body: body, outbound: outbound, engine: engine, model: model)
                     head = nil
                 }
@@ -147,11 +196,42 @@ public enum SimulatedEngineServer {
         case (.GET, "/v1/models"):
             try await send(
                 outbound, status: .ok, json: #"{"object":"list","data":[{"id":"\#(model)","object":"model"}]}"#)
+        case (.GET, "/stats"):
+            try await send(outbound, status: .ok, json: await engine.statsJSON())
+        case (.POST, "/tokenize"):
+            guard let request = try? JSONDecoder().decode(CompletionRequest.self, from: Data(body.readableBytesView))
+            else {
+                try await send(outbound, status: .badRequest, json: #"{"error":{"message":"invalid JSON body"}}"#)
+                return
+            }
+            let count = request.promptTokens
+            let limit = await engine.settings.maxModelLength
+            try await send(
+                outbound, status: .ok,
+                json: #"{"count":\#(count),"max_model_len":\#(limit),"tokens":[\#((0..<count).map { _ in "1" }.joined(separator: ","))]}"#
+            )
         case (.POST, "/v1/completions"), (.POST, "/v1/chat/completions"):
             let chat = path.hasSuffix("chat/completions")
             guard let request = try? JSONDecoder().decode(CompletionRequest.self, from: Data(body.readableBytesView))
             else {
                 try await send(outbound, status: .badRequest, json: #"{"error":{"message":"invalid JSON body"}}"#)
+                return
+            }
+            // As vLLM: a model it does not serve is a 404, a request longer than its context a 400.
+            if let asked = request.model, asked != model {
+                try await send(
+                    outbound, status: .notFound,
+                    json: #"{"object":"error","message":"The model `\#(asked)` does not exist.","type":"NotFoundError","param":null,"code":404}"#
+                )
+                return
+            }
+            let limit = await engine.settings.maxModelLength
+            let wanted = request.promptTokens + (request.max_tokens ?? 16)
+            if wanted > limit {
+                try await send(
+                    outbound, status: .badRequest,
+                    json: #"{"object":"error","message":"This model's maximum context length is \#(limit) tokens. However, you requested \#(wanted) tokens (\#(request.promptTokens) in the messages, \#(request.max_tokens ?? 16) in the completion). Please reduce the length of the messages or completion.","type":"BadRequestError","param":null,"code":400}"#
+                )
                 return
             }
             try await complete(request, chat: chat, outbound: outbound, engine: engine, model: model)
@@ -163,15 +243,37 @@ public enum SimulatedEngineServer {
     struct CompletionRequest: Decodable {
         struct Message: Decodable { var content: String }
         struct StreamOptions: Decodable { var include_usage: Bool? }
+        var model: String?
         var prompt: String?
+        var content: String?
         var messages: [Message]?
         var max_tokens: Int?
         var stream: Bool?
         var stream_options: StreamOptions?
 
-        var promptTokens: Int {
-            let text = prompt ?? messages?.map(\.content).joined(separator: " ") ?? ""
-            return text.split(whereSeparator: \.isWhitespace).count
+        /// The prompt's words: the engine's tokens.
+        var words: [Substring] {
+            let text = prompt ?? content ?? messages?.map(\.content).joined(separator: " ") ?? ""
+            return text.split(whereSeparator: \.isWhitespace)
+        }
+
+        var promptTokens: Int { words.count }
+
+        /// The hashes of the prompt's full blocks of `blockSize` words, each chained to the ones before.
+        func blockHashes(blockSize: Int) -> [UInt64] {
+            let words = words
+            var hashes: [UInt64] = []
+            var hash: UInt64 = 14_695_981_039_346_656_037
+            var start = 0
+            while start + blockSize <= words.count {
+                for word in words[start..<(start + blockSize)] {
+                    for byte in word.utf8 { hash = (hash ^ UInt64(byte)) &* 1_099_511_628_211 }
+                    hash = (hash ^ 0x20) &* 1_099_511_628_211
+                }
+                hashes.append(hash)
+                start += blockSize
+            }
+            return hashes
         }
     }
 
@@ -184,7 +286,9 @@ public enum SimulatedEngineServer {
     ) async throws {
         let promptTokens = request.promptTokens
         let maxTokens = request.max_tokens ?? 16
-        let (id, events) = await engine.submit(promptTokens: promptTokens, maxTokens: maxTokens)
+        let settings = await engine.settings
+        let hashes = settings.enablePrefixCaching ? request.blockHashes(blockSize: settings.blockSize) : []
+        let (id, events) = await engine.submit(promptTokens: promptTokens, maxTokens: maxTokens, blockHashes: hashes)
         let object = chat ? "chat.completion" : "text_completion"
         let created = Int(Date().timeIntervalSince1970)
         func choice(_ text: String, finish: String?) -> String {
@@ -246,3 +350,21 @@ public enum SimulatedEngineServer {
 }
 
 extension SimulatedEngine.Event: Equatable {}
+
+/// The request bodies a simulated engine received, one line each, appended under a lock.
+final class RequestLog: @unchecked Sendable {
+    // A lock, not an actor: lines are appended from the connections' tasks and must not interleave.
+    private let lock = NSLock()
+    private let handle: FileHandle
+
+    init(handle: FileHandle) { self.handle = handle }
+
+    func append(_ body: ByteBuffer) {
+        var line = Data(body.readableBytesView)
+        line.removeAll { $0 == 0x0A }
+        line.append(0x0A)
+        lock.lock()
+        defer { lock.unlock() }
+        try? handle.write(contentsOf: line)
+    }
+}

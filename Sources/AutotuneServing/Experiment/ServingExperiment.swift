@@ -253,7 +253,8 @@ public struct ServingExperiment: Experiment {
     ) async throws -> (metrics: [String: Double], pruned: String?) {
         switch benchmark {
         case .load(let load):
-            let generator = LoadGenerator(spec: load, model: model, seed: context.seed &+ UInt64(context.trial.number))
+            // The study's seed alone: every trial of the study is measured on the same requests.
+            let generator = LoadGenerator(spec: load, model: model, seed: context.seed)
             let outcome = try await generator.measure(
                 baseURL: baseURL, gpus: max(1, context.gpus?.count ?? 1), neighbour: context.neighbour,
                 constraints: context.constraints)

@@ -14,6 +14,7 @@ struct VLLMResult {
             "date": .string(Date().formatted(.iso8601)),
             "backend": .string("openai"),
             "model_id": .string(model),
+            "workload": .string(spec.effectiveWorkload.description),
             "num_prompts": .number(Double(level.records.count)),
             "duration": .number(level.seconds),
             "completed": .number(Double(level.records.filter(\.succeeded).count)),

@@ -143,10 +143,11 @@ extension LoadGenerator {
         constraints: [MetricConstraint] = []
     ) async throws -> LoadOutcome {
         try await withClient { client in
-            try await warmUp(client: client, baseURL: baseURL)
+            let plan = try await prepare(client: client, baseURL: baseURL)
+            try await warmUp(client: client, baseURL: baseURL, plan: plan)
             if let search = spec.search {
                 return try await capacity(
-                    search, client: client, baseURL: baseURL, gpus: gpus,
+                    search, plan: plan, client: client, baseURL: baseURL, gpus: gpus,
                     start: spec.capacityMetric.flatMap { neighbour?[$0] })
             }
             var levels: [LevelResult] = []
@@ -155,7 +156,8 @@ extension LoadGenerator {
             for (index, load) in loads.enumerated() {
                 try Task.checkCancellation()
                 let result = try await level(
-                    load, name: spec.levelNames[index], client: client, baseURL: baseURL, gpus: gpus)
+                    load, name: spec.levelNames[index], ordinal: index, plan: plan, client: client, baseURL: baseURL,
+                    gpus: gpus)
                 levels.append(result)
                 let more = index + 1 < loads.count
                 if more || result.metrics["early_stopped"] == 1,
@@ -202,7 +204,7 @@ extension LoadGenerator {
     /// concurrency at least), then ×1.5, ×2: when the trial sustains what its neighbour did, two levels settle it;
     /// from the bounds' geometric middle the steps are ×2.
     private func capacity(
-        _ search: CapacitySearch, client: HTTPClient, baseURL: String, gpus: Int, start: Double?
+        _ search: CapacitySearch, plan: RequestPlan, client: HTTPClient, baseURL: String, gpus: Int, start: Double?
     ) async throws -> LoadOutcome {
         let integral = search.load == .concurrency
         func clamp(_ value: Double) -> Double {
@@ -229,8 +231,8 @@ extension LoadGenerator {
             try Task.checkCancellation()
             let name = integral ? "c\(Int(load))" : "r" + String(format: "%g", load)
             let result = try await level(
-                integral ? .concurrency(Int(load)) : .rate(load), name: name, client: client, baseURL: baseURL,
-                gpus: gpus)
+                integral ? .concurrency(Int(load)) : .rate(load), name: name, ordinal: levels.count, plan: plan,
+                client: client, baseURL: baseURL, gpus: gpus)
             levels.append(result)
             if met(result.metrics) {
                 if passing.map({ load > $0.load }) ?? true { passing = (load, levels.count - 1) }

@@ -28,6 +28,14 @@ public struct RequestRecord: Sendable, Hashable, Codable {
     public var succeeded: Bool
     /// Why it failed.
     public var error: String?
+    /// The prompt's planned length in tokens (what the workload asked for).
+    public var plannedPromptTokens: Int?
+    /// The `max_tokens` it asked for.
+    public var maxTokens: Int?
+    /// Its conversation and turn, from 0, when the workload has several turns.
+    public var session: Int?
+    /// Its turn in the conversation.
+    public var turn: Int?
 }
 
 /// One level of a benchmark: its name (`c8`, `r4.5`), its requests and the metrics computed from them.
@@ -55,8 +63,10 @@ public struct LoadGenerator: Sendable {
     public var spec: LoadSpec
     /// The model name sent.
     public var model: String
-    /// Seeds prompts and Poisson arrivals.
+    /// Seeds the requests and their arrivals: the study's seed, so every trial sends the same ones.
     public var seed: UInt64
+    /// The dataset's or trace's rows when the workload reads a file, already read (``loadRows()``).
+    var rows: [WorkloadRow]?
 
     /// Creates a generator.
     public init(spec: LoadSpec, model: String, seed: UInt64 = 0) {
@@ -69,14 +79,119 @@ public struct LoadGenerator: Sendable {
     /// throughput for the per-GPU metrics.
     public func run(baseURL: String, gpus: Int = 1) async throws -> [LevelResult] {
         try await withClient { client in
-            try await warmUp(client: client, baseURL: baseURL)
+            let plan = try await prepare(client: client, baseURL: baseURL)
+            try await warmUp(client: client, baseURL: baseURL, plan: plan)
             var results: [LevelResult] = []
             for (index, load) in fixedLevels.enumerated() {
                 try Task.checkCancellation()
                 results.append(
-                    try await level(load, name: spec.levelNames[index], client: client, baseURL: baseURL, gpus: gpus))
+                    try await level(
+                        load, name: spec.levelNames[index], ordinal: index, plan: plan, client: client,
+                        baseURL: baseURL, gpus: gpus))
             }
             return results
+        }
+    }
+
+    /// The level plan of this benchmark against the server at `baseURL`: the workload's file read and filtered,
+    /// and synthetic text calibrated to the server's tokenizer.
+    func prepare(client: HTTPClient, baseURL: String) async throws -> RequestPlan {
+        let workload = spec.effectiveWorkload
+        let tokensPerWord = await calibrate(client: client, baseURL: baseURL)
+        var rows = try rows ?? Self.loadRows(workload)
+        if let limit = workload.maxPromptTokens {
+            rows = rows.filter { row in
+                (row.promptTokens ?? Int(Double(row.turns.reduce(0) { $0 + WorkloadFiles.words($1.content) }) * tokensPerWord))
+                    <= limit
+            }
+        }
+        if let limit = workload.maxOutputTokens { rows = rows.filter { ($0.outputTokens ?? 0) <= limit } }
+        switch workload.source {
+        case .synthetic: break
+        case .dataset(let dataset) where rows.isEmpty:
+            throw ExperimentError(stage: .benchmark, message: "\(dataset.path): no row is within the length limits")
+        case .trace(let trace) where rows.isEmpty:
+            throw ExperimentError(stage: .benchmark, message: "\(trace.path): no row is within the length limits")
+        default: break
+        }
+        return RequestPlan(workload: workload, rows: rows, seed: seed, tokensPerWord: tokensPerWord)
+    }
+
+    /// The rows of the workload's dataset or trace file; none for synthetic prompts.
+    ///
+    /// A file that changed since the study started would send other requests than its first trials did: it
+    /// fails the trial, naming the file.
+    static func loadRows(_ workload: Workload) throws -> [WorkloadRow] {
+        func read(_ path: String, fingerprint: String) throws -> String {
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw ExperimentError(stage: .benchmark, message: "cannot read the workload file \(path)")
+            }
+            guard WorkloadFiles.fingerprint(data) == fingerprint else {
+                throw ExperimentError(
+                    stage: .benchmark,
+                    message:
+                        "the workload file \(path) changed since the study started: its trials would not be measured on the same requests; restore it, or start a new study"
+                )
+            }
+            return String(decoding: data, as: UTF8.self)
+        }
+        do {
+            switch workload.source {
+            case .synthetic: return []
+            case .dataset(let dataset):
+                return try WorkloadFiles.dataset(
+                    read(dataset.path, fingerprint: dataset.fingerprint), format: dataset.format, path: dataset.path)
+            case .trace(let trace):
+                return try WorkloadFiles.trace(
+                    read(trace.path, fingerprint: trace.fingerprint), format: trace.format, path: trace.path)
+            }
+        } catch let error as AutotuneError {
+            throw ExperimentError(stage: .benchmark, message: error.message)
+        }
+    }
+
+    /// Tokens per word of the plan's synthetic text on the server's tokenizer: from its `/tokenize` endpoint
+    /// (vLLM, SGLang, llama.cpp), else the `usage` of a one-token completion, else 1 (words taken as tokens).
+    func calibrate(client: HTTPClient, baseURL: String) async -> Double {
+        let probe = RequestPlan(workload: spec.effectiveWorkload, rows: [], seed: seed, tokensPerWord: 1)
+        let text = probe.text(tokens: 200, key: 0xCA11)
+        let words = Double(WorkloadFiles.words(text))
+        for body in [
+            Self.json(["model": .string(model), "prompt": .string(text)]),
+            Self.json(["content": .string(text)]),
+        ] {
+            guard let reply = await post(client: client, url: baseURL + "/tokenize", body: body),
+                case .object(let fields) = reply
+            else { continue }
+            let count = fields["count"]?.doubleValue ?? fields["tokens"].flatMap {
+                if case .array(let tokens) = $0 { Double(tokens.count) } else { nil }
+            }
+            if let count, count > 0 { return count / words }
+        }
+        let body = Self.json([
+            "model": .string(model), "prompt": .string(text), "max_tokens": .number(1), "temperature": .number(0),
+        ])
+        if let reply = await post(client: client, url: baseURL + "/v1/completions", body: body),
+            case .object(let usage)? = reply["usage"], let prompt = usage["prompt_tokens"]?.doubleValue, prompt > 0
+        {
+            return prompt / words
+        }
+        return 1
+    }
+
+    /// A JSON POST's decoded reply, `nil` when it fails or is not JSON.
+    private func post(client: HTTPClient, url: String, body: String) async -> JSONValue? {
+        do {
+            var request = HTTPClientRequest(url: url)
+            request.method = .POST
+            request.headers.add(name: "content-type", value: "application/json")
+            request.body = .bytes(ByteBuffer(string: body))
+            let response = try await client.execute(request, timeout: .seconds(10))
+            guard response.status == .ok else { return nil }
+            let data = try await response.body.collect(upTo: 1 << 22)
+            return try JSONDecoder().decode(JSONValue.self, from: Data(data.readableBytesView))
+        } catch {
+            return nil
         }
     }
 
@@ -102,11 +217,21 @@ public struct LoadGenerator: Sendable {
         }
     }
 
-    func warmUp(client: HTTPClient, baseURL: String) async throws {
-        for index in 0..<spec.warmupRequests {
-            _ = await send(client: client, baseURL: baseURL, index: -1 - index, levelStart: .now)
+    /// Sends the warm-up requests, from a level of their own so the measured ones are not served from them.
+    func warmUp(client: HTTPClient, baseURL: String, plan: RequestPlan) async throws {
+        var sent = 0
+        var session = 0
+        while sent < spec.warmupRequests {
+            for request in plan.session(session, level: Self.warmupLevel) where sent < spec.warmupRequests {
+                _ = await send(client: client, baseURL: baseURL, request: request, levelStart: .now)
+                sent += 1
+            }
+            session += 1
         }
     }
+
+    /// The level number the warm-up requests are planned at.
+    static let warmupLevel = 1 << 20
 
     /// A level's load: closed loop at a concurrency, or open loop at a Poisson rate.
     enum LevelLoad: Sendable, Hashable {
@@ -114,10 +239,12 @@ public struct LoadGenerator: Sendable {
         case rate(Double)
     }
 
-    /// Runs one level; with SLOs, watches it and ends it early once a percentile SLO is clearly broken.
-    func level(_ load: LevelLoad, name: String, client: HTTPClient, baseURL: String, gpus: Int) async throws
-        -> LevelResult
-    {
+    /// Runs one level, the `ordinal`-th of the benchmark; with SLOs, watches it and ends it early once a
+    /// percentile SLO is clearly broken.
+    func level(
+        _ load: LevelLoad, name: String, ordinal: Int, plan: RequestPlan, client: HTTPClient, baseURL: String,
+        gpus: Int
+    ) async throws -> LevelResult {
         let start = ContinuousClock.now
         let planned = spec.duration == nil ? spec.requests : nil
         let monitor = LevelMonitor(slo: spec.slo, planned: planned)
@@ -125,9 +252,12 @@ public struct LoadGenerator: Sendable {
         switch load {
         case .concurrency(let concurrency):
             records = try await closedLoop(
-                client: client, baseURL: baseURL, concurrency: concurrency, start: start, monitor: monitor)
+                client: client, baseURL: baseURL, concurrency: concurrency, plan: plan, ordinal: ordinal,
+                start: start, monitor: monitor)
         case .rate(let rate):
-            records = try await openLoop(client: client, baseURL: baseURL, rate: rate, start: start, monitor: monitor)
+            records = try await openLoop(
+                client: client, baseURL: baseURL, rate: rate, plan: plan, ordinal: ordinal, start: start,
+                monitor: monitor)
         }
         var result = summarize(name: name, records: records, seconds: (ContinuousClock.now - start).seconds, gpus: gpus)
         if case .rate = load, !monitor.stopped,
@@ -148,27 +278,39 @@ public struct LoadGenerator: Sendable {
         return result
     }
 
-    /// `concurrency` workers, each sending its next request as soon as its last one ends.
+    /// `concurrency` workers, each taking the next session and sending its turns one after the other, the next
+    /// request as soon as the last one ends.
     private func closedLoop(
-        client: HTTPClient, baseURL: String, concurrency: Int, start: ContinuousClock.Instant, monitor: LevelMonitor
+        client: HTTPClient, baseURL: String, concurrency: Int, plan: RequestPlan, ordinal: Int,
+        start: ContinuousClock.Instant, monitor: LevelMonitor
     ) async throws -> [RequestRecord] {
         let next = Locked(0)
+        let sent = Locked(0)
         let total = spec.duration == nil ? spec.requests : Int.max
+        let sessions = spec.duration == nil ? plan.sessionCount(forRequests: total) : Int.max
         let deadline = spec.duration.map { start + $0 }
         return try await withThrowingTaskGroup(of: [RequestRecord].self) { group in
             for _ in 0..<concurrency {
                 group.addTask {
                     var mine: [RequestRecord] = []
-                    while !monitor.stopped {
+                    sessions: while !monitor.stopped {
                         try Task.checkCancellation()
                         if let deadline, ContinuousClock.now >= deadline { break }
                         let index = next.withLock { value in
                             defer { value += 1 }
                             return value
                         }
-                        guard index < total else { break }
-                        let record = await send(client: client, baseURL: baseURL, index: index, levelStart: start)
-                        if monitor.record(record) { mine.append(record) }
+                        guard index < sessions else { break }
+                        for request in plan.session(index, level: ordinal) {
+                            let admitted = sent.withLock { count in
+                                defer { count += 1 }
+                                return count < total
+                            }
+                            guard admitted, !monitor.stopped else { break sessions }
+                            if let deadline, ContinuousClock.now >= deadline { break sessions }
+                            let record = await send(client: client, baseURL: baseURL, request: request, levelStart: start)
+                            if monitor.record(record) { mine.append(record) }
+                        }
                     }
                     return mine
                 }
@@ -177,34 +319,39 @@ public struct LoadGenerator: Sendable {
         }
     }
 
-    /// Requests sent at Poisson arrival times of rate `rate`, whatever the server's pace.
+    /// Sessions that start at the workload's arrival times for `rate` (or a trace's own), whatever the server's
+    /// pace; a session's later turns follow its earlier ones.
     private func openLoop(
-        client: HTTPClient, baseURL: String, rate: Double, start: ContinuousClock.Instant, monitor: LevelMonitor
+        client: HTTPClient, baseURL: String, rate: Double, plan: RequestPlan, ordinal: Int,
+        start: ContinuousClock.Instant, monitor: LevelMonitor
     ) async throws -> [RequestRecord] {
-        var generator = SeededGenerator(seed: seed ^ UInt64(rate * 1000))
-        var arrival = 0.0
-        var arrivals: [Double] = []
         let limit = spec.duration?.seconds ?? .infinity
-        while arrivals.count < (spec.duration == nil ? spec.requests : 1_000_000) {
-            arrival += -log(max(generator.nextUnit(), 1e-12)) / rate
-            if arrival > limit { break }
-            arrivals.append(arrival)
-        }
-        monitor.plan(requests: arrivals.count, lastArrival: arrivals.last)
-        return try await withThrowingTaskGroup(of: RequestRecord?.self) { group in
+        let sessions = spec.duration == nil ? plan.sessionCount(forRequests: spec.requests) : 1_000_000
+        let arrivals = plan.arrivals(count: sessions, rate: rate, level: ordinal, limit: limit)
+        let requests = spec.duration == nil ? min(spec.requests, arrivals.count * plan.turnsPerSession) : nil
+        monitor.plan(requests: requests ?? arrivals.count * plan.turnsPerSession, lastArrival: arrivals.last)
+        return try await withThrowingTaskGroup(of: [RequestRecord].self) { group in
+            var budget = requests ?? Int.max
             for (index, at) in arrivals.enumerated() {
                 let wait = start + .milliseconds(Int(at * 1000)) - .now
                 if wait > .zero { try await Task.sleep(for: wait) }
-                if monitor.stopped { break }
+                if monitor.stopped || budget <= 0 { break }
+                let turns = Array(plan.session(index, level: ordinal).prefix(budget))
+                budget -= turns.count
                 group.addTask {
-                    let record = await send(client: client, baseURL: baseURL, index: index, levelStart: start)
-                    return monitor.record(record) ? record : nil
+                    var mine: [RequestRecord] = []
+                    for request in turns {
+                        if monitor.stopped { break }
+                        let record = await send(client: client, baseURL: baseURL, request: request, levelStart: start)
+                        if monitor.record(record) { mine.append(record) }
+                    }
+                    return mine
                 }
             }
             if monitor.stopped { group.cancelAll() }
             var records: [RequestRecord] = []
-            while let record = try await group.next() {
-                if let record { records.append(record) }
+            while let finished = try await group.next() {
+                records += finished
                 if monitor.stopped { group.cancelAll() }
             }
             return records
@@ -241,26 +388,29 @@ public struct LoadGenerator: Sendable {
     }
 
     /// Sends one streaming request and times it.
-    func send(client: HTTPClient, baseURL: String, index: Int, levelStart: ContinuousClock.Instant) async
-        -> RequestRecord
+    func send(client: HTTPClient, baseURL: String, request planned: PlannedRequest, levelStart: ContinuousClock.Instant)
+        async -> RequestRecord
     {
-        let prompt = Self.prompt(words: spec.inputTokens, variant: index)
         let body: String
         let path: String
         switch spec.endpoint {
         case .completions:
             path = "/v1/completions"
             body = Self.json([
-                "model": .string(model), "prompt": .string(prompt), "max_tokens": .number(Double(spec.outputTokens)),
-                "stream": .bool(true), "stream_options": .object(["include_usage": .bool(true)]),
-                "ignore_eos": .bool(true), "temperature": .number(0),
+                "model": .string(model), "prompt": .string(planned.promptText),
+                "max_tokens": .number(Double(planned.maxTokens)), "stream": .bool(true),
+                "stream_options": .object(["include_usage": .bool(true)]), "ignore_eos": .bool(true),
+                "temperature": .number(0),
             ])
         case .chat:
             path = "/v1/chat/completions"
             body = Self.json([
                 "model": .string(model),
-                "messages": .array([.object(["role": .string("user"), "content": .string(prompt)])]),
-                "max_tokens": .number(Double(spec.outputTokens)), "stream": .bool(true),
+                "messages": .array(
+                    planned.messages.map {
+                        .object(["role": .string($0.role), "content": .string($0.content)])
+                    }),
+                "max_tokens": .number(Double(planned.maxTokens)), "stream": .bool(true),
                 "stream_options": .object(["include_usage": .bool(true)]), "ignore_eos": .bool(true),
                 "temperature": .number(0),
             ])
@@ -271,10 +421,14 @@ public struct LoadGenerator: Sendable {
             timeToFirstToken: nil,
             interTokenLatencies: [],
             endToEnd: 0,
-            promptTokens: spec.inputTokens,
+            promptTokens: planned.promptTokens,
             outputTokens: 0,
             succeeded: false,
-            error: nil
+            error: nil,
+            plannedPromptTokens: planned.promptTokens,
+            maxTokens: planned.maxTokens,
+            session: plan_turns(planned) ? planned.session : nil,
+            turn: plan_turns(planned) ? planned.turn : nil
         )
         do {
             var headers = HTTPHeaders()
@@ -343,6 +497,10 @@ public struct LoadGenerator: Sendable {
         metrics["output_tokens_per_s"] = outputTokens / safeSeconds
         metrics["total_tokens_per_s"] = totalTokens / safeSeconds
         metrics["output_tokens_per_s_per_gpu"] = outputTokens / safeSeconds / Double(max(gpus, 1))
+        if !good.isEmpty {
+            metrics["prompt_tokens_mean"] = Double(good.reduce(0) { $0 + $1.promptTokens }) / Double(good.count)
+            metrics["output_tokens_mean"] = outputTokens / Double(good.count)
+        }
         metrics["total_tokens_per_s_per_gpu"] = totalTokens / safeSeconds / Double(max(gpus, 1))
         func distribution(_ name: String, _ values: [Double]) {
             guard !values.isEmpty else { return }
@@ -373,15 +531,9 @@ public struct LoadGenerator: Sendable {
         return sorted[low] + (sorted[high] - sorted[low]) * (position - Double(low))
     }
 
-    /// A synthetic prompt of `words` common short words, different per request so no cache serves it whole.
-    static func prompt(words: Int, variant: Int) -> String {
-        let vocabulary = [
-            "the", "model", "serves", "many", "requests", "with", "short", "words", "and", "long", "answers", "about",
-            "cats", "river", "seven", "blue", "quiet", "engine", "tokens", "light",
-        ]
-        let offset = abs(variant) % vocabulary.count
-        return (0..<max(1, words)).map { vocabulary[($0 * 7 + offset + $0 / vocabulary.count) % vocabulary.count] }
-            .joined(separator: " ")
+    /// Whether `request` is one of a conversation's turns (worth recording which).
+    private func plan_turns(_ request: PlannedRequest) -> Bool {
+        spec.effectiveWorkload.turns > 1
     }
 
     static func json(_ object: [String: JSONValue]) -> String {
