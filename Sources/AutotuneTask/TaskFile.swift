@@ -821,7 +821,8 @@ public enum TaskFile {
             load.requestTimeout = try benchmarkFields["request_timeout"]?.duration() ?? load.requestTimeout
             if let workload = benchmarkFields["workload"] {
                 if let node = benchmarkFields["input_tokens"] ?? benchmarkFields["output_tokens"] {
-                    throw node.error("with 'workload' the lengths are the workload's: give them as its input and output")
+                    throw node.error(
+                        "with 'workload' the lengths are the workload's: give them as its input and output")
                 }
                 load.workload = try WorkloadReader.workload(workload, base: workingDirectory)
             }

@@ -131,8 +131,9 @@ enum WorkloadReader {
     }
 
     /// The file a dataset or trace names, read: its absolute path and its text, or an error at `node`.
-    private static func read(_ node: TaskNode, base: URL) throws(TaskFileError) -> (path: String, text: String, fingerprint: String)
-    {
+    private static func read(_ node: TaskNode, base: URL) throws(TaskFileError) -> (
+        path: String, text: String, fingerprint: String
+    ) {
         let given = try node.nonEmptyString()
         let url = given.hasPrefix("/") ? URL(fileURLWithPath: given) : base.appendingPathComponent(given)
         let path = url.standardizedFileURL.path
@@ -194,7 +195,9 @@ enum WorkloadReader {
             switch try mode.string() {
             case "replay": break
             case "shape":
-                if let speed = fields["speed"] { throw speed.error("a trace replayed by its shape takes the levels' rates, not a speed") }
+                if let speed = fields["speed"] {
+                    throw speed.error("a trace replayed by its shape takes the levels' rates, not a speed")
+                }
                 timing = .shape
             default: throw mode.error("expected replay (its own times) or shape (its gaps at each level's rate)")
             }

@@ -31,7 +31,8 @@ struct SimulateCommand: AsyncParsableCommand {
     var timeScale = 1.0
     @Option(name: .customLong("load-seconds"), help: "Seconds before the port opens, like loading weights.")
     var loadSeconds = 1.0
-    @Option(name: .customLong("log-requests"), help: "Append every completion request's body to this file, a line each.")
+    @Option(
+        name: .customLong("log-requests"), help: "Append every completion request's body to this file, a line each.")
     var logRequests: String?
 
     func run() async throws {

@@ -107,7 +107,9 @@ import Testing
             WorkloadRow(turns: [], promptTokens: 100 + index, outputTokens: 20, timestamp: time, line: index + 2)
         }
         let replay = plan(
-            Workload(source: .trace(Workload.Trace(path: "t.csv", format: .burstgpt, timing: .replay(speed: 2), fingerprint: ""))),
+            Workload(
+                source: .trace(
+                    Workload.Trace(path: "t.csv", format: .burstgpt, timing: .replay(speed: 2), fingerprint: ""))),
             rows: rows)
         #expect(replay.arrivals(count: 4, rate: 999, level: 0) == [0, 0.5, 0.75, 2], "its own times over its speed")
         #expect(replay.session(3, level: 0)[0].promptTokens == 103)
@@ -141,7 +143,8 @@ import Testing
     @Test func itRefusesAnUnknownModelAndAPromptLongerThanItsContext() async throws {
         try await withEngine(timeScale: 0.1, configure: { $0.maxModelLength = 100 }) { baseURL in
             let unknown = try await request(
-                baseURL + "/v1/completions", method: .POST, body: #"{"model": "other", "prompt": "hi", "max_tokens": 2}"#)
+                baseURL + "/v1/completions", method: .POST,
+                body: #"{"model": "other", "prompt": "hi", "max_tokens": 2}"#)
             #expect(unknown.status == 404)
             #expect(String(decoding: unknown.body, as: UTF8.self).contains("The model `other` does not exist"))
             let words = Array(repeating: "word", count: 95).joined(separator: " ")

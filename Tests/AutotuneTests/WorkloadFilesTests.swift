@@ -31,14 +31,16 @@ import Testing
         let rows = try WorkloadFiles.dataset(text, format: .sharegpt, path: "chat.json")
         #expect(rows.count == 2, "a conversation that starts with the assistant has no prompt")
         #expect(rows[0].turns.map(\.role) == ["user", "assistant", "user", "assistant"])
-        #expect(rows[0].outputTokens == Int((10 * WorkloadFiles.tokensPerWord).rounded()), "the first reply's ten words")
+        #expect(
+            rows[0].outputTokens == Int((10 * WorkloadFiles.tokensPerWord).rounded()), "the first reply's ten words")
         #expect(rows[0].line == 2 && rows[1].line == 9)
         #expect(rows[1].turns.first?.role == "system" && rows[1].outputTokens == nil)
     }
 
     @Test func malformedShareGPTNamesTheConversationAndTheField() {
-        #expect(error { _ = try WorkloadFiles.dataset("{\"a\": 1}", format: .sharegpt, path: "x.json") }
-            .contains("x.json:1: expected a JSON list of conversations"))
+        #expect(
+            error { _ = try WorkloadFiles.dataset("{\"a\": 1}", format: .sharegpt, path: "x.json") }
+                .contains("x.json:1: expected a JSON list of conversations"))
         let badRole = """
             [
               {"conversations": [{"from": "human", "value": "hi"}]},
@@ -71,8 +73,14 @@ import Testing
             ("{\"prompt\": \"a\"}\nnot json\n", "r.jsonl:2: is not a JSON object"),
             ("{\"prompt\": \"\"}\n", "r.jsonl:1: prompt: expected non-empty text"),
             ("{\"text\": \"a\"}\n", "r.jsonl:1: needs 'prompt' (text) or 'messages' (a chat)"),
-            ("{\"prompt\": \"a\", \"output_tokens\": 2.5}\n", "r.jsonl:1: output_tokens: expected a positive whole number"),
-            ("{\"prompt\": \"a\", \"output_tokens\": true}\n", "r.jsonl:1: output_tokens: expected a positive whole number"),
+            (
+                "{\"prompt\": \"a\", \"output_tokens\": 2.5}\n",
+                "r.jsonl:1: output_tokens: expected a positive whole number"
+            ),
+            (
+                "{\"prompt\": \"a\", \"output_tokens\": true}\n",
+                "r.jsonl:1: output_tokens: expected a positive whole number"
+            ),
             ("{\"messages\": [{\"role\": \"user\"}]}\n", "r.jsonl:1: messages[0]: expected"),
         ]
         for (text, expected) in cases {

@@ -69,8 +69,9 @@ public struct Workload: Sendable, Hashable, Codable {
         public var fingerprint: String
 
         /// Creates a dataset reference.
-        public init(path: String, format: Format, replacement: Bool = true, outputTokens: Int = 128, fingerprint: String)
-        {
+        public init(
+            path: String, format: Format, replacement: Bool = true, outputTokens: Int = 128, fingerprint: String
+        ) {
             self.path = path
             self.format = format
             self.replacement = replacement

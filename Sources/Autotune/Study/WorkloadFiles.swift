@@ -165,7 +165,8 @@ public enum WorkloadFiles {
             var output: Int?
             for key in ["output_tokens", "max_tokens"] {
                 guard let value = object[key] else { continue }
-                guard let number = value as? NSNumber, !isBool(number), number.doubleValue == number.doubleValue.rounded(),
+                guard let number = value as? NSNumber, !isBool(number),
+                    number.doubleValue == number.doubleValue.rounded(),
                     number.intValue >= 1
                 else { throw failure(path, line, key, "expected a positive whole number of tokens") }
                 output = number.intValue
@@ -214,7 +215,8 @@ public enum WorkloadFiles {
             let output = Int(try number(response, "Response tokens"))
             // BurstGPT logs failed requests with 0 response tokens: there is nothing to replay.
             guard input > 0, output > 0 else { continue }
-            rows.append(WorkloadRow(turns: [], promptTokens: input, outputTokens: output, timestamp: timestamp, line: line))
+            rows.append(
+                WorkloadRow(turns: [], promptTokens: input, outputTokens: output, timestamp: timestamp, line: line))
         }
         guard !rows.isEmpty else { throw failure(path, 1, nil, "holds no request with tokens in and out") }
         return rows

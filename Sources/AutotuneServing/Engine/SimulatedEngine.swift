@@ -208,7 +208,8 @@ public enum SimulatedEngineServer {
             let limit = await engine.settings.maxModelLength
             try await send(
                 outbound, status: .ok,
-                json: #"{"count":\#(count),"max_model_len":\#(limit),"tokens":[\#((0..<count).map { _ in "1" }.joined(separator: ","))]}"#
+                json:
+                    #"{"count":\#(count),"max_model_len":\#(limit),"tokens":[\#((0..<count).map { _ in "1" }.joined(separator: ","))]}"#
             )
         case (.POST, "/v1/completions"), (.POST, "/v1/chat/completions"):
             let chat = path.hasSuffix("chat/completions")
@@ -221,7 +222,8 @@ public enum SimulatedEngineServer {
             if let asked = request.model, asked != model {
                 try await send(
                     outbound, status: .notFound,
-                    json: #"{"object":"error","message":"The model `\#(asked)` does not exist.","type":"NotFoundError","param":null,"code":404}"#
+                    json:
+                        #"{"object":"error","message":"The model `\#(asked)` does not exist.","type":"NotFoundError","param":null,"code":404}"#
                 )
                 return
             }
@@ -230,7 +232,8 @@ public enum SimulatedEngineServer {
             if wanted > limit {
                 try await send(
                     outbound, status: .badRequest,
-                    json: #"{"object":"error","message":"This model's maximum context length is \#(limit) tokens. However, you requested \#(wanted) tokens (\#(request.promptTokens) in the messages, \#(request.max_tokens ?? 16) in the completion). Please reduce the length of the messages or completion.","type":"BadRequestError","param":null,"code":400}"#
+                    json:
+                        #"{"object":"error","message":"This model's maximum context length is \#(limit) tokens. However, you requested \#(wanted) tokens (\#(request.promptTokens) in the messages, \#(request.max_tokens ?? 16) in the completion). Please reduce the length of the messages or completion.","type":"BadRequestError","param":null,"code":400}"#
                 )
                 return
             }

@@ -101,7 +101,8 @@ public struct LoadGenerator: Sendable {
         var rows = try rows ?? Self.loadRows(workload)
         if let limit = workload.maxPromptTokens {
             rows = rows.filter { row in
-                (row.promptTokens ?? Int(Double(row.turns.reduce(0) { $0 + WorkloadFiles.words($1.content) }) * tokensPerWord))
+                (row.promptTokens
+                    ?? Int(Double(row.turns.reduce(0) { $0 + WorkloadFiles.words($1.content) }) * tokensPerWord))
                     <= limit
             }
         }
@@ -163,9 +164,11 @@ public struct LoadGenerator: Sendable {
             guard let reply = await post(client: client, url: baseURL + "/tokenize", body: body),
                 case .object(let fields) = reply
             else { continue }
-            let count = fields["count"]?.doubleValue ?? fields["tokens"].flatMap {
-                if case .array(let tokens) = $0 { Double(tokens.count) } else { nil }
-            }
+            let count =
+                fields["count"]?.doubleValue
+                ?? fields["tokens"].flatMap {
+                    if case .array(let tokens) = $0 { Double(tokens.count) } else { nil }
+                }
             if let count, count > 0 { return count / words }
         }
         let body = Self.json([
@@ -308,7 +311,8 @@ public struct LoadGenerator: Sendable {
                             }
                             guard admitted, !monitor.stopped else { break sessions }
                             if let deadline, ContinuousClock.now >= deadline { break sessions }
-                            let record = await send(client: client, baseURL: baseURL, request: request, levelStart: start)
+                            let record = await send(
+                                client: client, baseURL: baseURL, request: request, levelStart: start)
                             if monitor.record(record) { mine.append(record) }
                         }
                     }
