@@ -825,6 +825,19 @@ public enum TaskFile {
                         "with 'workload' the lengths are the workload's: give them as its input and output")
                 }
                 load.workload = try WorkloadReader.workload(workload, base: workingDirectory)
+                if case .trace(let trace) = load.workload?.source, case .replay(let speed) = trace.timing {
+                    // A replayed trace sets its own arrival times: one open-loop level at the trace's mean rate,
+                    // every row of it unless the user caps the requests or the duration.
+                    if let node = benchmarkFields["concurrency"] ?? benchmarkFields["rates"] {
+                        throw node.error(
+                            "a replayed trace sends requests at its own times: leave out concurrency and rates, or replay it with timing: shape to run it at the levels' rates"
+                        )
+                    }
+                    let replay = try WorkloadReader.replay(trace, speed: speed, workload: workload)
+                    load.concurrency = []
+                    load.rates = [replay.rate]
+                    if benchmarkFields["requests"] == nil { load.requests = replay.rows }
+                }
             }
             if let slo = benchmarkFields["slo"] {
                 for (metric, limit) in try slo.mapping() {

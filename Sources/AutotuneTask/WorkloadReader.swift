@@ -43,7 +43,12 @@ enum WorkloadReader {
                 output: try fields["output"].map { node throws(TaskFileError) in try length(node) } ?? .fixed(128))
         }
         var workload = Workload(source: source)
-        if let arrivals = fields["arrivals"] { workload.arrivals = try self.arrivals(arrivals) }
+        if let arrivals = fields["arrivals"] {
+            if case .trace = source {
+                throw arrivals.error("a trace's requests arrive at its own times (timing: shape keeps its gaps)")
+            }
+            workload.arrivals = try self.arrivals(arrivals)
+        }
         if let prefix = fields["shared_prefix"] {
             let items = try prefix.fields(allowed: ["count", "tokens"])
             workload.sharedPrefix = Workload.SharedPrefix(
@@ -165,6 +170,26 @@ enum WorkloadReader {
         return Workload.Dataset(
             path: path, format: format, replacement: try fields["replacement"]?.bool() ?? true,
             outputTokens: try fields["output_tokens"]?.int(in: 1...10_000_000) ?? 128, fingerprint: fingerprint)
+    }
+
+    /// A replayed trace's rows and mean request rate (rows over their span, times `speed`), rounded to a
+    /// hundredth: the one level it runs, named by that rate.
+    static func replay(_ trace: Workload.Trace, speed: Double, workload node: TaskNode) throws(TaskFileError) -> (
+        rows: Int, rate: Double
+    ) {
+        let rows: [WorkloadRow]
+        do {
+            let text = try String(contentsOfFile: trace.path, encoding: .utf8)
+            rows = try WorkloadFiles.trace(text, format: trace.format, path: trace.path)
+        } catch {
+            throw node.error("\(error)")
+        }
+        let times = rows.compactMap(\.timestamp)
+        guard let first = times.first, let last = times.last, last > first else {
+            throw node.error("\(trace.path): a trace to replay needs at least two rows at different times")
+        }
+        let rate = Double(times.count - 1) / (last - first) * speed
+        return (rows.count, max(0.01, (rate * 100).rounded() / 100))
     }
 
     static func trace(_ node: TaskNode, base: URL) throws(TaskFileError) -> Workload.Trace {

@@ -45,10 +45,26 @@ extension StudyDefinition {
         compare("parallel", parallel, other.parallel, may: true)
         compare("timeouts", timeouts, other.timeouts, may: true)
         compare("experiment", experiment, other.experiment, may: true)
+        // The traffic is what makes trials comparable: a changed workload (or its file) would measure the trials
+        // still to run on other requests than the ones already run.
+        if let before = workload?.file, let after = other.workload?.file, before.path == after.path,
+            before.fingerprint != after.fingerprint,
+            workload?.withFingerprint("") == other.workload?.withFingerprint("")
+        {
+            refused.append("benchmark.workload: \(before.path) changed since the study started")
+        } else {
+            compare("benchmark.workload", workload, other.workload, may: false)
+        }
         compare("on_lost_trial", lostTrials, other.lostTrials, may: true)
         compare("resources", resources, other.resources, may: true)
         compare("fail_fast", failFast, other.failFast, may: true)
         compare("confirm", confirm, other.confirm, may: true)
         return Changes(allowed: allowed, refused: refused)
+    }
+
+    /// The serving benchmark's workload, when the experiment is one that has one.
+    private var workload: Workload? {
+        guard case .serving(let serving) = experiment, case .load(let load) = serving.benchmark else { return nil }
+        return load.workload
     }
 }

@@ -143,6 +143,31 @@ public struct Workload: Sendable, Hashable, Codable {
         }
     }
 
+    /// The dataset or trace file the workload reads, with the fingerprint it had when the study began.
+    public var file: (path: String, fingerprint: String)? {
+        switch source {
+        case .synthetic: nil
+        case .dataset(let dataset): (dataset.path, dataset.fingerprint)
+        case .trace(let trace): (trace.path, trace.fingerprint)
+        }
+    }
+
+    /// The same workload with its file's fingerprint replaced, to compare two workloads apart from their files'
+    /// contents.
+    public func withFingerprint(_ fingerprint: String) -> Workload {
+        var copy = self
+        switch source {
+        case .synthetic: break
+        case .dataset(var dataset):
+            dataset.fingerprint = fingerprint
+            copy.source = .dataset(dataset)
+        case .trace(var trace):
+            trace.fingerprint = fingerprint
+            copy.source = .trace(trace)
+        }
+        return copy
+    }
+
     /// A short description for results and reports: `synthetic lognormal(512, 0.8) → fixed(128), poisson`.
     public var description: String {
         var text: String
@@ -156,13 +181,23 @@ public struct Workload: Sendable, Hashable, Codable {
             case .shape: text += ", its gaps at each level's rate"
             }
         }
+        // A trace's arrivals are its own: the arrival process applies to every other source.
+        if case .trace = source {
+        } else {
+            text += arrivalsDescription
+        }
+        if let sharedPrefix { text += ", \(sharedPrefix.count) shared prefixes of \(sharedPrefix.tokens) tokens" }
+        if turns > 1 { text += ", \(turns) turns" }
+        return text
+    }
+
+    private var arrivalsDescription: String {
+        var text = ""
         switch arrivals {
         case .constant: text += ", constant arrivals"
         case .poisson: text += ", poisson arrivals"
         case .gamma(let burstiness): text += ", gamma arrivals (burstiness \(burstiness))"
         }
-        if let sharedPrefix { text += ", \(sharedPrefix.count) shared prefixes of \(sharedPrefix.tokens) tokens" }
-        if turns > 1 { text += ", \(turns) turns" }
         return text
     }
 }

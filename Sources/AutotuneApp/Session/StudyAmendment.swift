@@ -16,7 +16,7 @@ public enum StudyAmendment {
             throw AutotuneError(
                 .invalidTask,
                 "\(path) changes what study '\(study.definition.name)' has recorded trials of; it can only go on with the same "
-                    + "parameters, objective, strategy, seed and baseline (start a new study with --study NAME instead):\n  "
+                    + "parameters, objective, strategy, seed, baseline and workload (start a new study with --study NAME instead):\n  "
                     + changes.refused.joined(separator: "\n  "))
         }
         guard !changes.isEmpty else { return study }
@@ -41,12 +41,7 @@ extension StudyDefinition {
         guard case .serving(let serving) = experiment, case .load(let load) = serving.benchmark,
             let workload = load.workload
         else { return }
-        let file: (path: String, fingerprint: String)
-        switch workload.source {
-        case .synthetic: return
-        case .dataset(let dataset): file = (dataset.path, dataset.fingerprint)
-        case .trace(let trace): file = (trace.path, trace.fingerprint)
-        }
+        guard let file = workload.file else { return }
         guard let data = FileManager.default.contents(atPath: file.path) else {
             throw AutotuneError(
                 .invalidTask, "study '\(name)' reads \(file.path), which is gone: restore it to go on with the study")
