@@ -9,7 +9,7 @@ struct Benchmarks: AsyncParsableCommand {
         abstract: "Autotune's benchmarks: each prints a markdown table (docs/benchmarks.md).",
         subcommands: [
             Loop.self, Workers.self, Optimizers.self, AskLatency.self, Constrained.self, ConstrainedMinima.self,
-            Noisy.self, Pareto.self, ParetoTruth.self, Generator.self, Blas.self,
+            Noisy.self, Pareto.self, ParetoTruth.self, Generator.self, PrefixCaching.self, Blas.self,
         ],
         defaultSubcommand: Loop.self
     )
@@ -120,6 +120,13 @@ struct Benchmarks: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "pareto-truth", abstract: "The true fronts' hypervolumes, for the peers' script.")
         func run() async throws { print(ParetoProblem.all().map { "\($0.trueHypervolume())" }.joined(separator: " ")) }
+    }
+
+    struct PrefixCaching: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "prefix-caching",
+            abstract: "The simulated engine with prefix caching off and on, on shared and unshared prompts.")
+        func run() async throws { try await PrefixCachingBenchmark.run() }
     }
 
     struct Generator: AsyncParsableCommand {

@@ -5,6 +5,12 @@ parsed with json.loads). Prints one JSON line: requests, streamed tokens, wall s
 process, requests/s and streamed tokens/s. `autotune-bench generator` runs it beside Autotune's generator.
 
     stream_client.py URL CONCURRENCY REQUESTS OUTPUT_TOKENS
+    stream_client.py URL --plan FILE ENDPOINT [CONCURRENCY]
+
+With --plan it sends the requests in FILE (JSON lines from Autotune's `LoadGenerator.plannedRequests`: messages,
+max_tokens and, for an open-loop level, each one's arrival `at`) to ENDPOINT (chat or completions): at their
+arrival times when they have them, else closed loop at CONCURRENCY; it adds the send lag (seconds late against
+the plan, p50 and p99) to what it prints.
 """
 import asyncio
 import json
@@ -54,5 +60,73 @@ async def main(url, concurrency, total, output_tokens):
                       "requests_per_s": done / wall, "tokens_per_s": tokens / wall}))
 
 
+async def replay(url, path, endpoint, concurrency):
+    plan = [json.loads(line) for line in open(path) if line.strip()]
+    tokens = 0
+    done = 0
+    lags = []
+    target = url + ("/v1/chat/completions" if endpoint == "chat" else "/v1/completions")
+
+    async def send(session, request):
+        nonlocal tokens, done
+        body = {"model": "sim", "max_tokens": request["max_tokens"], "stream": True, "ignore_eos": True,
+                "temperature": 0}
+        if endpoint == "chat":
+            body["messages"] = request["messages"]
+        else:
+            body["prompt"] = "\n".join(m["content"] for m in request["messages"])
+        stamps = []
+        async with session.post(target, json=body) as response:
+            async for line in response.content:
+                line = line.strip()
+                if not line.startswith(b"data:"):
+                    continue
+                payload = line[5:].strip()
+                if payload == b"[DONE]":
+                    continue
+                chunk = json.loads(payload)
+                choices = chunk.get("choices") or [{}]
+                if choices[0].get("text") or (choices[0].get("delta") or {}).get("content"):
+                    stamps.append(time.perf_counter())
+        tokens += len(stamps)
+        done += 1
+
+    connector = aiohttp.TCPConnector(limit=0)
+    timeout = aiohttp.ClientTimeout(total=600)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        start = time.perf_counter()
+        cpu = resource.getrusage(resource.RUSAGE_SELF)
+        if plan and plan[0].get("at") is not None:
+            tasks = []
+            for request in plan:
+                wait = start + request["at"] - time.perf_counter()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                lags.append(time.perf_counter() - start - request["at"])
+                tasks.append(asyncio.ensure_future(send(session, request)))
+            await asyncio.gather(*tasks)
+        else:
+            queue = list(reversed(plan))
+
+            async def worker():
+                while queue:
+                    await send(session, queue.pop())
+
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+        wall = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_seconds = (after.ru_utime - cpu.ru_utime) + (after.ru_stime - cpu.ru_stime)
+    lags.sort()
+    result = {"requests": done, "tokens": tokens, "wall_s": wall, "cpu_s": cpu_seconds,
+              "requests_per_s": done / wall, "tokens_per_s": tokens / wall}
+    if lags:
+        result["lag_p50_s"] = lags[len(lags) // 2]
+        result["lag_p99_s"] = lags[min(len(lags) - 1, int(len(lags) * 0.99))]
+    print(json.dumps(result))
+
+
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])))
+    if len(sys.argv) > 2 and sys.argv[2] == "--plan":
+        asyncio.run(replay(sys.argv[1], sys.argv[3], sys.argv[4], int(sys.argv[5]) if len(sys.argv) > 5 else 64))
+    else:
+        asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])))

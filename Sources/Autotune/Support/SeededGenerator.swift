@@ -111,3 +111,22 @@ public struct IndexPermutation: Sendable, Hashable, Codable {
         return (left << UInt64(halfBits)) | right
     }
 }
+
+extension SeededGenerator {
+    /// A gamma draw of shape `k` and scale 1 (Marsaglia and Tsang; boosted for k < 1): the gaps of bursty arrivals.
+    public mutating func nextGamma(shape k: Double) -> Double {
+        if k < 1 {
+            let u = max(nextUnit(), 1e-300)
+            return nextGamma(shape: k + 1) * pow(u, 1 / k)
+        }
+        let d = k - 1.0 / 3
+        let c = 1 / (9 * d).squareRoot()
+        while true {
+            let x = nextNormal()
+            let v = pow(1 + c * x, 3)
+            guard v > 0 else { continue }
+            let u = nextUnit()
+            if log(max(u, 1e-300)) < 0.5 * x * x + d - d * v + d * log(v) { return d * v }
+        }
+    }
+}

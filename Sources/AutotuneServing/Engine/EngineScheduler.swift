@@ -173,6 +173,10 @@ public struct EngineScheduler: Sendable {
 
     /// Keeps a prefilled prompt's blocks in the prefix cache, the least recently used leaving first once it holds
     /// as many blocks as the KV cache.
+    ///
+    /// Eviction goes down to 15/16 of the capacity at once: finding the oldest blocks is a sort, and sorting on
+    /// every prompt once the cache is full made the engine itself slow on traffic that shares nothing (a cost
+    /// vLLM's free-block queue does not have, so the simulation must not either).
     private mutating func remember(_ sequence: Sequence) {
         guard settings.enablePrefixCaching, !sequence.blockHashes.isEmpty else { return }
         for hash in sequence.blockHashes {
@@ -181,7 +185,8 @@ public struct EngineScheduler: Sendable {
         }
         let capacity = max(1, settings.kvCapacityTokens / settings.blockSize)
         if prefixCache.count > capacity {
-            let oldest = prefixCache.sorted { $0.value < $1.value }.prefix(prefixCache.count - capacity)
+            let keep = capacity - capacity / 16
+            let oldest = prefixCache.sorted { $0.value < $1.value }.prefix(prefixCache.count - keep)
             for (hash, _) in oldest { prefixCache[hash] = nil }
         }
     }

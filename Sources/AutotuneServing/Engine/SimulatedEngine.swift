@@ -65,8 +65,8 @@ public actor SimulatedEngine {
     /// The settings the engine runs with.
     var settings: EngineSettings { scheduler.settings }
 
-    /// The counters as JSON, with the prefix cache's figures.
-    func statsJSON() -> String {
+    /// The counters as JSON, with the prefix cache's figures: what `GET /stats` serves.
+    public func statsJSON() -> String {
         let encoder = JSONEncoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase
         encoder.outputFormatting = [.sortedKeys]

@@ -96,8 +96,12 @@ public struct LoadGenerator: Sendable {
     /// The level plan of this benchmark against the server at `baseURL`: the workload's file read and filtered,
     /// and synthetic text calibrated to the server's tokenizer.
     func prepare(client: HTTPClient, baseURL: String) async throws -> RequestPlan {
+        try plan(tokensPerWord: await calibrate(client: client, baseURL: baseURL))
+    }
+
+    /// The plan for a server whose tokenizer makes `tokensPerWord` tokens of a word of synthetic text.
+    func plan(tokensPerWord: Double) throws -> RequestPlan {
         let workload = spec.effectiveWorkload
-        let tokensPerWord = await calibrate(client: client, baseURL: baseURL)
         var rows = try rows ?? Self.loadRows(workload)
         if let limit = workload.maxPromptTokens {
             rows = rows.filter { row in
@@ -116,6 +120,39 @@ public struct LoadGenerator: Sendable {
         default: break
         }
         return RequestPlan(workload: workload, rows: rows, seed: seed, tokensPerWord: tokensPerWord)
+    }
+
+    /// The requests level `level` sends, in order, as JSON lines a client in another language can replay:
+    /// `{"at": SECONDS, "session": S, "turn": T, "messages": [{"role", "content"}], "max_tokens": N}`, with `at`
+    /// (the session's arrival, from the level's start) on an open-loop level's first turns only. A later turn's
+    /// history holds the planned answers' places as the generator fills them with the server's answers, so only
+    /// single-turn workloads replay byte for byte. `tokensPerWord`: as the server's tokenizer counts the synthetic
+    /// text (1 on the simulated engine).
+    public func plannedRequests(level: Int = 0, tokensPerWord: Double = 1) throws -> [String] {
+        let plan = try plan(tokensPerWord: tokensPerWord)
+        var rate: Double?
+        if case .rate(let value) = fixedLevels[level] { rate = value }
+        let sessions = plan.sessionCount(forRequests: spec.requests)
+        let arrivals = rate.map { plan.arrivals(count: sessions, rate: $0, level: level) }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        struct Line: Encodable {
+            var at: Double?
+            var session: Int
+            var turn: Int
+            var messages: [WorkloadRow.Turn]
+            var max_tokens: Int
+        }
+        var lines: [String] = []
+        for index in 0..<min(sessions, arrivals?.count ?? sessions) {
+            for request in plan.session(index, level: level) where lines.count < spec.requests {
+                let line = Line(
+                    at: request.turn == 0 ? arrivals?[index] : nil, session: index, turn: request.turn,
+                    messages: request.messages, max_tokens: request.maxTokens)
+                lines.append(String(decoding: try encoder.encode(line), as: UTF8.self))
+            }
+        }
+        return lines
     }
 
     /// The rows of the workload's dataset or trace file; none for synthetic prompts.

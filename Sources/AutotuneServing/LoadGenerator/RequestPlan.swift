@@ -168,7 +168,7 @@ struct RequestPlan: Sendable {
             case .constant: gap = 1 / rate
             case .poisson: gap = -log(max(generator.nextUnit(), 1e-12)) / rate
             case .gamma(let burstiness):
-                gap = Self.gamma(shape: burstiness, generator: &generator) / (burstiness * rate)
+                gap = generator.nextGamma(shape: burstiness) / (burstiness * rate)
             }
             clock += gap
             if clock > limit { break }
@@ -227,20 +227,4 @@ struct RequestPlan: Sendable {
         return words
     }()
 
-    /// A gamma draw of shape `k` and scale 1 (Marsaglia and Tsang; boosted for k < 1).
-    static func gamma(shape k: Double, generator: inout SeededGenerator) -> Double {
-        if k < 1 {
-            let u = max(generator.nextUnit(), 1e-300)
-            return gamma(shape: k + 1, generator: &generator) * pow(u, 1 / k)
-        }
-        let d = k - 1.0 / 3
-        let c = 1 / (9 * d).squareRoot()
-        while true {
-            let x = generator.nextNormal()
-            let v = pow(1 + c * x, 3)
-            guard v > 0 else { continue }
-            let u = generator.nextUnit()
-            if log(max(u, 1e-300)) < 0.5 * x * x + d - d * v + d * log(v) { return d * v }
-        }
-    }
 }
