@@ -14,6 +14,8 @@ public struct ReportInput: Sendable {
     public var commands: [Int: [String]]
     /// Link trial numbers to `trialLink(number)` (the dashboard's trial pages).
     public var trialLink: (@Sendable (Int) -> String)?
+    /// The recommended trial's requests, for a serving study benchmarked by the built-in generator.
+    public var requests: RequestSample?
 
     /// Creates an input.
     public init(
@@ -60,6 +62,7 @@ public enum StudyReport {
         parts.append(parallelCoordinates(model))
         parts.append(importance(model))
         parts.append(slices(model))
+        if let sample = input.requests { parts.append(requests(model, sample)) }
         parts.append(failures(model))
         parts.append(timeline(model))
         parts.append(trialsTable(model))
@@ -432,6 +435,59 @@ public enum StudyReport {
         return html + "</div></section>"
     }
 
+    /// The recommended trial's requests: time to first token and end-to-end latency against prompt length, the
+    /// SLO's limit drawn across, the requests over it in red, failed ones as crosses.
+    static func requests(_ model: Model, _ sample: RequestSample) -> String {
+        var limits: [String: [Double]] = [:]
+        if case .serving(let serving) = model.definition.experiment, case .load(let load) = serving.benchmark {
+            for (metric, limit) in load.slo { limits[metric, default: []].append(limit) }
+        }
+        for constraint in model.objective.constraints {
+            // `c32.ttft_ms_p99` bounds level c32's; a bare name the single level's.
+            let parts = constraint.metric.split(separator: ".", maxSplits: 1).map(String.init)
+            guard parts.count == 1 || parts[0] == sample.level, let maximum = constraint.maximum else { continue }
+            limits[parts.last!, default: []].append(maximum)
+        }
+        // Evenly thinned past 2,000 requests, so the page stays light.
+        let stride = max(1, sample.points.count / 2000)
+        let points = Swift.stride(from: 0, to: sample.points.count, by: stride).map { sample.points[$0] }
+        var html =
+            "<section id=\"requests\"><h2>Requests of trial \(model.link(sample.trial))\(sample.level.isEmpty ? "" : " at \(escape(sample.level))")</h2><div class=\"panels\">"
+        let charts: [(name: String, title: String, value: (RequestSample.Point) -> Double?)] = [
+            ("ttft_ms", "time to first token, ms", { $0.ttftMs }),
+            ("e2e_ms", "end-to-end latency, ms", { $0.e2eMs }),
+        ]
+        for (name, title, value) in charts {
+            let limit = limits.filter { $0.key.hasPrefix(name + "_") }.flatMap(\.value).min()
+            var chart = Chart(name: "requests-\(name)", width: 420, height: 260)
+            let ys = Scale(
+                values: points.compactMap(value) + (limit.map { [$0] } ?? []), start: chart.plotBottom,
+                end: chart.plotTop)
+            let xs = Scale(
+                values: points.map { Double($0.promptTokens) }, start: chart.plotLeft, end: chart.plotRight,
+                padding: 0.04)
+            chart.axes(x: xs, y: ys, xTitle: "prompt tokens", yTitle: title)
+            if let limit {
+                chart.append(
+                    "<line class=\"slo\" x1=\"\(coordinate(chart.plotLeft))\" y1=\"\(coordinate(ys(limit)))\" x2=\"\(coordinate(chart.plotRight))\" y2=\"\(coordinate(ys(limit)))\"><title>SLO: \(label(limit)) ms</title></line>"
+                )
+            }
+            for point in points {
+                let y = value(point) ?? ys.high
+                let over = limit.map { y > $0 } ?? false
+                chart.point(
+                    x: xs(Double(point.promptTokens)), y: ys(min(y, ys.high)),
+                    kind: point.succeeded ? "completed" : "failed",
+                    tooltip: "\(point.promptTokens) prompt tokens: \(point.succeeded ? label(y) + " ms" : "failed")",
+                    color: over ? "#c0392b" : nil, radius: 2.5)
+            }
+            html += chart.svg
+        }
+        let over = limits.isEmpty ? "" : " Red: over the SLO (the line)."
+        return html
+            + "</div><p class=\"legend\">One point per request of the recommended trial (\(sample.points.count) requests\(stride > 1 ? ", one in \(stride) drawn" : "")), at its prompt length.\(over) Crosses: failed requests.</p></section>"
+    }
+
     static func failures(_ model: Model) -> String {
         let failed = model.trials.filter { $0.state == .failed || $0.state == .pruned }
         var html = "<section id=\"failures\"><h2>Failures</h2>"
@@ -544,7 +600,7 @@ public enum StudyReport {
     public static let style = """
         body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1100px;color:#222;padding:0 12px}
         h1{margin:0 0 4px}h2{margin:28px 0 8px;border-bottom:1px solid #ddd}.meta,.legend{color:#555}
-        svg.chart{max-width:100%;height:auto;background:#fff}.axis{stroke:#333}.gridline{stroke:#eee}
+        svg.chart{max-width:100%;height:auto;background:#fff}.axis{stroke:#333}.gridline{stroke:#eee}.slo{stroke:#c0392b;stroke-dasharray:4 3}
         .tick{font-size:11px;fill:#444}.title{font-size:12px;fill:#222}
         circle.point{fill:#3b528b;opacity:.85}.point.front{fill:#d62728}.point.dominated{fill:#9aa7c7}
         .point.infeasible{fill:#bbb}path.point{stroke-width:2;fill:none}.point.failed{stroke:#d62728}

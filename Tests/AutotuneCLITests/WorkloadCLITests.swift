@@ -149,6 +149,14 @@ import Testing
                 description.contains("gamma arrivals (burstiness 0.5)") && description.contains("3 turns"),
                 "\(description)")
         }
+        // The report draws the recommended trial's requests against their prompt lengths.
+        let report = try await autotune(["report", "synthetic", "-o", "synthetic.html"], in: directory)
+        #expect(report.status == 0, "\(report.stderr)")
+        let html = try String(contentsOf: directory.appendingPathComponent("synthetic.html"), encoding: .utf8)
+        let section = try #require(html.range(of: "<section id=\"requests\">").map { html[$0.lowerBound...] })
+        let requests = section[..<(section.range(of: "</section>")?.lowerBound ?? section.endIndex)]
+        #expect(requests.contains("at r30</h2>"), "\(requests.prefix(200))")
+        #expect(requests.components(separatedBy: "<circle class=\"point completed\"").count - 1 == 2 * 18)
     }
 
     @Test func aMalformedRowStopsTheStudyBeforeItStartsAndAChangedFileStopsAResume() async throws {

@@ -131,5 +131,11 @@ extension ReportInput {
         self.init(study: study, trials: trials, trialLink: trialLink)
         if let result { self.result = result }
         commands = study.definition.launchCommands(of: trials, result: self.result, trialsDirectory: trialsDirectory)
+        if let number = self.result.recommended?.number {
+            requests = RequestSample.read(
+                benchmarkFile: trialsDirectory.appendingPathComponent(study.definition.name)
+                    .appendingPathComponent(String(number)).appendingPathComponent("benchmark.json").path,
+                trial: number)
+        }
     }
 }
