@@ -35,6 +35,11 @@ struct SimulateCommand: AsyncParsableCommand {
         name: .customLong("log-requests"), help: "Append every completion request's body to this file, a line each.")
     var logRequests: String?
 
+    @Option(
+        name: .customLong("stats-file"),
+        help: "Write the engine's counters (GET /stats) to this file each time it runs out of work.")
+    var statsFile: String?
+
     func run() async throws {
         var settings = EngineSettings()
         settings.maxNumSeqs = maxNumSeqs
@@ -59,7 +64,8 @@ struct SimulateCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("ERROR \(problem)\n".utf8))
             throw ExitCode(1)
         }
-        let engine = SimulatedEngine(settings: settings, timeScale: timeScale)
+        let engine = SimulatedEngine(
+            settings: settings, timeScale: timeScale, statsFile: statsFile.map { URL(fileURLWithPath: $0) })
         try await SimulatedEngineServer.serve(
             engine: engine, model: model, host: host, port: port, loadSeconds: loadSeconds,
             requestLog: logRequests.map { URL(fileURLWithPath: $0) })

@@ -133,6 +133,40 @@ func scratch() throws -> URL {
         #expect(again.stdout.contains("already complete"))
     }
 
+    /// Ctrl-C in the first instant, as soon as the database exists and before the loop does: the stop is kept
+    /// and applied before the loop's next decision, so at most the trials already started finish (not all six, as
+    /// when the signal was lost), the exit is 130, and resume runs the rest, none twice.
+    @Test func ctrlCDuringStartUpStopsBeforeAnyTrialAndResumeRunsThemAll() async throws {
+        let directory = try scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let done = directory.appendingPathComponent("done.log")
+        try """
+        name: early
+        parallel: 2
+        parameters: {level: {type: int, min: 1, max: 6}}
+        objective: {maximize: score}
+        strategy: grid
+        experiment:
+          command: [/bin/sh, -c, 'sleep 0.3; echo {trial} >> \(done.path); echo "{{\\"score\\": {level}}}"']
+        """.write(to: directory.appendingPathComponent("task.yaml"), atomically: true, encoding: .utf8)
+        let database = directory.appendingPathComponent("autotune.sqlite").path
+        let first = try await autotune(["run", "task.yaml"], in: directory) { process in
+            while process.isRunning, !FileManager.default.fileExists(atPath: database) {
+                try await Task.sleep(for: .milliseconds(1))
+            }
+            kill(process.processIdentifier, SIGINT)
+        }
+        #expect(first.status == 130, "stderr: \(first.stderr)")
+        #expect(first.stdout.contains("Resume with: autotune resume early"), "\(first.stdout)")
+        let before = (try? String(contentsOf: done, encoding: .utf8)) ?? ""
+        #expect(before.split(separator: "\n").count <= 2, "at most the first two ran: \(before)")
+
+        let second = try await autotune(["resume", "early"], in: directory)
+        #expect(second.status == 0, "stderr: \(second.stderr)")
+        let finished = try String(contentsOf: done, encoding: .utf8).split(separator: "\n").map(String.init)
+        #expect(finished.sorted() == (0..<6).map(String.init).sorted(), "every trial once: \(finished)")
+    }
+
     @Test func killingTheRunnerAtRandomMomentsLosesAndRepeatsNothing() async throws {
         let directory = try scratch()
         defer { try? FileManager.default.removeItem(at: directory) }

@@ -7,34 +7,35 @@ import Testing
 @testable import AutotuneServing
 
 @Suite(.serialized) struct CapacitySearchTests {
-    /// The capacity a search finds matches what a sweep of every concurrency measures: the SLO holds there and
-    /// fails just above (within the tolerance, or one step of noise).
-    @Test func theSearchFindsTheCapacityAFineSweepMeasures() async throws {
-        // The engine runs 8 sequences at a time: from 10 requests in flight on, more than a tenth of them wait a
-        // whole request's time for a slot before their first token, so p90 TTFT jumps past the limit there.
-        let slo = ["ttft_ms_p90": 60.0]
-        try await withEngine(timeScale: 1, maxNumSeqs: 8) { baseURL in
+    /// The capacity a search finds is the engine's: 8 sequences at a time serve 8 requests in flight with no
+    /// wait for a slot, while from 10 on a fifth of the requests wait a whole request's time before their first
+    /// token, so p90 TTFT jumps tenfold (9 is the boundary: one request in nine waits). The engine runs at three
+    /// times its simulated step times, so the jump (about 30 ms to 300 ms) is far wider than what a loaded host
+    /// adds, and the SLO sits in the middle of it.
+    @Test func theSearchFindsTheEnginesCapacity() async throws {
+        let slo = ["ttft_ms_p90": 150.0]
+        try await withEngine(timeScale: 3, maxNumSeqs: 8) { baseURL in
             var sweep = LoadSpec(
-                concurrency: Array(4...16), requests: 48, inputTokens: 64, outputTokens: 16, warmupRequests: 2)
+                concurrency: Array(6...11), requests: 40, inputTokens: 64, outputTokens: 16, warmupRequests: 2)
             sweep.slo = slo
             let levels = try await LoadGenerator(spec: sweep, model: "sim").run(baseURL: baseURL)
             let passing = levels.filter { $0.metrics["slo_met"] == 1 }.compactMap { VLLMResult.load(of: $0) }
-            let swept = try #require(
-                passing.max(), "no concurrency met the SLO: \(levels.map { $0.metrics["ttft_ms_p90"] ?? -1 })")
-            var spec = LoadSpec(concurrency: [], requests: 48, inputTokens: 64, outputTokens: 16, warmupRequests: 2)
+            let p90 = levels.map { Int($0.metrics["ttft_ms_p90"] ?? -1) }
+            #expect(passing.max().map { (8...9).contains($0) } == true, "concurrency 6 to 11, p90 TTFT ms: \(p90)")
+            var spec = LoadSpec(concurrency: [], requests: 40, inputTokens: 64, outputTokens: 16, warmupRequests: 2)
             spec.slo = slo
             spec.search = CapacitySearch(load: .concurrency, lower: 1, upper: 64, tolerance: 0.05)
             let outcome = try await LoadGenerator(spec: spec, model: "sim").measure(baseURL: baseURL)
             let found = try #require(outcome.metrics["max_concurrency"])
-            #expect(abs(found - swept) <= max(2, 0.1 * swept), "search \(found), sweep \(swept)")
+            #expect((8...9).contains(found), "search found \(found)")
             #expect(outcome.metrics["capacity_levels"]! <= 8)
-            #expect((outcome.metrics["ttft_ms_p90"] ?? .infinity) <= 60, "the reported level met the SLO")
+            #expect((outcome.metrics["ttft_ms_p90"] ?? .infinity) <= 150, "the reported level met the SLO")
             #expect(outcome.metrics["goodput"]! > 0 && outcome.metrics["slo_attainment"]! >= 0.85)
             // Started next to the answer (a similar trial's capacity), it needs fewer levels.
             let warm = try await LoadGenerator(spec: spec, model: "sim").measure(
                 baseURL: baseURL, neighbour: ["max_concurrency": found])
             #expect(warm.metrics["capacity_levels"]! < outcome.metrics["capacity_levels"]!)
-            #expect(abs(warm.metrics["max_concurrency"]! - found) <= max(2, 0.1 * found))
+            #expect((8...9).contains(warm.metrics["max_concurrency"]!), "\(warm.metrics)")
         }
     }
 

@@ -18,9 +18,19 @@ private struct ForgetfulStore: StudyStore, ResourceLedger {
         let study = try await wrapping.createStudy(definition, taskSource: taskSource)
         return study
     }
-    func study(named name: String) async throws -> StoredStudy? { try await wrapping.study(named: name) }
-    func studies() async throws -> [StoredStudy] { try await wrapping.studies() }
-    func trials(ofStudy studyID: Int64) async throws -> [Trial] { try await wrapping.trials(ofStudy: studyID) }
+    // Every value bound before it is returned, for the same reason.
+    func study(named name: String) async throws -> StoredStudy? {
+        let study = try await wrapping.study(named: name)
+        return study
+    }
+    func studies() async throws -> [StoredStudy] {
+        let studies = try await wrapping.studies()
+        return studies
+    }
+    func trials(ofStudy studyID: Int64) async throws -> [Trial] {
+        let trials = try await wrapping.trials(ofStudy: studyID)
+        return trials
+    }
     func saveLaunched(_ trials: [Trial], studyID: Int64, checkpoint: Data?) async throws {
         try await wrapping.saveLaunched(trials, studyID: studyID, checkpoint: nil)
     }

@@ -45,7 +45,8 @@ enum LoopEvent: Sendable {
         running: Int,
         logger: Logger,
         group: inout ThrowingTaskGroup<Self, any Error>,
-        signals: AsyncStream<StudyLoop.StopMode>
+        signals: AsyncStream<StudyLoop.StopMode>,
+        listen: Bool = true
     ) -> StudyLoop.StopMode? {
         if current == .cancel { return current }
         // The command line says so in its own words; the log keeps the detail.
@@ -55,7 +56,7 @@ enum LoopEvent: Sendable {
         )
         if mode == .cancel {
             group.cancelAll()
-        } else {
+        } else if listen {
             group.addTask { await nextStop(signals) }
         }
         return mode

@@ -1,6 +1,7 @@
 public import Autotune
 public import Foundation
 public import Logging
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -144,8 +145,14 @@ public actor StudyLoop {
     ///
     /// Safe to call from a signal handler's task at any time, also before ``run()`` started.
     nonisolated public func requestStop(_ mode: StopMode) {
+        pendingStops.withLock { $0.append(mode) }
         stopContinuation.yield(mode)
     }
+
+    /// Stops requested and not yet applied. The stream only wakes the loop: a stop requested before the loop
+    /// runs (a Ctrl-C while the database opens) sits in the stream until a child task reads it, and the loop's
+    /// first ask would start trials in the meantime; the loop takes these before every decision instead.
+    private nonisolated let pendingStops = Mutex<[StopMode]>([])
 
     /// Runs until the study is done or a stop request ends this run.
     public func run() async throws -> Outcome {
@@ -204,12 +211,23 @@ public actor StudyLoop {
             var polling = false
             var done = false
             var latest: Trial?
+            func applyPendingStops() {
+                for mode in pendingStops.withLock({ queue in
+                    defer { queue.removeAll() }
+                    return queue
+                }) {
+                    stopMode = LoopEvent.stop(
+                        mode, current: stopMode, running: inFlight, logger: options.logger, group: &group,
+                        signals: signals, listen: false)
+                }
+            }
             while true {
                 // A cancelled loop (its caller gave up) stops like a second Ctrl-C.
                 if Task.isCancelled, stopMode != .cancel {
                     stopMode = .cancel
                     group.cancelAll()
                 }
+                applyPendingStops()
                 if !laneBusy {
                     let elapsed = self.elapsed
                     if !finishing.isEmpty {
@@ -296,10 +314,11 @@ public actor StudyLoop {
                         self.view = view
                         mayObtain = true
                     }
-                case .stop(let mode):
-                    stopMode = LoopEvent.stop(
-                        mode, current: stopMode, running: inFlight, logger: options.logger, group: &group,
-                        signals: signals)
+                case .stop:
+                    applyPendingStops()
+                    // Still listening for the next request, unless everything is already cancelled (a cancelled
+                    // listener would only wake the loop again at once).
+                    if stopMode != .cancel { group.addTask { await LoopEvent.nextStop(signals) } }
                 case .heartbeat:
                     let elapsed = self.elapsed
                     group.addTask {

@@ -39,11 +39,16 @@ public actor SimulatedEngine {
         var steps = 0
     }
 
+    /// Where the counters are written each time the engine goes idle after work (`--stats-file`).
+    private let statsFile: URL?
+
     /// Creates an engine; `timeScale` shortens every simulated step (0.25 runs four times faster than the
-    /// simulated GPU would).
-    public init(settings: EngineSettings, timeScale: Double = 1) {
+    /// simulated GPU would); `statsFile` receives ``statsJSON()`` whenever the engine runs out of work, so what
+    /// it did outlives the process (a trial's server is stopped before anyone could ask `GET /stats`).
+    public init(settings: EngineSettings, timeScale: Double = 1, statsFile: URL? = nil) {
         scheduler = EngineScheduler(settings: settings)
         self.timeScale = timeScale
+        self.statsFile = statsFile
     }
 
     /// Preemptions so far.
@@ -89,11 +94,17 @@ public actor SimulatedEngine {
         let (signals, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         wake = continuation
         var iterator = signals.makeAsyncIterator()
+        var worked = false
         while !Task.isCancelled {
             if scheduler.isIdle {
+                if worked, let statsFile {
+                    try? Data(statsJSON().utf8).write(to: statsFile, options: .atomic)
+                }
+                worked = false
                 guard await iterator.next() != nil else { return }
                 continue
             }
+            worked = true
             let step = scheduler.step()
             counters.steps += 1
             counters.engineSeconds += step.seconds
