@@ -191,16 +191,8 @@ enum ConstrainedBenchmark {
                 let constraints = problem.constraints(x)
                 trial.metrics = ["f": value]
                 for (index, constraint) in constraints.enumerated() { trial.metrics["c\(index)"] = constraint }
-                switch objective.evaluate(trial.metrics) {
-                case .success(let score):
-                    trial.state = .completed
-                    trial.score = score
-                    trace.append(Evaluation(feasible: value, crashed: false))
-                case .failure(let failure):
-                    trial.state = .failed
-                    trial.error = TrialError(stage: .objective, message: failure.description)
-                    trace.append(Evaluation(feasible: nil, crashed: false))
-                }
+                trial.score(by: objective)
+                trace.append(Evaluation(feasible: trial.state == .completed ? value : nil, crashed: false))
             }
             history.record(trial)
             try await strategy.tell(trial)

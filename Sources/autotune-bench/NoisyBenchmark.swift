@@ -158,14 +158,7 @@ enum NoisyBenchmark {
             let tps = problem.throughput(x) * (1 + problem.throughputNoise * noise.nextNormal())
             let p99 = problem.p99(x) * (1 + problem.latencyNoise * noise.nextNormal())
             trial.metrics = ["tps": tps, "p99": p99]
-            switch objective.evaluate(trial.metrics) {
-            case .success(let score):
-                trial.state = .completed
-                trial.score = score
-            case .failure(let failure):
-                trial.state = .failed
-                trial.error = TrialError(stage: .objective, message: failure.description)
-            }
+            trial.score(by: objective)
         }
         let best = trials.filter { $0.state == .completed }.max { $0.score! < $1.score! }
         let recommended = await strategy.recommendation()

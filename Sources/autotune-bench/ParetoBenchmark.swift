@@ -133,14 +133,7 @@ enum ParetoBenchmark {
             let values = problem.objectives(x)
             trial.metrics = ["f1": values[0], "f2": values[1]]
             for (index, constraint) in problem.constraints(x).enumerated() { trial.metrics["c\(index)"] = constraint }
-            switch objective.evaluate(trial.metrics) {
-            case .success(let score):
-                trial.state = .completed
-                trial.score = score
-            case .failure(let failure):
-                trial.state = .failed
-                trial.error = TrialError(stage: .objective, message: failure.description)
-            }
+            trial.score(by: objective)
         }
         let trace = trials.map { $0.state == .completed ? [$0.metrics["f1"]!, $0.metrics["f2"]!] : nil }
         return (trace, seconds)

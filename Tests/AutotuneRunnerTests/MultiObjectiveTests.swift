@@ -76,14 +76,7 @@ private func bruteForceFront(_ trials: [Trial]) -> Set<Int> {
             let configuration = try #require(try strategy.ask(1, history: history).first)
             var trial = Trial(number: history.count, configuration: configuration)
             trial.metrics = serving(configuration)
-            switch objective.evaluate(trial.metrics) {
-            case .success(let score):
-                trial.state = .completed
-                trial.score = score
-            case .failure(let failure):
-                trial.state = .failed
-                trial.error = TrialError(stage: .objective, message: failure.description)
-            }
+            trial.score(by: objective)
             history.record(trial)
             try strategy.tell(trial)
             return configuration

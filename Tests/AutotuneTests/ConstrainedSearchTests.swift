@@ -312,14 +312,7 @@ extension BayesianOptimization {
         for (number, (x, tps, p99)) in measurements.enumerated() {
             var trial = Trial(number: number, configuration: Configuration(["x": .double(x)]))
             trial.metrics = ["tps": tps, "p99": p99]
-            switch objective.evaluate(trial.metrics) {
-            case .success(let score):
-                trial.state = .completed
-                trial.score = score
-            case .failure(let failure):
-                trial.state = .failed
-                trial.error = TrialError(stage: .objective, message: failure.description)
-            }
+            trial.score(by: objective)
             try strategy.tell(trial)
         }
         let recommended = try #require(await strategy.recommendation())

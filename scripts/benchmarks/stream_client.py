@@ -21,6 +21,23 @@ import time
 import aiohttp
 
 
+async def token_times(response):
+    """When each token of a streamed completion or chat answer arrived (one json.loads per SSE chunk)."""
+    stamps = []
+    async for line in response.content:
+        line = line.strip()
+        if not line.startswith(b"data:"):
+            continue
+        payload = line[5:].strip()
+        if payload == b"[DONE]":
+            continue
+        chunk = json.loads(payload)
+        choices = chunk.get("choices") or [{}]
+        if choices[0].get("text") or (choices[0].get("delta") or {}).get("content"):
+            stamps.append(time.perf_counter())
+    return stamps
+
+
 async def main(url, concurrency, total, output_tokens):
     sent = 0
     tokens = 0
@@ -32,18 +49,8 @@ async def main(url, concurrency, total, output_tokens):
         nonlocal sent, tokens, done
         while sent < total:
             sent += 1
-            stamps = []
             async with session.post(url + "/v1/completions", json=body) as response:
-                async for line in response.content:
-                    line = line.strip()
-                    if not line.startswith(b"data:"):
-                        continue
-                    payload = line[5:].strip()
-                    if payload == b"[DONE]":
-                        continue
-                    chunk = json.loads(payload)
-                    if chunk.get("choices") and chunk["choices"][0].get("text"):
-                        stamps.append(time.perf_counter())
+                stamps = await token_times(response)
             tokens += len(stamps)
             done += 1
 
@@ -75,19 +82,8 @@ async def replay(url, path, endpoint, concurrency):
             body["messages"] = request["messages"]
         else:
             body["prompt"] = "\n".join(m["content"] for m in request["messages"])
-        stamps = []
         async with session.post(target, json=body) as response:
-            async for line in response.content:
-                line = line.strip()
-                if not line.startswith(b"data:"):
-                    continue
-                payload = line[5:].strip()
-                if payload == b"[DONE]":
-                    continue
-                chunk = json.loads(payload)
-                choices = chunk.get("choices") or [{}]
-                if choices[0].get("text") or (choices[0].get("delta") or {}).get("content"):
-                    stamps.append(time.perf_counter())
+            stamps = await token_times(response)
         tokens += len(stamps)
         done += 1
 

@@ -131,17 +131,26 @@ public enum WorkloadFiles {
         return rows
     }
 
+    /// The JSON objects of a JSON-lines file with their line numbers, blank lines skipped; a line that is not
+    /// an object fails, naming it.
+    private static func objects(_ text: String, path: String) throws -> [(line: Int, object: [String: Any])] {
+        var objects: [(line: Int, object: [String: Any])] = []
+        for (offset, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let trimmed = raw.trimmingCharacters(in: .whitespaces)
+            guard !trimmed.isEmpty else { continue }
+            guard let object = try? JSONSerialization.jsonObject(with: Data(trimmed.utf8)) as? [String: Any] else {
+                throw failure(path, offset + 1, nil, "is not a JSON object")
+            }
+            objects.append((offset + 1, object))
+        }
+        return objects
+    }
+
     /// One JSON object per line: `{"prompt": "…"}` or `{"messages": [{"role": "user", "content": "…"}]}`, with an
     /// optional `output_tokens` (`max_tokens` is read too). Blank lines are skipped.
     static func jsonl(_ text: String, path: String) throws -> [WorkloadRow] {
         var rows: [WorkloadRow] = []
-        for (offset, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line = offset + 1
-            let trimmed = raw.trimmingCharacters(in: .whitespaces)
-            guard !trimmed.isEmpty else { continue }
-            guard let object = try? JSONSerialization.jsonObject(with: Data(trimmed.utf8)) as? [String: Any] else {
-                throw failure(path, line, nil, "is not a JSON object")
-            }
+        for (line, object) in try objects(text, path: path) {
             var turns: [WorkloadRow.Turn]
             if let prompt = object["prompt"] {
                 guard let text = prompt as? String, !text.isEmpty else {
@@ -226,13 +235,7 @@ public enum WorkloadFiles {
     /// timestamps in milliseconds.
     static func mooncake(_ text: String, path: String) throws -> [WorkloadRow] {
         var rows: [WorkloadRow] = []
-        for (offset, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line = offset + 1
-            let trimmed = raw.trimmingCharacters(in: .whitespaces)
-            guard !trimmed.isEmpty else { continue }
-            guard let object = try? JSONSerialization.jsonObject(with: Data(trimmed.utf8)) as? [String: Any] else {
-                throw failure(path, line, nil, "is not a JSON object")
-            }
+        for (line, object) in try objects(text, path: path) {
             func whole(_ key: String, minimum: Int) throws -> Int {
                 guard let number = object[key] as? NSNumber, !isBool(number),
                     number.doubleValue == number.doubleValue.rounded(), number.intValue >= minimum

@@ -185,3 +185,18 @@ public struct TrialStage: RawRepresentable, Sendable, Hashable, Codable, Express
         [Self.run, .deploy, .ready, .benchmark, .timeout, .metrics, .objective].contains(self)
     }
 }
+
+extension Trial {
+    /// Scores the trial's metrics by `objective`: completed with the score, or failed at stage `objective` with
+    /// what was wrong (a missing metric, a broken hard constraint).
+    public mutating func score(by objective: Objective) {
+        switch objective.evaluate(metrics) {
+        case .success(let value):
+            state = .completed
+            score = value
+        case .failure(let failure):
+            state = .failed
+            error = TrialError(stage: .objective, message: failure.description)
+        }
+    }
+}
