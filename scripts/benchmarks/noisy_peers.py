@@ -5,7 +5,7 @@ Each recommends what Optuna offers a user: the best measured trial among the fea
 judged against the truth: its true throughput's regret against the true constrained optimum (in % of it; 100 when
 it truly breaks the SLO or does not start) and whether its true p99 breaks the SLO.
 
-    python3 -m venv /tmp/peers && /tmp/peers/bin/pip install optuna torch
+    python3 -m venv /tmp/peers && /tmp/peers/bin/pip install optuna torch scipy
     OMP_NUM_THREADS=1 /tmp/peers/bin/python scripts/benchmarks/noisy_peers.py [seeds] [evaluations]
 
 The problems and their noise (5% on the throughput, 8% on the p99, one standard deviation, multiplicative) are
