@@ -53,8 +53,22 @@ struct ConstrainedProblem: Sendable {
         constraints: { x in [(x[0] - 2.5) * (x[0] - 2.5) + (x[1] - 7.5) * (x[1] - 7.5) - 50] },
         crashes: { u in u[1] > 0.85 }, minimum: 0)
 
+    /// A serving-shaped trap built for this benchmark: a broad, easy hill of throughput (the decoy, 70% of the
+    /// best) far from the SLO, and a narrow higher peak whose top breaks the SLO, so the best feasible point
+    /// sits on the SLO's boundary on the peak's flank; a crash corner (too many sequences for the memory) beside
+    /// it. A search that settles on the broad hill ends stuck at a regret of about 0.3.
+    static let decoySLO = ConstrainedProblem(
+        name: "Decoy-SLO", bounds: [0...1, 0...1],
+        objective: { x in
+            let decoy = 0.7 * exp(-((x[0] - 0.25) * (x[0] - 0.25) + (x[1] - 0.3) * (x[1] - 0.3)) / 0.05)
+            let peak = exp(-((x[0] - 0.78) * (x[0] - 0.78) + (x[1] - 0.62) * (x[1] - 0.62)) / 0.012)
+            return -(decoy + peak)
+        },
+        constraints: { x in [x[0] + 0.6 * x[1] - 1.1] },
+        crashes: { u in u[0] > 0.9 && u[1] < 0.35 }, minimum: 0)
+
     static func all() -> [ConstrainedProblem] {
-        [gardner, gramacy, braninDisk].map { problem in
+        [gardner, gramacy, braninDisk, decoySLO].map { problem in
             var problem = problem
             problem.minimum = problem.trueMinimum()
             return problem
@@ -124,7 +138,7 @@ enum ConstrainedBenchmark {
                 var violated = 0
                 var total = 0
                 for seed in 0..<seeds {
-                    let trace = try await optimize(
+                    let (trace, _) = try await optimize(
                         problem, strategy: name, seed: UInt64(seed), evaluations: evaluations)
                     for (index, checkpoint) in checkpoints.enumerated() {
                         let best = trace.prefix(checkpoint).compactMap(\.feasible).min()
@@ -167,36 +181,37 @@ enum ConstrainedBenchmark {
         var crashed: Bool
     }
 
-    static func optimize(_ problem: ConstrainedProblem, strategy name: String, seed: UInt64, evaluations: Int)
-        async throws -> [Evaluation]
-    {
+    /// One study of `evaluations`, `parallel` at a time on the simulated clock: each evaluation in the order it
+    /// finished, and when.
+    static func optimize(
+        _ problem: ConstrainedProblem, strategy name: String, seed: UInt64, evaluations: Int, parallel: Int = 1
+    ) async throws -> (trace: [Evaluation], finishedAt: [Double]) {
         let constraintCount = problem.constraints(problem.bounds.map(\.lowerBound)).count
         let objective = Objective(
             .minimize, terms: [Objective.Term(metric: "f")],
             constraints: (0..<constraintCount).map { MetricConstraint(metric: "c\($0)", maximum: 0) })
-        let context = StrategyContext(space: problem.space, objective: objective, seed: seed)
+        let options = SimulatedSchedule.environmentOptions(for: name)
+        let context = StrategyContext(space: problem.space, objective: objective, seed: seed, options: options)
         var strategy = try await StrategyRegistry.builtIn.make(name, context: context)
-        var history = StudyHistory()
-        var trace: [Evaluation] = []
-        while trace.count < evaluations {
-            guard let configuration = try await strategy.ask(1, history: history).first else { break }
-            var trial = Trial(number: trace.count, configuration: configuration)
-            let x = problem.point(configuration)
+        let (trials, _, finishedAt) = try await SimulatedSchedule.run(
+            &strategy, seed: seed, evaluations: evaluations, parallel: parallel
+        ) { trial in
+            let x = problem.point(trial.configuration)
             if problem.crashes(problem.unit(x)) {
                 trial.state = .failed
                 trial.error = TrialError(stage: .run, message: "the server exited (exit status 1) during ready")
-                trace.append(Evaluation(feasible: nil, crashed: true))
             } else {
-                let value = problem.objective(x)
-                let constraints = problem.constraints(x)
-                trial.metrics = ["f": value]
-                for (index, constraint) in constraints.enumerated() { trial.metrics["c\(index)"] = constraint }
+                trial.metrics = ["f": problem.objective(x)]
+                for (index, constraint) in problem.constraints(x).enumerated() {
+                    trial.metrics["c\(index)"] = constraint
+                }
                 trial.score(by: objective)
-                trace.append(Evaluation(feasible: trial.state == .completed ? value : nil, crashed: false))
             }
-            history.record(trial)
-            try await strategy.tell(trial)
         }
-        return trace
+        let trace = trials.map { trial in
+            Evaluation(
+                feasible: trial.state == .completed ? trial.metrics["f"] : nil, crashed: trial.error?.stage == .run)
+        }
+        return (trace, finishedAt)
     }
 }

@@ -9,7 +9,7 @@ struct Benchmarks: AsyncParsableCommand {
         abstract: "Autotune's benchmarks: each prints a markdown table (docs/benchmarks.md).",
         subcommands: [
             Loop.self, Workers.self, Optimizers.self, AskLatency.self, Constrained.self, ConstrainedMinima.self,
-            Noisy.self, Pareto.self, ParetoTruth.self, Generator.self, PrefixCaching.self, Blas.self,
+            Noisy.self, Pareto.self, TimeToTargetCommand.self, ParetoTruth.self, Generator.self, PrefixCaching.self, Blas.self,
         ],
         defaultSubcommand: Loop.self
     )
@@ -113,6 +113,24 @@ struct Benchmarks: AsyncParsableCommand {
         func run() async throws {
             try await ParetoBenchmark.run(
                 seeds: seeds, only: problem, parallels: parallel.values, strategies: strategies.values)
+        }
+    }
+
+    struct TimeToTargetCommand: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "time-to-target",
+            abstract: "How much sooner parallel search reaches the sequential search's final regret, and at what cost.")
+        @Argument(help: "Seeds per problem.") var seeds = 10
+        @Option(help: "Only this problem.") var problem: String?
+        @Option(help: "Parallelism levels, e.g. 4,8 (1 is always run: it sets the target).") var parallel =
+            Levels(argument: "4,8")!
+        @Option(help: "Evaluations whose sequential regret is the target.") var evaluations = 50
+        @Option(help: "Each study runs this many times as many evaluations, to see when late ones arrive.") var extend =
+            3
+        func run() async throws {
+            try await TimeToTarget.run(
+                seeds: seeds, only: problem, parallels: parallel.values, evaluations: max(10, evaluations),
+                extend: extend)
         }
     }
 

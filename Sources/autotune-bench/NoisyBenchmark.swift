@@ -146,7 +146,7 @@ enum NoisyBenchmark {
             options: SimulatedSchedule.environmentOptions(for: "bayesian"))
         var strategy = try await StrategyRegistry.builtIn.make("bayesian", context: context)
         var noise = SeededGenerator(seed: seed &* 7919 &+ 17)
-        let (trials, _) = try await SimulatedSchedule.run(
+        let (trials, _, _) = try await SimulatedSchedule.run(
             &strategy, seed: seed, evaluations: evaluations, parallel: 1
         ) { trial in
             let x = problem.point(trial.configuration)

@@ -129,7 +129,7 @@ enum OptimizerBenchmark {
                     var regrets: [[Double]] = Array(repeating: [], count: checkpoints.count)
                     var times: [Double] = []
                     for seed in 0..<seeds {
-                        let (trace, seconds) = try await optimize(
+                        let (trace, seconds, _) = try await optimize(
                             function, strategy: name, seed: UInt64(seed), evaluations: evaluations, parallel: parallel)
                         for (index, checkpoint) in checkpoints.enumerated() {
                             regrets[index].append(trace.prefix(checkpoint).min()! - function.minimum)
@@ -146,7 +146,7 @@ enum OptimizerBenchmark {
     }
 
     /// Minimises `function` with the named strategy, `parallel` trials at a time; returns every evaluation in
-    /// the order it finished and the strategy's time.
+    /// the order it finished, the strategy's time and when each finished on the simulated clock.
     ///
     /// In parallel each trial takes a random time (seeded, 1 to 3 units), so trials finish in an order that is
     /// not the order they started, as on a real cluster; a freed slot is refilled at once, asking with every
@@ -157,7 +157,7 @@ enum OptimizerBenchmark {
         seed: UInt64,
         evaluations: Int,
         parallel: Int = 1
-    ) async throws -> ([Double], Double) {
+    ) async throws -> ([Double], Double, [Double]) {
         var options: [String: JSONValue] = [:]
         if name == "grid", let resolution = function.gridResolution {
             options["resolution"] = .number(Double(resolution))
@@ -166,7 +166,7 @@ enum OptimizerBenchmark {
         options.merge(SimulatedSchedule.environmentOptions(for: name)) { $1 }
         let context = StrategyContext(space: function.space, objective: .minimize("f"), seed: seed, options: options)
         var strategy = try await StrategyRegistry.builtIn.make(name, context: context)
-        let (trials, seconds) = try await SimulatedSchedule.run(
+        let (trials, seconds, finishedAt) = try await SimulatedSchedule.run(
             &strategy, seed: seed, evaluations: evaluations, parallel: parallel
         ) { trial in
             let value = function.evaluate(trial.configuration)
@@ -175,7 +175,7 @@ enum OptimizerBenchmark {
             trial.metrics = ["f": value]
         }
         let values = trials.map { $0.score! }
-        return (values, seconds)
+        return (values, seconds, finishedAt)
     }
 
     /// Times one bayesian ask after `n` observations of Hartmann-6, for n in 50…500:

@@ -94,7 +94,7 @@ enum ParetoBenchmark {
                     var infeasible = 0
                     var times: [Double] = []
                     for seed in 0..<seeds {
-                        let (trace, seconds) = try await optimize(
+                        let (trace, seconds, _) = try await optimize(
                             problem, strategy: name, seed: UInt64(seed), evaluations: 50, parallel: parallel)
                         at20.append(
                             hypervolume(trace.prefix(20).compactMap { $0 }, reference: problem.reference) / truth)
@@ -111,14 +111,15 @@ enum ParetoBenchmark {
     }
 
     /// One study of `evaluations`, `parallel` at a time (random durations, as ``OptimizerBenchmark``); the
-    /// objective vector of each evaluation in the order they finished, `nil` for those that broke a constraint.
+    /// objective vector of each evaluation in the order they finished, `nil` for those that broke a constraint;
+    /// the strategy's time; when each finished on the simulated clock.
     static func optimize(
         _ problem: ParetoProblem,
         strategy name: String,
         seed: UInt64,
         evaluations: Int,
         parallel: Int
-    ) async throws -> ([[Double]?], Double) {
+    ) async throws -> ([[Double]?], Double, [Double]) {
         let constraintCount = problem.constraints(problem.bounds.map(\.lowerBound)).count
         let objective = Objective(
             goals: [.minimize("f1"), .minimize("f2")],
@@ -126,7 +127,7 @@ enum ParetoBenchmark {
         let options = SimulatedSchedule.environmentOptions(for: name)
         let context = StrategyContext(space: problem.space, objective: objective, seed: seed, options: options)
         var strategy = try await StrategyRegistry.builtIn.make(name, context: context)
-        let (trials, seconds) = try await SimulatedSchedule.run(
+        let (trials, seconds, finishedAt) = try await SimulatedSchedule.run(
             &strategy, seed: seed, evaluations: evaluations, parallel: parallel
         ) { trial in
             let x = problem.point(trial.configuration)
@@ -136,6 +137,6 @@ enum ParetoBenchmark {
             trial.score(by: objective)
         }
         let trace = trials.map { $0.state == .completed ? [$0.metrics["f1"]!, $0.metrics["f2"]!] : nil }
-        return (trace, seconds)
+        return (trace, seconds, finishedAt)
     }
 }

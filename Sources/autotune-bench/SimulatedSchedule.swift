@@ -18,19 +18,21 @@ enum SimulatedSchedule {
         return options
     }
 
-    /// Runs up to `evaluations` trials, `parallel` at a time, each taking one unit sequentially or 1 to 3
-    /// (seeded) in parallel, so they finish in another order than they started; a freed slot is asked for at
-    /// once with every running trial in the history. `finish` sets a trial's outcome. Returns the finished
-    /// trials in the order they finished and the seconds spent in the strategy's asks and tells.
+    /// Runs up to `evaluations` trials, `parallel` at a time, each taking 1 to 3 units (seeded), so in parallel
+    /// they finish in another order than they started; a freed slot is asked for at once with every running
+    /// trial in the history. `finish` sets a trial's outcome. Returns the finished trials in the order they
+    /// finished, when each finished on the simulated clock (a trial takes 2 units on average, sequentially too,
+    /// so times compare across parallelisms) and the seconds spent in the strategy's asks and tells.
     static func run(
         _ strategy: inout any Strategy,
         seed: UInt64,
         evaluations: Int,
         parallel: Int,
         finish: (inout Trial) throws -> Void
-    ) async throws -> (trials: [Trial], seconds: Double) {
+    ) async throws -> (trials: [Trial], seconds: Double, finishedAt: [Double]) {
         var history = StudyHistory()
         var finished: [Trial] = []
+        var finishedAt: [Double] = []
         var seconds = 0.0
         let clock = ContinuousClock()
         var durations = SeededGenerator(seed: seed &+ 77)
@@ -47,7 +49,7 @@ enum SimulatedSchedule {
                     var trial = Trial(number: started, configuration: configuration)
                     trial.state = .running
                     history.record(trial)
-                    running.append((now + (parallel == 1 ? 1 : 1 + 2 * durations.nextUnit()), trial))
+                    running.append((now + 1 + 2 * durations.nextUnit(), trial))
                     started += 1
                 }
                 if asked.isEmpty && running.isEmpty { break }
@@ -59,10 +61,11 @@ enum SimulatedSchedule {
             try finish(&trial)
             history.record(trial)
             finished.append(trial)
+            finishedAt.append(now)
             let telling = clock.now
             try await strategy.tell(trial)
             seconds += (clock.now - telling).seconds
         }
-        return (finished, seconds)
+        return (finished, seconds, finishedAt)
     }
 }

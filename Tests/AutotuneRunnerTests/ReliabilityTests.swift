@@ -30,6 +30,32 @@ private func waitUntilGone(_ pid: Int32) async throws -> Bool {
 }
 
 @Suite(.serialized) struct ReliabilityTests {
+    /// A Ctrl-C at the terminal reaches the trial's programs at the moment it reaches Autotune, which may hear a
+    /// program end before its own signal: a program stopped from outside (SIGINT, SIGTERM, SIGHUP) is not a
+    /// configuration that failed, and runs again; one that is stopped on every attempt fails on its last.
+    @Test func aProgramStoppedFromOutsideRunsAgainAndOneStoppedEveryTimeFailsOnItsLastAttempt() async throws {
+        let marker = FileManager.default.temporaryDirectory.appendingPathComponent("stopped-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: marker) }
+        let script = """
+            if [ {x} = 1 ] && [ ! -e \(marker.path) ]; then touch \(marker.path); kill -INT $$; fi
+            if [ {x} = 2 ]; then kill -TERM $$; fi
+            echo '{{"score": {x}}}'
+            """
+        let space = try SearchSpace([Parameter("x", .categorical([.int(1), .int(2)]))])
+        let trials = try await withTestStudy(
+            definition(space: space, maxTrials: 2, parallel: 1, command: ["/bin/sh", "-c", script])
+        ) { study in
+            #expect(try await study.run().status == .completed)
+            return try await study.trials()
+        }
+        #expect(trials.count == 2)
+        let once = try #require(trials.first { $0.configuration["x"] == .int(1) })
+        #expect(once.state == .completed && once.attempt == 2, "\(once)")
+        let always = try #require(trials.first { $0.configuration["x"] == .int(2) })
+        #expect(always.state == .failed && always.attempt == 3, "\(always)")
+        #expect(always.error?.stage == .run && always.error?.message.contains("killed by signal 15") == true)
+    }
+
     @Test func aTrialsProcessesAreFoundByTheirTokenAloneAndKilled() async throws {
         let token = TrialProcesses.token(storeLocation: "/tmp/x.sqlite", study: "s\(UUID())", trial: 3)
         let pid = try orphan(carrying: TrialProcesses.value(trial: token, program: "command"))

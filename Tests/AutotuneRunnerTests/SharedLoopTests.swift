@@ -89,6 +89,9 @@ import Testing
         let (first, second) = try await withThrowingTaskGroup(of: (Int, StudyLoop.Outcome).self) { group in
             group.addTask { (0, try await stopping.run()) }
             group.addTask { (1, try await staying.run()) }
+            // Drained once the study is under way: a worker drained before any trial ran anywhere is the only
+            // one it knows of, and rightly leaves the study interrupted.
+            while try await store.trials(ofStudy: study.id).isEmpty { try await Task.sleep(for: .milliseconds(2)) }
             stopping.requestStop(.drain)
             var results: [Int: StudyLoop.Outcome] = [:]
             for try await (index, outcome) in group { results[index] = outcome }

@@ -89,7 +89,8 @@ public struct CommandExperiment: Experiment {
                 message: outcome.summary,
                 output: ExperimentError.tail(of: stderr.isEmpty ? stdout : stderr),
                 metrics: ["wall_time": outcome.seconds],
-                placement: start
+                placement: start,
+                signal: outcome.signal
             )
         }
         var metrics: [String: Double]

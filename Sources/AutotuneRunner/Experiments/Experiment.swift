@@ -215,6 +215,8 @@ public struct ExperimentError: Error, Sendable, Hashable, CustomStringConvertibl
     public var metrics: [String: Double]
     /// Where a scheduler had placed the trial, when it got that far, so a failure on a node is traceable.
     public var placement: ProgramStart?
+    /// The signal that ended the trial's program, when one did.
+    public var signal: Int32?
 
     /// Creates an error.
     public init(
@@ -222,13 +224,24 @@ public struct ExperimentError: Error, Sendable, Hashable, CustomStringConvertibl
         message: String,
         output: String? = nil,
         metrics: [String: Double] = [:],
-        placement: ProgramStart? = nil
+        placement: ProgramStart? = nil,
+        signal: Int32? = nil
     ) {
         self.stage = stage
         self.message = message
         self.output = output
         self.metrics = metrics
         self.placement = placement
+        self.signal = signal
+    }
+
+    /// Whether the program was stopped from outside rather than failing: SIGINT (a Ctrl-C at the terminal reaches
+    /// the whole process group, the trial's programs included), SIGTERM or SIGHUP (a person, a scheduler's
+    /// preemption, a closed terminal). A program's own failures end it otherwise: an exit status, or SIGSEGV,
+    /// SIGABRT, SIGBUS, SIGKILL from the OOM killer.
+    public var stoppedFromOutside: Bool {
+        guard let signal else { return false }
+        return [SIGINT, SIGTERM, SIGHUP].contains(signal)
     }
 
     /// `stage: message`, then the output's last lines.

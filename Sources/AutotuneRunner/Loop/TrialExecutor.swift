@@ -15,6 +15,9 @@ struct TrialExecutor: Sendable {
     var ports: PortAllocator?
     var ledger: (any ResourceLedger)?
 
+    /// The attempt on which a trial whose program was stopped from outside fails instead of running again.
+    static let outsideStops = 3
+
     @concurrent
     func execute(_ trial: Trial, context: TrialContext) async -> Trial {
         var trial = trial
@@ -70,6 +73,12 @@ struct TrialExecutor: Sendable {
                 }
                 trial.error = TrialError(stage: .objective, message: message)
             }
+        } catch let error as ExperimentError where error.stoppedFromOutside && trial.attempt < Self.outsideStops {
+            // Not the configuration's fault: the terminal's Ctrl-C reaches the trial's programs at the same moment
+            // as Autotune, which may hear the program's end before its own signal. The trial runs again (and a
+            // program that keeps being stopped fails on its last attempt, rather than loop).
+            trial.error = TrialError(
+                stage: .interrupted, message: "\(error.message): stopped from outside, it runs again")
         } catch let error as ExperimentError {
             trial.state = .failed
             trial.metrics = error.metrics

@@ -198,7 +198,8 @@ public struct ServingExperiment: Experiment {
                     let during = stage.withLock { $0 }
                     throw ExperimentError(
                         stage: during,
-                        message: "the server exited (\(outcome.summary)) during \(during)"
+                        message: "the server exited (\(outcome.summary)) during \(during)",
+                        signal: outcome.signal
                     )
                 }
             }
@@ -209,7 +210,8 @@ public struct ServingExperiment: Experiment {
                 message: error.message,
                 output: error.output ?? ExperimentError.tail(standardOutput: stdout, standardError: stderr),
                 metrics: error.metrics,
-                placement: placement.withLock { $0 }
+                placement: placement.withLock { $0 },
+                signal: error.signal
             )
         } catch let error as LaunchError {
             throw ExperimentError(stage: .deploy, message: error.description)
