@@ -9,7 +9,8 @@ struct Benchmarks: AsyncParsableCommand {
         abstract: "Autotune's benchmarks: each prints a markdown table (docs/benchmarks.md).",
         subcommands: [
             Loop.self, Workers.self, Optimizers.self, AskLatency.self, Constrained.self, ConstrainedMinima.self,
-            Noisy.self, Pareto.self, TimeToTargetCommand.self, ParetoTruth.self, Generator.self, PrefixCaching.self, Blas.self,
+            Noisy.self, Pareto.self, TimeToTargetCommand.self, ParetoTruth.self, Generator.self, PrefixCaching.self,
+            Blas.self,
         ],
         defaultSubcommand: Loop.self
     )
@@ -121,7 +122,7 @@ struct Benchmarks: AsyncParsableCommand {
             commandName: "time-to-target",
             abstract: "How much sooner parallel search reaches the sequential search's final regret, and at what cost.")
         @Argument(help: "Seeds per problem.") var seeds = 10
-        @Option(help: "Only this problem.") var problem: String?
+        @Option(help: "Only these problems, comma-separated.") var problem: String?
         @Option(help: "Parallelism levels, e.g. 4,8 (1 is always run: it sets the target).") var parallel =
             Levels(argument: "4,8")!
         @Option(help: "Evaluations whose sequential regret is the target.") var evaluations = 50

@@ -33,14 +33,15 @@ enum TimeToTarget {
         var study: (_ seed: UInt64, _ parallel: Int, _ evaluations: Int) async throws -> Run
     }
 
-    /// `time-to-target [SEEDS] [--problem NAME] [--parallel 1,4,8] [--evaluations 50] [--extend 3]`.
+    /// `time-to-target [SEEDS] [--problem NAME,…] [--parallel 1,4,8] [--evaluations 50] [--extend 3]`.
     static func run(seeds: Int, only: String?, parallels: [Int], evaluations: Int, extend: Int) async throws {
         let levels = ([1] + parallels.filter { $0 != 1 }).sorted()
         print(
             "| kind | problem | parallel | regret@\(evaluations) (median [IQR]) | vs parallel 1 | reached target | evaluations to target | time to target | speedup | GPU time | wasted |"
         )
         print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-        for problem in try problems() where only == nil || problem.name == only {
+        let chosen = only.map { Set($0.split(separator: ",").map(String.init)) }
+        for problem in try problems() where chosen?.contains(problem.name) ?? true {
             var runs: [Int: [Run]] = [:]
             for parallel in levels {
                 for seed in 0..<seeds {
@@ -48,7 +49,9 @@ enum TimeToTarget {
                         try await problem.study(UInt64(seed), parallel, evaluations * max(1, extend)))
                 }
             }
-            let finalRegret = { (parallel: Int) in runs[parallel]!.map { $0.regrets[min(evaluations, $0.regrets.count) - 1] } }
+            let finalRegret = { (parallel: Int) in
+                runs[parallel]!.map { $0.regrets[min(evaluations, $0.regrets.count) - 1] }
+            }
             let target = OptimizerBenchmark.median(finalRegret(1))
             let sequentialTime = median(runs[1]!.map { $0.reach(target).time })
             let sequentialRegret = OptimizerBenchmark.median(finalRegret(1))

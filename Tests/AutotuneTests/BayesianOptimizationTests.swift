@@ -86,7 +86,7 @@ private func run(
 
     /// A batch asked at once spreads out: each member is believed at its prediction before the next is chosen,
     /// so the next is not the same maximum again a hair away. For every pending treatment.
-    @Test(arguments: ["believer", "liar", "fantasies", "penalize"])
+    @Test(arguments: ["believer", "liar", "fantasies", "penalize", "thompson"])
     func theMembersOfABatchAreSpreadApart(pending: String) throws {
         let space = try space()
         var options = context(space).options

@@ -11,6 +11,18 @@ import Testing
         #expect(problems.isEmpty, "\(name): \(problems)")
     }
 
+    /// Every way of treating running trials keeps the contract too: resumed from its checkpoint a study proposes
+    /// what it would have, running trials are not proposed again, seeds differ. Thompson draws and the hedge's
+    /// draws come from the checkpointed generator.
+    @Test(arguments: ["liar", "fantasies", "penalize", "thompson", "hedge"])
+    func everyPendingTreatmentKeepsTheContract(pending: String) async {
+        let options: [String: JSONValue] = [
+            "candidates": .number(128), "initial_points": .number(4), "pending": .string(pending),
+        ]
+        let problems = await StrategyConformance(registry: .builtIn, name: "bayesian", options: options).run()
+        #expect(problems.isEmpty, "\(pending): \(problems)")
+    }
+
     @Test func theSuiteCatchesAStrategyThatBreaksTheContract() async {
         // Proposes the same out-of-space configuration every time and forgets its state.
         struct Broken: Strategy {

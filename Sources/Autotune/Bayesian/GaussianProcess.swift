@@ -277,6 +277,34 @@ struct GaussianProcess {
         }
     }
 
+    /// One draw of the latent function's joint posterior at `m` row-major points (Thompson sampling's sample
+    /// path, on a finite set); `nil` when their posterior covariance cannot be factored.
+    func jointSample(at points: [Double], count m: Int, generator: inout SeededGenerator) -> [Double]? {
+        let n = count
+        guard m > 0 else { return [] }
+        var cross = kernel.matrix(inputs, rows: n, points, rows: m)  // n × m
+        var mean = [Double](repeating: 0, count: m)
+        var covariance = kernel.matrix(points, rows: m, points, rows: m)
+        if n > 0 {
+            cblas_dgemv(
+                CblasColMajor, CblasTrans, blasint(n), blasint(m), 1, cross, blasint(n), alpha, 1, 0, &mean, 1)
+            factor.solveLower(&cross, columns: m)
+            cblas_dgemm(
+                CblasColMajor, CblasTrans, CblasNoTrans, blasint(m), blasint(m), blasint(n), -1, cross, blasint(n),
+                cross, blasint(n), 1, &covariance, blasint(m))
+        }
+        // Nearby candidates make the covariance nearly singular; a jitter far below any modelled variance keeps
+        // it factorable without changing the draw where it matters.
+        for index in 0..<m { covariance[index * m + index] += 1e-6 * kernel.outputScale }
+        guard let sampleFactor = try? CholeskyFactor(factoring: covariance, order: m) else { return nil }
+        let lower = sampleFactor.lowerMatrix
+        let normals = (0..<m).map { _ in generator.nextNormal() }
+        var sample = mean
+        cblas_dgemv(
+            CblasColMajor, CblasNoTrans, blasint(m), blasint(m), 1, lower, blasint(m), normals, 1, 1, &sample, 1)
+        return sample
+    }
+
     /// Samples the joint posterior at `k` pending points (row-major features): what a batch-aware acquisition
     /// averages over instead of pretending the pending trials return their mean.
     ///

@@ -31,6 +31,13 @@ public struct BayesianOptimization: Strategy {
         /// Penalise the acquisition near each pending point, over a radius that grows with how much worse than
         /// the best the model expects it to be (local penalisation, González et al. 2016).
         case penalize
+        /// While trials run, each proposal is the best point of one draw of the objective's posterior (given what
+        /// finished) among candidates the feasibility models accept: asynchronous Thompson sampling (Kandasamy
+        /// et al. 2018); with nothing running, log EI as always.
+        case thompson
+        /// The believer, with every fourth proposal made while trials run a Thompson draw of the believed
+        /// objective: a portfolio of exploitation and sampled exploration.
+        case hedge
     }
 
     /// Settings from the task file.
@@ -127,7 +134,8 @@ public struct BayesianOptimization: Strategy {
             candidates: try context.intOption("candidates", default: 2048, in: 16...100_000),
             pending: PendingMode(
                 rawValue: try context.choiceOption(
-                    "pending", default: "believer", choices: ["believer", "liar", "fantasies", "penalize"])
+                    "pending", default: "believer",
+                    choices: ["believer", "liar", "fantasies", "penalize", "thompson", "hedge"])
             )!,
             pareto: ParetoMode(
                 rawValue: try context.choiceOption(
@@ -208,7 +216,17 @@ public struct BayesianOptimization: Strategy {
             models.sampleFantasies(
                 generator: &state.generator, mode: state.settings.pending,
                 probe: encoder.encode(state.observations.map(\.configuration)))
-            guard let proposal = maximizeAcquisition(models: models, history: history, batch: batch, avoid: avoid)
+            let sampling: Bool
+            switch state.settings.pending {
+            case .thompson: sampling = !models.pending.isEmpty
+            case .hedge: sampling = !(pending + batch).isEmpty && (known + batch.count) % 4 == 3
+            default: sampling = false
+            }
+            let sampled =
+                sampling ? thompsonProposal(models: models, history: history, batch: batch, avoid: avoid) : nil
+            guard
+                let proposal = sampled
+                    ?? maximizeAcquisition(models: models, history: history, batch: batch, avoid: avoid)
             else {
                 if space.cardinality != nil, batch.isEmpty { state.exhausted = true }
                 break
@@ -312,7 +330,7 @@ public struct BayesianOptimization: Strategy {
 
         /// Adds a running or chosen point to every model as the Kriging believer (or the liar) would.
         mutating func believe(_ features: [Double], pending mode: PendingMode) {
-            if mode == .fantasies || mode == .penalize {
+            if mode == .fantasies || mode == .penalize || mode == .thompson {
                 pending += features
                 fantasies = nil
                 penalties = nil
@@ -344,7 +362,7 @@ public struct BayesianOptimization: Strategy {
                 )
                 return
             }
-            guard fantasies == nil, !pending.isEmpty, let objective, let best else { return }
+            guard mode != .thompson, fantasies == nil, !pending.isEmpty, let objective, let best else { return }
             fantasies = objective.fantasies(
                 of: pending, count: pending.count / objective.dimension, best: best, samples: 64,
                 generator: &generator)
@@ -389,6 +407,13 @@ public struct BayesianOptimization: Strategy {
                     }
                 }
             }
+            addFeasibility(features, count: m, to: &total)
+            return total.map { $0.isFinite ? $0 : -1e300 }
+        }
+
+        /// Adds to each candidate's acquisition the log probabilities of every constraint holding and of
+        /// running; one a model expects to crash or to break a constraint drops below all others.
+        func addFeasibility(_ features: [Double], count m: Int, to total: inout [Double]) {
             for constraint in constraints {
                 let (mean, variance) = constraint.model.predict(features, count: m)
                 for index in 0..<m {
@@ -406,7 +431,6 @@ public struct BayesianOptimization: Strategy {
                         ? -1e6 + logRun[index] : total[index] + logRun[index]
                 }
             }
-            return total.map { $0.isFinite ? $0 : -1e300 }
         }
 
         /// `log P(lower ≤ g ≤ upper)` for `g ~ N(mean, sigma²)`, stable in both tails.
@@ -712,6 +736,48 @@ public struct BayesianOptimization: Strategy {
         }
         return nil
     }
+
+    /// The best candidate of one posterior draw of the objective (``PendingMode/thompson``): quasi-random points
+    /// and steps around the best observations, the draw joint over them so that its best is a sample of where
+    /// the optimum is; the feasibility models gate it as they gate log EI. `nil` when there is no objective model
+    /// or the draw fails (log EI then proposes).
+    private mutating func thompsonProposal(
+        models: Models, history: StudyHistory, batch: [Configuration], avoid: [[Double]]
+    ) -> Configuration? {
+        guard let objective = models.objective, models.pareto == nil else { return nil }
+        // A joint draw costs O(m³): a few hundred candidates keep an ask within milliseconds.
+        var sobol = SobolSequence(dimension: space.dimension, seed: state.generator.next())
+        var points: [[Double]] = (0..<Self.thompsonCandidates).map { _ in sobol.next() }
+        let incumbents = state.observations.filter { $0.loss != nil }.sorted { $0.loss! < $1.loss! }.prefix(4)
+        for incumbent in incumbents {
+            guard let centre = try? space.unitPoint(of: incumbent.configuration) else { continue }
+            for radius in [0.1, 0.03, 0.01] {
+                for _ in 0..<(Self.thompsonCandidates / 16) { points.append(perturb(centre, radius: radius)) }
+            }
+        }
+        if !space.constraints.isEmpty {
+            points = points.filter { space.isFeasible(space.configuration(atUnit: $0), constants: constants) }
+        }
+        guard !points.isEmpty else { return nil }
+        var features: [Double] = []
+        features.reserveCapacity(points.count * encoder.dimension)
+        for point in points { encodeUnit(point, into: &features) }
+        guard let draw = objective.jointSample(at: features, count: points.count, generator: &state.generator)
+        else { return nil }
+        var value = draw.map { -$0 }
+        models.addFeasibility(features, count: points.count, to: &value)
+        for index in points.indices.sorted(by: { value[$0] > value[$1] }) {
+            let configuration = space.configuration(atUnit: points[index])
+            if history.contains(configuration) || batch.contains(configuration) { continue }
+            guard let unit = try? space.unitPoint(of: configuration) else { continue }
+            if avoid.contains(where: { other in zip(other, unit).allSatisfy { abs($0 - $1) <= 1e-3 } }) { continue }
+            return configuration
+        }
+        return nil
+    }
+
+    /// Quasi-random candidates of a Thompson draw (and as many again around the best observations).
+    private static let thompsonCandidates = 256
 
     /// Climbs log EI from `start` with L-BFGS on its analytic gradient, moving only the float coordinates
     /// (discrete ones are piecewise constant, and the search above already chose them).
