@@ -277,31 +277,40 @@ struct GaussianProcess {
         }
     }
 
-    /// One draw of the latent function's joint posterior at `m` row-major points (Thompson sampling's sample
-    /// path, on a finite set); `nil` when their posterior covariance cannot be factored.
-    func jointSample(at points: [Double], count m: Int, generator: inout SeededGenerator) -> [Double]? {
+    /// The joint posterior at `m` row-major points: the mean, `L⁻¹ K(X, points)` (n × m, for conditioning on the
+    /// same draw later) and the factor of the covariance; `nil` when the covariance cannot be factored.
+    private func jointPosterior(at points: [Double], count m: Int) -> (
+        mean: [Double], whitened: [Double], factor: CholeskyFactor
+    )? {
         let n = count
-        guard m > 0 else { return [] }
-        var cross = kernel.matrix(inputs, rows: n, points, rows: m)  // n × m
+        var whitened = kernel.matrix(inputs, rows: n, points, rows: m)  // n × m
         var mean = [Double](repeating: 0, count: m)
         var covariance = kernel.matrix(points, rows: m, points, rows: m)
         if n > 0 {
             cblas_dgemv(
-                CblasColMajor, CblasTrans, blasint(n), blasint(m), 1, cross, blasint(n), alpha, 1, 0, &mean, 1)
-            factor.solveLower(&cross, columns: m)
+                CblasColMajor, CblasTrans, blasint(n), blasint(m), 1, whitened, blasint(n), alpha, 1, 0, &mean, 1)
+            factor.solveLower(&whitened, columns: m)
             cblas_dgemm(
-                CblasColMajor, CblasTrans, CblasNoTrans, blasint(m), blasint(m), blasint(n), -1, cross, blasint(n),
-                cross, blasint(n), 1, &covariance, blasint(m))
+                CblasColMajor, CblasTrans, CblasNoTrans, blasint(m), blasint(m), blasint(n), -1, whitened, blasint(n),
+                whitened, blasint(n), 1, &covariance, blasint(m))
         }
-        // Nearby candidates make the covariance nearly singular; a jitter far below any modelled variance keeps
-        // it factorable without changing the draw where it matters.
+        // Nearly equal points make the covariance nearly singular; a jitter far below any modelled variance keeps
+        // it factorable without changing a draw where it matters.
         for index in 0..<m { covariance[index * m + index] += 1e-6 * kernel.outputScale }
-        guard let sampleFactor = try? CholeskyFactor(factoring: covariance, order: m) else { return nil }
-        let lower = sampleFactor.lowerMatrix
+        guard let jointFactor = try? CholeskyFactor(factoring: covariance, order: m) else { return nil }
+        return (mean, whitened, jointFactor)
+    }
+
+    /// One draw of the latent function's joint posterior at `m` row-major points (Thompson sampling's sample
+    /// path, on a finite set); `nil` when their posterior covariance cannot be factored.
+    func jointSample(at points: [Double], count m: Int, generator: inout SeededGenerator) -> [Double]? {
+        guard m > 0 else { return [] }
+        guard let posterior = jointPosterior(at: points, count: m) else { return nil }
         let normals = (0..<m).map { _ in generator.nextNormal() }
-        var sample = mean
+        var sample = posterior.mean
         cblas_dgemv(
-            CblasColMajor, CblasNoTrans, blasint(m), blasint(m), 1, lower, blasint(m), normals, 1, 1, &sample, 1)
+            CblasColMajor, CblasNoTrans, blasint(m), blasint(m), 1, posterior.factor.lowerMatrix, blasint(m), normals,
+            1, 1, &sample, 1)
         return sample
     }
 
@@ -318,18 +327,9 @@ struct GaussianProcess {
         samples: Int,
         generator: inout SeededGenerator
     ) -> PendingFantasies? {
-        let n = count
-        guard k > 0, n > 0, samples > 0 else { return nil }
-        var whitened = kernel.matrix(inputs, rows: n, points, rows: k)  // n × k
-        let mean = (0..<k).map { j in (0..<n).reduce(0.0) { $0 + whitened[j * n + $1] * alpha[$1] } }
-        factor.solveLower(&whitened, columns: k)
-        var covariance = kernel.matrix(points, rows: k, points, rows: k)
-        cblas_dgemm(
-            CblasColMajor, CblasTrans, CblasNoTrans, blasint(k), blasint(k), blasint(n), -1, whitened, blasint(n),
-            whitened, blasint(n), 1, &covariance, blasint(k))
-        // The jitter keeps two nearly equal pending points factorable; it is far below any modelled variance.
-        for index in 0..<k { covariance[index * k + index] += 1e-6 * kernel.outputScale }
-        guard let pendingFactor = try? CholeskyFactor(factoring: covariance, order: k) else { return nil }
+        guard k > 0, count > 0, samples > 0,
+            let (mean, whitened, pendingFactor) = jointPosterior(at: points, count: k)
+        else { return nil }
         let lower = pendingFactor.lowerMatrix
         var normals = [Double](repeating: 0, count: k * samples)
         for index in normals.indices { normals[index] = generator.nextNormal() }
