@@ -55,8 +55,16 @@ func autotune(
     let err = directory.appendingPathComponent("err-\(UUID().uuidString)")
     _ = FileManager.default.createFile(atPath: out.path, contents: nil)
     _ = FileManager.default.createFile(atPath: err.path, contents: nil)
-    process.standardOutput = try FileHandle(forWritingTo: out)
-    process.standardError = try FileHandle(forWritingTo: err)
+    // Closed once the child has them: left open, every run leaves two descriptors behind in the test process
+    // (hundreds were held, up to number 576, in a full run that hung with nothing running).
+    let outHandle = try FileHandle(forWritingTo: out)
+    let errHandle = try FileHandle(forWritingTo: err)
+    defer {
+        try? outHandle.close()
+        try? errHandle.close()
+    }
+    process.standardOutput = outHandle
+    process.standardError = errHandle
     process.standardInput = FileHandle.nullDevice
     try process.run()
     if let whileRunning { try await whileRunning(process) }
@@ -75,7 +83,7 @@ func scratch() throws -> URL {
     return directory
 }
 
-@Suite(.serialized) struct CLITests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct CLITests {
     @Test func ctrlCStopsTheStudyAndResumeFinishesItWithNoTrialRunTwice() async throws {
         let directory = try scratch()
         defer { try? FileManager.default.removeItem(at: directory) }

@@ -3,7 +3,7 @@ import Testing
 
 /// `confirm:` from a task file to what `run`, `best` and `trials` print, with a command whose first measurement
 /// of one configuration is a fluke.
-@Suite struct ConfirmCLITests {
+@Suite(.timeLimit(.minutes(5))) struct ConfirmCLITests {
     @Test func bestRanksByTheRepeatsAndSaysTheEarlyWinnerDidNotHoldUp() async throws {
         let directory = try scratch()
         defer { try? FileManager.default.removeItem(at: directory) }

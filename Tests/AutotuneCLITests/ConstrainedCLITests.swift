@@ -3,7 +3,7 @@ import Testing
 
 /// Known constraints and conditional parameters through the real binary, from the task file to the command line
 /// each trial ran.
-@Suite(.serialized) struct ConstrainedCLITests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct ConstrainedCLITests {
     @Test(arguments: ["grid", "random", "bayesian"])
     func anInactiveParameterIsAbsentFromTheCommandLineAndNoTrialBreaksAConstraint(strategy: String) async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("autotune-cond-\(UUID())")

@@ -7,7 +7,7 @@ import Testing
 
 /// The database file as a person handles it: copied on its own, mistaken for another program's, read-only, a
 /// directory; and the exit code each gives, from the one table in docs/cli.md.
-@Suite(.serialized) struct DatabaseFileTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct DatabaseFileTests {
     private let grid = """
         name: g
         parameters: {level: {type: int, min: 1, max: 4}}

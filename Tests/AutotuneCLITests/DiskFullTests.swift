@@ -32,7 +32,7 @@ enum SmallDisk {
     }
 }
 
-@Suite(.serialized) struct DiskFullTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct DiskFullTests {
     /// Trials whose directory's disk fills up: the trial that failed for it goes back to pending, the study stops
     /// with a message naming the full disk, and nothing recorded before is lost; once there is room, `resume`
     /// finishes the study.

@@ -23,7 +23,7 @@ extension Trait where Self == ConditionTrait {
     }
 }
 
-@Suite(.serialized) struct LlamaCppTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct LlamaCppTests {
     /// A short real study: one server at a time (two would fight for the 2 cores), slots 1 against 4 at 4
     /// concurrent requests. Continuous batching over 4 slots must serve more tokens per second than 1 slot.
     @Test(.llamaCpp)

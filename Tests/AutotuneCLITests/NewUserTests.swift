@@ -7,7 +7,7 @@ import Testing
 
 /// What a new user sees, through the real binary: the cause of failures, tables and numbers people can read,
 /// validation that catches tasks that can only fail, fail-fast, hints that work, and the small commands.
-@Suite(.serialized) struct NewUserTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct NewUserTests {
     private func directory() throws -> URL {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("autotune-new-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -311,8 +311,10 @@ func command(_ program: String, _ arguments: [String], in directory: URL) async 
     process.currentDirectoryURL = directory
     let out = directory.appendingPathComponent("cmd-out-\(UUID().uuidString)")
     _ = FileManager.default.createFile(atPath: out.path, contents: nil)
-    process.standardOutput = try FileHandle(forWritingTo: out)
-    process.standardError = process.standardOutput
+    let handle = try FileHandle(forWritingTo: out)
+    defer { try? handle.close() }
+    process.standardOutput = handle
+    process.standardError = handle
     process.standardInput = FileHandle.nullDevice
     try process.run()
     while process.isRunning { try await Task.sleep(for: .milliseconds(20)) }
@@ -323,7 +325,7 @@ func command(_ program: String, _ arguments: [String], in directory: URL) async 
 }
 
 /// When the fix is in the task file, `resume --task` goes on with the changed file.
-@Suite(.serialized) struct ResumeWithTaskTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct ResumeWithTaskTests {
     @Test func aStudyStoppedByItsTaskFileGoesOnWithTheFixedOne() async throws {
         let directory = try scratch()
         defer { try? FileManager.default.removeItem(at: directory) }

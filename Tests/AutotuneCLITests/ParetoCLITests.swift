@@ -3,7 +3,7 @@ import Testing
 
 /// A study of two objectives through the real binary: `best` prints the front with each trial's command,
 /// compares the baseline, gives all of it as JSON, and `--pick` answers an SLO question after the fact.
-@Suite(.serialized) struct ParetoCLITests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct ParetoCLITests {
     @Test func bestPrintsTheFrontAndPickAnswersAnSLOQuestion() async throws {
         let directory = try scratch()
         defer { try? FileManager.default.removeItem(at: directory) }

@@ -7,7 +7,7 @@ import Testing
 
 /// What the CLI does with databases that are missing, shared, read-only or taken away, and with input meant to
 /// escape: each through the real binary.
-@Suite(.serialized) struct ReliabilityCLITests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct ReliabilityCLITests {
     private func directory() throws -> URL {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("autotune-rcli-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)

@@ -20,11 +20,14 @@ private func render(_ url: String, virtualTime: Int = 2000, in directory: URL) t
     let out = Pipe()
     let log = directory.appendingPathComponent("chromium-\(UUID().uuidString).log")
     _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+    let logHandle = try FileHandle(forWritingTo: log)
+    defer { try? logHandle.close() }
     process.standardOutput = out
-    process.standardError = try FileHandle(forWritingTo: log)
+    process.standardError = logHandle
     try process.run()
     let dom = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     process.waitUntilExit()
+    try? out.fileHandleForReading.close()
     return (dom, try String(contentsOf: log, encoding: .utf8))
 }
 
@@ -44,7 +47,7 @@ private func scriptErrors(_ log: String) -> [String] {
     }
 }
 
-@Suite(.serialized) struct ReportTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct ReportTests {
     /// A real study's report opens offline in a browser, its scripts run without an error, and each chart has
     /// one marker per trial it draws; a study of two objectives adds the front.
     @Test func theReportOfARealStudyRendersEveryTrialInEveryChart() async throws {

@@ -78,7 +78,7 @@ private func threeWorkersKillingOne(study: String, in directory: URL, url: Strin
     }
 }
 
-@Suite(.serialized) struct ScaleOutTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct ScaleOutTests {
     /// Three workers share one PostgreSQL study of 12 grid points; one is killed with SIGKILL while it runs
     /// trials. The other two take those trials back once their heartbeats are stale (2 s, well before a
     /// trial's 6 s end), and the study finishes with every point completed exactly once.

@@ -7,7 +7,7 @@ import Testing
 
 /// Serving studies end to end: the simulated engine (`autotune simulate`) deployed on reserved ports, benchmarked
 /// by the load generator, torn down; and servers that crash, never become ready, or die mid-benchmark.
-@Suite(.serialized) struct ServingTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct ServingTests {
     private func task(
         name: String,
         server: String,

@@ -9,7 +9,7 @@ import Testing
 /// dataset, a BurstGPT trace replayed at its own times, a Mooncake trace run at a rate, and synthetic traffic with
 /// every knob turned; a malformed row stops the study before it starts, naming the file and the line; a changed
 /// file stops a resume.
-@Suite(.serialized) struct WorkloadCLITests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct WorkloadCLITests {
     private func task(name: String, benchmark: String, budget: Int = 2, loadSeconds: Double = 0.1) -> String {
         """
         name: \(name)

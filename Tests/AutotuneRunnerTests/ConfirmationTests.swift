@@ -6,7 +6,7 @@ import Testing
 
 /// The confirmation phase through the real loop and a real SQLite file, against a noisy engine whose search
 /// winner was lucky.
-@Suite struct ConfirmationTests {
+@Suite(.timeLimit(.minutes(5))) struct ConfirmationTests {
     /// Each measurement is `x` plus noise of ±0.3 that depends on the trial; the first measurement of x = 3 is
     /// a fluke of 20, so the search ranks it first.
     private static let noisy = ScriptedExperiment(delay: { _ in .milliseconds(60) }) { trial in

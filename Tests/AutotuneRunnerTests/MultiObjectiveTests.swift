@@ -36,7 +36,7 @@ private func bruteForceFront(_ trials: [Trial]) -> Set<Int> {
         }.map(\.number))
 }
 
-@Suite(.serialized) struct MultiObjectiveTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct MultiObjectiveTests {
     /// Every strategy runs a two-objective study through the loop; the stored front is the non-dominated set of
     /// the completed trials (those that broke the latency SLO never on it) and each point carries its values.
     @Test(arguments: [

@@ -10,7 +10,7 @@ private func fixture(_ name: String) throws -> Data {
     )
 }
 
-@Suite struct NvidiaSMIXMLTests {
+@Suite(.timeLimit(.minutes(5))) struct NvidiaSMIXMLTests {
     @Test func aBusyGPUAndItsProcess() throws {
         let (gpus, processes) = try NvidiaSMIXML.parse(try fixture("q-busy.xml"))
         #expect(

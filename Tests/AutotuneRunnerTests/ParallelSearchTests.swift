@@ -79,7 +79,7 @@ struct OrderedExperiment: Experiment {
     }
 }
 
-@Suite(.serialized) struct ParallelSearchTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct ParallelSearchTests {
     private func bayesianStudy(parallel: Int, trials: Int) throws -> StudyDefinition {
         var study = definition(
             space: try SearchSpace([

@@ -35,7 +35,7 @@ private func error(_ options: [String: JSONValue], ask: Bool = true) async -> St
     }
 }
 
-@Suite(.serialized) struct PluginStrategyTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct PluginStrategyTests {
     @Test func theReferencePluginKeepsTheContract() async {
         let options: [String: JSONValue] = ["command": .array([.string("python3"), .string(reference)])]
         let problems = await StrategyConformance(registry: .standard, name: "plugin", options: options).run()
@@ -140,7 +140,7 @@ enum OptunaPlugin {
     }
 }
 
-@Suite(.serialized) struct OptunaPluginTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct OptunaPluginTests {
     @Test(
         .enabled(
             if: OptunaPlugin.available || OptunaPlugin.inCI, "optuna is not installed: pip install optuna (CI does)"),

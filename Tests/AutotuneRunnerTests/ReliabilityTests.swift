@@ -29,7 +29,7 @@ private func waitUntilGone(_ pid: Int32) async throws -> Bool {
     return false
 }
 
-@Suite(.serialized) struct ReliabilityTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct ReliabilityTests {
     /// A Ctrl-C at the terminal reaches the trial's programs at the moment it reaches Autotune, which may hear a
     /// program end before its own signal: a program stopped from outside (SIGINT, SIGTERM, SIGHUP) is not a
     /// configuration that failed, and runs again; one that is stopped on every attempt fails on its last.

@@ -14,7 +14,7 @@ private func holder(_ trial: Int, study: String = "s") -> LeaseHolder {
     LeaseHolder(host: "test-host", pid: getpid(), study: study, trial: trial)
 }
 
-@Suite(.serialized) struct ResourceTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct ResourceTests {
     @Test func fiftyConcurrentAcquirersNeverShareAGPU() async throws {
         try await withTestScratch { scratch throws in
             // Two stores on one file stand for two autotune processes on one machine.
@@ -218,7 +218,7 @@ final class Listener {
     }
 }
 
-@Suite(.serialized) struct GPUStudyTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct GPUStudyTests {
     @Test func trialsSeeTheirOwnGPUsAndPortAndNeverShareAGPU() async throws {
         let space = try SearchSpace([
             Parameter("tp", .categorical([.int(1), .int(2)])), Parameter("x", .int(lower: 1, upper: 6)),
@@ -310,7 +310,7 @@ final class GPUOverlapChecker: Experiment {
     }
 }
 
-@Suite struct ProcessStateTests {
+@Suite(.timeLimit(.minutes(5))) struct ProcessStateTests {
     @Test func theStateFollowsTheLastParenthesisOfTheName() {
         #expect(processState(stat: "4242 (autotune) Z 1 4242 4242 0 -1") == "Z")
         #expect(processState(stat: "17 (my (odd) name) S 1 17 17 0 -1") == "S")

@@ -7,7 +7,7 @@ import Testing
 
 /// Workers sharing one study, through the in-memory shared store: the same loop as a study run alone, with
 /// trials claimed and the strategy asked and told under the study's lock.
-@Suite(.serialized) struct SharedLoopTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct SharedLoopTests {
     private func options(_ progress: any ProgressReporter = SilentProgress(), parallel: Int = 2) -> StudyLoop.Options {
         var logger = Logger(label: "test")
         logger.logLevel = .error

@@ -6,7 +6,7 @@ import Testing
 
 /// The parts of the Slurm runner that need no cluster: what it submits and how it reads Slurm's answers.
 /// The cluster itself is exercised by the CLI's scale-out tests.
-struct SlurmTests {
+@Suite(.timeLimit(.minutes(5))) struct SlurmTests {
     private func request(in directory: URL, arguments: [String], environment: [String: String] = [:]) -> ProgramRequest
     {
         ProgramRequest(

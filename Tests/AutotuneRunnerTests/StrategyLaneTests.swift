@@ -7,7 +7,7 @@ import Testing
 
 /// Asking and telling run off the loop's actor: a strategy that takes its time never keeps the loop from hearing a
 /// stop, and the same seed and finish order still give the same proposals.
-@Suite(.serialized) struct StrategyLaneTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct StrategyLaneTests {
     /// A one-shot signal a test can wait for, with a limit so a missing signal fails instead of hanging.
     final class Gate: Sendable {
         private let state = Mutex<(open: Bool, waiters: [CheckedContinuation<Bool, Never>])>((false, []))

@@ -6,7 +6,7 @@ import Foundation
 import Synchronization
 import Testing
 
-@Suite(.serialized) struct StudyLoopTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct StudyLoopTests {
     @Test func aTwelvePointGridWithParallelFourEndsWithTwelveDistinctCompletedTrials() async throws {
         try await withTestStudy(
             definition(
@@ -288,7 +288,7 @@ struct RepeatingStrategy: Strategy {
     mutating func tell(_ trial: Trial) throws {}
 }
 
-@Suite struct ProgressTests {
+@Suite(.timeLimit(.minutes(5))) struct ProgressTests {
     private func event(finished: Int, expected: Int?, runSeconds: Double) throws -> ProgressEvent {
         var trial = Trial(number: 4, configuration: Configuration(["level": .int(2)]))
         trial.state = .completed
@@ -322,7 +322,7 @@ struct RepeatingStrategy: Strategy {
     }
 }
 
-@Suite(.serialized) struct BayesianStudyTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct BayesianStudyTests {
     private func study(_ scratch: TestScratch, name: String) async throws -> TestStudy {
         let space = try SearchSpace([
             Parameter("x", .float(lower: 0, upper: 1)), Parameter("n", .int(lower: 1, upper: 32, log: true)),
