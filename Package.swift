@@ -29,7 +29,8 @@ let package = Package(
     // (docs/architecture.md has what each dependency costs).
     traits: [
         .default(enabledTraits: ["PostgreSQL"]),
-        .trait(name: "PostgreSQL", description: "Studies shared through PostgreSQL (--db postgres://, autotune worker)."),
+        .trait(
+            name: "PostgreSQL", description: "Studies shared through PostgreSQL (--db postgres://, autotune worker)."),
     ],
     dependencies: [
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),

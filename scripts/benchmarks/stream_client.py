@@ -54,17 +54,25 @@ async def main(url, concurrency, total, output_tokens):
             tokens += len(stamps)
             done += 1
 
+    async def load(session, start):
+        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+
+    wall, cpu_seconds = await timed(load)
+    print(json.dumps({"requests": done, "tokens": tokens, "wall_s": wall, "cpu_s": cpu_seconds,
+                      "requests_per_s": done / wall, "tokens_per_s": tokens / wall}))
+
+
+async def timed(load):
+    """Runs `load(session, start)` in one unlimited aiohttp session; its wall-clock and CPU seconds."""
     connector = aiohttp.TCPConnector(limit=0)
     timeout = aiohttp.ClientTimeout(total=600)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         start = time.perf_counter()
         cpu = resource.getrusage(resource.RUSAGE_SELF)
-        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+        await load(session, start)
         wall = time.perf_counter() - start
         after = resource.getrusage(resource.RUSAGE_SELF)
-    cpu_seconds = (after.ru_utime - cpu.ru_utime) + (after.ru_stime - cpu.ru_stime)
-    print(json.dumps({"requests": done, "tokens": tokens, "wall_s": wall, "cpu_s": cpu_seconds,
-                      "requests_per_s": done / wall, "tokens_per_s": tokens / wall}))
+    return wall, (after.ru_utime - cpu.ru_utime) + (after.ru_stime - cpu.ru_stime)
 
 
 async def replay(url, path, endpoint, concurrency):
@@ -87,11 +95,7 @@ async def replay(url, path, endpoint, concurrency):
         tokens += len(stamps)
         done += 1
 
-    connector = aiohttp.TCPConnector(limit=0)
-    timeout = aiohttp.ClientTimeout(total=600)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        start = time.perf_counter()
-        cpu = resource.getrusage(resource.RUSAGE_SELF)
+    async def load(session, start):
         if plan and plan[0].get("at") is not None:
             tasks = []
             for request in plan:
@@ -109,9 +113,8 @@ async def replay(url, path, endpoint, concurrency):
                     await send(session, queue.pop())
 
             await asyncio.gather(*(worker() for _ in range(concurrency)))
-        wall = time.perf_counter() - start
-        after = resource.getrusage(resource.RUSAGE_SELF)
-    cpu_seconds = (after.ru_utime - cpu.ru_utime) + (after.ru_stime - cpu.ru_stime)
+
+    wall, cpu_seconds = await timed(load)
     lags.sort()
     result = {"requests": done, "tokens": tokens, "wall_s": wall, "cpu_s": cpu_seconds,
               "requests_per_s": done / wall, "tokens_per_s": tokens / wall}
