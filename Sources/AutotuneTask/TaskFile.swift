@@ -125,7 +125,7 @@ public enum TaskFile {
         let top = try TaskNode(node: root, path: "", file: file).fields(allowed: [
             "name", "seed", "parallel", "parameters", "constraints", "objective", "objectives", "strategy", "budget",
             "timeouts",
-            "on_lost_trial", "fail_fast", "experiment", "resources", "baseline", "confirm",
+            "on_lost_trial", "fail_fast", "experiment", "resources", "baseline", "confirm", "execution",
         ])
         let name = try top["name"]?.nonEmptyString() ?? defaultName
         if let problem = studyNameProblem(name) { throw (top["name"] ?? top.owner).error(problem) }
@@ -170,7 +170,9 @@ public enum TaskFile {
                 try checkMetrics(list, known: load.reportedMetrics)
             }
         }
-        if let programs { try checkPrograms(experimentNode, check: programs) }
+        let execution = try execution(top["execution"])
+        // A scheduler runs the programs on nodes that have programs of their own.
+        if let programs, execution?.schedulerAssignsGPUs != true { try checkPrograms(experimentNode, check: programs) }
         var failFast: Int? = 5
         if let node = top["fail_fast"] {
             if case .scalar(let scalar) = node.node, scalar.style == .plain, scalar.string == "false" {
@@ -200,8 +202,60 @@ public enum TaskFile {
             resources: try resources(top["resources"], space: space),
             baseline: try baseline(top["baseline"], space: space),
             failFast: failFast,
-            confirm: try confirm(top["confirm"], objective: objective)
+            confirm: try confirm(top["confirm"], objective: objective),
+            execution: execution
         )
+    }
+
+    /// `execution: local`, `execution: {slurm: {partition, arguments}}` or
+    /// `execution: {ray: {address, runtime_env, num_cpus, resources}}`.
+    private static func execution(_ node: TaskNode?) throws(TaskFileError) -> ExecutionSpec? {
+        guard let node else { return nil }
+        if case .scalar = node.node {
+            guard try node.string() == "local" else {
+                throw node.error("expected 'local', or a mapping with slurm: {…} or ray: {address: …}")
+            }
+            return .local
+        }
+        let fields = try node.fields(allowed: ["slurm", "ray"])
+        if fields["slurm"] != nil, fields["ray"] != nil { throw node.error("give slurm or ray, not both") }
+        if let slurm = fields["slurm"] {
+            if case .scalar = slurm.node {
+                guard try slurm.string() == "true" else { throw slurm.error("expected true or {partition, arguments}") }
+                return .slurm(partition: nil, arguments: [])
+            }
+            let options = try slurm.fields(allowed: ["partition", "arguments"])
+            return .slurm(
+                partition: try options["partition"]?.nonEmptyString(),
+                arguments: try options["arguments"]?.sequence().map { (item) throws(TaskFileError) in
+                    try item.nonEmptyString()
+                } ?? [])
+        }
+        guard let ray = fields["ray"] else { throw node.error("expected slurm: {…} or ray: {address: …}") }
+        let options = try ray.fields(allowed: ["address", "runtime_env", "num_cpus", "resources"])
+        let address = try options.required("address", "the Ray dashboard's address, e.g. http://head:8265")
+            .nonEmptyString()
+        var environment: [String: JSONValue] = [:]
+        if let given = options["runtime_env"] {
+            guard case .object(let object) = try given.jsonValue() else {
+                throw given.error("expected a mapping (Ray's runtime_env: env_vars, pip, working_dir, …)")
+            }
+            environment = object
+        }
+        var resources: [String: Double] = [:]
+        if let given = options["resources"] {
+            for (name, value) in try given.mapping() {
+                let amount = try value.double()
+                guard amount > 0 else { throw value.error("expected a positive amount of \(name)") }
+                resources[name] = amount
+            }
+        }
+        var cpus: Double?
+        if let given = options["num_cpus"] {
+            cpus = try given.double()
+            guard cpus! >= 0 else { throw given.error("expected 0 or more CPUs") }
+        }
+        return .ray(RayExecution(address: address, runtimeEnvironment: environment, cpus: cpus, resources: resources))
     }
 
     /// `confirm: {top: 3, repeats: 3, rank_by: mean}`: the best configurations re-measured after the search.

@@ -33,6 +33,13 @@ struct LoopOptions: ParsableArguments {
     @Option(name: .long, help: "One more sbatch argument for trial jobs, e.g. --slurm-arg=--account=ml (repeatable).")
     var slurmArg: [String] = []
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Run each trial as a Ray job on the cluster whose dashboard is at ADDRESS (e.g. http://head:8265).",
+            valueName: "address"))
+    var ray: String?
+
     @Flag(name: .long, help: "Print only the summary, not a line per trial.")
     var quiet = false
 
@@ -45,6 +52,15 @@ struct LoopOptions: ParsableArguments {
             throw ValidationError("--slurm-partition and --slurm-arg need --slurm")
         }
         if slurm, gpus != nil { throw ValidationError("--gpus and --slurm exclude each other: Slurm gives the GPUs") }
+        if ray != nil, gpus != nil { throw ValidationError("--gpus and --ray exclude each other: Ray gives the GPUs") }
+        if ray != nil, slurm { throw ValidationError("--ray and --slurm exclude each other: pick one scheduler") }
+        if let ray {
+            do {
+                _ = try RayRunner(settings: .init(address: ray))
+            } catch {
+                throw ValidationError("--ray: \(error.message)")
+            }
+        }
         _ = try gpuIndexes()
     }
 
@@ -58,10 +74,15 @@ struct LoopOptions: ParsableArguments {
         return indexes.compactMap { $0 }
     }
 
-    /// Where programs run.
-    var execution: Execution {
-        slurm ? .slurm(SlurmRunner.Settings(partition: slurmPartition, extraArguments: slurmArg)) : .local
+    /// Where programs run, when the command line says; `nil` leaves it to the task file.
+    var execution: Execution? {
+        if slurm { return .slurm(SlurmRunner.Settings(partition: slurmPartition, extraArguments: slurmArg)) }
+        if let ray { return .ray(RayRunner.Settings(address: ray)) }
+        return nil
     }
+
+    /// Whether the command line sends the programs to a scheduler, whose nodes have programs of their own.
+    var scheduled: Bool { execution?.schedulerAssignsGPUs == true }
 
     /// Silent with `--quiet`; a live bar on a terminal; plain lines when standard error is a file or a pipe.
     private var progress: any ProgressReporter {
@@ -108,7 +129,7 @@ struct RunCommand: AsyncParsableCommand {
     func run() async throws {
         StopSignals.shared.install()
         try await reportingErrors {
-            var task = try LoadedTask.load(self.task, checkPrograms: !loop.execution.schedulerAssignsGPUs)
+            var task = try LoadedTask.load(self.task, checkPrograms: !loop.scheduled)
             if let study { task.definition.name = study }
             if let seed { task.definition.seed = seed }
             try await store.location.withStore(.create, logger: cliLogger()) { database in
@@ -162,7 +183,7 @@ struct WorkerCommand: AsyncParsableCommand {
             try await location.withStore(.create, logger: cliLogger()) { database in
                 let stored: StoredStudy
                 if FileManager.default.fileExists(atPath: taskOrStudy) {
-                    var task = try LoadedTask.load(taskOrStudy, checkPrograms: !loop.execution.schedulerAssignsGPUs)
+                    var task = try LoadedTask.load(taskOrStudy, checkPrograms: !loop.scheduled)
                     if let study { task.definition.name = study }
                     stored = try await SharedStudy.join(task, in: database, taskPath: taskOrStudy)
                 } else {
@@ -206,7 +227,7 @@ struct ResumeCommand: AsyncParsableCommand {
                 var stored = stored
                 if let task {
                     stored = try await StudyAmendment.apply(
-                        task, to: stored, in: database, checkPrograms: !loop.execution.schedulerAssignsGPUs)
+                        task, to: stored, in: database, checkPrograms: !loop.scheduled)
                 }
                 if stored.status == .completed {
                     print("Study '\(study)' is already complete.")

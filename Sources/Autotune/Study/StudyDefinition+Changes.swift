@@ -59,6 +59,7 @@ extension StudyDefinition {
         compare("resources", resources, other.resources, may: true)
         compare("fail_fast", failFast, other.failFast, may: true)
         compare("confirm", confirm, other.confirm, may: true)
+        compare("execution", execution, other.execution, may: true)
         return Changes(allowed: allowed, refused: refused)
     }
 

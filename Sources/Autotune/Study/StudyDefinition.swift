@@ -31,6 +31,8 @@ public struct StudyDefinition: Sendable, Hashable, Codable {
     public var failFast: Int?
     /// The best configurations re-measured once the search is over, when asked for.
     public var confirm: ConfirmationPhase?
+    /// Where the trials' programs run, when the task file says (`execution:`); the command line's flags win.
+    public var execution: ExecutionSpec?
 
     /// Creates a definition.
     public init(
@@ -47,7 +49,8 @@ public struct StudyDefinition: Sendable, Hashable, Codable {
         resources: Resources = Resources(),
         baseline: Configuration? = nil,
         failFast: Int? = 5,
-        confirm: ConfirmationPhase? = nil
+        confirm: ConfirmationPhase? = nil,
+        execution: ExecutionSpec? = nil
     ) {
         self.name = name
         self.space = space
@@ -63,11 +66,12 @@ public struct StudyDefinition: Sendable, Hashable, Codable {
         self.baseline = baseline
         self.failFast = failFast
         self.confirm = confirm
+        self.execution = execution
     }
 
     private enum CodingKeys: String, CodingKey {
         case name, space, objective, strategy, budget, parallel, seed, timeouts, experiment, lostTrials, resources
-        case baseline, failFast, confirm
+        case baseline, failFast, confirm, execution
     }
 
     /// Decodes a definition; one stored before `failFast` existed stops early at 5 like a new one.
@@ -87,6 +91,7 @@ public struct StudyDefinition: Sendable, Hashable, Codable {
         baseline = try container.decodeIfPresent(Configuration.self, forKey: .baseline)
         failFast = container.contains(.failFast) ? try container.decodeIfPresent(Int.self, forKey: .failFast) : 5
         confirm = try container.decodeIfPresent(ConfirmationPhase.self, forKey: .confirm)
+        execution = try container.decodeIfPresent(ExecutionSpec.self, forKey: .execution)
     }
 
     /// Encodes the definition; `failFast` is written as `null` when off, so it reads back off.
@@ -106,6 +111,7 @@ public struct StudyDefinition: Sendable, Hashable, Codable {
         try container.encodeIfPresent(baseline, forKey: .baseline)
         try container.encode(failFast, forKey: .failFast)
         try container.encodeIfPresent(confirm, forKey: .confirm)
+        try container.encodeIfPresent(execution, forKey: .execution)
     }
 
     /// The context a strategy of this study is built from.
@@ -318,5 +324,44 @@ public struct Resources: Sendable, Hashable, Codable {
         self.gpusPerTrial = gpusPerTrial
         self.ports = ports
         self.maxConcurrentLaunches = maxConcurrentLaunches
+    }
+}
+
+/// Where a study's programs run, as a task file's `execution:` section says.
+public enum ExecutionSpec: Sendable, Hashable, Codable {
+    /// On the runner's machine.
+    case local
+    /// As Slurm batch jobs, in `partition` (the cluster's default when `nil`) with more `sbatch` arguments.
+    case slurm(partition: String?, arguments: [String])
+    /// As Ray jobs on the cluster whose dashboard is at `address`.
+    case ray(RayExecution)
+
+    /// Whether a scheduler, not the runner, places trials and gives them GPUs.
+    public var schedulerAssignsGPUs: Bool {
+        if case .local = self { return false }
+        return true
+    }
+}
+
+/// Trials as Ray jobs: the cluster and what each job gets.
+public struct RayExecution: Sendable, Hashable, Codable {
+    /// The dashboard's address, `HOST:8265` or `http://HOST:8265`.
+    public var address: String
+    /// Ray's `runtime_env` for every job; the trial's variables are added to its `env_vars`.
+    public var runtimeEnvironment: [String: JSONValue]
+    /// CPUs reserved for each job's program, when given.
+    public var cpus: Double?
+    /// Custom Ray resources each job needs.
+    public var resources: [String: Double]
+
+    /// Creates a description.
+    public init(
+        address: String, runtimeEnvironment: [String: JSONValue] = [:], cpus: Double? = nil,
+        resources: [String: Double] = [:]
+    ) {
+        self.address = address
+        self.runtimeEnvironment = runtimeEnvironment
+        self.cpus = cpus
+        self.resources = resources
     }
 }

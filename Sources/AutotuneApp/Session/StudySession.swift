@@ -11,8 +11,8 @@ public struct RunSettings: Sendable {
     public var trialsDirectory: URL?
     /// GPU indexes trials may lease (`--gpus`), overriding the task file and nvidia-smi.
     public var gpus: [Int]?
-    /// Where programs run.
-    public var execution: Execution
+    /// Where programs run, overriding the task file's `execution:`; `nil` keeps the task file's (else here).
+    public var execution: Execution?
     /// Where the pool's GPUs are found when the task file declares none.
     public var inventory: any GPUInventory
     /// Receives the run's progress.
@@ -29,7 +29,7 @@ public struct RunSettings: Sendable {
         parallel: Int? = nil,
         trialsDirectory: URL? = nil,
         gpus: [Int]? = nil,
-        execution: Execution = .local,
+        execution: Execution? = nil,
         inventory: any GPUInventory = NvidiaSMIInventory(),
         progress: any ProgressReporter = SilentProgress(),
         logger: Logger = Logger(label: "autotune"),
@@ -61,6 +61,8 @@ public struct StudySession: Sendable {
     public let settings: RunSettings
     /// The GPUs trials lease.
     public let gpus: GPUResolution
+    /// Where the programs run: the command line's choice, else the task file's, else here.
+    public let execution: Execution
 
     /// Resolves what the run needs (its GPU pool).
     public init(
@@ -70,9 +72,11 @@ public struct StudySession: Sendable {
         self.store = store
         self.location = location
         self.settings = settings
+        let execution = settings.execution ?? study.definition.execution.map(Execution.init) ?? .local
+        self.execution = execution
         gpus = await GPUResolution.resolve(
             for: study.definition, override: settings.gpus,
-            schedulerAssignsGPUs: settings.execution.schedulerAssignsGPUs, inventory: settings.inventory)
+            schedulerAssignsGPUs: execution.schedulerAssignsGPUs, inventory: settings.inventory)
     }
 
     /// What a person should know before the run starts: GPUs the study needs but none were found, OpenBLAS
@@ -112,8 +116,8 @@ public struct StudySession: Sendable {
     /// runner; ``AutotuneError/Code/studyBusy`` when another live process runs it.
     public func makeLoop() async throws -> StudyLoop {
         try study.definition.checkWorkloadFiles()
-        let experiment = study.definition.makeExperiment(
-            workingDirectory: settings.workingDirectory, execution: settings.execution)
+        let experiment = try study.definition.makeExperiment(
+            workingDirectory: settings.workingDirectory, execution: execution)
         if let shared = store as? any SharedStudyStore {
             return try StudyLoop(
                 study: study, sharedStore: shared, experiment: experiment, options: loopOptions,

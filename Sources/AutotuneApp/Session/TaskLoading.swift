@@ -54,20 +54,37 @@ public enum Execution: Sendable, Hashable {
     case local
     /// As Slurm jobs: Slurm picks the node and gives the GPUs.
     case slurm(SlurmRunner.Settings)
+    /// As Ray jobs: Ray picks the node and gives the GPUs.
+    case ray(RayRunner.Settings)
 
     /// Whether a scheduler, not the runner, places trials and gives them GPUs.
     public var schedulerAssignsGPUs: Bool {
         switch self {
         case .local: false
-        case .slurm: true
+        case .slurm, .ray: true
         }
     }
 
-    /// The program runner for this execution.
-    public func makeRunner() -> any ProgramRunner {
+    /// The execution a task file's `execution:` section describes.
+    public init(_ spec: ExecutionSpec) {
+        switch spec {
+        case .local: self = .local
+        case .slurm(let partition, let arguments):
+            self = .slurm(SlurmRunner.Settings(partition: partition, extraArguments: arguments))
+        case .ray(let ray):
+            self = .ray(
+                RayRunner.Settings(
+                    address: ray.address, runtimeEnvironment: ray.runtimeEnvironment, cpus: ray.cpus,
+                    resources: ray.resources))
+        }
+    }
+
+    /// The program runner for this execution; a Ray address that cannot be one is refused here.
+    public func makeRunner() throws(AutotuneError) -> any ProgramRunner {
         switch self {
         case .local: LocalProgramRunner()
         case .slurm(let settings): SlurmRunner(settings: settings)
+        case .ray(let settings): try RayRunner(settings: settings)
         }
     }
 }
@@ -77,9 +94,9 @@ extension StudyDefinition {
     /// `executable`.
     public func makeExperiment(
         workingDirectory: URL, execution: Execution = .local, executable: String = AutotuneExecutable.path
-    ) -> any Experiment {
+    ) throws(AutotuneError) -> any Experiment {
         experiment.makeExperiment(
-            workingDirectory: workingDirectory, runner: execution.makeRunner(),
+            workingDirectory: workingDirectory, runner: try execution.makeRunner(),
             extraPlaceholders: ["autotune": executable])
     }
 

@@ -85,7 +85,7 @@ public struct CommandExperiment: Experiment {
         let start = placement.withLock { $0 }
         guard outcome.succeeded else {
             throw ExperimentError(
-                stage: .run,
+                stage: outcome.nodeLost ? .lost : .run,
                 message: outcome.summary,
                 output: ExperimentError.tail(of: stderr.isEmpty ? stdout : stderr),
                 metrics: ["wall_time": outcome.seconds],

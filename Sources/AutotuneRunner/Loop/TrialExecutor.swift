@@ -73,12 +73,15 @@ struct TrialExecutor: Sendable {
                 }
                 trial.error = TrialError(stage: .objective, message: message)
             }
-        } catch let error as ExperimentError where error.stoppedFromOutside && trial.attempt < Self.outsideStops {
+        } catch let error as ExperimentError
+            where (error.stoppedFromOutside || error.stage == .lost) && trial.attempt < Self.outsideStops
+        {
             // Not the configuration's fault: the terminal's Ctrl-C reaches the trial's programs at the same moment
-            // as Autotune, which may hear the program's end before its own signal. The trial runs again (and a
-            // program that keeps being stopped fails on its last attempt, rather than loop).
-            trial.error = TrialError(
-                stage: .interrupted, message: "\(error.message): stopped from outside, it runs again")
+            // as Autotune, which may hear the program's end before its own signal; or the cluster lost the node
+            // the trial ran on. The trial runs again (and one that keeps being stopped fails on its last attempt,
+            // rather than loop).
+            let why = error.stage == .lost ? "its node was lost" : "stopped from outside"
+            trial.error = TrialError(stage: .interrupted, message: "\(error.message): \(why), it runs again")
         } catch let error as ExperimentError {
             trial.state = .failed
             trial.metrics = error.metrics

@@ -34,9 +34,13 @@ public enum ProcessLauncher {
         public var seconds: Double
         /// What a scheduler said of the end, e.g. `Slurm job 42 TIMEOUT`, when it said more than a status.
         public var detail: String?
+        /// Whether the scheduler lost the machine it ran on (a Ray node gone), so the program's end says nothing
+        /// of its configuration.
+        public var nodeLost: Bool
 
         /// `exit status N` or `killed by signal N`, after the scheduler's word if any.
         public var summary: String {
+            if nodeLost, exitCode == nil, signal == nil { return detail ?? "its node was lost" }
             let status = exitCode.map { "exit status \($0)" } ?? "killed by signal \(signal ?? 0)"
             return detail.map { "\($0), \(status)" } ?? status
         }
@@ -45,11 +49,12 @@ public enum ProcessLauncher {
         public var succeeded: Bool { exitCode == 0 && detail == nil }
 
         /// Creates an outcome.
-        public init(exitCode: Int32?, signal: Int32?, seconds: Double, detail: String? = nil) {
+        public init(exitCode: Int32?, signal: Int32?, seconds: Double, detail: String? = nil, nodeLost: Bool = false) {
             self.exitCode = exitCode
             self.signal = signal
             self.seconds = seconds
             self.detail = detail
+            self.nodeLost = nodeLost
         }
     }
 

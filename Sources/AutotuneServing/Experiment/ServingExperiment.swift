@@ -197,7 +197,7 @@ public struct ServingExperiment: Experiment {
                 case .serverExited(let outcome):
                     let during = stage.withLock { $0 }
                     throw ExperimentError(
-                        stage: during,
+                        stage: outcome.nodeLost ? .lost : during,
                         message: "the server exited (\(outcome.summary)) during \(during)",
                         signal: outcome.signal
                     )
