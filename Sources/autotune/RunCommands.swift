@@ -132,6 +132,8 @@ struct RunCommand: AsyncParsableCommand {
             var task = try LoadedTask.load(self.task, checkPrograms: !loop.scheduled)
             if let study { task.definition.name = study }
             if let seed { task.definition.seed = seed }
+            // Kept with the study: `resume` finds (and stops) the jobs a crashed run left where they ran.
+            if let execution = loop.execution { task.definition.execution = execution.spec }
             try await store.location.withStore(.create, logger: cliLogger()) { database in
                 let stored = try await database.createStudy(task.definition, taskSource: task.source)
                 try await runStudy(stored, store: database, location: store.location, settings: try loop.settings())

@@ -325,3 +325,64 @@ private let valid = """
                 + "objective: {maximize: y}\nresources: {gpus: [0, 1, 2, 3], gpus_per_trial: [tp]}\n")
     }
 }
+
+@Suite struct ExecutionTaskFileTests {
+    private func file(_ execution: String) -> String {
+        """
+        name: placed
+        parameters:
+          batch: {type: int, min: 1, max: 64}
+        objective: {maximize: tps}
+        budget: {max_trials: 10}
+        \(execution)
+        experiment: {command: [not-installed-here, "{batch}"]}
+        """
+    }
+
+    @Test func executionSaysWhereTrialsRunAndASchedulersNodesHaveTheirOwnPrograms() throws {
+        let ray = try TaskFile.parse(
+            file(
+                """
+                execution:
+                  ray:
+                    address: http://head:8265
+                    runtime_env: {env_vars: {HF_HOME: /cache}, pip: [vllm]}
+                    num_cpus: 4
+                    resources: {h100: 1}
+                """), file: "task.yaml", workingDirectory: here, programs: { _ in "not installed" })
+        #expect(
+            ray.execution
+                == .ray(
+                    RayExecution(
+                        address: "http://head:8265",
+                        runtimeEnvironment: [
+                            "env_vars": .object(["HF_HOME": .string("/cache")]), "pip": .array([.string("vllm")]),
+                        ],
+                        cpus: 4, resources: ["h100": 1])))
+        #expect(
+            try parse(file("execution: {slurm: {partition: gpu, arguments: [--account=ml]}}")).execution
+                == .slurm(partition: "gpu", arguments: ["--account=ml"]))
+        #expect(try parse(file("execution: {slurm: true}")).execution == .slurm(partition: nil, arguments: []))
+        #expect(try parse(file("")).execution == nil)
+        // Run here, the program must exist here.
+        #expect(throws: TaskFileError.self) {
+            try TaskFile.parse(
+                file("execution: local"), file: "task.yaml", workingDirectory: here,
+                programs: { _ in "not installed" })
+        }
+    }
+
+    @Test(arguments: [
+        ("execution: {ray: {}}", "execution.ray.address"),
+        ("execution: {ray: {address: h, runtime_env: [pip]}}", "expected a mapping"),
+        ("execution: {ray: {address: h, resources: {h100: 0}}}", "execution.ray.resources.h100"),
+        ("execution: {ray: {address: h, num_gpus: 1}}", "num_gpus"),
+        ("execution: {slurm: {}, ray: {address: h}}", "not both"),
+        ("execution: kubernetes", "expected 'local'"),
+    ])
+    func aBadExecutionSaysWhere(text: String, expected: String) {
+        let error = parseError(file(text))
+        #expect(error?.description.contains(expected) == true, "\(String(describing: error))")
+        #expect(error?.description.contains("task.yaml:") == true, "\(String(describing: error))")
+    }
+}

@@ -79,6 +79,19 @@ public enum Execution: Sendable, Hashable {
         }
     }
 
+    /// The execution as a study records it, so a resume runs (and recovers) its trials where they ran.
+    public var spec: ExecutionSpec {
+        switch self {
+        case .local: .local
+        case .slurm(let settings): .slurm(partition: settings.partition, arguments: settings.extraArguments)
+        case .ray(let settings):
+            .ray(
+                RayExecution(
+                    address: settings.address, runtimeEnvironment: settings.runtimeEnvironment, cpus: settings.cpus,
+                    resources: settings.resources))
+        }
+    }
+
     /// The program runner for this execution; a Ray address that cannot be one is refused here.
     public func makeRunner() throws(AutotuneError) -> any ProgramRunner {
         switch self {
