@@ -10,6 +10,8 @@ enum TestCluster {
     static let environment = ProcessInfo.processInfo.environment
     static let postgres = environment["AUTOTUNE_TEST_POSTGRES"]
     static let slurmConf = environment["SLURM_CONF"]
+    /// The Ray test cluster's dashboard, `http://127.0.0.1:8275`.
+    static let ray = environment["AUTOTUNE_TEST_RAY"]
     static let inCI = environment["CI"] == "true"
     static let hint = "run `eval \"$(scripts/test-cluster start)\"` as root first (CI does)"
 }
