@@ -7,7 +7,7 @@ struct AutotuneCommand: AsyncParsableCommand {
         commandName: "autotune",
         abstract: "Find the best parameters for a program or a model server by running experiments.",
         discussion: """
-            Exit codes: 0 done; 1 runtime error; 2 invalid task file; 3 unknown or duplicate study;
+            Exit codes: 0 done; 1 runtime error; 2 invalid task file; 3 unknown or duplicate study; \
             4 no trial completed (or every trial failed the same way); 64 bad arguments; 130/143 stopped by \
             SIGINT/SIGTERM (resume goes on).
             """,

@@ -106,15 +106,17 @@ struct TrialsCommand: AsyncParsableCommand {
         abstract: "List a study's trials as a table, CSV or JSON.",
         discussion: """
             The table shows each trial's number, state and score, its parameters, the metrics the objective and its \
-            constraints read, and why it failed; --all-metrics adds every metric, --columns picks them. CSV and JSON \
-            keep full precision and every metric.
+            constraints read, and why it failed; --all-metrics adds every metric, --columns picks them. On a \
+            terminal the table fits its width: headers wrap at underscores, a failure is printed under its trial, \
+            and a table that still does not fit is shown one trial per block (-x asks for that). CSV, JSON and JSON \
+            lines (jsonl, one trial per line, for pipelines) keep full precision and every metric.
             """
     )
 
     @Argument(help: "The study's name.")
     var study: String
 
-    @Option(name: .long, help: "table, csv or json.")
+    @Option(name: .long, help: "table, csv, json or jsonl.")
     var format: OutputFormat = .table
 
     @Option(name: .long, help: "Only trials in this state (pending, running, completed, failed, pruned).")
@@ -132,8 +134,13 @@ struct TrialsCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Show every metric the trials reported, not only those the objective reads.")
     var allMetrics = false
 
+    @Flag(
+        name: [.customShort("x"), .long],
+        help: "One block per trial, a line per column (as psql's \\x); a table too wide for the terminal is shown so.")
+    var expanded = false
+
     enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
-        case table, csv, json
+        case table, csv, json, jsonl
     }
 
     @OptionGroup var store: StoreOptions
@@ -163,8 +170,18 @@ struct TrialsCommand: AsyncParsableCommand {
                 if let top { trials = Array(trials.filter { $0.state == .completed }.prefix(top)) }
                 switch format {
                 case .json: print(try json(trials))
+                case .jsonl:
+                    let encoder = trialEncoder()
+                    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+                    for trial in trials { print(String(decoding: try encoder.encode(trial), as: UTF8.self)) }
                 case .csv: print(CSV.render([listing.header] + trials.map { listing.row($0, exact: true) }))
-                case .table: print(TextTable.render([listing.header] + trials.map { listing.row($0, exact: false) }))
+                case .table:
+                    guard let width = terminalWidth() ?? (expanded ? 10_000 : nil) else {
+                        // A pipe or a file gets every cell whole, for whatever reads it.
+                        print(TextTable.render([listing.header] + trials.map { listing.row($0, exact: false) }))
+                        return
+                    }
+                    print(listing.fitted(trials, layout: FittedTable(width: width, expanded: expanded)))
                 }
             }
         }

@@ -9,9 +9,9 @@ struct SimulateCommand: AsyncParsableCommand {
         commandName: "simulate",
         abstract: "Serve a simulated OpenAI-compatible LLM engine whose speed follows vLLM-like flags.",
         discussion: """
-            Continuous batching with a KV cache of limited size (preemption when it runs out), optional chunked
-            prefill, and a step time that grows with the batch, so the best flags lie inside the ranges. It
-            refuses to start, like vLLM, when memory is over-committed or tensor parallelism does not match the
+            Continuous batching with a KV cache of limited size (preemption when it runs out), optional chunked \
+            prefill, and a step time that grows with the batch, so the best flags lie inside the ranges. It \
+            refuses to start, like vLLM, when memory is over-committed or tensor parallelism does not match the \
             visible GPUs (CUDA_VISIBLE_DEVICES).
             """
     )

@@ -102,6 +102,19 @@ public struct TrialListing: Sendable {
         }
     }
 
+    /// The table for a terminal: every column but the failure, which goes under its trial, cut to the width.
+    public func fitted(_ trials: [Trial], layout: FittedTable) -> String {
+        let shown = columns.indices.filter { columns[$0] != "error" }
+        let rows = trials.map { trial in
+            let cells = row(trial, exact: false)
+            return shown.map { cells[$0] }
+        }
+        let notes = trials.map { trial in columns.contains("error") ? trial.error?.summary : nil }
+        return layout.render(
+            header: shown.map { columns[$0] }, rows: rows, notes: notes,
+            title: { "trial \(trials[$0].number) · \(trials[$0].state.rawValue)" })
+    }
+
     /// Every metric the trials reported, once: a level's `c64.ttft_ms_p99` is left out when every trial that has
     /// it reports the same value as `ttft_ms_p99` (a benchmark of one level reports both).
     static func distinctMetrics(_ trials: [Trial]) -> [String] {

@@ -1,0 +1,137 @@
+import Foundation
+import Testing
+
+/// Runs autotune in `directory` behind a pseudo-terminal `columns` wide (util-linux `script`), as a person's
+/// terminal runs it; returns what the terminal showed, carriage returns removed.
+private func onTerminal(_ arguments: [String], columns: Int, in directory: URL) async throws -> String {
+    let words = ([executable.path] + arguments).map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+    let run = try await runProgram(
+        "/usr/bin/script", ["-qec", "stty cols \(columns) rows 50; " + words.joined(separator: " "), "/dev/null"],
+        in: directory)
+    #expect(run.status == 0, "\(run.stderr)")
+    return run.stdout.replacingOccurrences(of: "\r", with: "")
+}
+
+/// Runs any program in `directory`, its output captured.
+private func runProgram(_ path: String, _ arguments: [String], in directory: URL) async throws -> Run {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: path)
+    process.arguments = arguments
+    process.currentDirectoryURL = directory
+    let out = Pipe()
+    let err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    process.standardInput = FileHandle.nullDevice
+    try process.run()
+    let output = out.fileHandleForReading.readDataToEndOfFile()
+    let errors = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return Run(
+        status: process.terminationStatus, stdout: String(decoding: output, as: UTF8.self),
+        stderr: String(decoding: errors, as: UTF8.self))
+}
+
+/// A study with the long names of a serving study and long failures, as the quickstart's.
+private func studyWithLongNames(in directory: URL) async throws {
+    try """
+    name: wide
+    parameters:
+      max_num_batched_tokens: [1024, 2048, 4096]
+      gpu_memory_utilization: [0.85, 0.95]
+      enable_chunked_prefill: {type: bool}
+    strategy: grid
+    objective: {maximize: output_tokens_per_s_per_gpu}
+    experiment:
+      command: [/bin/sh, -c, 'if [ {max_num_batched_tokens} = 1024 ]; then echo "ERROR ValueError: max_num_batched_tokens ({max_num_batched_tokens}) is smaller than max_model_len (4096). Enable chunked prefill or raise max_num_batched_tokens." >&2; exit 1; fi; echo "{{\\"output_tokens_per_s_per_gpu\\": {max_num_batched_tokens}, \\"ttft_ms_p99\\": 12.5}}"', x, '{gpu_memory_utilization}', '{enable_chunked_prefill}']
+    """.write(to: directory.appendingPathComponent("task.yaml"), atomically: true, encoding: .utf8)
+    let run = try await autotune(["run", "task.yaml", "--quiet"], in: directory)
+    #expect(run.status == 0, "\(run.stderr)")
+}
+
+@Suite(.serialized, .timeLimit(.minutes(5))) struct TerminalViewTests {
+    /// On a 120-column terminal the trials table fits: headers wrap at underscores, each failure is on its own
+    /// indented line under its trial, cut with … at the edge.
+    @Test func theTrialsTableFitsA120ColumnTerminal() async throws {
+        let directory = try scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try await studyWithLongNames(in: directory)
+        let shown = try await onTerminal(["trials", "wide"], columns: 120, in: directory)
+        let lines = shown.split(separator: "\n").map(String.init)
+        #expect(lines.allSatisfy { $0.count <= 120 }, "\(lines.map(\.count).max() ?? 0) columns:\n\(shown)")
+        #expect(lines.contains { $0.contains("max_num_") } && lines.contains { $0.contains("batched_") }, "\(shown)")
+        let failures = lines.filter { $0.hasPrefix("    ") && $0.contains("ValueError") }
+        #expect(failures.count == 4, "\(shown)")
+        #expect(failures.allSatisfy { $0.hasSuffix("…") }, "\(shown)")
+        // Each failure follows its trial's row.
+        for (index, line) in lines.enumerated() where failures.contains(line) {
+            #expect(lines[index - 1].contains("failed"), "\(shown)")
+        }
+        #expect(lines.filter { $0.contains("completed") }.count == 8)
+    }
+
+    /// On 80 columns the table still fits with its headers wrapped; on 50 it does not, and is shown one block per
+    /// trial, as `-x` shows it anywhere; no line passes the edge.
+    @Test func aNarrowTerminalGetsWrappedHeadersThenATrialPerBlock() async throws {
+        let directory = try scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try await studyWithLongNames(in: directory)
+        let eighty = try await onTerminal(["trials", "wide"], columns: 80, in: directory)
+        let lines = eighty.split(separator: "\n").map(String.init)
+        #expect(lines.allSatisfy { $0.count <= 80 }, "\(eighty)")
+        #expect(lines.contains { $0.hasPrefix("number  state") }, "\(eighty)")
+        for (columns, arguments) in [(50, ["trials", "wide"]), (120, ["trials", "wide", "-x"])] {
+            let shown = try await onTerminal(arguments, columns: columns, in: directory)
+            let blocks = shown.split(separator: "\n").map(String.init)
+            #expect(blocks.allSatisfy { $0.count <= columns }, "\(shown)")
+            #expect(blocks.filter { $0.hasPrefix("── trial ") }.count == 12, "\(shown)")
+            // The failure is under its name, wrapped rather than cut on a narrow terminal.
+            #expect(blocks.contains { $0.hasPrefix("error ") }, "\(shown)")
+            #expect(blocks.contains { $0.contains("ValueError") }, "\(shown)")
+            #expect(blocks.contains { $0.hasPrefix("max_num_batched_tokens") }, "\(shown)")
+        }
+    }
+
+    /// Into a pipe or a file, the table is whole: every cell, the failure in its column; jsonl is one trial a line.
+    @Test func aPipeGetsTheWholeTableAndJSONLinesOneTrialALine() async throws {
+        let directory = try scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try await studyWithLongNames(in: directory)
+        let piped = try await autotune(["trials", "wide"], in: directory)
+        let header = try #require(piped.stdout.split(separator: "\n").first)
+        #expect(header.contains("max_num_batched_tokens") && header.hasSuffix("error"))
+        #expect(piped.stdout.contains("Enable chunked prefill or raise max_num_batched_tokens."))
+        let lines = try await autotune(["trials", "wide", "--format", "jsonl"], in: directory).stdout
+            .split(separator: "\n")
+        #expect(lines.count == 12)
+        for line in lines {
+            let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            #expect(object?["number"] is Int, "\(line)")
+        }
+    }
+
+    /// Help paragraphs are wrapped by ArgumentParser at the terminal's width, not broken where the source
+    /// line ended: on 250 columns no paragraph line stops short with the sentence going on below it.
+    @Test func helpTextsWrapAtTheTerminalNotInTheMiddleOfASentence() async throws {
+        let directory = try scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let commands = [
+            [], ["run"], ["resume"], ["worker"], ["status"], ["best"], ["trials"], ["delete"], ["report"],
+            ["dashboard"], ["validate"], ["gpus"], ["speedup"], ["simulate"],
+        ]
+        for command in commands {
+            let help = try await autotune(command + ["--help"], in: directory, environment: ["COLUMNS": "250"])
+            let lines = help.stdout.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+            for (index, line) in lines.enumerated().dropLast() {
+                let next = lines[index + 1]
+                let indent = line.prefix { $0 == " " }.count
+                guard line.count < 150, indent == next.prefix(while: { $0 == " " }).count,
+                    let first = next.dropFirst(indent).first, first.isLowercase,
+                    line.last?.isLetter == true
+                        || line.last == ";" || line.last == ","
+                else { continue }
+                Issue.record("autotune \(command.joined(separator: " ")) --help breaks a sentence:\n\(line)\n\(next)")
+            }
+        }
+    }
+}
