@@ -489,11 +489,23 @@ public enum StudyReport {
     }
 
     static func failures(_ model: Model) -> String {
-        let failed = model.trials.filter { $0.state == .failed || $0.state == .pruned }
         var html = "<section id=\"failures\"><h2>Failures</h2>"
-        guard !failed.isEmpty else { return html + "<p>None.</p></section>" }
-        // One row per stage and cause, numbers aside: "max_num_batched_tokens (3202) is smaller…" and "(1601)"
-        // are the same refusal.
+        let groups = failureGroups(model.trials)
+        guard !groups.isEmpty else { return html + "<p>None.</p></section>" }
+        html +=
+            "<table class=\"failures\"><thead><tr><th>stage</th><th>cause (first trial's words)</th><th>trials</th><th>examples</th></tr></thead><tbody>"
+        for group in groups {
+            let examples = group.trials.prefix(5).map { model.link($0.number) }.joined(separator: " ")
+            html +=
+                "<tr><td>\(escape(group.stage))</td><td>\(escape(group.cause))</td><td>\(group.trials.count)</td><td>\(examples)</td></tr>"
+        }
+        return html + "</tbody></table></section>"
+    }
+
+    /// Failed and pruned trials by stage and cause, most frequent first; numbers aside, so
+    /// "max_num_batched_tokens (3202) is smaller…" and "(1601)" are the same refusal.
+    static func failureGroups(_ trials: [Trial]) -> [(stage: String, cause: String, trials: [Trial])] {
+        let failed = trials.filter { $0.state == .failed || $0.state == .pruned }
         func cause(_ trial: Trial) -> String {
             guard let error = trial.error else { return "" }
             guard let cause = error.cause, !error.headline.contains(cause) else { return error.headline }
@@ -503,15 +515,9 @@ public enum StudyReport {
             let stage = trial.state == .pruned ? "pruned" : trial.error?.stage.rawValue ?? "unknown"
             return stage + "\u{1F}" + cause(trial).replacing(#/[0-9]+(\.[0-9]+)?/#, with: "#")
         }
-        html +=
-            "<table class=\"failures\"><thead><tr><th>stage</th><th>cause (first trial's words)</th><th>trials</th><th>examples</th></tr></thead><tbody>"
-        for (key, trials) in groups.sorted(by: { ($0.value.count, $1.key) > ($1.value.count, $0.key) }) {
-            let stage = key.split(separator: "\u{1F}", maxSplits: 1).first.map(String.init) ?? ""
-            let examples = trials.prefix(5).map { model.link($0.number) }.joined(separator: " ")
-            html +=
-                "<tr><td>\(escape(stage))</td><td>\(escape(cause(trials[0])))</td><td>\(trials.count)</td><td>\(examples)</td></tr>"
+        return groups.sorted(by: { ($0.value.count, $1.key) > ($1.value.count, $0.key) }).map { key, trials in
+            (key.split(separator: "\u{1F}", maxSplits: 1).first.map(String.init) ?? "", cause(trials[0]), trials)
         }
-        return html + "</tbody></table></section>"
     }
 
     static func timeline(_ model: Model) -> String {

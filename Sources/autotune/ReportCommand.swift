@@ -7,20 +7,31 @@ import Foundation
 struct ReportCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "report",
-        abstract: "Write a study as one self-contained HTML page that opens offline.",
+        abstract: "Write a study as one self-contained HTML page that opens offline, or as Markdown.",
         discussion: """
             History, parallel coordinates, the Pareto front with several objectives, parameter importance, a slice \
             per parameter, failures by stage and cause, the best configuration with its command, a timeline of \
             trials per GPU or slot, and every trial in a sortable, filterable table. Charts are SVG drawn here: no \
-            script library and no network.
+            script library and no network. --format md prints a Markdown summary instead (the recommendation with \
+            its command and gain, the confirmation, the front or the top trials, the failures), for a pull request \
+            or a ticket.
             """
     )
 
     @Argument(help: "The study's name.")
     var study: String
 
-    @Option(name: [.short, .customLong("output")], help: "The HTML file to write (default: STUDY.html).")
+    @Option(
+        name: [.short, .customLong("output")],
+        help: "The file to write (default: STUDY.html; Markdown goes to standard output unless given).")
     var output: String?
+
+    @Option(name: .long, help: "html or md.")
+    var format: ReportFormat = .html
+
+    enum ReportFormat: String, ExpressibleByArgument, CaseIterable {
+        case html, md
+    }
 
     @OptionGroup var store: StoreOptions
 
@@ -32,6 +43,16 @@ struct ReportCommand: AsyncParsableCommand {
                 let input = ReportInput(
                     study: stored, trials: trials, trialsDirectory: location.trialsDirectory,
                     result: await stored.result(trials: trials))
+                if format == .md {
+                    let text = StudyReport.markdown(input)
+                    guard let output else {
+                        print(text, terminator: "")
+                        return
+                    }
+                    try write(text, to: output)
+                    print("Wrote \(output) (\(trials.count) trials)")
+                    return
+                }
                 let path = output ?? "\(study).html"
                 try write(StudyReport.html(input), to: path)
                 print("Wrote \(path) (\(trials.count) trials); open it in any browser, offline")

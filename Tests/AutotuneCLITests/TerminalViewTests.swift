@@ -134,4 +134,25 @@ private func studyWithLongNames(in directory: URL) async throws {
             }
         }
     }
+
+    /// `report --format md`: the summary a pull request or a ticket takes, to standard output or a file.
+    @Test func aMarkdownReportSummarisesTheStudyForATicket() async throws {
+        let directory = try scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try await studyWithLongNames(in: directory)
+        let run = try await autotune(["report", "wide", "--format", "md"], in: directory)
+        #expect(run.status == 0, "\(run.stderr)")
+        let text = run.stdout
+        #expect(text.hasPrefix("# Study `wide`\n"))
+        #expect(text.contains("12 trials (8 completed, 4 failed)"), "\(text)")
+        #expect(text.contains("## Recommendation\n\nTrial "), "\(text)")
+        #expect(text.contains("| `max_num_batched_tokens` | 4096 |"), "\(text)")
+        #expect(text.contains("```sh\n/bin/sh -c "), "\(text)")
+        #expect(text.contains("## Top 5"), "\(text)")
+        let failures = text.split(separator: "\n").filter { $0.hasPrefix("| run | ") }
+        #expect(failures.count == 1 && failures.first?.hasSuffix("| 4 |") == true, "\(text)")
+        let written = try await autotune(["report", "wide", "--format", "md", "-o", "wide.md"], in: directory)
+        #expect(written.status == 0)
+        #expect(try String(contentsOf: directory.appendingPathComponent("wide.md"), encoding: .utf8) == text)
+    }
 }
