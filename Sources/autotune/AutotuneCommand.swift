@@ -14,7 +14,7 @@ struct AutotuneCommand: AsyncParsableCommand {
         version: autotuneVersion,
         subcommands: [
             RunCommand.self, ResumeCommand.self, WorkerCommand.self, StatusCommand.self, BestCommand.self,
-            TrialsCommand.self, DeleteCommand.self, ReportCommand.self, DashboardCommand.self,
+            TrialsCommand.self, CompareCommand.self, DeleteCommand.self, ReportCommand.self, DashboardCommand.self,
             ValidateCommand.self, GPUsCommand.self, SpeedupCommand.self, SimulateCommand.self,
         ]
     )

@@ -275,3 +275,47 @@ struct GPUsCommand: AsyncParsableCommand {
         }
     }
 }
+
+struct CompareCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "compare",
+        abstract: "Compare two or more studies of the same objective side by side.",
+        discussion: """
+            For each study: its strategy and parallelism, its trials, its wall time, its best (or its front), the \
+            gain over its baseline, and how many trials and how long until its best finished; then the best \
+            configurations parameter by parameter. E.g. the same task file run at parallel 1 and 4, or the same \
+            server tuned on two machines.
+            """
+    )
+
+    @Argument(help: "The studies' names (two or more).")
+    var studies: [String]
+
+    @Option(name: .long, help: "text or json.")
+    var format: BestCommand.OutputFormat = .text
+
+    @OptionGroup var store: StoreOptions
+
+    func validate() throws {
+        if studies.count < 2 { throw ValidationError("compare needs two or more studies") }
+    }
+
+    func run() async throws {
+        try await reportingErrors {
+            let location = store.location
+            try await location.withStore(.readOnly, logger: cliLogger()) { database in
+                var loaded: [(study: StoredStudy, trials: [Trial], result: StudyResult)] = []
+                for name in studies {
+                    let study = try await location.study(name, in: database)
+                    let trials = try await database.trials(ofStudy: study.id)
+                    loaded.append((study, trials, await study.result(trials: trials)))
+                }
+                let comparison = try StudyComparison(loaded)
+                switch format {
+                case .text: print(comparison.text)
+                case .json: print(try json(comparison.entries))
+                }
+            }
+        }
+    }
+}

@@ -259,4 +259,78 @@ private func rows(_ study: String, in directory: URL) async throws -> [[String: 
         let finished = runs.filter { !$0.stopped }
         #expect(finished.isEmpty, "not stopped: \(finished)")
     }
+
+    /// A node lost mid-trial: a third node (the only one with the resource `doomed`) is started, the trial's job
+    /// placed on it, its raylet killed with SIGKILL as a machine that goes away. Ray reports the job's supervisor
+    /// dead; the trial is not failed but runs again, on a replacement node, and completes on its second attempt.
+    @Test(.enabled(if: enabled, why)) func aTrialWhoseNodeRayLostRunsAgainOnAnother() async throws {
+        let address = try #require(TestCluster.ray, "CI must start the Ray test cluster first (scripts/test-cluster)")
+        let bin = try #require(TestCluster.environment["AUTOTUNE_TEST_RAY_BIN"], "scripts/test-cluster sets it")
+        let gcs = try #require(TestCluster.environment["AUTOTUNE_TEST_RAY_GCS"], "scripts/test-cluster sets it")
+        let directory = try scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        // Each extra node is marked by its node-manager port, which every process of it names.
+        func startNode(port: Int) async throws {
+            let run = try await shell(
+                "\(bin)/ray start --address=\(gcs) --node-ip-address=127.0.0.1 --num-cpus=1 --num-gpus=0 "
+                    + "--resources='{\"doomed\": 1}' --node-manager-port=\(port) "
+                    + "--dashboard-agent-listen-port=\(port + 1) --disable-usage-stats",
+                in: directory)
+            try #require(run.status == 0, "ray start failed: \(run.stdout) \(run.stderr)")
+        }
+        func killNode(port: Int) { for pid in processes(containing: "\(port)") { kill(pid, SIGKILL) } }
+        let log = directory.appendingPathComponent("runs.log")
+        defer {
+            killNode(port: 52391)
+            killNode(port: 52395)
+            for pid in processes(containing: log.path) { kill(pid, SIGKILL) }
+        }
+        try await startNode(port: 52391)
+        try rayExperiment(in: directory, seconds: 8)
+        let study = "lost-ray-\(UUID().uuidString.prefix(8).lowercased())"
+        try """
+        name: \(study)
+        parameters:
+          x: {type: int, min: 0, max: 0}
+        strategy: grid
+        objective: {maximize: y}
+        execution:
+          ray: {address: \(address), resources: {doomed: 1}}
+        experiment:
+          command: [./experiment.sh, "{x}", \(log.path)]
+        """.write(to: directory.appendingPathComponent("task.yaml"), atomically: true, encoding: .utf8)
+        let run = try await autotune(["run", "task.yaml"], in: directory) { process in
+            while process.isRunning, spans(log).isEmpty { try await Task.sleep(for: .milliseconds(50)) }
+            // The machine goes: its raylet and agents at once (the job's supervisor, a worker of that raylet,
+            // dies with it; the program it started lives on here, as it would not on a machine that is gone).
+            killNode(port: 52391)
+            try await startNode(port: 52395)
+        }
+        #expect(run.status == 0, "\(run.stderr)")
+        let rows = try await rows(study, in: directory)
+        let trial = try #require(rows.first)
+        #expect(trial["state"] as? String == "completed", "\(trial)")
+        #expect(trial["attempt"] as? Int == 2, "\(trial)")
+        #expect(spans(log).count == 2)
+        #expect(try activeRayJobs(prefix: "autotune-\(study)-").isEmpty)
+    }
+}
+
+/// Runs `command` with /bin/sh in `directory`.
+private func shell(_ command: String, in directory: URL) async throws -> Run {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/bin/sh")
+    process.arguments = ["-c", command]
+    process.currentDirectoryURL = directory
+    let out = directory.appendingPathComponent("shell-\(UUID().uuidString)")
+    _ = FileManager.default.createFile(atPath: out.path, contents: nil)
+    let handle = try FileHandle(forWritingTo: out)
+    defer { try? handle.close() }
+    process.standardOutput = handle
+    process.standardError = handle
+    process.standardInput = FileHandle.nullDevice
+    try process.run()
+    while process.isRunning { try await Task.sleep(for: .milliseconds(50)) }
+    return Run(
+        status: process.terminationStatus, stdout: try String(contentsOf: out, encoding: .utf8), stderr: "")
 }

@@ -155,4 +155,50 @@ private func studyWithLongNames(in directory: URL) async throws {
         #expect(written.status == 0)
         #expect(try String(contentsOf: directory.appendingPathComponent("wide.md"), encoding: .utf8) == text)
     }
+
+    /// `compare`: two runs of one task file side by side (parallel 1 and 3), each with its best, gain, how soon
+    /// it got there, and the best configurations by parameter; a study of another objective is refused.
+    @Test func compareShowsStudiesOfOneObjectiveSideBySide() async throws {
+        let directory = try scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try """
+        name: cmp
+        parameters:
+          a: {type: int, min: 1, max: 5}
+          b: [x, y]
+        baseline: {a: 1, b: x}
+        strategy: grid
+        objective: {maximize: score}
+        experiment:
+          command: [/bin/sh, -c, 'echo "{{\\"score\\": {a}}}"', x, '{b}']
+        """.write(to: directory.appendingPathComponent("task.yaml"), atomically: true, encoding: .utf8)
+        for (name, parallel) in [("one", "1"), ("three", "3")] {
+            let run = try await autotune(
+                ["run", "task.yaml", "--study", name, "--parallel", parallel, "--quiet"], in: directory)
+            #expect(run.status == 0, "\(run.stderr)")
+        }
+        let shown = try await autotune(["compare", "one", "three"], in: directory)
+        #expect(shown.status == 0, "\(shown.stderr)")
+        let lines = shown.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.first == "Comparing 2 studies: maximize score", "\(shown.stdout)")
+        #expect(
+            lines.contains {
+                $0.hasPrefix("one ") && $0.contains("10 (10 completed, 0 failed)") && $0.contains("+400.0%")
+            }, "\(shown.stdout)")
+        #expect(lines.contains { $0.hasPrefix("three ") && $0.contains(" 3 ") }, "\(shown.stdout)")
+        #expect(
+            lines.contains { $0.split(separator: " ").map(String.init) == ["a", "5", "5"] }, "\(shown.stdout)")
+        let json = try await autotune(["compare", "one", "three", "--format", "json"], in: directory)
+        let entries = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [[String: Any]])
+        #expect(entries.map { $0["study"] as? String } == ["one", "three"])
+        #expect(entries.allSatisfy { ($0["best"] as? [String: Any])?["score"] as? Double == 5 })
+        // Another objective: refused, naming both.
+        try String(contentsOf: directory.appendingPathComponent("task.yaml"), encoding: .utf8)
+            .replacingOccurrences(of: "maximize: score", with: "minimize: score")
+            .write(to: directory.appendingPathComponent("min.yaml"), atomically: true, encoding: .utf8)
+        _ = try await autotune(["run", "min.yaml", "--study", "lowest", "--quiet"], in: directory)
+        let refused = try await autotune(["compare", "one", "lowest"], in: directory)
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("'lowest' has another objective than 'one'"), "\(refused.stderr)")
+    }
 }

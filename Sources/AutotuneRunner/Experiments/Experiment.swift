@@ -21,6 +21,11 @@ public protocol Experiment: Sendable {
     /// before the trial runs again or is failed; returns whether there was something to end.
     @discardableResult
     func recover(_ trial: AbandonedTrial) async -> Bool
+
+    /// Whether it reads ``TrialContext/neighbour`` (a capacity search starts from the nearest trial's capacity):
+    /// finding the nearest finished trial costs a pass over them all for every trial started, so it is done only
+    /// for experiments that use it.
+    var usesNeighbour: Bool { get }
 }
 
 extension Experiment {
@@ -32,6 +37,9 @@ extension Experiment {
 
     /// An experiment that starts no program leaves nothing behind.
     public func recover(_ trial: AbandonedTrial) async -> Bool { false }
+
+    /// Most experiments measure each trial on its own.
+    public var usesNeighbour: Bool { false }
 }
 
 /// A trial whose runner died while it ran, as the runner that takes it back knows it.

@@ -19,7 +19,9 @@ actor LocalCoordinator: StudyCoordinator {
 
     nonisolated var waitsForOthers: Bool { false }
 
-    private var view: CoordinatorView { book.view(strategyTotal: strategy.proposalLimit) }
+    private var view: CoordinatorView {
+        book.view(strategyTotal: strategy.proposalLimit, finished: experiment.usesNeighbour)
+    }
 
     /// Restores the strategy from the study's checkpoint and the book from its trials.
     ///

@@ -36,7 +36,9 @@ actor SharedCoordinator: StudyCoordinator {
 
     private var definition: StudyDefinition { study.definition }
 
-    private var view: CoordinatorView { book.view(strategyTotal: strategy?.proposalLimit) }
+    private var view: CoordinatorView {
+        book.view(strategyTotal: strategy?.proposalLimit, finished: experiment.usesNeighbour)
+    }
 
     init(
         study: StoredStudy,

@@ -87,6 +87,8 @@ public actor StudyLoop {
     private let executor: TrialExecutor
     private let launches: LaunchLimiter
     private let options: Options
+    /// Whether the experiment reads the nearest finished trial's metrics.
+    private let usesNeighbour: Bool
     private var stopMode: StopMode?
     private var gaveUp: String?
     private var finishedThisRun = 0
@@ -101,6 +103,7 @@ public actor StudyLoop {
     private init(coordinator: any StudyCoordinator, experiment: any Experiment, options: Options) throws {
         self.coordinator = coordinator
         self.options = options
+        self.usesNeighbour = experiment.usesNeighbour
         self.executor = try TrialExecutor(
             definition: coordinator.study.definition, experiment: experiment, options: options,
             storeLocation: coordinator.storeLocation)
@@ -393,7 +396,7 @@ public actor StudyLoop {
         )
         context.token = coordinator.token(trial: trial.number)
         context.constraints = definition.objective.constraints
-        context.neighbour = nearest(to: trial.configuration)
+        if usesNeighbour { context.neighbour = nearest(to: trial.configuration) }
         return context
     }
 

@@ -45,6 +45,12 @@ public struct ServingExperiment: Experiment {
     /// Slurm gives a job its GPUs; here the runner leases them.
     public var schedulerAssignsGPUs: Bool { runner.assignsGPUs }
 
+    /// A capacity search starts from the nearest finished trial's capacity.
+    public var usesNeighbour: Bool {
+        if case .load(let load) = spec.benchmark { return load.search != nil }
+        return false
+    }
+
     private enum Outcome: Sendable {
         case serverExited(ProcessLauncher.Outcome)
         case measured(ExperimentResult)

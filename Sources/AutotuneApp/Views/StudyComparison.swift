@@ -1,0 +1,147 @@
+public import Autotune
+import AutotuneRunner
+import Foundation
+
+/// Two or more studies of the same objective side by side: the same task at parallel 1 and 4, the same server on
+/// two machines, two strategies. For each, its search (strategy, parallelism, trials), what it found (the best,
+/// its gain over the baseline, or the front), and how soon (trials and wall-clock time until its best first
+/// finished); then the best configurations parameter by parameter.
+public struct StudyComparison: Sendable {
+    /// One study's row.
+    public struct Entry: Sendable, Encodable {
+        /// The study's name.
+        public var study: String
+        /// Its strategy's name.
+        public var strategy: String
+        /// Its parallelism: the most trials that ran at once (a run's `--parallel` is not kept with the study).
+        public var parallel: Int
+        /// Trials by state.
+        public var trials: [String: Int]
+        /// Seconds from its first trial's start to its last trial's end.
+        public var wallSeconds: Double?
+        /// Its recommended trial's number and score (single objective).
+        public var best: BestTrial?
+        /// The gain of the best over the baseline, as a fraction.
+        public var gain: Double?
+        /// Trials finished when the best finished, and the seconds from the first start to then.
+        public var trialsToBest: Int?
+        /// Seconds from the first trial's start until the best finished.
+        public var secondsToBest: Double?
+        /// With several objectives: the front's trial numbers.
+        public var front: [Int]
+        /// The best trial's configuration.
+        public var configuration: [String: ParameterValue]
+    }
+
+    /// The objective they share.
+    public let objective: Objective
+    /// One entry per study, in the order given.
+    public let entries: [Entry]
+    /// Every parameter any of them has, in the first study's order, then the others'.
+    public let parameters: [Parameter]
+
+    /// Compares `studies` (with their trials); refuses fewer than two, and studies whose objectives differ, since
+    /// their scores would not mean the same.
+    public init(_ studies: [(study: StoredStudy, trials: [Trial], result: StudyResult)]) throws {
+        guard studies.count >= 2 else {
+            throw AutotuneError(.invalidArgument, "compare needs two or more studies")
+        }
+        let first = studies[0].study.definition
+        for other in studies.dropFirst() where other.study.definition.objective != first.objective {
+            throw AutotuneError(
+                .invalidArgument,
+                "'\(other.study.definition.name)' has another objective than '\(first.name)' (\(other.study.definition.objective.label) against \(first.objective.label)): their scores cannot be compared"
+            )
+        }
+        objective = first.objective
+        var parameters: [Parameter] = []
+        for (study, _, _) in studies {
+            for parameter in study.definition.space.parameters
+            where !parameters.contains(where: { $0.name == parameter.name }) {
+                parameters.append(parameter)
+            }
+        }
+        self.parameters = parameters
+        entries = studies.map { study, trials, result in
+            let starts = trials.compactMap(\.startedAt)
+            let ends = trials.compactMap(\.finishedAt)
+            let begin = starts.min()
+            var entry = Entry(
+                study: study.definition.name, strategy: study.definition.strategy.name,
+                parallel: Self.mostAtOnce(trials),
+                trials: Dictionary(grouping: trials, by: \.state.rawValue).mapValues(\.count),
+                wallSeconds: begin.flatMap { begin in ends.max().map { $0.timeIntervalSince(begin) } },
+                best: result.recommended, gain: result.gain?.fraction, front: result.front.map(\.number),
+                configuration: [:])
+            let bestNumber = result.recommended?.number ?? result.front.first?.number
+            if let number = bestNumber, let trial = trials.first(where: { $0.number == number }) {
+                entry.configuration = trial.configuration.values
+                if let end = trial.finishedAt, let begin {
+                    entry.secondsToBest = end.timeIntervalSince(begin)
+                    entry.trialsToBest = trials.filter { ($0.finishedAt ?? .distantFuture) <= end }.count
+                }
+            }
+            return entry
+        }
+    }
+
+    /// The most trials whose runs overlapped in time.
+    static func mostAtOnce(_ trials: [Trial]) -> Int {
+        var events: [(Date, Int)] = []
+        for trial in trials {
+            guard let start = trial.startedAt, let end = trial.finishedAt else { continue }
+            events += [(start, 1), (end, -1)]
+        }
+        // Ends before starts at the same instant: a slot freed and taken again is one slot.
+        events.sort { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1 < $1.1 }
+        var running = 0
+        var most = 0
+        for (_, change) in events {
+            running += change
+            most = max(most, running)
+        }
+        return most
+    }
+
+    /// The comparison as text: the studies' table, then the best configurations' table.
+    public var text: String {
+        let goals = objective.allGoals.map { "\($0.direction.rawValue) \($0.label)" }.joined(separator: ", ")
+        let constraints = objective.constraints.map(\.description).joined(separator: ", ")
+        var lines = [
+            "Comparing \(entries.count) studies: \(goals)\(constraints.isEmpty ? "" : " subject to \(constraints)")",
+            "",
+        ]
+        let multi = objective.isMultiObjective
+        var rows = [
+            ["study", "strategy", "at once", "trials", "wall", multi ? "front" : "best", "trial", "gain", "to best"]
+        ]
+        for entry in entries {
+            let total = entry.trials.values.reduce(0, +)
+            let completed = entry.trials[TrialState.completed.rawValue] ?? 0
+            let failed = entry.trials[TrialState.failed.rawValue] ?? 0
+            rows.append([
+                entry.study, entry.strategy, String(entry.parallel),
+                "\(total) (\(completed) completed, \(failed) failed)",
+                entry.wallSeconds.map(ProgressFormat.duration) ?? "–",
+                multi ? "\(entry.front.count) trials" : entry.best.map { HumanNumber.format($0.score) } ?? "–",
+                multi ? "" : entry.best.map { String($0.number) } ?? "–",
+                entry.gain.map { String(format: "%+.1f%%", $0 * 100) } ?? "–",
+                entry.trialsToBest.map { trials in
+                    "\(trials) trials, \(entry.secondsToBest.map(ProgressFormat.duration) ?? "–")"
+                } ?? "–",
+            ])
+        }
+        lines.append(TextTable.render(rows))
+        lines += ["", multi ? "First front member of each" : "Best configurations"]
+        var table = [["parameter"] + entries.map(\.study)]
+        for parameter in parameters {
+            table.append(
+                [parameter.name]
+                    + entries.map { entry in
+                        entry.configuration[parameter.name].map { parameter.display($0) } ?? "–"
+                    })
+        }
+        lines.append(TextTable.render(table))
+        return lines.joined(separator: "\n")
+    }
+}
