@@ -71,6 +71,19 @@ struct Scale {
         return start + (v - low) / (high - low) * (end - start)
     }
 
+    /// The ticks with their labels: on a linear axis at the precision their step needs ("5.4", "5.6", not
+    /// "5.400"), on a logarithmic one as numbers.
+    var labelledTicks: [(Double, String)] {
+        let ticks = self.ticks
+        guard !logarithmic, ticks.count >= 2 else { return ticks.map { ($0, label($0)) } }
+        let step = abs(ticks[1] - ticks[0])
+        let decimals = max(0, Int((-Foundation.log10(step)).rounded(.up)))
+        return ticks.map { value in
+            guard abs(value) < 1e7, step >= 1e-6 else { return (value, label(value)) }
+            return (value, String(format: "%.\(min(decimals, 6))f", value))
+        }
+    }
+
     /// About five round tick values across the domain.
     var ticks: [Double] {
         if logarithmic {
@@ -140,19 +153,19 @@ struct Chart {
         append(
             "<line class=\"axis\" x1=\"\(coordinate(plotLeft))\" y1=\"\(coordinate(plotTop))\" x2=\"\(coordinate(plotLeft))\" y2=\"\(coordinate(plotBottom))\"/>"
         )
-        for (value, text) in xLabels ?? x.ticks.map({ ($0, label($0)) }) {
+        for (value, text) in xLabels ?? x.labelledTicks {
             let px = x(value)
             append(
                 "<text class=\"tick\" x=\"\(coordinate(px))\" y=\"\(coordinate(plotBottom + 14))\" text-anchor=\"middle\">\(escape(text))</text>"
             )
         }
-        for value in yTicks ? y.ticks : [] {
+        for (value, text) in yTicks ? y.labelledTicks : [] {
             let py = y(value)
             append(
                 "<line class=\"gridline\" x1=\"\(coordinate(plotLeft))\" y1=\"\(coordinate(py))\" x2=\"\(coordinate(plotRight))\" y2=\"\(coordinate(py))\"/>"
             )
             append(
-                "<text class=\"tick\" x=\"\(coordinate(plotLeft - 6))\" y=\"\(coordinate(py + 4))\" text-anchor=\"end\">\(escape(label(value)))</text>"
+                "<text class=\"tick\" x=\"\(coordinate(plotLeft - 6))\" y=\"\(coordinate(py + 4))\" text-anchor=\"end\">\(escape(text))</text>"
             )
         }
         append(
@@ -167,7 +180,19 @@ struct Chart {
     mutating func point(x: Double, y: Double, kind: String, tooltip: String, color: String? = nil, radius: Double = 4) {
         let fill = color.map { " style=\"fill:\($0)\"" } ?? ""
         switch kind {
-        case "failed", "pruned", "crashed":
+        case "crashed":
+            // A triangle, not the failed trials' cross: a crash is the configuration's fault, a failure may not be.
+            let r = radius + 1
+            append(
+                "<path class=\"point crashed\" d=\"M\(coordinate(x)),\(coordinate(y - r))L\(coordinate(x + r)),\(coordinate(y + r * 0.8))L\(coordinate(x - r)),\(coordinate(y + r * 0.8))Z\"><title>\(escape(tooltip))</title></path>"
+            )
+        case "pruned":
+            // A bar: stopped early on purpose, neither a success nor a failure.
+            let r = radius
+            append(
+                "<path class=\"point pruned\" d=\"M\(coordinate(x - r)),\(coordinate(y))L\(coordinate(x + r)),\(coordinate(y))\"><title>\(escape(tooltip))</title></path>"
+            )
+        case "failed":
             let r = radius
             append(
                 "<path class=\"point \(kind)\" d=\"M\(coordinate(x - r)),\(coordinate(y - r))L\(coordinate(x + r)),\(coordinate(y + r))M\(coordinate(x - r)),\(coordinate(y + r))L\(coordinate(x + r)),\(coordinate(y - r))\"><title>\(escape(tooltip))</title></path>"

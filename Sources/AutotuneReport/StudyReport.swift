@@ -192,7 +192,7 @@ public enum StudyReport {
             model.confirmationRuns > 0
             ? " <span class=\"key confirm\">○</span> confirmation run (a repeat of a leading configuration)" : ""
         html +=
-            "<p class=\"legend\"><span class=\"key completed\">●</span> completed <span class=\"key failed\">✕</span> failed <span class=\"key pruned\">✕</span> pruned <span class=\"key crashed\">✕</span> crashed (configuration fault, nothing measured)\(repeats) — the line is the best the search found so far\(repeats.isEmpty ? "" : ", repeats left out")</p>"
+            "<p class=\"legend\"><span class=\"key completed\">●</span> completed <span class=\"key failed\">✕</span> failed <span class=\"key pruned\">—</span> pruned <span class=\"key crashed\">▲</span> crashed (configuration fault, nothing measured)\(repeats) — the line is the best the search found so far\(repeats.isEmpty ? "" : ", repeats left out")</p>"
         return html + "</section>"
     }
 
@@ -610,7 +610,7 @@ public enum StudyReport {
         .tick{font-size:11px;fill:#444}.title{font-size:12px;fill:#222}
         circle.point{fill:#3b528b;opacity:.85}.point.front{fill:#d62728}.point.dominated{fill:#9aa7c7}
         .point.infeasible{fill:#bbb}path.point{stroke-width:2;fill:none}.point.failed{stroke:#d62728}
-        .point.pruned{stroke:#ff7f0e}line.interval{stroke:#222;stroke-width:2}.caution{color:#8a4b00}.point.crashed{stroke:#7f0000}path.point.baseline{fill:#2ca02c;stroke:#145214}
+        .point.pruned{stroke:#ff7f0e}line.interval{stroke:#222;stroke-width:2}.caution{color:#8a4b00}.point.crashed{stroke:#7f0000;fill:#7f0000;fill-opacity:.35}path.point.baseline{fill:#2ca02c;stroke:#145214}
         circle.point.confirm{fill:#fff;stroke:#3b528b;stroke-width:1.5;opacity:1}.key.confirm{color:#3b528b}
         .best{fill:none;stroke:#d62728;stroke-width:1.5}.front-line{fill:none;stroke:#d62728;stroke-dasharray:4 3}
         polyline.line{fill:none;stroke-width:1.4;opacity:.75}rect.bar{fill:#21918c}

@@ -23,6 +23,24 @@ private func rayExperiment(in directory: URL, seconds: Double) throws {
     chmod(script.path, 0o755)
 }
 
+/// A grid study of `x` in 0...`max`, each trial one GPU, `parallel` at once, running ``rayExperiment`` with `log`.
+private func writeGridTask(
+    _ study: String, max: Int, parallel: Int, log: URL, in directory: URL, execution: String = ""
+) throws {
+    try """
+    name: \(study)
+    parameters:
+      x: {type: int, min: 0, max: \(max)}
+    strategy: grid
+    parallel: \(parallel)
+    objective: {maximize: y}
+    resources: {gpus_per_trial: 1}
+    \(execution)
+    experiment:
+      command: [./experiment.sh, "{x}", \(log.path)]
+    """.write(to: directory.appendingPathComponent("task.yaml"), atomically: true, encoding: .utf8)
+}
+
 /// One run of a trial's program as its log tells it.
 private struct Span {
     var x: Int
@@ -101,19 +119,9 @@ private func rows(_ study: String, in directory: URL) async throws -> [[String: 
         try rayExperiment(in: directory, seconds: 1)
         let log = directory.appendingPathComponent("runs.log")
         let study = "on-ray-\(UUID().uuidString.prefix(8).lowercased())"
-        try """
-        name: \(study)
-        parameters:
-          x: {type: int, min: 0, max: 11}
-        strategy: grid
-        parallel: 4
-        objective: {maximize: y}
-        resources: {gpus_per_trial: 1}
-        execution:
-          ray: {address: \(TestCluster.ray!), runtime_env: {env_vars: {FROM_TASK: "yes"}}}
-        experiment:
-          command: [./experiment.sh, "{x}", \(log.path)]
-        """.write(to: directory.appendingPathComponent("task.yaml"), atomically: true, encoding: .utf8)
+        try writeGridTask(
+            study, max: 11, parallel: 4, log: log, in: directory,
+            execution: "execution: {ray: {address: \(TestCluster.ray!), runtime_env: {env_vars: {FROM_TASK: here}}}}")
         let run = try await autotune(["run", "task.yaml"], in: directory)
         #expect(run.status == 0, "\(run.stderr)")
         let rows = try await rows(study, in: directory)
@@ -137,6 +145,11 @@ private func rows(_ study: String, in directory: URL) async throws -> [[String: 
                 #expect(first.span.gpus.isDisjoint(with: second.span.gpus), "\(first) and \(second)")
             }
         }
+        // The task file's runtime_env reached the job, beside the trial's own variables.
+        let submission = try String(
+            contentsOf: directory.appendingPathComponent("autotune-trials/\(study)/0/ray-submission.json"),
+            encoding: .utf8)
+        #expect(submission.contains("\"FROM_TASK\" : \"here\"") && submission.contains("AUTOTUNE_TRIAL"))
         #expect(try activeRayJobs(prefix: "autotune-\(study)-").isEmpty)
     }
 
@@ -186,17 +199,7 @@ private func rows(_ study: String, in directory: URL) async throws -> [[String: 
         try rayExperiment(in: directory, seconds: 6)
         let log = directory.appendingPathComponent("runs.log")
         let study = "kill-ray-\(UUID().uuidString.prefix(8).lowercased())"
-        try """
-        name: \(study)
-        parameters:
-          x: {type: int, min: 0, max: 7}
-        strategy: grid
-        parallel: 4
-        objective: {maximize: y}
-        resources: {gpus_per_trial: 1}
-        experiment:
-          command: [./experiment.sh, "{x}", \(log.path)]
-        """.write(to: directory.appendingPathComponent("task.yaml"), atomically: true, encoding: .utf8)
+        try writeGridTask(study, max: 7, parallel: 4, log: log, in: directory)
         var leftRunning: [String] = []
         let first = try await autotune(["run", "task.yaml", "--ray", address], in: directory) { process in
             while process.isRunning, spans(log).count < 2 { try await Task.sleep(for: .milliseconds(50)) }
@@ -235,17 +238,7 @@ private func rows(_ study: String, in directory: URL) async throws -> [[String: 
         try rayExperiment(in: directory, seconds: 60)
         let log = directory.appendingPathComponent("runs.log")
         let study = "stop-ray-\(UUID().uuidString.prefix(8).lowercased())"
-        try """
-        name: \(study)
-        parameters:
-          x: {type: int, min: 0, max: 3}
-        strategy: grid
-        parallel: 2
-        objective: {maximize: y}
-        resources: {gpus_per_trial: 1}
-        experiment:
-          command: [./experiment.sh, "{x}", \(log.path)]
-        """.write(to: directory.appendingPathComponent("task.yaml"), atomically: true, encoding: .utf8)
+        try writeGridTask(study, max: 3, parallel: 2, log: log, in: directory)
         let run = try await autotune(["run", "task.yaml", "--ray", address], in: directory) { process in
             while process.isRunning, spans(log).count < 2 { try await Task.sleep(for: .milliseconds(50)) }
             kill(process.processIdentifier, SIGINT)
@@ -271,11 +264,14 @@ private func rows(_ study: String, in directory: URL) async throws -> [[String: 
         defer { try? FileManager.default.removeItem(at: directory) }
         // Each extra node is marked by its node-manager port, which every process of it names.
         func startNode(port: Int) async throws {
-            let run = try await shell(
-                "\(bin)/ray start --address=\(gcs) --node-ip-address=127.0.0.1 --num-cpus=1 --num-gpus=0 "
-                    + "--resources='{\"doomed\": 1}' --node-manager-port=\(port) "
-                    + "--dashboard-agent-listen-port=\(port + 1) --disable-usage-stats",
-                in: directory)
+            let run = try await command(
+                "/bin/sh",
+                [
+                    "-c",
+                    "\(bin)/ray start --address=\(gcs) --node-ip-address=127.0.0.1 --num-cpus=1 --num-gpus=0 "
+                        + "--resources='{\"doomed\": 1}' --node-manager-port=\(port) "
+                        + "--dashboard-agent-listen-port=\(port + 1) --disable-usage-stats",
+                ], in: directory)
             try #require(run.status == 0, "ray start failed: \(run.stdout) \(run.stderr)")
         }
         func killNode(port: Int) { for pid in processes(containing: "\(port)") { kill(pid, SIGKILL) } }
@@ -314,23 +310,4 @@ private func rows(_ study: String, in directory: URL) async throws -> [[String: 
         #expect(spans(log).count == 2)
         #expect(try activeRayJobs(prefix: "autotune-\(study)-").isEmpty)
     }
-}
-
-/// Runs `command` with /bin/sh in `directory`.
-private func shell(_ command: String, in directory: URL) async throws -> Run {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/bin/sh")
-    process.arguments = ["-c", command]
-    process.currentDirectoryURL = directory
-    let out = directory.appendingPathComponent("shell-\(UUID().uuidString)")
-    _ = FileManager.default.createFile(atPath: out.path, contents: nil)
-    let handle = try FileHandle(forWritingTo: out)
-    defer { try? handle.close() }
-    process.standardOutput = handle
-    process.standardError = handle
-    process.standardInput = FileHandle.nullDevice
-    try process.run()
-    while process.isRunning { try await Task.sleep(for: .milliseconds(50)) }
-    return Run(
-        status: process.terminationStatus, stdout: try String(contentsOf: out, encoding: .utf8), stderr: "")
 }

@@ -5,31 +5,11 @@ import Testing
 /// terminal runs it; returns what the terminal showed, carriage returns removed.
 private func onTerminal(_ arguments: [String], columns: Int, in directory: URL) async throws -> String {
     let words = ([executable.path] + arguments).map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }
-    let run = try await runProgram(
+    let run = try await command(
         "/usr/bin/script", ["-qec", "stty cols \(columns) rows 50; " + words.joined(separator: " "), "/dev/null"],
         in: directory)
-    #expect(run.status == 0, "\(run.stderr)")
+    #expect(run.status == 0, "\(run.stdout)")
     return run.stdout.replacingOccurrences(of: "\r", with: "")
-}
-
-/// Runs any program in `directory`, its output captured.
-private func runProgram(_ path: String, _ arguments: [String], in directory: URL) async throws -> Run {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: path)
-    process.arguments = arguments
-    process.currentDirectoryURL = directory
-    let out = Pipe()
-    let err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    process.standardInput = FileHandle.nullDevice
-    try process.run()
-    let output = out.fileHandleForReading.readDataToEndOfFile()
-    let errors = err.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return Run(
-        status: process.terminationStatus, stdout: String(decoding: output, as: UTF8.self),
-        stderr: String(decoding: errors, as: UTF8.self))
 }
 
 /// A study with the long names of a serving study and long failures, as the quickstart's.

@@ -1,0 +1,35 @@
+import Foundation
+import Testing
+
+@testable import AutotuneReport
+
+/// What a chart's axes and markers say.
+@Suite struct ChartTests {
+    /// Ticks are labelled at the precision their step needs: "5.4" and "5.6", not "5.400" and "5.600"; "0.5", not "0.500".
+    @Test(arguments: [
+        ([5.31, 5.93], ["5.4", "5.6", "5.8"]),
+        ([0.0, 1.5], ["0.0", "0.5", "1.0", "1.5"]),
+        ([1024.0, 16384], ["5000", "10000", "15000"]),
+        ([0.001, 0.0042], ["0.001", "0.002", "0.003", "0.004"]),
+    ])
+    func ticksAreLabelledAtTheirStepsPrecision(values: [Double], labels: [String]) {
+        let scale = Scale(values: values, start: 0, end: 100, padding: 0)
+        #expect(scale.labelledTicks.map(\.1) == labels)
+    }
+
+    /// Failed, pruned and crashed trials are told apart by shape, not only by colour.
+    @Test func failedPrunedAndCrashedMarkersHaveShapesOfTheirOwn() {
+        var chart = Chart(name: "t", width: 100, height: 100)
+        for kind in ["failed", "pruned", "crashed", "completed"] {
+            chart.point(x: 50, y: 50, kind: kind, tooltip: kind)
+        }
+        let svg = chart.svg
+        let shapes = ["failed", "pruned", "crashed"].map { kind -> String in
+            let marker = svg.split(separator: "\n").first { $0.contains("class=\"point \(kind)\"") } ?? ""
+            // The path's drawing, positions aside: the commands alone say the shape.
+            return String(marker.filter { "MLZ".contains($0) })
+        }
+        #expect(Set(shapes).count == 3, "\(shapes)")
+        #expect(svg.contains("<circle class=\"point completed\""))
+    }
+}
