@@ -311,18 +311,22 @@ public enum StudyReport {
                 "<line class=\"axis\" x1=\"\(coordinate(x))\" y1=\"\(coordinate(chart.plotTop))\" x2=\"\(coordinate(x))\" y2=\"\(coordinate(chart.plotBottom))\"/>"
             )
             let name = index < parameters.count ? parameters[index].name : model.objective.label
-            let (lowest, highest) =
+            let labels =
                 index < parameters.count
-                ? Self.ends(of: parameters[index]) : (label(scores.min()!), label(scores.max()!))
+                ? Self.axisLabels(of: parameters[index]) : [(0, label(scores.min()!)), (1, label(scores.max()!))]
+            for (unit, text) in labels {
+                // Where the lines meet the axis: a category's (a boolean's false and true at ¼ and ¾), not the ends.
+                let y = chart.plotBottom - unit * (chart.plotBottom - chart.plotTop)
+                chart.append(
+                    "<text class=\"tick\" x=\"\(coordinate(x + 4))\" y=\"\(coordinate(min(chart.plotBottom, max(chart.plotTop + 8, y + 4))))\">\(escape(text))</text>"
+                )
+            }
+            // Alternate heights, so long names side by side do not overlap; the end axes' names are anchored
+            // inward, so a long name (an objective's) is not cut at the picture's edge.
+            let anchor = index == 0 ? "start" : index == axes - 1 ? "end" : "middle"
+            let nameX = index == 0 ? max(4, x - 30) : index == axes - 1 ? chart.width - 4 : x
             chart.append(
-                "<text class=\"tick\" x=\"\(coordinate(x + 4))\" y=\"\(coordinate(chart.plotTop + 4))\">\(escape(highest))</text>"
-            )
-            chart.append(
-                "<text class=\"tick\" x=\"\(coordinate(x + 4))\" y=\"\(coordinate(chart.plotBottom))\">\(escape(lowest))</text>"
-            )
-            // Alternate heights, so long names side by side do not overlap.
-            chart.append(
-                "<text class=\"title\" x=\"\(coordinate(x))\" y=\"\(coordinate(chart.height - 22 + Double(index % 2) * 14))\" text-anchor=\"middle\">\(escape(name))</text>"
+                "<text class=\"title\" x=\"\(coordinate(nameX))\" y=\"\(coordinate(chart.height - 22 + Double(index % 2) * 14))\" text-anchor=\"\(anchor)\">\(escape(name))</text>"
             )
         }
         let low = scores.min()!
@@ -347,14 +351,22 @@ public enum StudyReport {
             "<section id=\"parallel\"><h2>Parallel coordinates</h2>\(chart.svg)<p class=\"legend\">One line per completed trial, each parameter on its own axis (bottom: its lowest value, top: its highest; log scales in log space), coloured from worst (dark) to best (yellow).</p></section>"
     }
 
-    /// The labels of a parameter's lowest and highest value on its parallel-coordinates axis.
-    static func ends(of parameter: Parameter) -> (String, String) {
-        switch parameter.domain {
-        case .int(let lower, let upper, _, _): return (String(lower), String(upper))
-        case .float(let lower, let upper, _): return (label(lower), label(upper))
-        case .bool: return ("false", "true")
-        case .categorical(let values): return (values.first?.text ?? "", values.last?.text ?? "")
-        default: return ("", "")
+    /// A parameter's labels on its parallel-coordinates axis, at the heights its values are drawn at: every
+    /// category (up to eight; else the first and last), or the lowest and highest value.
+    static func axisLabels(of parameter: Parameter) -> [(Double, String)] {
+        let domain = parameter.domain
+        func at(_ value: ParameterValue) -> (Double, String)? {
+            domain.unit(of: value).map { ($0, parameter.display(value)) }
+        }
+        switch domain {
+        case .int(let lower, let upper, _, _):
+            return [at(.int(lower)), at(.int(upper))].compactMap { $0 }
+        case .float(let lower, let upper, _): return [(0, label(lower)), (1, label(upper))]
+        case .bool: return [at(.bool(false)), at(.bool(true))].compactMap { $0 }
+        case .categorical(let values):
+            let shown = values.count <= 8 ? values : [values.first!, values.last!]
+            return shown.compactMap(at)
+        default: return []
         }
     }
 

@@ -1,3 +1,4 @@
+import Autotune
 import Foundation
 import Testing
 
@@ -31,5 +32,22 @@ import Testing
         }
         #expect(Set(shapes).count == 3, "\(shapes)")
         #expect(svg.contains("<circle class=\"point completed\""))
+    }
+}
+
+/// Parallel coordinates label a parameter where its lines meet the axis.
+@Suite struct ParallelAxisTests {
+    @Test func categoriesAndBooleansAreLabelledWhereTheirLinesAre() throws {
+        let flag = Parameter("enable_chunked_prefill", .bool)
+        #expect(StudyReport.axisLabels(of: flag).map(\.0) == [0.25, 0.75])
+        #expect(StudyReport.axisLabels(of: flag).map(\.1) == ["false", "true"])
+        let mode = Parameter("mode", .categorical([.string("a"), .string("b"), .string("c")]))
+        let labels = StudyReport.axisLabels(of: mode)
+        #expect(labels.map(\.1) == ["a", "b", "c"])
+        #expect(zip(labels.map(\.0), [1.0 / 6, 0.5, 5.0 / 6]).allSatisfy { abs($0 - $1) < 1e-9 })
+        let size = Parameter("max_num_seqs", .int(lower: 8, upper: 512, log: true))
+        let ends = StudyReport.axisLabels(of: size)
+        #expect(ends.map(\.1) == ["8", "512"])
+        #expect(ends[0].0 > 0 && ends[1].0 < 1)
     }
 }
