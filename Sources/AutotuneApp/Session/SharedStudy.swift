@@ -15,7 +15,13 @@ public enum SharedStudy {
             guard let existing = try await store.study(named: definition.name) else {
                 throw AutotuneError(.studyNotFound, "study '\(definition.name)' vanished while joining it")
             }
-            guard existing.definition == definition else {
+            // Where trials run is each worker's to say (its flags), or the study's when the first run said it: not a
+            // difference between the task files.
+            var stored = existing.definition
+            var given = definition
+            stored.execution = nil
+            given.execution = nil
+            guard stored == given else {
                 throw AutotuneError(
                     .invalidTask,
                     "study '\(definition.name)' exists with a different definition than \(taskPath); join it by name (autotune worker \(definition.name)) or choose another with --study"
