@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "AutotuneTask", targets: ["AutotuneTask"]),
         .library(name: "AutotuneStorePostgres", targets: ["AutotuneStorePostgres"]),
         .library(name: "AutotuneRunner", targets: ["AutotuneRunner"]),
+        .library(name: "AutotuneRay", targets: ["AutotuneRay"]),
         .library(name: "AutotuneServing", targets: ["AutotuneServing"]),
         .library(name: "AutotuneTesting", targets: ["AutotuneTesting"]),
         .library(name: "AutotuneReport", targets: ["AutotuneReport"]),
@@ -76,6 +77,14 @@ let package = Package(
                 "Autotune",
                 .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Trials as Ray jobs, through the Ray Jobs REST API: a target of its own, so a program that embeds the
+        // runner with its own strategy does not build an HTTP client and its TLS.
+        .target(
+            name: "AutotuneRay",
+            dependencies: [
+                "Autotune", "AutotuneRunner",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),
@@ -104,8 +113,8 @@ let package = Package(
         .target(
             name: "AutotuneApp",
             dependencies: [
-                "Autotune", "AutotuneTask", "AutotuneStore", "AutotuneRunner", "AutotuneServing", "AutotuneReport",
-                .target(name: "AutotuneStorePostgres", condition: .when(traits: ["PostgreSQL"])),
+                "Autotune", "AutotuneTask", "AutotuneStore", "AutotuneRunner", "AutotuneRay", "AutotuneServing",
+                "AutotuneReport", .target(name: "AutotuneStorePostgres", condition: .when(traits: ["PostgreSQL"])),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
             ]
@@ -114,8 +123,8 @@ let package = Package(
         .executableTarget(
             name: "autotune",
             dependencies: [
-                "Autotune", "AutotuneApp", "AutotuneTask", "AutotuneRunner", "AutotuneServing", "AutotuneReport",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "Autotune", "AutotuneApp", "AutotuneTask", "AutotuneRunner", "AutotuneRay", "AutotuneServing",
+                "AutotuneReport", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -156,7 +165,7 @@ let package = Package(
         ),
         .testTarget(
             name: "AutotuneRunnerTests",
-            dependencies: ["AutotuneRunner", "AutotuneStore", "AutotuneTask", "AutotuneTesting"]
+            dependencies: ["AutotuneRunner", "AutotuneRay", "AutotuneStore", "AutotuneTask", "AutotuneTesting"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Autotune
 import AutotuneApp
+import AutotuneRay
 import AutotuneRunner
 import AutotuneTask
 import Foundation

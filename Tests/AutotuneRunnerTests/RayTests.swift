@@ -4,6 +4,7 @@ import Foundation
 import Synchronization
 import Testing
 
+@testable import AutotuneRay
 @testable import AutotuneRunner
 
 /// The parts of the Ray runner that need no cluster: what it submits, how the entrypoint quotes, and how it reads

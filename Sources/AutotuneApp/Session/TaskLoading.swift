@@ -1,4 +1,5 @@
 public import Autotune
+public import AutotuneRay
 public import AutotuneReport
 public import AutotuneRunner
 import AutotuneServing

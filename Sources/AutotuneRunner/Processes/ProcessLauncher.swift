@@ -184,4 +184,10 @@ public struct LaunchError: Error, Sendable, Hashable, CustomStringConvertible {
 
     /// `cannot start 'program': message`.
     public var description: String { "cannot start '\(program)': \(message)" }
+
+    /// Creates an error, for runners outside this module (a cluster's).
+    public init(program: String, message: String) {
+        self.program = program
+        self.message = message
+    }
 }

@@ -1,4 +1,5 @@
 public import Autotune
+public import AutotuneRunner
 import Foundation
 
 #if canImport(Glibc)

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Autotune
+import AutotuneRunner
 import Foundation
 import NIOCore
 import NIOFoundationCompat
