@@ -59,12 +59,7 @@ public enum Execution: Sendable, Hashable {
     case ray(RayRunner.Settings)
 
     /// Whether a scheduler, not the runner, places trials and gives them GPUs.
-    public var schedulerAssignsGPUs: Bool {
-        switch self {
-        case .local: false
-        case .slurm, .ray: true
-        }
-    }
+    public var schedulerAssignsGPUs: Bool { spec.schedulerAssignsGPUs }
 
     /// The execution a task file's `execution:` section describes.
     public init(_ spec: ExecutionSpec) {
