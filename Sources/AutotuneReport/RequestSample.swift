@@ -23,18 +23,47 @@ public struct RequestSample: Sendable, Hashable {
         }
     }
 
+    /// One load level the benchmark ran (a capacity search's probes, or the task's levels), in the order run.
+    public struct Level: Sendable, Hashable {
+        /// Its name: `c32` (32 concurrent requests) or `r4.5` (4.5 requests per second).
+        public var name: String
+        /// The load it offered: the concurrency or the rate asked for, from its name.
+        public var load: Double?
+        /// Whether the load is a request rate (else a concurrency).
+        public var isRate: Bool
+        /// Its figures (`ttft_ms_p99`, `sustained`, `slo_met`, …).
+        public var metrics: [String: Double]
+        /// Why it was not sustained, when it was not.
+        public var unsustained: String?
+
+        /// Whether it was sustained and met its SLOs: a level a capacity search may report.
+        public var passed: Bool { metrics["sustained"] != 0 && metrics["slo_met"] != 0 && unsustained == nil }
+
+        /// Creates a level.
+        public init(name: String, metrics: [String: Double], unsustained: String? = nil) {
+            self.name = name
+            self.metrics = metrics
+            self.unsustained = unsustained
+            isRate = name.hasPrefix("r")
+            load = Double(name.dropFirst())
+        }
+    }
+
     /// The trial's number.
     public var trial: Int
     /// The level drawn (`c32`, `r4.5`).
     public var level: String
     /// Its requests.
     public var points: [Point]
+    /// Every level the benchmark ran, in order.
+    public var levels: [Level]
 
     /// Creates a sample.
-    public init(trial: Int, level: String, points: [Point]) {
+    public init(trial: Int, level: String, points: [Point], levels: [Level] = []) {
         self.trial = trial
         self.level = level
         self.points = points
+        self.levels = levels
     }
 
     /// The requests of trial `trial` from its `benchmark.json` (the built-in load generator's), at the level its
@@ -44,11 +73,12 @@ public struct RequestSample: Sendable, Hashable {
         guard let data = FileManager.default.contents(atPath: path),
             let levels = (try? JSONSerialization.jsonObject(with: data)) as? [[String: Any]], !levels.isEmpty
         else { return nil }
-        func passed(_ level: [String: Any]) -> Bool {
-            let metrics = level["metrics"] as? [String: Double] ?? [:]
-            return metrics["sustained"] != 0 && metrics["slo_met"] != 0 && level["unsustained"] == nil
+        let summaries = levels.map { level in
+            Level(
+                name: level["name"] as? String ?? "", metrics: level["metrics"] as? [String: Double] ?? [:],
+                unsustained: level["unsustained"] as? String)
         }
-        let chosen = levels.last(where: passed) ?? levels[0]
+        let chosen = summaries.indices.last(where: { summaries[$0].passed }).map { levels[$0] } ?? levels[0]
         let records = chosen["records"] as? [[String: Any]] ?? []
         let points = records.compactMap { record -> Point? in
             guard let e2e = record["endToEnd"] as? Double else { return nil }
@@ -58,6 +88,6 @@ public struct RequestSample: Sendable, Hashable {
                 e2eMs: e2e * 1000, succeeded: record["succeeded"] as? Bool ?? false)
         }
         guard !points.isEmpty else { return nil }
-        return RequestSample(trial: trial, level: chosen["name"] as? String ?? "", points: points)
+        return RequestSample(trial: trial, level: chosen["name"] as? String ?? "", points: points, levels: summaries)
     }
 }

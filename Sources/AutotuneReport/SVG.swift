@@ -75,7 +75,17 @@ struct Scale {
     /// "5.400"), on a logarithmic one as numbers.
     var labelledTicks: [(Double, String)] {
         let ticks = self.ticks
-        guard !logarithmic, ticks.count >= 2 else { return ticks.map { ($0, label($0)) } }
+        guard !logarithmic, ticks.count >= 2 else {
+            // "4.7", not "4.700": a logarithmic axis's ticks are round to two digits.
+            return ticks.map { value in
+                var text = label(value)
+                if text.contains(".") {
+                    while text.hasSuffix("0") { text.removeLast() }
+                    if text.hasSuffix(".") { text.removeLast() }
+                }
+                return (value, text)
+            }
+        }
         let step = abs(ticks[1] - ticks[0])
         let decimals = max(0, Int((-Foundation.log10(step)).rounded(.up)))
         return ticks.map { value in
@@ -176,31 +186,35 @@ struct Chart {
         )
     }
 
-    /// A marker: a circle, or a cross for trials that produced no score, with a tooltip.
-    mutating func point(x: Double, y: Double, kind: String, tooltip: String, color: String? = nil, radius: Double = 4) {
-        let fill = color.map { " style=\"fill:\($0)\"" } ?? ""
+    /// A marker: a circle, or a cross for trials that produced no score, with a tooltip; `trial` links it to the
+    /// same trial's marks in the other charts and its row in the table (a click selects them all).
+    mutating func point(
+        x: Double, y: Double, kind: String, tooltip: String, color: String? = nil, radius: Double = 4, trial: Int? = nil
+    ) {
+        let data = trial.map { " data-trial=\"\($0)\"" } ?? ""
+        let fill = (color.map { " style=\"fill:\($0)\"" } ?? "") + data
         switch kind {
         case "crashed":
             // A triangle, not the failed trials' cross: a crash is the configuration's fault, a failure may not be.
             let r = radius + 1
             append(
-                "<path class=\"point crashed\" d=\"M\(coordinate(x)),\(coordinate(y - r))L\(coordinate(x + r)),\(coordinate(y + r * 0.8))L\(coordinate(x - r)),\(coordinate(y + r * 0.8))Z\"><title>\(escape(tooltip))</title></path>"
+                "<path class=\"point crashed\"\(data) d=\"M\(coordinate(x)),\(coordinate(y - r))L\(coordinate(x + r)),\(coordinate(y + r * 0.8))L\(coordinate(x - r)),\(coordinate(y + r * 0.8))Z\"><title>\(escape(tooltip))</title></path>"
             )
         case "pruned":
             // A bar: stopped early on purpose, neither a success nor a failure.
             let r = radius
             append(
-                "<path class=\"point pruned\" d=\"M\(coordinate(x - r)),\(coordinate(y))L\(coordinate(x + r)),\(coordinate(y))\"><title>\(escape(tooltip))</title></path>"
+                "<path class=\"point pruned\"\(data) d=\"M\(coordinate(x - r)),\(coordinate(y))L\(coordinate(x + r)),\(coordinate(y))\"><title>\(escape(tooltip))</title></path>"
             )
         case "failed":
             let r = radius
             append(
-                "<path class=\"point \(kind)\" d=\"M\(coordinate(x - r)),\(coordinate(y - r))L\(coordinate(x + r)),\(coordinate(y + r))M\(coordinate(x - r)),\(coordinate(y + r))L\(coordinate(x + r)),\(coordinate(y - r))\"><title>\(escape(tooltip))</title></path>"
+                "<path class=\"point \(kind)\"\(data) d=\"M\(coordinate(x - r)),\(coordinate(y - r))L\(coordinate(x + r)),\(coordinate(y + r))M\(coordinate(x - r)),\(coordinate(y + r))L\(coordinate(x + r)),\(coordinate(y - r))\"><title>\(escape(tooltip))</title></path>"
             )
         case "baseline":
             let r = radius + 2
             append(
-                "<path class=\"point baseline\" d=\"M\(coordinate(x)),\(coordinate(y - r))L\(coordinate(x + r)),\(coordinate(y))L\(coordinate(x)),\(coordinate(y + r))L\(coordinate(x - r)),\(coordinate(y))Z\"><title>\(escape(tooltip))</title></path>"
+                "<path class=\"point baseline\"\(data) d=\"M\(coordinate(x)),\(coordinate(y - r))L\(coordinate(x + r)),\(coordinate(y))L\(coordinate(x)),\(coordinate(y + r))L\(coordinate(x - r)),\(coordinate(y))Z\"><title>\(escape(tooltip))</title></path>"
             )
         default:
             append(

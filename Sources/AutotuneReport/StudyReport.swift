@@ -16,6 +16,9 @@ public struct ReportInput: Sendable {
     public var trialLink: (@Sendable (Int) -> String)?
     /// The recommended trial's requests, for a serving study benchmarked by the built-in generator.
     public var requests: RequestSample?
+    /// The baseline trial's requests, when it is not the recommended one: its latency distributions are drawn
+    /// beside the recommended trial's.
+    public var baselineRequests: RequestSample?
 
     /// Creates an input.
     public init(
@@ -47,6 +50,7 @@ public enum StudyReport {
         <title>\(escape(input.study.definition.name)) — Autotune</title>
         <style>\(style)</style>\(head)
         </head><body>
+        <div id="selection" role="status"></div>
         <div id="report">\(sections(input))</div>
         <script>\(tableScript)\(script)</script>
         </body></html>
@@ -61,7 +65,16 @@ public enum StudyReport {
         if model.objective.isMultiObjective { parts.append(pareto(model)) }
         parts.append(parallelCoordinates(model))
         parts.append(importance(model))
+        parts.append(contour(model))
+        parts.append(edf(model))
         parts.append(slices(model))
+        if case .serving = model.definition.experiment {
+            parts.append(throughputLatency(model))
+            if let sample = input.requests {
+                parts.append(capacity(model, sample, baseline: input.baselineRequests))
+                parts.append(latencyDistributions(model, sample, baseline: input.baselineRequests))
+            }
+        }
         if let sample = input.requests { parts.append(requests(model, sample)) }
         parts.append(failures(model))
         parts.append(timeline(model))
@@ -81,8 +94,12 @@ public enum StudyReport {
         let start: Date?
         /// How many trials are confirmation runs (repeats of a leading configuration).
         let confirmationRuns: Int
+        /// Parameter importance, when there are enough completed trials.
+        let importance: ParameterImportance.Estimate?
 
-        init(_ input: ReportInput) {
+        /// The model of `input`; `analysis: false` leaves out what a single trial's page does not draw (the
+        /// importance fit, a dozen Gaussian processes).
+        init(_ input: ReportInput, analysis: Bool = true) {
             self.input = input
             definition = input.study.definition
             objective = definition.objective
@@ -90,6 +107,7 @@ public enum StudyReport {
             completed = trials.filter { $0.state == .completed && $0.score != nil }
             start = trials.compactMap(\.startedAt).min()
             confirmationRuns = trials.filter { $0.confirms != nil }.count
+            importance = analysis ? ParameterImportance.estimate(space: definition.space, trials: trials) : nil
         }
 
         /// What a finished trial is, as the charts tell them apart.
@@ -111,6 +129,21 @@ public enum StudyReport {
 
         /// Whether `a` is a better score than `b`.
         func better(_ a: Double, _ b: Double) -> Bool { objective.isBetter(a, than: b) }
+
+        /// The upper limits on serving metrics at `level` (`ttft_ms_p99`: 500): the benchmark's SLO and the
+        /// objective's constraints, a constraint on `c32.ttft_ms_p99` bounding level c32's, a bare name any level's.
+        func limits(atLevel level: String) -> [String: [Double]] {
+            var limits: [String: [Double]] = [:]
+            if case .serving(let serving) = definition.experiment, case .load(let load) = serving.benchmark {
+                for (metric, limit) in load.slo { limits[metric, default: []].append(limit) }
+            }
+            for constraint in objective.constraints {
+                let parts = constraint.metric.split(separator: ".", maxSplits: 1).map(String.init)
+                guard parts.count == 1 || parts[0] == level, let maximum = constraint.maximum else { continue }
+                limits[parts.last!, default: []].append(maximum)
+            }
+            return limits
+        }
     }
 
     // MARK: - Sections
@@ -118,7 +151,7 @@ public enum StudyReport {
     static func summary(_ model: Model) -> String {
         let counts = Dictionary(grouping: model.trials, by: \.state).mapValues(\.count)
         let names = model.objective.allGoals.map { "\($0.direction.rawValue) \($0.label)" }.joined(separator: ", ")
-        var html = "<section id=\"summary\"><h1>\(escape(model.definition.name))</h1>"
+        var html = "<section id=\"summary\" class=\"wide\"><h1>\(escape(model.definition.name))</h1>"
         html +=
             "<p class=\"meta\">\(escape(names)) · \(escape(model.definition.strategy.name)) search · parallel \(model.definition.parallel) · status \(escape(model.input.study.status.rawValue)) · \(model.trials.count) trials: "
         html +=
@@ -185,9 +218,10 @@ public enum StudyReport {
     }
 
     static func history(_ model: Model) -> String {
-        var html = "<section id=\"history\"><h2>Optimisation history</h2>"
+        var html = "<section id=\"history\" class=\"wide\"><h2>Optimisation history</h2><div class=\"panels two\">"
         html += historyChart(model, name: "history", byTime: false)
         if model.start != nil { html += historyChart(model, name: "history-time", byTime: true) }
+        html += "</div>"
         let repeats =
             model.confirmationRuns > 0
             ? " <span class=\"key confirm\">○</span> confirmation run (a repeat of a leading configuration)" : ""
@@ -219,11 +253,12 @@ public enum StudyReport {
             if let original = trial.confirms, let score = trial.score, trial.state == .completed {
                 chart.point(
                     x: xs(position), y: ys(score), kind: "confirm",
-                    tooltip: "trial \(trial.number): \(label(score)), a repeat of trial \(original)")
+                    tooltip: "trial \(trial.number): \(label(score)), a repeat of trial \(original)",
+                    trial: trial.number)
             } else if let score = trial.score, trial.state == .completed {
                 chart.point(
                     x: xs(position), y: ys(score), kind: kind,
-                    tooltip: "trial \(trial.number): \(label(score))")
+                    tooltip: "trial \(trial.number): \(label(score))", trial: trial.number)
                 if best.map({ model.better(score, $0) }) ?? true {
                     path +=
                         (path.isEmpty ? "M" : "H\(coordinate(xs(position)))V")
@@ -234,7 +269,7 @@ public enum StudyReport {
             } else {
                 chart.point(
                     x: xs(position), y: chart.plotBottom - 4, kind: kind,
-                    tooltip: "trial \(trial.number) \(kind): \(trial.error?.summary ?? "")")
+                    tooltip: "trial \(trial.number) \(kind): \(trial.error?.summary ?? "")", trial: trial.number)
             }
         }
         if !path.isEmpty {
@@ -275,29 +310,31 @@ public enum StudyReport {
                 x: xs(values[0]), y: ys(values[1]), kind: kind,
                 tooltip:
                     "trial \(trial.number) (\(kind)): \(goals[0].label) \(label(values[0])), \(goals[1].label) \(label(values[1]))",
-                radius: kind == "front" ? 5 : 4)
+                radius: kind == "front" ? 5 : 4, trial: trial.number)
         }
         let crashed = model.trials.filter { $0.isFinished && model.objective.values($0.metrics) == nil }.count
-        var html = "<section id=\"pareto\"><h2>Pareto front</h2>" + chart.svg
+        var html =
+            "<section id=\"pareto\" class=\"wide\"><h2>Pareto front</h2><div class=\"panels two\"><div>" + chart.svg
         html +=
-            "<p class=\"legend\"><span class=\"key front\">●</span> on the front (\(front.count)) <span class=\"key dominated\">●</span> dominated <span class=\"key infeasible\">●</span> infeasible (broke a constraint) <span class=\"key baseline\">◆</span> baseline — \(crashed) trials measured no objective values (crashed or failed early) and are not drawn</p>"
+            "<p class=\"legend\"><span class=\"key front\">●</span> on the front (\(front.count)) <span class=\"key dominated\">●</span> dominated <span class=\"key infeasible\">●</span> infeasible (broke a constraint) <span class=\"key baseline\">◆</span> baseline — \(crashed) trials measured no objective values (crashed or failed early) and are not drawn</p></div>"
         html +=
-            "<table class=\"trials\"><thead><tr><th>trial</th>\(goals.map { "<th>\(escape($0.label))</th>" }.joined())<th>command</th></tr></thead><tbody>"
+            "<div class=\"scroll\"><table class=\"trials\"><thead><tr><th>trial</th>\(goals.map { "<th>\(escape($0.label))</th>" }.joined())<th>command</th></tr></thead><tbody>"
         for point in model.input.study.best?.front ?? [] {
             let command = model.input.commands[point.number].map { ShellWords.join($0) } ?? ""
             html +=
-                "<tr><td>\(model.link(point.number))</td>\(point.values.map { "<td>\(escape(label($0)))</td>" }.joined())<td><code>\(escape(command))</code></td></tr>"
+                "<tr data-trial=\"\(point.number)\"><td>\(model.link(point.number))</td>\(point.values.map { "<td>\(escape(label($0)))</td>" }.joined())<td><code>\(escape(command))</code></td></tr>"
         }
-        return html + "</tbody></table></section>"
+        return html + "</tbody></table></div></div></section>"
     }
 
     static func parallelCoordinates(_ model: Model) -> String {
         let parameters = model.definition.space.searched
         guard !parameters.isEmpty, !model.completed.isEmpty else {
-            return "<section id=\"parallel\"><h2>Parallel coordinates</h2><p>No completed trial yet.</p></section>"
+            return
+                "<section id=\"parallel\" class=\"wide\"><h2>Parallel coordinates</h2><p>No completed trial yet.</p></section>"
         }
         let axes = parameters.count + 1
-        var chart = Chart(name: "parallel", width: max(640, Double(axes) * 150), height: 340)
+        var chart = Chart(name: "parallel", width: max(1100, Double(axes) * 150), height: 340)
         // Inset from the plot's edges so the end axes' names and value labels stay inside the picture.
         let (first, last) = (chart.plotLeft + 30, chart.plotRight - 60)
         func axisX(_ index: Int) -> Double {
@@ -344,11 +381,11 @@ public enum StudyReport {
             var t = high > low ? (score - low) / (high - low) : 1
             if model.objective.direction == .minimize { t = 1 - t }
             chart.append(
-                "<polyline class=\"point line\" style=\"stroke:\(ramp(t))\" points=\"\(points.joined(separator: " "))\"><title>trial \(trial.number): \(escape(label(score)))</title></polyline>"
+                "<polyline class=\"point line\" data-trial=\"\(trial.number)\" style=\"stroke:\(ramp(t))\" points=\"\(points.joined(separator: " "))\"><title>trial \(trial.number): \(escape(label(score)))</title></polyline>"
             )
         }
         return
-            "<section id=\"parallel\"><h2>Parallel coordinates</h2>\(chart.svg)<p class=\"legend\">One line per completed trial, each parameter on its own axis (bottom: its lowest value, top: its highest; log scales in log space), coloured from worst (dark) to best (yellow).</p></section>"
+            "<section id=\"parallel\" class=\"wide\"><h2>Parallel coordinates</h2>\(chart.svg)<p class=\"legend\">One line per completed trial, each parameter on its own axis (bottom: its lowest value, top: its highest; log scales in log space), coloured from worst (dark) to best (yellow).</p></section>"
     }
 
     /// A parameter's labels on its parallel-coordinates axis, at the heights its values are drawn at: every
@@ -372,7 +409,7 @@ public enum StudyReport {
 
     static func importance(_ model: Model) -> String {
         var html = "<section id=\"importance\"><h2>Parameter importance</h2>"
-        guard let estimate = ParameterImportance.estimate(space: model.definition.space, trials: model.trials) else {
+        guard let estimate = model.importance else {
             return html + "<p>Needs five completed trials.</p></section>"
         }
         let shares = estimate.shares
@@ -404,7 +441,7 @@ public enum StudyReport {
     }
 
     static func slices(_ model: Model) -> String {
-        var html = "<section id=\"slices\"><h2>Slices</h2><div class=\"panels\">"
+        var html = "<section id=\"slices\" class=\"wide\"><h2>Slices</h2><div class=\"panels\">"
         let scores = model.completed.map { $0.score! }
         for parameter in model.definition.space.searched {
             var chart = Chart(name: "slice-\(parameter.name)", width: 320, height: 220)
@@ -440,7 +477,7 @@ public enum StudyReport {
             for (trial, x) in positions {
                 chart.point(
                     x: xs(x), y: ys(trial.score!), kind: "completed",
-                    tooltip: "trial \(trial.number): \(label(trial.score!))", radius: 3)
+                    tooltip: "trial \(trial.number): \(label(trial.score!))", radius: 3, trial: trial.number)
             }
             html += chart.svg
         }
@@ -450,21 +487,12 @@ public enum StudyReport {
     /// The recommended trial's requests: time to first token and end-to-end latency against prompt length, the
     /// SLO's limit drawn across, the requests over it in red, failed ones as crosses.
     static func requests(_ model: Model, _ sample: RequestSample) -> String {
-        var limits: [String: [Double]] = [:]
-        if case .serving(let serving) = model.definition.experiment, case .load(let load) = serving.benchmark {
-            for (metric, limit) in load.slo { limits[metric, default: []].append(limit) }
-        }
-        for constraint in model.objective.constraints {
-            // `c32.ttft_ms_p99` bounds level c32's; a bare name the single level's.
-            let parts = constraint.metric.split(separator: ".", maxSplits: 1).map(String.init)
-            guard parts.count == 1 || parts[0] == sample.level, let maximum = constraint.maximum else { continue }
-            limits[parts.last!, default: []].append(maximum)
-        }
+        let limits = model.limits(atLevel: sample.level)
         // Evenly thinned past 2,000 requests, so the page stays light.
         let stride = max(1, sample.points.count / 2000)
         let points = Swift.stride(from: 0, to: sample.points.count, by: stride).map { sample.points[$0] }
         var html =
-            "<section id=\"requests\"><h2>Requests of trial \(model.link(sample.trial))\(sample.level.isEmpty ? "" : " at \(escape(sample.level))")</h2><div class=\"panels\">"
+            "<section id=\"requests\" class=\"wide\"><h2>Requests of trial \(model.link(sample.trial))\(sample.level.isEmpty ? "" : " at \(escape(sample.level))")</h2><div class=\"panels two\">"
         let charts: [(name: String, title: String, value: (RequestSample.Point) -> Double?)] = [
             ("ttft_ms", "time to first token, ms", { $0.ttftMs }),
             ("e2e_ms", "end-to-end latency, ms", { $0.e2eMs }),
@@ -501,7 +529,7 @@ public enum StudyReport {
     }
 
     static func failures(_ model: Model) -> String {
-        var html = "<section id=\"failures\"><h2>Failures</h2>"
+        var html = "<section id=\"failures\" class=\"wide\"><h2>Failures</h2>"
         let groups = failureGroups(model.trials)
         guard !groups.isEmpty else { return html + "<p>None.</p></section>" }
         html +=
@@ -561,7 +589,7 @@ public enum StudyReport {
         }
         let now = Date()
         let end = placed.map { $0.finishedAt ?? now }.max() ?? now
-        var chart = Chart(name: "timeline", width: 640, height: 60 + Double(labels.count) * 22)
+        var chart = Chart(name: "timeline", width: 1100, height: 60 + Double(labels.count) * 22)
         let xs = Scale(
             values: [0, end.timeIntervalSince(start)], start: chart.plotLeft, end: chart.plotRight, padding: 0)
         chart.axes(
@@ -576,11 +604,11 @@ public enum StudyReport {
             let x0 = xs(trial.startedAt!.timeIntervalSince(start))
             let x1 = xs((trial.finishedAt ?? now).timeIntervalSince(start))
             chart.append(
-                "<rect class=\"point span \(model.kind(trial))\" x=\"\(coordinate(x0))\" y=\"\(coordinate(chart.plotTop + Double(row) * 22 + 3))\" width=\"\(coordinate(max(1, x1 - x0)))\" height=\"16\"><title>trial \(trial.number) (\(trial.state.rawValue)): \(String(format: "%.1f", (trial.finishedAt ?? now).timeIntervalSince(trial.startedAt!))) s</title></rect>"
+                "<rect class=\"point span \(model.kind(trial))\" data-trial=\"\(trial.number)\" x=\"\(coordinate(x0))\" y=\"\(coordinate(chart.plotTop + Double(row) * 22 + 3))\" width=\"\(coordinate(max(1, x1 - x0)))\" height=\"16\"><title>trial \(trial.number) (\(trial.state.rawValue)): \(String(format: "%.1f", (trial.finishedAt ?? now).timeIntervalSince(trial.startedAt!))) s</title></rect>"
             )
         }
         return
-            "<section id=\"timeline\"><h2>Timeline</h2>\(chart.svg)<p class=\"legend\">Each trial from its start to its end, per \(usesGPUs ? "GPU it leased" : "slot"): the parallel loop at work.</p></section>"
+            "<section id=\"timeline\" class=\"wide\"><h2>Timeline</h2>\(chart.svg)<p class=\"legend\">Each trial from its start to its end, per \(usesGPUs ? "GPU it leased" : "slot"): the parallel loop at work.</p></section>"
     }
 
     static func trialsTable(_ model: Model) -> String {
@@ -592,7 +620,7 @@ public enum StudyReport {
             metrics.append(name)
         }
         var html =
-            "<section id=\"trials\"><h2>Trials</h2><p><input id=\"filter\" type=\"search\" placeholder=\"filter rows (state, value, error…)\"></p>"
+            "<section id=\"trials\" class=\"wide\"><h2>Trials</h2><p><input id=\"filter\" type=\"search\" placeholder=\"filter rows (state, value, error…)\"></p>"
         html += "<div class=\"scroll\"><table class=\"trials sortable\" id=\"trials-table\"><thead><tr>"
         for column in ["trial", "state", "score"] + parameters + metrics + ["seconds", "error"] {
             html += "<th>\(escape(column))</th>"
@@ -609,16 +637,20 @@ public enum StudyReport {
             for name in metrics { cells.append(trial.metrics[name].map { escape(label($0)) } ?? "") }
             cells.append(trial.timings["total"].map { escape(label($0)) } ?? "")
             let error = "<td class=\"error\">\(escape(trial.error?.summary ?? ""))</td>"
-            html += "<tr class=\"\(model.kind(trial))\">" + cells.map { "<td>\($0)</td>" }.joined() + error + "</tr>"
+            html +=
+                "<tr class=\"\(model.kind(trial))\" data-trial=\"\(trial.number)\">"
+                + cells.map { "<td>\($0)</td>" }.joined() + error + "</tr>"
         }
         return html + "</tbody></table></div></section>"
     }
 
     /// The pages' stylesheet.
     public static let style = """
-        body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1100px;color:#222;padding:0 12px}
+        body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1760px;color:#222;padding:0 16px}
         h1{margin:0 0 4px}h2{margin:28px 0 8px;border-bottom:1px solid #ddd}.meta,.legend{color:#555}
-        svg.chart{max-width:100%;height:auto;background:#fff}.axis{stroke:#333}.gridline{stroke:#eee}.slo{stroke:#c0392b;stroke-dasharray:4 3}
+        #report{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(600px,100%),1fr));gap:0 32px}
+        #report>section{min-width:0}#report>section.wide{grid-column:1/-1}
+        svg.chart{width:100%;height:auto;background:#fff}.axis{stroke:#333}.gridline{stroke:#eee}.slo{stroke:#c0392b;stroke-dasharray:4 3}
         .tick{font-size:11px;fill:#444}.title{font-size:12px;fill:#222}
         circle.point{fill:#3b528b;opacity:.85}.point.front{fill:#d62728}.point.dominated{fill:#9aa7c7}
         .point.infeasible{fill:#bbb}path.point{stroke-width:2;fill:none}.point.failed{stroke:#d62728}
@@ -629,14 +661,31 @@ public enum StudyReport {
         rect.span{fill:#3b528b;opacity:.8}rect.span.failed,rect.span.crashed{fill:#d62728}rect.span.pruned{fill:#ff7f0e}
         rect.span.running{fill:#21918c}.key.completed{color:#3b528b}.key.failed{color:#d62728}.key.pruned{color:#ff7f0e}
         .key.crashed{color:#7f0000}.key.front{color:#d62728}.key.dominated{color:#9aa7c7}.key.infeasible{color:#bbb}
-        .key.baseline{color:#2ca02c}table{border-collapse:collapse;font-size:13px}td,th{padding:3px 8px;border-bottom:1px solid #eee;text-align:left}
+        .key.baseline{color:#2ca02c}.key.best-series{color:#3b528b}.key.baseline-series{color:#2ca02c}
+        table{border-collapse:collapse;font-size:13px}td,th{padding:3px 8px;border-bottom:1px solid #eee;text-align:left}
         th{cursor:pointer;background:#fafafa}tr.failed td,tr.crashed td{color:#a00}tr.pruned td{color:#b85c00}
-        pre.command,code{background:#f5f5f5;white-space:pre-wrap;word-break:break-all}.panels{display:flex;flex-wrap:wrap;gap:8px}
+        pre.command,code{background:#f5f5f5;white-space:pre-wrap;word-break:break-all}
+        .panels{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(340px,100%),1fr));gap:8px 16px}
+        .panels.two{grid-template-columns:repeat(auto-fill,minmax(min(600px,100%),1fr))}
         table.config th{cursor:default;background:none}.scroll{overflow-x:auto}td.error{min-width:420px;font-size:12px}
+        [data-trial]{cursor:pointer}.has-selection .point:not(.selected){opacity:.25}
+        .point.selected{opacity:1!important;stroke:#000;stroke-width:2.5}polyline.point.selected{stroke-width:4}
+        tr.selected td{background:#fff3b0}#selection{position:sticky;top:0;z-index:1;background:#fff3b0;padding:0 8px}
+        #selection:empty{display:none}td.reported{background:#eef3fb}table.levels th{cursor:default}tr.differs th{color:#8a4b00}tr.differs td{background:#fff7e6}polyline.series{fill:none;stroke-width:2}rect.cell{stroke:none}
         """
 
     /// Sorting (click a header) and filtering (the search box) of the trials table, in plain JavaScript.
     static let tableScript = """
+        var autotuneSelected=null;
+        function autotuneSelect(n){autotuneSelected=n;
+        document.querySelectorAll('.selected').forEach(function(e){e.classList.remove('selected');});
+        var bar=document.getElementById('selection');document.body.classList.toggle('has-selection',n!==null);
+        if(n===null){if(bar){bar.textContent='';}return;}
+        var marks=document.querySelectorAll('[data-trial="'+n+'"]');marks.forEach(function(e){e.classList.add('selected');});
+        if(bar){bar.textContent='Trial '+n+' selected ('+marks.length+' marks in the charts and the table); click it again or press Esc to clear';}}
+        document.addEventListener('click',function(ev){var t=ev.target.closest?ev.target.closest('[data-trial]'):null;
+        if(!t||ev.target.closest('a,input,th')){return;}var n=t.getAttribute('data-trial');autotuneSelect(n===autotuneSelected?null:n);});
+        document.addEventListener('keydown',function(ev){if(ev.key==='Escape'){autotuneSelect(null);}});
         function autotuneTables(){
         document.querySelectorAll('table.sortable').forEach(function(table){
         table.querySelectorAll('th').forEach(function(th,column){th.onclick=function(){
@@ -648,7 +697,8 @@ public enum StudyReport {
         rows.forEach(function(row){body.appendChild(row);});};});});
         var box=document.getElementById('filter');if(box){box.oninput=function(){var t=box.value.toLowerCase();
         document.querySelectorAll('#trials-table tbody tr').forEach(function(row){
-        row.style.display=row.textContent.toLowerCase().indexOf(t)>=0?'':'none';});};}}
+        row.style.display=row.textContent.toLowerCase().indexOf(t)>=0?'':'none';});};}
+        if(autotuneSelected!==null){autotuneSelect(autotuneSelected);}}
         autotuneTables();document.body.setAttribute('data-ready','1');
         """
 }

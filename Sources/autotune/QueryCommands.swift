@@ -291,8 +291,19 @@ struct CompareCommand: AsyncParsableCommand {
     @Argument(help: "The studies' names (two or more).")
     var studies: [String]
 
-    @Option(name: .long, help: "text or json.")
-    var format: BestCommand.OutputFormat = .text
+    @Option(
+        name: .long,
+        help: "text, json, or html (a page with the studies' best-so-far lines or fronts on shared charts).")
+    var format: Format = .text
+
+    enum Format: String, ExpressibleByArgument, CaseIterable {
+        case text, json, html
+    }
+
+    @Option(
+        name: [.short, .customLong("output")],
+        help: "The file to write (default: standard output; for html, STUDY-vs-STUDY.html).")
+    var output: String?
 
     @OptionGroup var store: StoreOptions
 
@@ -304,17 +315,21 @@ struct CompareCommand: AsyncParsableCommand {
         try await reportingErrors {
             let location = store.location
             try await location.withStore(.readOnly, logger: cliLogger()) { database in
-                var loaded: [(study: StoredStudy, trials: [Trial], result: StudyResult)] = []
-                for name in studies {
-                    let study = try await location.study(name, in: database)
-                    let trials = try await database.trials(ofStudy: study.id)
-                    loaded.append((study, trials, await study.result(trials: trials)))
-                }
-                let comparison = try StudyComparison(loaded)
+                var stored: [StoredStudy] = []
+                for name in studies { stored.append(try await location.study(name, in: database)) }
+                let (comparison, charts) = try await StudyComparison.loading(stored, from: database)
+                let text: String
                 switch format {
-                case .text: print(comparison.text)
-                case .json: print(try json(comparison.entries))
+                case .text: text = comparison.text + "\n"
+                case .json: text = try json(comparison.entries) + "\n"
+                case .html: text = comparison.html(charts)
                 }
+                guard let path = output ?? (format == .html ? studies.joined(separator: "-vs-") + ".html" : nil) else {
+                    print(text, terminator: "")
+                    return
+                }
+                try write(text, to: path)
+                print("Wrote \(path) (\(studies.count) studies)")
             }
         }
     }

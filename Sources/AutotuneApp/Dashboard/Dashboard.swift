@@ -30,6 +30,9 @@ public enum Dashboard {
             return try await pages.version(
                 name, after: request.uri.queryParameters.get("after"), wait: min(max(wait, 0.25), 25))
         }
+        router.get("/compare") { request, _ in
+            try await pages.html { try await pages.compare(request.uri.queryParameters.getAll("study")) }
+        }
         router.get("/study/:name/trial/:number") { _, context in
             let name = try context.parameters.require("name")
             let number = try context.parameters.require("number", as: Int.self)
@@ -73,6 +76,11 @@ struct DashboardPages: Sendable {
         } catch let error as AutotuneError where error.code == .notFound || error.code == .studyNotFound {
             return Response(
                 status: .notFound, body: .init(byteBuffer: ByteBuffer(string: "<p>\(HTML.escape(error.message))</p>")))
+        } catch let error as AutotuneError where error.code == .invalidArgument {
+            // Studies that cannot be compared (their objectives differ): the page says why.
+            return Response(
+                status: .badRequest, body: .init(byteBuffer: ByteBuffer(string: "<p>\(HTML.escape(error.message))</p>"))
+            )
         }
     }
 
@@ -81,19 +89,23 @@ struct DashboardPages: Sendable {
         <!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Autotune — \(HTML.escape(databaseName))</title>
         <style>\(StudyReport.style)</style></head><body>
         <h1>Studies</h1><p class="meta">\(HTML.escape(databaseName)), read-only; refreshed every 2 s</p>
-        <div id="studies">\(try await studiesFragment())</div>
+        <form action="/compare" method="get"><div id="studies">\(try await studiesFragment())</div>
+        <p><button type="submit">Compare the studies ticked</button></p></form>
         <script>setInterval(function(){fetch('/studies',{cache:'no-store'}).then(function(r){return r.text();})
-        .then(function(t){document.getElementById('studies').innerHTML=t;}).catch(function(){});},2000);</script>
+        .then(function(t){var ticked=Array.prototype.map.call(document.querySelectorAll('#studies input:checked'),function(e){return e.value;});
+        document.getElementById('studies').innerHTML=t;document.querySelectorAll('#studies input').forEach(function(e){
+        if(ticked.indexOf(e.value)>=0){e.checked=true;}});}).catch(function(){});},2000);</script>
         </body></html>
         """
     }
 
     func studiesFragment() async throws -> String {
         var html =
-            "<table class=\"trials\"><thead><tr><th>study</th><th>status</th><th>trials</th><th>completed</th><th>failed</th><th>best</th><th>updated</th></tr></thead><tbody>"
+            "<table class=\"trials\"><thead><tr><th>compare</th><th>study</th><th>status</th><th>trials</th><th>completed</th><th>failed</th><th>best</th><th>updated</th></tr></thead><tbody>"
         for study in try await store.studies() {
             let row = StudyStatusRow(study: study, trials: try await store.trials(ofStudy: study.id))
-            html += "<tr><td><a href=\"/study/\(Self.pathComponent(row.name))\">\(HTML.escape(row.name))</a></td>"
+            html += "<tr><td><input type=\"checkbox\" name=\"study\" value=\"\(HTML.escape(row.name))\"></td>"
+            html += "<td><a href=\"/study/\(Self.pathComponent(row.name))\">\(HTML.escape(row.name))</a></td>"
             html += "<td>\(HTML.escape(row.status))</td><td>\(row.trials)</td>"
             html += "<td>\(row.completed)</td><td>\(row.failed)</td>"
             html += "<td>\(row.best == nil ? "" : HTML.escape(row.bestText))</td>"
@@ -136,6 +148,25 @@ struct DashboardPages: Sendable {
         let head = "<p><a href=\"/\">← studies</a></p>"
         return StudyReport.html(try await input(name), head: "", script: script)
             .replacingOccurrences(of: "<div id=\"report\">", with: head + "<div id=\"report\">")
+    }
+
+    /// Two or more studies side by side (`/compare?study=a&study=b`): ``StudyComparison``'s page, its study
+    /// names linked to their pages.
+    func compare(_ names: [String]) async throws -> String {
+        guard names.count >= 2 else {
+            throw AutotuneError(.invalidArgument, "compare needs two or more studies: tick them on the studies page")
+        }
+        var studies: [StoredStudy] = []
+        for name in names {
+            guard let study = try await store.study(named: name) else {
+                throw AutotuneError(.notFound, "no study named '\(name)'")
+            }
+            studies.append(study)
+        }
+        let (comparison, charts) = try await StudyComparison.loading(studies, from: store)
+        return comparison.html(charts) { "/study/\(Self.pathComponent($0))" }
+            .replacingOccurrences(
+                of: "<div id=\"report\">", with: "<p><a href=\"/\">← studies</a></p><div id=\"report\">")
     }
 
     func studyFragment(_ name: String) async throws -> String {
@@ -186,7 +217,10 @@ struct DashboardPages: Sendable {
             study.definition.space.parameters.compactMap { parameter in
                 trial.configuration[parameter.name].map { (parameter.name, parameter.display($0)) }
             })
-        table("Metrics", trial.metrics.sorted { $0.key < $1.key }.map { ($0.key, HumanNumber.format($0.value)) })
+        let directory = trialDirectory(name, number)
+        let sample = RequestSample.read(
+            benchmarkFile: directory.appendingPathComponent("benchmark.json").path, trial: number)
+        html += TrialFigures.html(trial.metrics, sample: sample)
         table("Timings (s)", trial.timings.sorted { $0.key < $1.key }.map { ($0.key, HumanNumber.format($0.value)) })
         var placement: [(String, String)] = []
         if let gpus = trial.gpus { placement.append(("gpus", gpus.map(String.init).joined(separator: ","))) }
@@ -199,7 +233,22 @@ struct DashboardPages: Sendable {
         if let command = try? study.definition.launchCommand(for: trial, trialsDirectory: trialsDirectory) {
             html += "<h2>Command</h2><pre class=\"command\">\(HTML.escape(ShellWords.join(command)))</pre>"
         }
-        for (file, tail) in Self.logTails(directory: trialDirectory(name, number)) {
+        if let sample {
+            let input = ReportInput(study: study, trials: [trial])
+            html += "<div id=\"report\">\(StudyReport.trialServing(input, sample: sample))</div>"
+        }
+        let files = Self.files(directory: directory)
+        if !files.isEmpty {
+            html += "<h2>Files</h2><table class=\"config files\">"
+            for (file, size) in files {
+                let link = "/study/\(Self.pathComponent(name))/trial/\(number)/file/\(Self.pathComponent(file))"
+                html +=
+                    "<tr><td><a href=\"\(HTML.escape(link))\">\(HTML.escape(file))</a></td><td>\(Self.size(size))</td></tr>"
+            }
+            html += "</table>"
+        }
+        // Logs as their last lines; a result file (JSON) is a link above, not a wall of numbers.
+        for (file, tail) in Self.logTails(directory: directory) where !file.hasSuffix(".json") {
             html += "<h2>\(HTML.escape(file)) (last lines)</h2><pre class=\"command\">\(HTML.escape(tail))</pre>"
         }
         return html + "</body></html>"
@@ -241,6 +290,25 @@ struct DashboardPages: Sendable {
     private func trialDirectory(_ study: String, _ number: Int) -> URL {
         trialsDirectory.appendingPathComponent(study, isDirectory: true)
             .appendingPathComponent(String(number), isDirectory: true)
+    }
+
+    /// A file's size for a person: bytes, KiB or MiB.
+    static func size(_ bytes: Int) -> String {
+        if bytes < 1024 { return "\(bytes) B" }
+        if bytes < 1024 * 1024 { return String(format: "%.1f KiB", Double(bytes) / 1024) }
+        return String(format: "%.1f MiB", Double(bytes) / 1024 / 1024)
+    }
+
+    /// The regular files directly in `directory` (none that a link points out of it) with their sizes, by name.
+    static func files(directory: URL) -> [(String, Int)] {
+        let manager = FileManager.default
+        guard let names = try? manager.contentsOfDirectory(atPath: directory.path) else { return [] }
+        return names.sorted().filter { !$0.hasPrefix(".") }.compactMap { name in
+            guard let resolved = regularFile(named: name, in: directory),
+                let attributes = try? manager.attributesOfItem(atPath: resolved.path)
+            else { return nil }
+            return (name, (attributes[.size] as? NSNumber)?.intValue ?? 0)
+        }
     }
 
     /// The last 8 KiB of each regular file directly in `directory` (logs, results), none that a link points

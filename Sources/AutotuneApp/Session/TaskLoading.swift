@@ -157,11 +157,16 @@ extension ReportInput {
         self.init(study: study, trials: trials, trialLink: trialLink)
         if let result { self.result = result }
         commands = study.definition.launchCommands(of: trials, result: self.result, trialsDirectory: trialsDirectory)
-        if let number = self.result.recommended?.number {
-            requests = RequestSample.read(
+        func sample(_ number: Int) -> RequestSample? {
+            RequestSample.read(
                 benchmarkFile: trialsDirectory.appendingPathComponent(study.definition.name)
                     .appendingPathComponent(String(number)).appendingPathComponent("benchmark.json").path,
                 trial: number)
+        }
+        if let number = self.result.recommended?.number {
+            requests = sample(number)
+            // Trial 0 runs the baseline when the study has one.
+            if study.definition.baseline != nil, number != 0 { baselineRequests = sample(0) }
         }
     }
 }

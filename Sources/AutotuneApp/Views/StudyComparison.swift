@@ -1,4 +1,5 @@
 public import Autotune
+public import AutotuneReport
 import AutotuneRunner
 import Foundation
 
@@ -103,6 +104,26 @@ public struct StudyComparison: Sendable {
         return most
     }
 
+    /// A study's row of the comparison's table, as text.
+    func cells(_ entry: Entry) -> [String] {
+        let multi = objective.isMultiObjective
+        let total = entry.trials.values.reduce(0, +)
+        let completed = entry.trials[TrialState.completed.rawValue] ?? 0
+        let failed = entry.trials[TrialState.failed.rawValue] ?? 0
+        let best: String =
+            multi ? "\(entry.front.count) trials" : entry.best.map { HumanNumber.format($0.score) } ?? "–"
+        let number: String = multi ? "" : entry.best.map { String($0.number) } ?? "–"
+        let gain: String = entry.gain.map { String(format: "%+.1f%%", $0 * 100) } ?? "–"
+        var toBest = "–"
+        if let trials = entry.trialsToBest {
+            toBest = "\(trials) trials, \(entry.secondsToBest.map(ProgressFormat.duration) ?? "–")"
+        }
+        return [
+            entry.study, entry.strategy, String(entry.parallel), "\(total) (\(completed) completed, \(failed) failed)",
+            entry.wallSeconds.map(ProgressFormat.duration) ?? "–", best, number, gain, toBest,
+        ]
+    }
+
     /// The comparison as text: the studies' table, then the best configurations' table.
     public var text: String {
         let goals = objective.allGoals.map { "\($0.direction.rawValue) \($0.label)" }.joined(separator: ", ")
@@ -115,22 +136,7 @@ public struct StudyComparison: Sendable {
         var rows = [
             ["study", "strategy", "at once", "trials", "wall", multi ? "front" : "best", "trial", "gain", "to best"]
         ]
-        for entry in entries {
-            let total = entry.trials.values.reduce(0, +)
-            let completed = entry.trials[TrialState.completed.rawValue] ?? 0
-            let failed = entry.trials[TrialState.failed.rawValue] ?? 0
-            rows.append([
-                entry.study, entry.strategy, String(entry.parallel),
-                "\(total) (\(completed) completed, \(failed) failed)",
-                entry.wallSeconds.map(ProgressFormat.duration) ?? "–",
-                multi ? "\(entry.front.count) trials" : entry.best.map { HumanNumber.format($0.score) } ?? "–",
-                multi ? "" : entry.best.map { String($0.number) } ?? "–",
-                entry.gain.map { String(format: "%+.1f%%", $0 * 100) } ?? "–",
-                entry.trialsToBest.map { trials in
-                    "\(trials) trials, \(entry.secondsToBest.map(ProgressFormat.duration) ?? "–")"
-                } ?? "–",
-            ])
-        }
+        for entry in entries { rows.append(cells(entry)) }
         lines.append(TextTable.render(rows))
         lines += ["", multi ? "First front member of each" : "Best configurations"]
         var table = [["parameter"] + entries.map(\.study)]
@@ -143,5 +149,68 @@ public struct StudyComparison: Sendable {
         }
         lines.append(TextTable.render(table))
         return lines.joined(separator: "\n")
+    }
+}
+
+extension StudyComparison {
+    /// The comparison as one self-contained HTML page (no script library, no network): the studies' table, the
+    /// best configurations', and the shared charts of ``ComparisonCharts``; study names linked by `studyLink`
+    /// (the dashboard's study pages).
+    public func html(_ studies: [ComparisonCharts.Study], studyLink: ((String) -> String)? = nil) -> String {
+        func name(_ study: String) -> String {
+            guard let studyLink else { return HTML.escape(study) }
+            return "<a href=\"\(HTML.escape(studyLink(study)))\">\(HTML.escape(study))</a>"
+        }
+        let goals = objective.allGoals.map { "\($0.direction.rawValue) \($0.label)" }.joined(separator: ", ")
+        let constraints = objective.constraints.map(\.description).joined(separator: ", ")
+        let multi = objective.isMultiObjective
+        var html = """
+            <!DOCTYPE html><html lang="en"><head><meta charset="utf-8">
+            <title>\(HTML.escape(entries.map(\.study).joined(separator: " vs "))) — Autotune</title>
+            <style>\(StudyReport.style)</style></head><body><div id="report">
+            <section id="comparison" class="wide"><h1>\(entries.map { name($0.study) }.joined(separator: " · "))</h1>
+            <p class="meta">\(HTML.escape(goals))\(constraints.isEmpty ? "" : " subject to \(HTML.escape(constraints))")</p>
+            <table class="trials comparison"><thead><tr><th>study</th><th>strategy</th><th>at once</th><th>trials</th>
+            <th>wall</th><th>\(multi ? "front" : "best")</th><th>trial</th><th>gain</th><th>to best</th></tr></thead><tbody>
+            """
+        for entry in entries {
+            let row = cells(entry)
+            html +=
+                "<tr><td>\(name(entry.study))</td>" + row.dropFirst().map { "<td>\(HTML.escape($0))</td>" }.joined()
+                + "</tr>"
+        }
+        html += "</tbody></table><h2>\(multi ? "First front member of each" : "Best configurations")</h2>"
+        html += "<table class=\"trials\"><thead><tr><th>parameter</th>"
+        html += entries.map { "<th>\(HTML.escape($0.study))</th>" }.joined() + "</tr></thead><tbody>"
+        for parameter in parameters {
+            let values = entries.map { entry in
+                entry.configuration[parameter.name].map { parameter.display($0) } ?? "–"
+            }
+            // A parameter the best configurations disagree on is the one to look at.
+            let differs = Set(values).count > 1
+            html +=
+                "<tr\(differs ? " class=\"differs\"" : "")><th>\(HTML.escape(parameter.name))</th>"
+                + values.map { "<td>\(HTML.escape($0))</td>" }.joined() + "</tr>"
+        }
+        html += "</tbody></table></section>"
+        html += ComparisonCharts.sections(objective: objective, studies: studies)
+        return html + "</div></body></html>"
+    }
+}
+
+extension StudyComparison {
+    /// The comparison of `studies`, their trials read from `store`, with what its charts draw.
+    public static func loading(_ studies: [StoredStudy], from store: any StudyStore) async throws -> (
+        comparison: StudyComparison, charts: [ComparisonCharts.Study]
+    ) {
+        var loaded: [(study: StoredStudy, trials: [Trial], result: StudyResult)] = []
+        for study in studies {
+            let trials = try await store.trials(ofStudy: study.id)
+            loaded.append((study, trials, await study.result(trials: trials)))
+        }
+        let charts = loaded.map {
+            ComparisonCharts.Study(name: $0.study.definition.name, trials: $0.trials, result: $0.result)
+        }
+        return (try StudyComparison(loaded), charts)
     }
 }
