@@ -2,20 +2,22 @@ import Foundation
 import Testing
 
 /// Debian's chromium, headless: the report and the dashboard as a real browser renders them.
-private let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first {
+let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first {
     FileManager.default.isExecutableFile(atPath: $0)
 }
 
 /// Loads `url` in headless chromium and returns the DOM after its scripts ran, and what the browser logged
 /// (console errors included).
-private func render(_ url: String, virtualTime: Int = 2000, in directory: URL) throws -> (dom: String, log: String) {
+func render(
+    _ url: String, virtualTime: Int = 2000, window: (Int, Int) = (1400, 900), in directory: URL
+) throws -> (dom: String, log: String) {
     let browser = try #require(chromium, "chromium is not installed (scripts/install-deps installs it)")
     let process = Process()
     process.executableURL = URL(fileURLWithPath: browser)
     process.arguments = [
         "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--enable-logging=stderr", "--v=0",
         "--user-data-dir=\(directory.appendingPathComponent("chromium-\(UUID().uuidString)").path)",
-        "--virtual-time-budget=\(virtualTime)", "--dump-dom", url,
+        "--virtual-time-budget=\(virtualTime)", "--window-size=\(window.0),\(window.1)", "--dump-dom", url,
     ]
     let out = Pipe()
     let log = directory.appendingPathComponent("chromium-\(UUID().uuidString).log")
@@ -32,7 +34,7 @@ private func render(_ url: String, virtualTime: Int = 2000, in directory: URL) t
 }
 
 /// The markers (`class="point …"`) inside the chart `name` of a rendered page.
-private func points(in dom: String, chart name: String) -> Int {
+func points(in dom: String, chart name: String) -> Int {
     guard let start = dom.range(of: "data-chart=\"\(name)\"") else { return -1 }
     let rest = dom[start.upperBound...]
     let end = rest.range(of: "</svg>")?.lowerBound ?? rest.endIndex
@@ -40,7 +42,7 @@ private func points(in dom: String, chart name: String) -> Int {
 }
 
 /// JavaScript errors the browser reported.
-private func scriptErrors(_ log: String) -> [String] {
+func scriptErrors(_ log: String) -> [String] {
     log.split(separator: "\n").map(String.init).filter {
         $0.contains("Uncaught") || $0.contains("SyntaxError") || $0.contains("TypeError")
             || $0.contains("ReferenceError")
@@ -140,7 +142,7 @@ private func scriptErrors(_ log: String) -> [String] {
         // The page long-polls (a second per poll here): the dump comes once the study's trials are done.
         let (dom, log) = try render(base + "/study/live?wait=1", virtualTime: 4000, in: directory)
         #expect(scriptErrors(log).isEmpty, "\(scriptErrors(log))")
-        let completed = dom.components(separatedBy: "<tr class=\"completed\">").count - 1
+        let completed = dom.components(separatedBy: "<tr class=\"completed\"").count - 1
         #expect(completed >= 2, "the page did not follow the study: \(completed) completed rows")
         let updated = try #require(
             dom.firstRange(of: #/data-updated-at="([0-9.]+)"/#).map { Double(dom[$0].split(separator: "\"")[1])! })
@@ -173,7 +175,7 @@ private func scriptErrors(_ log: String) -> [String] {
 }
 
 /// GETs `url` and returns the body, whatever the status.
-private func fetch(_ url: String) async throws -> String {
+func fetch(_ url: String) async throws -> String {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = [
