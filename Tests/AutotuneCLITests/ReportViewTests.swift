@@ -16,9 +16,11 @@ private func probe(
     let (dom, log) = try render("file://\(probed.path)", window: window, in: directory)
     #expect(scriptErrors(log).isEmpty, "\(scriptErrors(log))")
     let match = try #require(dom.firstMatch(of: #/data-probe="([^"]*)"/#), "the probe did not run")
-    let json = String(match.1).replacingOccurrences(of: "&quot;", with: "\"").replacingOccurrences(of: "&lt;", with: "<")
-        .replacingOccurrences(of: "&gt;", with: ">").replacingOccurrences(of: "&#39;", with: "'")
-        .replacingOccurrences(of: "&amp;", with: "&")
+    let json = String(match.1).replacingOccurrences(of: "&quot;", with: "\"").replacingOccurrences(
+        of: "&lt;", with: "<"
+    )
+    .replacingOccurrences(of: "&gt;", with: ">").replacingOccurrences(of: "&#39;", with: "'")
+    .replacingOccurrences(of: "&amp;", with: "&")
     return try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
 }
 
@@ -58,11 +60,12 @@ private let boxes = """
         let directory = try scratch()
         defer { try? FileManager.default.removeItem(at: directory) }
         let report = try await gridStudy(in: directory)
-        let measure = boxes + """
-            done({width:innerWidth,scroll:document.documentElement.scrollWidth,history:box('svg[data-chart="history"]'),
-            time:box('svg[data-chart="history-time"]'),parallel:box('svg[data-chart="parallel"]'),
-            importance:box('#importance'),contour:box('#contour')});
-            """
+        let measure =
+            boxes + """
+                done({width:innerWidth,scroll:document.documentElement.scrollWidth,history:box('svg[data-chart="history"]'),
+                time:box('svg[data-chart="history-time"]'),parallel:box('svg[data-chart="parallel"]'),
+                importance:box('#importance'),contour:box('#contour')});
+                """
         let wide = try probe(report, measure, window: (1400, 900), in: directory)
         let width = try #require(wide["width"] as? Double)
         let history = try #require(wide["history"] as? [Double])
@@ -150,7 +153,8 @@ private let boxes = """
 
         _ = try await gridStudy(named: "rep", in: directory)
         _ = try await gridStudy(named: "rep2", in: directory)
-        let two = try await autotune(["compare", "rep", "rep2", "--format", "html", "-o", "fronts.html"], in: directory)
+        let two = try await autotune(
+            ["compare", "rep", "rep2", "--format", "html", "-o", "fronts.html"], in: directory)
         #expect(two.status == 0, "\(two.stderr)")
         let (frontDom, _) = try render("file://\(directory.path)/fronts.html", in: directory)
         let best = try await autotune(["best", "rep", "--format", "json"], in: directory)
