@@ -424,12 +424,15 @@ public enum StudyReport {
             chart.append(
                 "<rect class=\"point bar\" x=\"\(coordinate(scale(0)))\" y=\"\(coordinate(y + 3))\" width=\"\(coordinate(scale(entry.share) - scale(0)))\" height=\"16\"><title>\(escape(entry.name)): \(String(format: "%.1f%%", entry.share * 100)) (80% of resamples: \(range))</title></rect>"
             )
+            // The figures after the whisker, or, where they would run off the picture, inside its right edge.
+            let after = scale(max(entry.share, entry.high)) + 4
+            let (textX, anchor) = after > chart.width - 90 ? (chart.width - 2, "end") : (after, "start")
             // The bootstrap interval, as a whisker across the bar.
             chart.append(
                 "<line class=\"interval\" x1=\"\(coordinate(scale(entry.low)))\" x2=\"\(coordinate(scale(entry.high)))\" y1=\"\(coordinate(y + 11))\" y2=\"\(coordinate(y + 11))\"/>"
             )
             chart.append(
-                "<text class=\"tick\" x=\"\(coordinate(scale(max(entry.share, entry.high)) + 4))\" y=\"\(coordinate(y + 15))\">\(String(format: "%.0f%%", entry.share * 100)) (\(range))</text>"
+                "<text class=\"tick\" x=\"\(coordinate(textX))\" y=\"\(coordinate(y + 15))\" text-anchor=\"\(anchor)\">\(String(format: "%.0f%%", entry.share * 100)) (\(range))</text>"
             )
         }
         html += chart.svg
