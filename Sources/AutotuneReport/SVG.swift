@@ -165,8 +165,10 @@ struct Chart {
         )
         for (value, text) in xLabels ?? x.labelledTicks {
             let px = x(value)
+            // A label at the right edge ends there: centred, half of it would be cut off.
+            let anchor = px >= plotRight - 12 ? "end" : "middle"
             append(
-                "<text class=\"tick\" x=\"\(coordinate(px))\" y=\"\(coordinate(plotBottom + 14))\" text-anchor=\"middle\">\(escape(text))</text>"
+                "<text class=\"tick\" x=\"\(coordinate(px))\" y=\"\(coordinate(plotBottom + 14))\" text-anchor=\"\(anchor)\">\(escape(text))</text>"
             )
         }
         for (value, text) in yTicks ? y.labelledTicks : [] {

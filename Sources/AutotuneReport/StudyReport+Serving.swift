@@ -78,7 +78,7 @@ extension StudyReport {
     /// that passed (sustained and within the SLO), the ones that did not and why, and the one reported; the
     /// baseline's levels beside them when it ran several.
     static func capacity(_ model: Model, _ sample: RequestSample, baseline: RequestSample?) -> String {
-        let series = [(sample, "recommended")] + (baseline.map { [($0, "baseline")] } ?? [])
+        let series = [(sample, "trial")] + (baseline.map { [($0, "baseline")] } ?? [])
         guard sample.levels.count >= 2, sample.levels.allSatisfy({ $0.load != nil }) else { return "" }
         let limits = model.limits(atLevel: sample.level)
         let metric =
@@ -102,35 +102,38 @@ extension StudyReport {
                 "<line class=\"slo\" x1=\"\(coordinate(chart.plotLeft))\" y1=\"\(coordinate(ys(limit)))\" x2=\"\(coordinate(chart.plotRight))\" y2=\"\(coordinate(ys(limit)))\"><title>SLO: \(metric) ≤ \(label(limit))</title></line>"
             )
         }
-        for (name, entry) in series {
-            let own = levels.filter { $0.0 == entry }.sorted { $0.2 < $1.2 }
+        for (origin, role) in series {
+            let own = levels.filter { $0.0 == role }.sorted { $0.2 < $1.2 }
             let line = own.map { "\(coordinate(xs($0.2))),\(coordinate(ys($0.3)))" }.joined(separator: " ")
             chart.append(
-                "<polyline class=\"series \(entry)-series\" data-series=\"\(entry)\" points=\"\(line)\" style=\"stroke:\(entry == "baseline" ? "#2ca02c" : "#3b528b")\"/>"
+                "<polyline class=\"series \(role)-series\" data-series=\"\(role)\" points=\"\(line)\" style=\"stroke:\(role == "baseline" ? "#2ca02c" : "#3b528b")\"/>"
             )
             for (_, level, load, value) in own {
-                let reported = level.name == name.level
+                let reported = level.name == origin.level
                 let why =
                     level.passed
                     ? "passed" : level.unsustained.map { "not sustained: \($0)" } ?? "over the SLO or requests failed"
                 chart.point(
                     x: xs(load), y: ys(value),
-                    kind: entry == "baseline" ? "baseline" : reported ? "front" : level.passed ? "completed" : "failed",
+                    kind: role == "baseline" ? "baseline" : reported ? "front" : level.passed ? "completed" : "failed",
                     tooltip:
-                        "\(entry == "baseline" ? "baseline" : "trial \(name.trial)") at \(level.name): \(metric) \(label(value)), \(why)\(reported ? " (reported)" : "")",
+                        "\(role == "baseline" ? "baseline" : "trial \(origin.trial)") at \(level.name): \(metric) \(label(value)), \(why)\(reported ? " (reported)" : "")",
                     radius: reported ? 6 : 4)
             }
         }
         let chosen = sample.levels.first { $0.name == sample.level }
-        let capacityText = chosen?.passed == true ? "its capacity, \(escape(sample.level))," : "no level"
+        let reportedText =
+            chosen?.passed == true
+            ? "its capacity, \(escape(sample.level)), passed and is reported"
+            : "\(escape(sample.level)) is reported (no level passed)"
         return
-            "<section id=\"capacity\"><h2>Load levels of trial \(model.link(sample.trial))</h2>\(chart.svg)<p class=\"legend\">Each level the benchmark ran, at the load it offered: <span class=\"key front\">●</span> \(capacityText) passed and is reported <span class=\"key completed\">●</span> passed (sustained, within the SLO) <span class=\"key failed\">✕</span> failed\(baseline == nil ? "" : " <span class=\"key baseline\">◆</span> the baseline's levels")\(limit == nil ? "" : "; the dashed line is the SLO").</p></section>"
+            "<section id=\"capacity\"><h2>Load levels of trial \(model.link(sample.trial))</h2>\(chart.svg)<p class=\"legend\">Each level the benchmark ran, at the load it offered: <span class=\"key front\">●</span> \(reportedText) <span class=\"key completed\">●</span> passed (sustained, within the SLO) <span class=\"key failed\">✕</span> failed\(baseline == nil ? "" : " <span class=\"key baseline\">◆</span> the baseline's levels")\(limit == nil ? "" : "; the dashed line is the SLO").</p></section>"
     }
 
     /// The recommended trial's requests as distributions (the share of requests done within each latency), time
     /// to first token and end to end, beside the baseline's: where in the distribution tuning gained.
     static func latencyDistributions(_ model: Model, _ sample: RequestSample, baseline: RequestSample?) -> String {
-        let series = [(sample, "recommended")] + (baseline.map { [($0, "baseline")] } ?? [])
+        let series = [(sample, "trial")] + (baseline.map { [($0, "baseline")] } ?? [])
         let limits = model.limits(atLevel: sample.level)
         var html =
             "<section id=\"latency\" class=\"wide\"><h2>Latency of each request: trial \(model.link(sample.trial))\(baseline.map { " and the baseline (trial \(model.link($0.trial)))" } ?? "")</h2><div class=\"panels two\">"
@@ -171,6 +174,6 @@ extension StudyReport {
         }
         let failed = series.map { "\($0.0.points.count { !$0.succeeded })" }.joined(separator: " and ")
         return html
-            + "</div><p class=\"legend\"><span class=\"key best-series\">━</span> trial \(sample.trial) at \(escape(sample.level))\(baseline.map { " <span class=\"key baseline-series\">━</span> the baseline (trial \($0.trial)) at \(escape($0.level))" } ?? ""): for each latency, the share of the level's requests done within it (failed requests, \(failed), never are)\(limits.isEmpty ? "" : "; dashed: the SLO's limit"). A curve further left is faster; where the two part shows which requests tuning helped.</p></section>"
+            + "</div><p class=\"legend\"><span class=\"key best-series\">━</span> trial \(sample.trial) at \(escape(sample.level))\(baseline.map { " <span class=\"key baseline-series\">━</span> the baseline (trial \($0.trial)) at \(escape($0.level))" } ?? ""): for each latency, the share of the level's requests done within it (failed requests, \(failed), never are)\(limits.isEmpty ? "" : "; dashed: the SLO's limit"). A curve further left is faster\(baseline == nil ? "" : "; where the two part shows which requests tuning helped").</p></section>"
     }
 }

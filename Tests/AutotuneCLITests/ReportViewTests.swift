@@ -55,16 +55,36 @@ private let boxes = """
 
 @Suite(.serialized, .timeLimit(.minutes(5))) struct ReportViewTests {
     /// The report uses a wide window (the two history charts side by side, parallel coordinates across the page,
-    /// half-width sections in pairs) and keeps to one column in a narrow one, with nothing wider than the screen.
+    /// half-width sections in pairs) and keeps to one column in a narrow one, with nothing wider than the screen
+    /// and no label cut at a chart's edge (long names: the objective's, vLLM's flags).
     @Test func theReportUsesTheWidthAndKeepsOneColumnOnANarrowScreen() async throws {
         let directory = try scratch()
         defer { try? FileManager.default.removeItem(at: directory) }
-        let report = try await gridStudy(in: directory)
+        try """
+        name: long
+        parameters:
+          max_num_batched_tokens: {type: int, min: 1024, max: 16384, log: true}
+          enable_chunked_prefill: {type: bool}
+          gpu_memory_utilization: {type: float, min: 0.85, max: 0.97}
+        objective: {maximize: output_tokens_per_s_per_gpu}
+        budget: {max_trials: 8}
+        strategy: random
+        experiment:
+          command: [/bin/sh, -c, 'echo "{{\\"output_tokens_per_s_per_gpu\\": $(( {max_num_batched_tokens} / 7 + 1000 ))}}"']
+        """.write(to: directory.appendingPathComponent("long.yaml"), atomically: true, encoding: .utf8)
+        let run = try await autotune(["run", "long.yaml", "--quiet"], in: directory)
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(try await autotune(["report", "long", "-o", "long.html"], in: directory).status == 0)
+        let report = directory.appendingPathComponent("long.html")
         let measure =
             boxes + """
+                var cut=[];document.querySelectorAll('svg.chart').forEach(function(svg){var s=svg.getBoundingClientRect();
+                svg.querySelectorAll('text').forEach(function(t){var r=t.getBoundingClientRect();
+                if(r.left<s.left-1||r.right>s.right+1||r.top<s.top-1||r.bottom>s.bottom+1){
+                cut.push(svg.getAttribute('data-chart')+': '+t.textContent);}});});
                 done({width:innerWidth,scroll:document.documentElement.scrollWidth,history:box('svg[data-chart="history"]'),
                 time:box('svg[data-chart="history-time"]'),parallel:box('svg[data-chart="parallel"]'),
-                importance:box('#importance'),contour:box('#contour')});
+                importance:box('#importance'),contour:box('#contour'),cut:cut});
                 """
         let wide = try probe(report, measure, window: (1400, 900), in: directory)
         let width = try #require(wide["width"] as? Double)
@@ -77,6 +97,7 @@ private let boxes = """
         let importance = try #require(wide["importance"] as? [Double])
         let contour = try #require(wide["contour"] as? [Double])
         #expect(abs(importance[1] - contour[1]) < 1, "importance and the contour side by side: \(wide)")
+        #expect((wide["cut"] as? [String])?.isEmpty == true, "labels cut at a chart's edge: \(wide["cut"] ?? "")")
 
         let narrow = try probe(report, measure, window: (420, 900), in: directory)
         let narrowWidth = try #require(narrow["width"] as? Double)
@@ -85,6 +106,7 @@ private let boxes = """
         let second = try #require(narrow["time"] as? [Double])
         #expect(second[1] >= first[1] + first[3] - 1, "one column: the charts stack: \(narrow)")
         #expect(first[2] <= narrowWidth, "\(narrow)")
+        #expect((narrow["cut"] as? [String])?.isEmpty == true, "labels cut at a chart's edge: \(narrow["cut"] ?? "")")
     }
 
     /// A click on a trial's marker selects the same trial in every chart that draws it and in the table, in the
@@ -234,7 +256,7 @@ private let boxes = """
         let capacity = try #require(dom.firstMatch(of: #/data-chart="capacity"[\s\S]*?</svg>/#))
         #expect(dom[capacity.range].contains("class=\"slo\""), "the SLO is drawn")
         let cdf = try #require(dom.firstMatch(of: #/data-chart="cdf-ttft_ms"[\s\S]*?</svg>/#))
-        #expect(dom[cdf.range].contains("data-series=\"recommended\""))
+        #expect(dom[cdf.range].contains("data-series=\"trial\""))
         #expect(dom[cdf.range].contains("data-series=\"baseline\"") == (recommended != 0))
 
         let port = Int.random(in: 39000...39999)
