@@ -304,3 +304,59 @@ private func run(
         #expect(encoded.count == 30 * 9)
     }
 }
+
+/// A search stuck on a local optimum (``BayesianOptimization/StallMode``).
+@Suite struct StalledSearchTests {
+    /// Twenty trials clustered in a corner, the first the best: the search has stalled for 19. With
+    /// `stalled: explore` one of the next three proposals goes far from every tried point (the corner opposite);
+    /// `stalledFor` counts the trials since the best, and an improvement resets it.
+    @Test func aStalledSearchStepsIntoTheLargestUnexploredRegion() throws {
+        let space = try SearchSpace([
+            Parameter("x", .float(lower: 0, upper: 1)), Parameter("y", .float(lower: 0, upper: 1)),
+        ])
+        func strategy(_ mode: String) throws -> (BayesianOptimization, StudyHistory) {
+            var strategy = try BayesianOptimization(
+                context: StrategyContext(
+                    space: space, objective: .minimize("f"), seed: 5,
+                    options: ["candidates": .number(256), "stalled": .string(mode), "initial_points": .number(2)]))
+            var history = StudyHistory()
+            var generator = SeededGenerator(seed: 9)
+            for number in 0..<20 {
+                let x = Double(generator.nextInt(below: 300)) / 1000
+                let y = Double(generator.nextInt(below: 300)) / 1000
+                var trial = Trial(number: number, configuration: Configuration(["x": .double(x), "y": .double(y)]))
+                trial.state = .completed
+                // The first is the best: every later one is worse.
+                trial.score = number == 0 ? -1 : x * x + y * y
+                history.record(trial)
+                try strategy.tell(trial)
+            }
+            return (strategy, history)
+        }
+        var (explorer, history) = try strategy("explore")
+        #expect(explorer.stalledFor == 19)
+        var farthest = 0.0
+        for _ in 0..<3 {
+            let proposal = try #require(try explorer.ask(1, history: history).first)
+            let (x, y) = (proposal["x"]!.numericValue!, proposal["y"]!.numericValue!)
+            farthest = max(farthest, min(x, y))
+            var trial = Trial(number: history.count, configuration: proposal)
+            trial.state = .running
+            history.record(trial)
+        }
+        #expect(farthest > 0.6, "no proposal left the corner: \(farthest)")
+        var improved = try strategy("explore").0
+        var better = Trial(number: 20, configuration: Configuration(["x": .double(0.1), "y": .double(0.1)]))
+        better.state = .completed
+        better.score = -2
+        try improved.tell(better)
+        #expect(improved.stalledFor == 0)
+        #expect(
+            BayesianOptimization.stallLength(parallel: 8) == 16 && BayesianOptimization.stallLength(parallel: 1) == 10)
+        #expect(throws: StrategyError.self) {
+            try BayesianOptimization(
+                context: StrategyContext(
+                    space: space, objective: .minimize("f"), seed: 5, options: ["stalled": .string("sometimes")]))
+        }
+    }
+}

@@ -50,6 +50,20 @@ public struct BayesianOptimization: Strategy {
         public var pending: PendingMode
         /// How several objectives are searched; `nil` in checkpoints from before they existed (the default).
         public var pareto: ParetoMode?
+        /// What a stalled search does; `nil` in checkpoints from before it existed (``StallMode/off``).
+        public var stalled: StallMode?
+    }
+
+    /// What the search does once it has stopped improving (``BayesianOptimization/stallLength(parallel:)``
+    /// finished trials since its best): a model confident in a local optimum proposes next to it for ever, since
+    /// every acquisition function reads the same model.
+    public enum StallMode: String, Sendable, Hashable, Codable {
+        /// Nothing: every proposal maximises the acquisition.
+        case off
+        /// Every third proposal while stalled is the point farthest from every tried and running one among those
+        /// the feasibility models expect to run and meet the constraints (at least even odds): a model-free step
+        /// into the largest unexplored region, which a confident model would never choose.
+        case explore
     }
 
     /// The acquisition of a study of several objectives.
@@ -108,7 +122,7 @@ public struct BayesianOptimization: Strategy {
     }
 
     /// The option names the task file may give.
-    public static let options: Set<String> = ["initial_points", "candidates", "pending", "pareto"]
+    public static let options: Set<String> = ["initial_points", "candidates", "pending", "pareto", "stalled"]
 
     /// The current state.
     public internal(set) var state: State
@@ -139,7 +153,9 @@ public struct BayesianOptimization: Strategy {
             )!,
             pareto: ParetoMode(
                 rawValue: try context.choiceOption(
-                    "pareto", default: "hypervolume", choices: ["hypervolume", "chebyshev"]))
+                    "pareto", default: "hypervolume", choices: ["hypervolume", "chebyshev"])),
+            stalled: StallMode(
+                rawValue: try context.choiceOption("stalled", default: "off", choices: ["off", "explore"]))
         )
         space = context.space
         objective = context.objective
@@ -224,8 +240,14 @@ public struct BayesianOptimization: Strategy {
             }
             let sampled =
                 sampling ? thompsonProposal(models: models, history: history, batch: batch, avoid: avoid) : nil
+            let exploring =
+                state.settings.stalled == .explore && models.pareto == nil
+                && stalledFor >= Self.stallLength(parallel: pending.count + 1)
+                && (known + batch.count) % 3 == 0
+            let explored =
+                exploring ? explorationProposal(models: models, history: history, batch: batch, avoid: avoid) : nil
             guard
-                let proposal = sampled
+                let proposal = sampled ?? explored
                     ?? maximizeAcquisition(models: models, history: history, batch: batch, avoid: avoid)
             else {
                 if space.cardinality != nil, batch.isEmpty { state.exhausted = true }
@@ -236,6 +258,58 @@ public struct BayesianOptimization: Strategy {
             models.believe(features(of: proposal), pending: state.settings.pending)
         }
         return batch
+    }
+
+    /// How many finished trials without a better feasible score make a search stalled: ten, or two rounds of
+    /// `parallel` trials when more.
+    public static func stallLength(parallel: Int) -> Int { max(10, 2 * parallel) }
+
+    /// The trials told since the best feasible loss last improved (all of them before any feasible one).
+    var stalledFor: Int {
+        var best = Double.infinity
+        var last = -1
+        for (index, observation) in state.observations.enumerated() {
+            if let loss = observation.loss, loss < best {
+                best = loss
+                last = index
+            }
+        }
+        return state.observations.count - 1 - last
+    }
+
+    /// The candidate farthest (in the unit cube) from every tried, running and chosen point, among quasi-random
+    /// candidates the feasibility models give at least even odds of running and meeting the constraints (the
+    /// likeliest, when none does): ``StallMode/explore``'s step.
+    private mutating func explorationProposal(
+        models: Models, history: StudyHistory, batch: [Configuration], avoid: [[Double]]
+    ) -> Configuration? {
+        var sobol = SobolSequence(dimension: space.dimension, seed: state.generator.next())
+        var points: [[Double]] = (0..<1024).map { _ in sobol.next() }
+        if !space.constraints.isEmpty {
+            points = points.filter { space.isFeasible(space.configuration(atUnit: $0), constants: constants) }
+        }
+        guard !points.isEmpty else { return nil }
+        var features: [Double] = []
+        features.reserveCapacity(points.count * encoder.dimension)
+        for point in points { encodeUnit(point, into: &features) }
+        var feasibility = [Double](repeating: 0, count: points.count)
+        models.addFeasibility(features, count: points.count, to: &feasibility)
+        let threshold = min(log(0.5), feasibility.max() ?? 0)
+        let tried = state.observations.compactMap { try? space.unitPoint(of: $0.configuration) } + avoid
+        var best: (index: Int, distance: Double)?
+        for index in points.indices where feasibility[index] >= threshold {
+            var distance = Double.infinity
+            for other in tried {
+                var squared = 0.0
+                for (a, b) in zip(other, points[index]) { squared += (a - b) * (a - b) }
+                distance = min(distance, squared)
+            }
+            if distance > best?.distance ?? -1 { best = (index, distance) }
+        }
+        guard let best else { return nil }
+        let configuration = space.configuration(atUnit: points[best.index])
+        if history.contains(configuration) || batch.contains(configuration) { return nil }
+        return configuration
     }
 
     private func features(of configuration: Configuration) -> [Double] {
