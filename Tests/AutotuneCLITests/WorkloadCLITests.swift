@@ -153,7 +153,7 @@ import Testing
         let report = try await autotune(["report", "synthetic", "-o", "synthetic.html"], in: directory)
         #expect(report.status == 0, "\(report.stderr)")
         let html = try String(contentsOf: directory.appendingPathComponent("synthetic.html"), encoding: .utf8)
-        let section = try #require(html.range(of: "<section id=\"requests\">").map { html[$0.lowerBound...] })
+        let section = try #require(html.range(of: "<section id=\"requests\"").map { html[$0.lowerBound...] })
         let requests = section[..<(section.range(of: "</section>")?.lowerBound ?? section.endIndex)]
         #expect(requests.contains("at r30</h2>"), "\(requests.prefix(200))")
         #expect(requests.components(separatedBy: "<circle class=\"point completed\"").count - 1 == 2 * 18)

@@ -264,15 +264,18 @@ public struct BayesianOptimization: Strategy {
     /// `parallel` trials when more.
     public static func stallLength(parallel: Int) -> Int { max(10, 2 * parallel) }
 
-    /// The trials told since the best feasible loss last improved (all of them before any feasible one).
+    /// The trials told since the best feasible loss last improved by more than a hundredth of the spread of the
+    /// feasible losses (all of them before any feasible one): a search creeping up a local optimum by ever smaller
+    /// steps has stalled as much as one that found nothing better.
     var stalledFor: Int {
+        let losses = state.observations.compactMap(\.loss)
+        let step = ((losses.max() ?? 0) - (losses.min() ?? 0)) / 100
         var best = Double.infinity
         var last = -1
         for (index, observation) in state.observations.enumerated() {
-            if let loss = observation.loss, loss < best {
-                best = loss
-                last = index
-            }
+            guard let loss = observation.loss else { continue }
+            if best == .infinity || loss < best - step { last = index }
+            best = min(best, loss)
         }
         return state.observations.count - 1 - last
     }
