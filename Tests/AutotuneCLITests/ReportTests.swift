@@ -55,24 +55,8 @@ func scriptErrors(_ log: String) -> [String] {
     @Test func theReportOfARealStudyRendersEveryTrialInEveryChart() async throws {
         let directory = try scratch()
         defer { try? FileManager.default.removeItem(at: directory) }
-        try """
-        name: rep
-        parallel: 2
-        parameters:
-          x: {type: int, min: 1, max: 4}
-          mode: [a, b]
-        objectives: [{maximize: tps}, {minimize: ttft}]
-        objective: {constraints: [{metric: ttft, max: 30}]}
-        baseline: {x: 2, mode: a}
-        strategy: grid
-        experiment:
-          command: [/bin/sh, -c, 'if [ {x} = 3 ] && [ {mode} = b ]; then exit 3; fi; echo "{{\\"tps\\": $(( {x} * 10 )), \\"ttft\\": $(( {x} * {x} * 2 ))}}"']
-        """.write(to: directory.appendingPathComponent("t.yaml"), atomically: true, encoding: .utf8)
-        let run = try await autotune(["run", "t.yaml", "--quiet"], in: directory)
-        #expect(run.status == 0, "\(run.stderr)")
-        let report = try await autotune(["report", "rep", "-o", "rep.html"], in: directory)
-        #expect(report.status == 0, "\(report.stderr)")
-        let html = try String(contentsOf: directory.appendingPathComponent("rep.html"), encoding: .utf8)
+        let report = try await gridStudy(in: directory)
+        let html = try String(contentsOf: report, encoding: .utf8)
         #expect(!html.contains("http://") && !html.contains("https://"), "the report must open offline")
         let (dom, log) = try render("file://\(directory.path)/rep.html", in: directory)
         #expect(dom.contains("data-ready=\"1\""), "the page's script did not run to its end")
@@ -103,33 +87,27 @@ func scriptErrors(_ log: String) -> [String] {
         experiment:
           command: [/bin/sh, -c, 'echo working on {x}; sleep 2; echo "{{\\"score\\": {x}}}"']
         """.write(to: directory.appendingPathComponent("t.yaml"), atomically: true, encoding: .utf8)
-        let port = Int.random(in: 39000...39999)
         let study = Process()
         study.executableURL = executable
         study.arguments = ["run", "t.yaml", "--quiet"]
         study.currentDirectoryURL = directory
         study.standardOutput = FileHandle.nullDevice
         study.standardError = FileHandle.nullDevice
-        let dashboard = Process()
-        dashboard.executableURL = executable
-        dashboard.arguments = ["dashboard", "--port", "\(port)"]
-        dashboard.currentDirectoryURL = directory
-        dashboard.standardOutput = FileHandle.nullDevice
-        dashboard.standardError = FileHandle.nullDevice
         try study.run()
         defer {
             study.terminate()
-            dashboard.terminate()
             study.waitUntilExit()
-            dashboard.waitUntilExit()
         }
         // The study is recorded once its first trial has a directory; then the dashboard can open it. (The
         // database file alone is not enough: SQLite creates it empty a moment before it writes the schema.)
         while !FileManager.default.fileExists(atPath: directory.appendingPathComponent("autotune-trials/live/0").path) {
             try await Task.sleep(for: .milliseconds(50))
         }
-        try dashboard.run()
-        let base = "http://127.0.0.1:\(port)"
+        let (dashboard, base) = try startDashboard(in: directory)
+        defer {
+            dashboard.terminate()
+            dashboard.waitUntilExit()
+        }
         var ready = false
         for _ in 0..<200 where !ready {
             // Served, and the study still has trials to finish (the second field counts the finished ones).

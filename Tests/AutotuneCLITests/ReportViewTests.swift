@@ -24,9 +24,22 @@ private func probe(
     return try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
 }
 
+/// `autotune dashboard` over `directory`'s database on a random port, and its address; the caller stops it.
+func startDashboard(in directory: URL) throws -> (process: Process, base: String) {
+    let port = Int.random(in: 39000...39999)
+    let dashboard = Process()
+    dashboard.executableURL = executable
+    dashboard.arguments = ["dashboard", "--port", "\(port)"]
+    dashboard.currentDirectoryURL = directory
+    dashboard.standardOutput = FileHandle.nullDevice
+    dashboard.standardError = FileHandle.nullDevice
+    try dashboard.run()
+    return (dashboard, "http://127.0.0.1:\(port)")
+}
+
 /// A study of two objectives over a grid of eight points (one crashes, two break a constraint), run for real;
 /// returns its report's path.
-private func gridStudy(named name: String = "rep", in directory: URL) async throws -> URL {
+func gridStudy(named name: String = "rep", in directory: URL) async throws -> URL {
     try """
     name: \(name)
     parallel: 2
@@ -185,19 +198,11 @@ private let boxes = """
         #expect(points(in: frontDom, chart: "compare-fronts") == 2 * size)
 
         // The dashboard's page: the studies ticked on its front page, linked to their own pages.
-        let port = Int.random(in: 39000...39999)
-        let dashboard = Process()
-        dashboard.executableURL = executable
-        dashboard.arguments = ["dashboard", "--port", "\(port)"]
-        dashboard.currentDirectoryURL = directory
-        dashboard.standardOutput = FileHandle.nullDevice
-        dashboard.standardError = FileHandle.nullDevice
-        try dashboard.run()
+        let (dashboard, base) = try startDashboard(in: directory)
         defer {
             dashboard.terminate()
             dashboard.waitUntilExit()
         }
-        let base = "http://127.0.0.1:\(port)"
         var studies = ""
         for _ in 0..<100 where !studies.contains("name=\"study\" value=\"four\"") {
             studies = (try? await fetch(base + "/")) ?? ""
@@ -259,19 +264,11 @@ private let boxes = """
         #expect(dom[cdf.range].contains("data-series=\"trial\""))
         #expect(dom[cdf.range].contains("data-series=\"baseline\"") == (recommended != 0))
 
-        let port = Int.random(in: 39000...39999)
-        let dashboard = Process()
-        dashboard.executableURL = executable
-        dashboard.arguments = ["dashboard", "--port", "\(port)"]
-        dashboard.currentDirectoryURL = directory
-        dashboard.standardOutput = FileHandle.nullDevice
-        dashboard.standardError = FileHandle.nullDevice
-        try dashboard.run()
+        let (dashboard, base) = try startDashboard(in: directory)
         defer {
             dashboard.terminate()
             dashboard.waitUntilExit()
         }
-        let base = "http://127.0.0.1:\(port)"
         var page = ""
         for _ in 0..<100 where !page.contains("By load level") {
             page = (try? await fetch(base + "/study/srv/trial/\(recommended)")) ?? ""

@@ -287,14 +287,7 @@ public struct BayesianOptimization: Strategy {
         models: Models, history: StudyHistory, batch: [Configuration], avoid: [[Double]]
     ) -> Configuration? {
         var sobol = SobolSequence(dimension: space.dimension, seed: state.generator.next())
-        var points: [[Double]] = (0..<1024).map { _ in sobol.next() }
-        if !space.constraints.isEmpty {
-            points = points.filter { space.isFeasible(space.configuration(atUnit: $0), constants: constants) }
-        }
-        guard !points.isEmpty else { return nil }
-        var features: [Double] = []
-        features.reserveCapacity(points.count * encoder.dimension)
-        for point in points { encodeUnit(point, into: &features) }
+        guard let (points, features) = allowed((0..<1024).map { _ in sobol.next() }) else { return nil }
         var feasibility = [Double](repeating: 0, count: points.count)
         models.addFeasibility(features, count: points.count, to: &feasibility)
         let threshold = min(log(0.5), feasibility.max() ?? 0)
@@ -313,6 +306,18 @@ public struct BayesianOptimization: Strategy {
         let configuration = space.configuration(atUnit: points[best.index])
         if history.contains(configuration) || batch.contains(configuration) { return nil }
         return configuration
+    }
+
+    /// The unit points that meet the space's known constraints, with their features; `nil` when none does.
+    private func allowed(_ points: [[Double]]) -> (points: [[Double]], features: [Double])? {
+        let kept =
+            space.constraints.isEmpty
+            ? points : points.filter { space.isFeasible(space.configuration(atUnit: $0), constants: constants) }
+        guard !kept.isEmpty else { return nil }
+        var features: [Double] = []
+        features.reserveCapacity(kept.count * encoder.dimension)
+        for point in kept { encodeUnit(point, into: &features) }
+        return (kept, features)
     }
 
     private func features(of configuration: Configuration) -> [Double] {
@@ -832,13 +837,8 @@ public struct BayesianOptimization: Strategy {
                 for _ in 0..<(Self.thompsonCandidates / 16) { points.append(perturb(centre, radius: radius)) }
             }
         }
-        if !space.constraints.isEmpty {
-            points = points.filter { space.isFeasible(space.configuration(atUnit: $0), constants: constants) }
-        }
-        guard !points.isEmpty else { return nil }
-        var features: [Double] = []
-        features.reserveCapacity(points.count * encoder.dimension)
-        for point in points { encodeUnit(point, into: &features) }
+        guard let (allowedPoints, features) = allowed(points) else { return nil }
+        points = allowedPoints
         guard let draw = objective.jointSample(at: features, count: points.count, generator: &state.generator)
         else { return nil }
         var value = draw.map { -$0 }
