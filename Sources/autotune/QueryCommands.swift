@@ -284,7 +284,8 @@ struct CompareCommand: AsyncParsableCommand {
             For each study: its strategy and parallelism, its trials, its wall time, its best (or its front), the \
             gain over its baseline, and how many trials and how long until its best finished; then the best \
             configurations parameter by parameter. E.g. the same task file run at parallel 1 and 4, or the same \
-            server tuned on two machines.
+            server tuned on two machines. --format html writes a page that adds each study's best so far against \
+            trials and against wall time on shared charts (with several objectives, each study's front).
             """
     )
 

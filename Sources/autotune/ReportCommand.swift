@@ -9,10 +9,13 @@ struct ReportCommand: AsyncParsableCommand {
         commandName: "report",
         abstract: "Write a study as one self-contained HTML page that opens offline, or as Markdown.",
         discussion: """
-            History, parallel coordinates, the Pareto front with several objectives, parameter importance, a slice \
-            per parameter, failures by stage and cause, the best configuration with its command, a timeline of \
-            trials per GPU or slot, and every trial in a sortable, filterable table. Charts are SVG drawn here: no \
-            script library and no network. --format md prints a Markdown summary instead (the recommendation with \
+            History, parallel coordinates, the Pareto front with several objectives, parameter importance with \
+            its uncertainty, a contour of the two most important parameters, the distribution of scores, a slice \
+            per parameter; for a serving study, throughput against latency with the SLO, the recommended trial's \
+            load levels and its requests' latency distributions beside the baseline's; failures by stage and \
+            cause, the best configuration with its command, a timeline of trials per GPU or slot, and every trial \
+            in a sortable, filterable table. A click on a trial highlights it in every chart and the table. Charts \
+            are SVG drawn here: no script library and no network. --format md prints a Markdown summary instead (the recommendation with \
             its command and gain, the confirmation, the front or the top trials, the failures), for a pull request \
             or a ticket.
             """
@@ -67,8 +70,9 @@ struct DashboardCommand: AsyncParsableCommand {
         abstract: "Serve the database's studies as live web pages (read-only).",
         discussion: """
             The studies, each study's report (the views of 'autotune report'), updating within a second or two \
-            while a study runs in another process, and a page per trial with its configuration, metrics, timings, \
-            error and the tail of its logs. It binds to 127.0.0.1 unless --host says otherwise, only reads the \
+            while a study runs in another process, a page per trial with its configuration, its figures by load \
+            level, timings, error, latency charts, its files and the tail of its logs, and /compare for the \
+            studies ticked on the front page. It binds to 127.0.0.1 unless --host says otherwise, only reads the \
             database, and reads no file outside the studies' trial directories.
             """
     )
