@@ -36,6 +36,9 @@ public struct RequestSample: Sendable, Hashable {
         /// Why it was not sustained, when it was not.
         public var unsustained: String?
 
+        /// Levels in order of the load they offered (then by name).
+        public static func byLoad(_ a: Level, _ b: Level) -> Bool { (a.load ?? 0, a.name) < (b.load ?? 0, b.name) }
+
         /// Whether it was sustained and met its SLOs: a level a capacity search may report.
         public var passed: Bool { metrics["sustained"] != 0 && metrics["slo_met"] != 0 && unsustained == nil }
 

@@ -188,6 +188,17 @@ struct Chart {
         )
     }
 
+    /// A dashed limit across the plot (an SLO's, the baseline's score): vertical at `x`, or horizontal at `y`.
+    mutating func limit(
+        x: Double? = nil, y: Double? = nil, title: String, classes: String = "slo", style: String? = nil
+    ) {
+        let (x1, x2) = x.map { ($0, $0) } ?? (plotLeft, plotRight)
+        let (y1, y2) = y.map { ($0, $0) } ?? (plotTop, plotBottom)
+        append(
+            "<line class=\"\(classes)\" x1=\"\(coordinate(x1))\" y1=\"\(coordinate(y1))\" x2=\"\(coordinate(x2))\" y2=\"\(coordinate(y2))\"\(style.map { " style=\"\($0)\"" } ?? "")><title>\(escape(title))</title></line>"
+        )
+    }
+
     /// A marker: a circle, or a cross for trials that produced no score, with a tooltip; `trial` links it to the
     /// same trial's marks in the other charts and its row in the table (a click selects them all).
     mutating func point(

@@ -89,9 +89,9 @@ extension StudyReport {
         if model.definition.baseline != nil, let baseline = model.trials.first(where: { $0.number == 0 }),
             let score = baseline.score, baseline.state == .completed
         {
-            chart.append(
-                "<line class=\"slo baseline-line\" x1=\"\(coordinate(xs(score)))\" y1=\"\(coordinate(chart.plotTop))\" x2=\"\(coordinate(xs(score)))\" y2=\"\(coordinate(chart.plotBottom))\" style=\"stroke:#2ca02c\"><title>baseline (trial 0): \(escape(label(score)))</title></line>"
-            )
+            chart.limit(
+                x: xs(score), title: "baseline (trial 0): \(label(score))", classes: "slo baseline-line",
+                style: "stroke:#2ca02c")
         }
         let better = model.objective.direction == .maximize ? "right" : "left"
         html += chart.svg

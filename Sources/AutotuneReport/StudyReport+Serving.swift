@@ -47,22 +47,11 @@ extension StudyReport {
         let ys = Scale(values: measured.map(\.2), start: chart.plotBottom, end: chart.plotTop)
         chart.axes(x: xs, y: ys, xTitle: "↓ \(latency)", yTitle: "↑ \(throughput)")
         if let limit {
-            chart.append(
-                "<line class=\"slo\" x1=\"\(coordinate(xs(limit)))\" y1=\"\(coordinate(chart.plotTop))\" x2=\"\(coordinate(xs(limit)))\" y2=\"\(coordinate(chart.plotBottom))\"><title>SLO: \(latency) ≤ \(label(limit))</title></line>"
-            )
+            chart.limit(x: xs(limit), title: "SLO: \(latency) ≤ \(label(limit))")
         }
         let recommended = model.input.result.recommended?.number
         for (trial, l, t) in measured {
-            let kind: String
-            if model.definition.baseline != nil, trial.number == 0 {
-                kind = "baseline"
-            } else if trial.number == recommended {
-                kind = "front"
-            } else if trial.state == .completed {
-                kind = "completed"
-            } else {
-                kind = "infeasible"
-            }
+            let kind = model.markerKind(trial, highlighted: trial.number == recommended, completed: "completed")
             chart.point(
                 x: xs(l), y: ys(t), kind: kind,
                 tooltip:
@@ -98,9 +87,7 @@ extension StudyReport {
         let unit = sample.levels[0].isRate ? "requests per second offered" : "concurrent requests"
         chart.axes(x: xs, y: ys, xTitle: unit, yTitle: metric)
         if let limit {
-            chart.append(
-                "<line class=\"slo\" x1=\"\(coordinate(chart.plotLeft))\" y1=\"\(coordinate(ys(limit)))\" x2=\"\(coordinate(chart.plotRight))\" y2=\"\(coordinate(ys(limit)))\"><title>SLO: \(metric) ≤ \(label(limit))</title></line>"
-            )
+            chart.limit(y: ys(limit), title: "SLO: \(metric) ≤ \(label(limit))")
         }
         for (origin, role) in series {
             let own = levels.filter { $0.0 == role }.sorted { $0.2 < $1.2 }
@@ -151,9 +138,7 @@ extension StudyReport {
             let ys = Scale(values: [0, 1], start: chart.plotBottom, end: chart.plotTop, padding: 0.02)
             chart.axes(x: xs, y: ys, xTitle: title, yTitle: "share of requests done within")
             if let limit {
-                chart.append(
-                    "<line class=\"slo\" x1=\"\(coordinate(xs(limit)))\" y1=\"\(coordinate(chart.plotTop))\" x2=\"\(coordinate(xs(limit)))\" y2=\"\(coordinate(chart.plotBottom))\"><title>SLO: \(label(limit)) ms</title></line>"
-                )
+                chart.limit(x: xs(limit), title: "SLO: \(label(limit)) ms")
             }
             for (entry, values, origin) in curves where !values.isEmpty {
                 // At most 400 steps: a curve of 10,000 requests draws the same at a 100th of the size.

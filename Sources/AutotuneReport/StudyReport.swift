@@ -127,6 +127,15 @@ public enum StudyReport {
             return "<a href=\"\(escape(make(number)))\">#\(number)</a>"
         }
 
+        /// How a measured trial is drawn where some trials stand out (the front, the recommended one): the
+        /// baseline (trial 0 of a study with one), `highlighted`, `completed` for the other completed ones, or
+        /// infeasible (measured, but it broke a constraint).
+        func markerKind(_ trial: Trial, highlighted: Bool, completed: String) -> String {
+            if definition.baseline != nil, trial.number == 0 { return "baseline" }
+            if highlighted { return "front" }
+            return trial.state == .completed ? completed : "infeasible"
+        }
+
         /// Whether `a` is a better score than `b`.
         func better(_ a: Double, _ b: Double) -> Bool { objective.isBetter(a, than: b) }
 
@@ -296,16 +305,7 @@ public enum StudyReport {
             chart.append("<polyline class=\"front-line\" points=\"\(points)\"/>")
         }
         for (trial, values) in measured {
-            let kind: String
-            if model.definition.baseline != nil, trial.number == 0 {
-                kind = "baseline"
-            } else if front.contains(trial.number) {
-                kind = "front"
-            } else if trial.state == .completed {
-                kind = "dominated"
-            } else {
-                kind = "infeasible"
-            }
+            let kind = model.markerKind(trial, highlighted: front.contains(trial.number), completed: "dominated")
             chart.point(
                 x: xs(values[0]), y: ys(values[1]), kind: kind,
                 tooltip:
@@ -511,9 +511,7 @@ public enum StudyReport {
                 padding: 0.04)
             chart.axes(x: xs, y: ys, xTitle: "prompt tokens", yTitle: title)
             if let limit {
-                chart.append(
-                    "<line class=\"slo\" x1=\"\(coordinate(chart.plotLeft))\" y1=\"\(coordinate(ys(limit)))\" x2=\"\(coordinate(chart.plotRight))\" y2=\"\(coordinate(ys(limit)))\"><title>SLO: \(label(limit)) ms</title></line>"
-                )
+                chart.limit(y: ys(limit), title: "SLO: \(label(limit)) ms")
             }
             for point in points {
                 let y = value(point) ?? ys.high

@@ -8,7 +8,7 @@ public enum TrialFigures {
     /// `metrics` split into the trial's own figures and the levels' (`c64.…`, `r4.5.…`), levels in order of load;
     /// `reported` names the level whose figures the unprefixed names repeat, which are left out of `trial`.
     public static func split(_ metrics: [String: Double]) -> (
-        trial: [(String, Double)], levels: [(name: String, metrics: [String: Double])], reported: String?
+        trial: [(String, Double)], levels: [RequestSample.Level], reported: String?
     ) {
         var levels: [String: [String: Double]] = [:]
         var plain: [String: Double] = [:]
@@ -27,11 +27,8 @@ public enum TrialFigures {
         }
         let repeated = reported.map { Set(levels[$0]!.keys) } ?? []
         let trial = plain.filter { !repeated.contains($0.key) }.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
-        let ordered = levels.sorted {
-            (Double($0.key.dropFirst()) ?? 0, $0.key) < (Double($1.key.dropFirst()) ?? 0, $1.key)
-        }
-        .map { (name: $0.key, metrics: $0.value) }
-        return (trial, ordered, reported)
+        let ordered = levels.map { RequestSample.Level(name: $0.key, metrics: $0.value) }
+        return (trial, ordered.sorted(by: RequestSample.Level.byLoad), reported)
     }
 
     /// Whether a level's figure is the trial's: equal but for the last bits (a figure may be recomputed, or pass
@@ -47,9 +44,7 @@ public enum TrialFigures {
     public static func html(_ metrics: [String: Double], sample: RequestSample? = nil) -> String {
         var (trial, levels, reported) = split(metrics)
         if let sample, !sample.levels.isEmpty {
-            levels = sample.levels.sorted { ($0.load ?? 0, $0.name) < ($1.load ?? 0, $1.name) }.map {
-                (name: $0.name, metrics: $0.metrics)
-            }
+            levels = sample.levels.sorted(by: RequestSample.Level.byLoad)
             reported = sample.level
             let shown = sample.levels.first { $0.name == sample.level }?.metrics ?? [:]
             trial = trial.filter { name, value in !same(shown[name], value) }

@@ -90,20 +90,35 @@ public enum ParameterImportance {
         FitSubset.indices(count: trials.count, maximum: maximumTrials).map { trials[$0] }
     }
 
+    /// A GP fitted to the completed trials (at most ``maximumTrials``, spread over the study) with `outputs` of
+    /// their scores as its targets, and the encoder of its features; `nil` with fewer than ``minimumTrials`` or
+    /// when the fit fails.
+    static func fit(space: SearchSpace, trials: [Trial], outputs: ([Double]) -> [Double]) -> (
+        FeatureEncoder, GaussianProcess
+    )? {
+        let completed = spread(trials.filter { $0.state == .completed && $0.score?.isFinite == true })
+        guard completed.count >= minimumTrials else { return nil }
+        let encoder = FeatureEncoder(space: space)
+        guard
+            let model = GaussianProcess.fit(
+                inputs: encoder.encode(completed.map(\.configuration)), outputs: outputs(completed.map { $0.score! }),
+                dimension: encoder.dimension, start: nil, maxIterations: 60)
+        else { return nil }
+        return (encoder, model)
+    }
+
     /// Each searched parameter's share, largest first; `nil` with fewer than five completed trials or when the
     /// model cannot be fitted.
     public static func compute(space: SearchSpace, trials: [Trial], seed: UInt64 = 0) -> [(
         name: String, share: Double
     )]? {
-        let completed = spread(trials.filter { $0.state == .completed && $0.score?.isFinite == true })
-        guard completed.count >= 5, space.dimension >= 1 else { return nil }
-        let encoder = FeatureEncoder(space: space)
-        let scores = completed.map { $0.score! }
-        let scale = LossScale(scores)
-        guard
-            let model = GaussianProcess.fit(
-                inputs: encoder.encode(completed.map(\.configuration)), outputs: scores.map(scale.apply),
-                dimension: encoder.dimension, start: nil, maxIterations: 60)
+        guard space.dimension >= 1,
+            let (encoder, model) = fit(
+                space: space, trials: trials,
+                outputs: { scores in
+                    let scale = LossScale(scores)
+                    return scores.map(scale.apply)
+                })
         else { return nil }
         var sobol = SobolSequence(dimension: space.dimension, seed: seed)
         let bases = (0..<64).map { _ in sobol.next() }

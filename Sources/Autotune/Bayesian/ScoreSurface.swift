@@ -34,20 +34,18 @@ public enum ScoreSurface {
     public static func predict(
         space: SearchSpace, trials: [Trial], x: String, y: String, reference: Trial, steps: Int = 24
     ) -> Grid? {
-        let completed = ParameterImportance.spread(
-            trials.filter { $0.state == .completed && $0.score?.isFinite == true })
         let names = space.searched.map(\.name)
-        guard completed.count >= ParameterImportance.minimumTrials, steps >= 2, x != y,
-            let column = names.firstIndex(of: x), let row = names.firstIndex(of: y),
+        guard steps >= 2, x != y, let column = names.firstIndex(of: x), let row = names.firstIndex(of: y),
             let base = try? space.unitPoint(of: reference.configuration)
         else { return nil }
-        let encoder = FeatureEncoder(space: space)
-        let scores = completed.map { $0.score! }
-        let standardisation = Standardisation(scores)
+        var standardisation = Standardisation([])
         guard
-            let model = GaussianProcess.fit(
-                inputs: encoder.encode(completed.map(\.configuration)), outputs: scores.map(standardisation.apply),
-                dimension: encoder.dimension, start: nil, maxIterations: 60)
+            let (encoder, model) = ParameterImportance.fit(
+                space: space, trials: trials,
+                outputs: { scores in
+                    standardisation = Standardisation(scores)
+                    return scores.map(standardisation.apply)
+                })
         else { return nil }
         let units = (0..<steps).map { (Double($0) + 0.5) / Double(steps) }
         var features: [Double] = []

@@ -240,7 +240,7 @@ struct DashboardPages: Sendable {
         let files = Self.files(directory: directory)
         if !files.isEmpty {
             html += "<h2>Files</h2><table class=\"config files\">"
-            for (file, size) in files {
+            for (file, size, _) in files {
                 let link = "/study/\(Self.pathComponent(name))/trial/\(number)/file/\(Self.pathComponent(file))"
                 html +=
                     "<tr><td><a href=\"\(HTML.escape(link))\">\(HTML.escape(file))</a></td><td>\(Self.size(size))</td></tr>"
@@ -248,7 +248,7 @@ struct DashboardPages: Sendable {
             html += "</table>"
         }
         // Logs as their last lines; a result file (JSON) is a link above, not a wall of numbers.
-        for (file, tail) in Self.logTails(directory: directory) where !file.hasSuffix(".json") {
+        for (file, tail) in Self.tails(of: files.filter { !$0.name.hasSuffix(".json") }) {
             html += "<h2>\(HTML.escape(file)) (last lines)</h2><pre class=\"command\">\(HTML.escape(tail))</pre>"
         }
         return html + "</body></html>"
@@ -299,36 +299,28 @@ struct DashboardPages: Sendable {
         return String(format: "%.1f MiB", Double(bytes) / 1024 / 1024)
     }
 
-    /// The regular files directly in `directory` (none that a link points out of it) with their sizes, by name.
-    static func files(directory: URL) -> [(String, Int)] {
+    /// The regular files directly in `directory` (none that a link points out of it), by name, with their sizes
+    /// and where they resolve.
+    static func files(directory: URL) -> [(name: String, size: Int, url: URL)] {
         let manager = FileManager.default
         guard let names = try? manager.contentsOfDirectory(atPath: directory.path) else { return [] }
         return names.sorted().filter { !$0.hasPrefix(".") }.compactMap { name in
             guard let resolved = regularFile(named: name, in: directory),
                 let attributes = try? manager.attributesOfItem(atPath: resolved.path)
             else { return nil }
-            return (name, (attributes[.size] as? NSNumber)?.intValue ?? 0)
+            return (name, (attributes[.size] as? NSNumber)?.intValue ?? 0, resolved)
         }
     }
 
-    /// The last 8 KiB of each regular file directly in `directory` (logs, results), none that a link points
-    /// out of it.
-    static func logTails(directory: URL) -> [(String, String)] {
-        let manager = FileManager.default
-        guard let names = try? manager.contentsOfDirectory(atPath: directory.path) else { return [] }
-        var tails: [(String, String)] = []
-        for name in names.sorted() where !name.hasPrefix(".") {
-            guard let resolved = regularFile(named: name, in: directory),
-                let attributes = try? manager.attributesOfItem(atPath: resolved.path),
-                let handle = try? FileHandle(forReadingFrom: resolved)
-            else { continue }
+    /// The last 8 KiB of each of `files` (logs).
+    static func tails(of files: [(name: String, size: Int, url: URL)]) -> [(String, String)] {
+        files.compactMap { file in
+            guard let handle = try? FileHandle(forReadingFrom: file.url) else { return nil }
             defer { try? handle.close() }
-            let size = (attributes[.size] as? NSNumber)?.uint64Value ?? 0
-            try? handle.seek(toOffset: size > 8192 ? size - 8192 : 0)
+            try? handle.seek(toOffset: UInt64(max(0, file.size - 8192)))
             let data = (try? handle.readToEnd()) ?? Data()
-            tails.append((name, String(decoding: data, as: UTF8.self)))
+            return (file.name, String(decoding: data, as: UTF8.self))
         }
-        return tails
     }
 
     static func pathComponent(_ name: String) -> String {

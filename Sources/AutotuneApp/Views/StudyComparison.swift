@@ -124,29 +124,38 @@ public struct StudyComparison: Sendable {
         ]
     }
 
-    /// The comparison as text: the studies' table, then the best configurations' table.
-    public var text: String {
+    /// The studies' table's columns.
+    var columns: [String] {
+        [
+            "study", "strategy", "at once", "trials", "wall", objective.isMultiObjective ? "front" : "best", "trial",
+            "gain",
+            "to best",
+        ]
+    }
+
+    /// What the objective is: its goals and constraints.
+    var objectiveText: String {
         let goals = objective.allGoals.map { "\($0.direction.rawValue) \($0.label)" }.joined(separator: ", ")
         let constraints = objective.constraints.map(\.description).joined(separator: ", ")
-        var lines = [
-            "Comparing \(entries.count) studies: \(goals)\(constraints.isEmpty ? "" : " subject to \(constraints)")",
-            "",
-        ]
-        let multi = objective.isMultiObjective
-        var rows = [
-            ["study", "strategy", "at once", "trials", "wall", multi ? "front" : "best", "trial", "gain", "to best"]
-        ]
-        for entry in entries { rows.append(cells(entry)) }
-        lines.append(TextTable.render(rows))
-        lines += ["", multi ? "First front member of each" : "Best configurations"]
-        var table = [["parameter"] + entries.map(\.study)]
-        for parameter in parameters {
-            table.append(
-                [parameter.name]
-                    + entries.map { entry in
-                        entry.configuration[parameter.name].map { parameter.display($0) } ?? "–"
-                    })
-        }
+        return goals + (constraints.isEmpty ? "" : " subject to \(constraints)")
+    }
+
+    /// The title of the configurations' table.
+    var configurationsTitle: String {
+        objective.isMultiObjective ? "First front member of each" : "Best configurations"
+    }
+
+    /// Each study's best configuration's value of `parameter`, in the studies' order.
+    func values(of parameter: Parameter) -> [String] {
+        entries.map { entry in entry.configuration[parameter.name].map { parameter.display($0) } ?? "–" }
+    }
+
+    /// The comparison as text: the studies' table, then the best configurations' table.
+    public var text: String {
+        var lines = ["Comparing \(entries.count) studies: \(objectiveText)", ""]
+        lines.append(TextTable.render([columns] + entries.map(cells)))
+        lines += ["", configurationsTitle]
+        let table = [["parameter"] + entries.map(\.study)] + parameters.map { [$0.name] + values(of: $0) }
         lines.append(TextTable.render(table))
         return lines.joined(separator: "\n")
     }
@@ -161,17 +170,13 @@ extension StudyComparison {
             guard let studyLink else { return HTML.escape(study) }
             return "<a href=\"\(HTML.escape(studyLink(study)))\">\(HTML.escape(study))</a>"
         }
-        let goals = objective.allGoals.map { "\($0.direction.rawValue) \($0.label)" }.joined(separator: ", ")
-        let constraints = objective.constraints.map(\.description).joined(separator: ", ")
-        let multi = objective.isMultiObjective
         var html = """
             <!DOCTYPE html><html lang="en"><head><meta charset="utf-8">
             <title>\(HTML.escape(entries.map(\.study).joined(separator: " vs "))) — Autotune</title>
             <style>\(StudyReport.style)</style></head><body><div id="report">
             <section id="comparison" class="wide"><h1>\(entries.map { name($0.study) }.joined(separator: " · "))</h1>
-            <p class="meta">\(HTML.escape(goals))\(constraints.isEmpty ? "" : " subject to \(HTML.escape(constraints))")</p>
-            <table class="trials comparison"><thead><tr><th>study</th><th>strategy</th><th>at once</th><th>trials</th>
-            <th>wall</th><th>\(multi ? "front" : "best")</th><th>trial</th><th>gain</th><th>to best</th></tr></thead><tbody>
+            <p class="meta">\(HTML.escape(objectiveText))</p>
+            <table class="trials comparison"><thead><tr>\(columns.map { "<th>\(HTML.escape($0))</th>" }.joined())</tr></thead><tbody>
             """
         for entry in entries {
             let row = cells(entry)
@@ -179,13 +184,11 @@ extension StudyComparison {
                 "<tr><td>\(name(entry.study))</td>" + row.dropFirst().map { "<td>\(HTML.escape($0))</td>" }.joined()
                 + "</tr>"
         }
-        html += "</tbody></table><h2>\(multi ? "First front member of each" : "Best configurations")</h2>"
+        html += "</tbody></table><h2>\(configurationsTitle)</h2>"
         html += "<table class=\"trials\"><thead><tr><th>parameter</th>"
         html += entries.map { "<th>\(HTML.escape($0.study))</th>" }.joined() + "</tr></thead><tbody>"
         for parameter in parameters {
-            let values = entries.map { entry in
-                entry.configuration[parameter.name].map { parameter.display($0) } ?? "–"
-            }
+            let values = values(of: parameter)
             // A parameter the best configurations disagree on is the one to look at.
             let differs = Set(values).count > 1
             html +=

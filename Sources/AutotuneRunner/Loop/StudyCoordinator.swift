@@ -89,9 +89,9 @@ struct StudyStanding: Sendable {
 }
 
 extension StudyBook {
-    /// What the loop sees of the book, with the strategy's own size when it has one.
-    /// The view the loop decides by; the finished trials only when `finished` (an experiment that reads its
-    /// neighbour), since a view holding the book's list makes the book copy it at its next change.
+    /// What the loop sees of the book, with the strategy's own size when it has one; the finished trials only
+    /// when `finished` (an experiment that reads its neighbour), since a view holding the book's list makes the
+    /// book copy it at its next change.
     func view(strategyTotal: Int?, finished: Bool) -> CoordinatorView {
         CoordinatorView(
             standing: StudyStanding(counts: counts, best: best, expected: expectedCount(strategyTotal: strategyTotal)),
