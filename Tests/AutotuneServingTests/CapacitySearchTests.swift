@@ -108,9 +108,12 @@ import Testing
         return spec
     }
 
-    /// The truth is a level four times as long at the reported rate: it must meet the SLO and be sustained. A
-    /// search that passed a short burst the server cannot keep up (achieved short of offered, a queue building)
-    /// reports a rate that fails this.
+    /// The truth is a level four times as long at the reported rate, judged by what it measured: p99 TTFT within
+    /// the SLO, every request served, and requests completing as fast as they arrived. A search that passed a short
+    /// burst the server cannot keep up reports a rate where the long level's queue grows: completions fall behind
+    /// arrivals and p99 passes the limit. The rising-TTFT sign is the search's early warning on short levels, not
+    /// the truth: within the search's tolerance of the engine's capacity the queue wanders for longer than a level
+    /// lasts, and it flagged a CI run whose median TTFT went from 48 to 98 ms with p99 at 225 ms of 400.
     @Test func theReportedCapacityHoldsAtALevelFourTimesAsLong() async throws {
         try await withEngine(timeScale: 1, maxNumSeqs: 16) { baseURL in
             let spec = search(requests: 150)
@@ -122,8 +125,10 @@ import Testing
             truth.rates = [capacity]
             truth.requests = 600
             let long = try #require(try await LoadGenerator(spec: truth, model: "sim").run(baseURL: baseURL).first)
-            #expect(long.metrics["slo_met"] == 1, "at \(capacity)/s for 600 requests: \(long.metrics)")
-            #expect(long.metrics["sustained"] == 1, "\(long.unsustained ?? "")")
+            let context = "at \(capacity)/s for 600 requests: \(long.metrics)"
+            #expect((long.metrics["ttft_ms_p99"] ?? .infinity) <= 400, "\(context)")
+            #expect((long.metrics["success_rate"] ?? 0) >= 0.99, "\(context)")
+            #expect(long.unsustained?.contains("completed at") != true, "\(long.unsustained ?? "")")
         }
     }
 
