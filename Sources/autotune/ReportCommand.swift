@@ -80,7 +80,7 @@ struct DashboardCommand: AsyncParsableCommand {
     @Option(name: .long, help: "The address to listen on.")
     var host = "127.0.0.1"
 
-    @Option(name: .long, help: "The port to listen on.")
+    @Option(name: .long, help: "The port to listen on; 0 lets the system choose a free one (the address is printed).")
     var port = 8765
 
     @OptionGroup var store: StoreOptions
@@ -89,10 +89,13 @@ struct DashboardCommand: AsyncParsableCommand {
         try await reportingErrors {
             let location = store.location
             try await location.withStore(.readOnly, logger: cliLogger()) { database in
-                printError("Dashboard of \(location.displayPath) at http://\(host):\(port)/")
+                // Printed once bound, so the address is one that answers (and names the port 0 was given).
                 try await Dashboard.serve(
                     store: database, trialsDirectory: location.trialsDirectory, databaseName: location.displayPath,
-                    host: host, port: port, logger: cliLogger())
+                    host: host, port: port, logger: cliLogger()
+                ) { bound in
+                    printError("Dashboard of \(location.displayPath) at http://\(host):\(bound)/")
+                }
             }
         }
     }

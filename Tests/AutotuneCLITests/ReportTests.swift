@@ -103,7 +103,7 @@ func scriptErrors(_ log: String) -> [String] {
         while !FileManager.default.fileExists(atPath: directory.appendingPathComponent("autotune-trials/live/0").path) {
             try await Task.sleep(for: .milliseconds(50))
         }
-        let (dashboard, base) = try startDashboard(in: directory)
+        let (dashboard, base) = try await startDashboard(in: directory)
         defer {
             dashboard.terminate()
             dashboard.waitUntilExit()

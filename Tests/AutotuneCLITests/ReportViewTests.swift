@@ -24,17 +24,42 @@ private func probe(
     return try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
 }
 
-/// `autotune dashboard` over `directory`'s database on a random port, and its address; the caller stops it.
-func startDashboard(in directory: URL) throws -> (process: Process, base: String) {
-    let port = Int.random(in: 39000...39999)
+/// `autotune dashboard` over `directory`'s database on a port the system chose, and its address; the caller stops
+/// it. (A random pick could be a port another test's server, or one of its outgoing connections, holds.)
+func startDashboard(in directory: URL) async throws -> (process: Process, base: String) {
     let dashboard = Process()
     dashboard.executableURL = executable
-    dashboard.arguments = ["dashboard", "--port", "\(port)"]
+    dashboard.arguments = ["dashboard", "--port", "0"]
     dashboard.currentDirectoryURL = directory
     dashboard.standardOutput = FileHandle.nullDevice
-    dashboard.standardError = FileHandle.nullDevice
+    let stderr = Pipe()
+    dashboard.standardError = stderr
     try dashboard.run()
-    return (dashboard, "http://127.0.0.1:\(port)")
+    // The address is printed once the server is bound; read on a thread of its own, since the read blocks.
+    let printed: String = await withCheckedContinuation { continuation in
+        Thread.detachNewThread {
+            var text = ""
+            while !text.contains("/\n") {
+                let chunk = stderr.fileHandleForReading.availableData
+                if chunk.isEmpty { break }
+                text += String(decoding: chunk, as: UTF8.self)
+            }
+            // Keep draining, so the dashboard never blocks on a full pipe.
+            stderr.fileHandleForReading.readabilityHandler = { _ = $0.availableData }
+            continuation.resume(returning: text)
+        }
+    }
+    guard let range = printed.range(of: #"http://[0-9.]+:[0-9]+"#, options: .regularExpression) else {
+        dashboard.terminate()
+        throw DashboardDidNotStart(stderr: printed)
+    }
+    return (dashboard, String(printed[range]))
+}
+
+/// `autotune dashboard` exited, or printed no address.
+struct DashboardDidNotStart: Error, CustomStringConvertible {
+    let stderr: String
+    var description: String { "the dashboard did not start: \(stderr)" }
 }
 
 /// A study of two objectives over a grid of eight points (one crashes, two break a constraint), run for real;
@@ -198,7 +223,7 @@ private let boxes = """
         #expect(points(in: frontDom, chart: "compare-fronts") == 2 * size)
 
         // The dashboard's page: the studies ticked on its front page, linked to their own pages.
-        let (dashboard, base) = try startDashboard(in: directory)
+        let (dashboard, base) = try await startDashboard(in: directory)
         defer {
             dashboard.terminate()
             dashboard.waitUntilExit()
@@ -264,7 +289,7 @@ private let boxes = """
         #expect(dom[cdf.range].contains("data-series=\"trial\""))
         #expect(dom[cdf.range].contains("data-series=\"baseline\"") == (recommended != 0))
 
-        let (dashboard, base) = try startDashboard(in: directory)
+        let (dashboard, base) = try await startDashboard(in: directory)
         defer {
             dashboard.terminate()
             dashboard.waitUntilExit()

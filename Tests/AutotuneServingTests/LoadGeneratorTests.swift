@@ -3,33 +3,19 @@ import AutotuneServing
 import Foundation
 import Testing
 
-/// A random port in a range no other test uses (the CLI tests use 33000-33999).
-private func freePort() -> Int {
-    Int.random(in: 34000...34999)
-}
-
 @Suite(.serialized) struct LoadGeneratorTests {
     /// The generator against a simulated engine in this process: what it measures must match what the engine
     /// was told to do.
     @Test func itMeasuresWhatTheEngineWasToldToDo() async throws {
-        var settings = EngineSettings()
-        settings.maxNumBatchedTokens = 8192
+        let settings = {
+            var settings = EngineSettings()
+            settings.maxNumBatchedTokens = 8192
+            return settings
+        }()
         let engine = SimulatedEngine(settings: settings, timeScale: 4)
-        let port = freePort()
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await SimulatedEngineServer.serve(engine: engine, model: "sim", port: port) }
-            defer { group.cancelAll() }
+        try await withEngine(engine) { baseURL in
             let spec = LoadSpec(concurrency: [1, 4], requests: 8, inputTokens: 32, outputTokens: 20, warmupRequests: 1)
-            var levels: [LevelResult] = []
-            for _ in 0..<50 {
-                if let result = try? await LoadGenerator(spec: spec, model: "sim").run(
-                    baseURL: "http://127.0.0.1:\(port)")
-                {
-                    levels = result
-                    break
-                }
-                try await Task.sleep(for: .milliseconds(100))
-            }
+            let levels = try await LoadGenerator(spec: spec, model: "sim").run(baseURL: baseURL)
             #expect(levels.map(\.name) == ["c1", "c4"])
             for level in levels {
                 #expect(level.metrics["success_rate"] == 1)
@@ -53,7 +39,7 @@ private func freePort() -> Int {
                 let before = try await counters()
                 let level = LoadSpec(
                     concurrency: [concurrency], requests: 8, inputTokens: 32, outputTokens: 20, warmupRequests: 0)
-                _ = try await LoadGenerator(spec: level, model: "sim").run(baseURL: "http://127.0.0.1:\(port)")
+                _ = try await LoadGenerator(spec: level, model: "sim").run(baseURL: baseURL)
                 let after = try await counters()
                 let tokens = (after["generated_tokens"] ?? 0) - (before["generated_tokens"] ?? 0)
                 let steps = (after["steps"] ?? 0) - (before["steps"] ?? 0)
@@ -77,23 +63,11 @@ private func freePort() -> Int {
 
     @Test func openLoopRatesAreNamedAndCounted() async throws {
         let engine = SimulatedEngine(settings: EngineSettings(), timeScale: 0.2)
-        let port = freePort()
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await SimulatedEngineServer.serve(engine: engine, model: "sim", port: port) }
-            defer { group.cancelAll() }
+        try await withEngine(engine) { baseURL in
             let spec = LoadSpec(
                 concurrency: [], rates: [20], requests: 10, inputTokens: 8, outputTokens: 4, warmupRequests: 0)
-            var levels: [LevelResult] = []
-            for _ in 0..<50 {
-                if let result = try? await LoadGenerator(spec: spec, model: "sim").run(
-                    baseURL: "http://127.0.0.1:\(port)"),
-                    result.first?.metrics["success_rate"] == 1
-                {
-                    levels = result
-                    break
-                }
-                try await Task.sleep(for: .milliseconds(100))
-            }
+            let levels = try await LoadGenerator(spec: spec, model: "sim").run(baseURL: baseURL)
+            #expect(levels.first?.metrics["success_rate"] == 1)
             #expect(levels.first?.name == "r20")
             #expect(levels.first?.records.count == 10)
             // Poisson arrivals at 20/s: ten requests are sent over about half a second, not all at once.

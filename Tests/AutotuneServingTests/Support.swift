@@ -10,27 +10,46 @@ import NIOHTTP1
 /// `requestLog` receives every completion request's body.
 func withEngine<T: Sendable>(
     timeScale: Double, maxNumSeqs: Int? = nil, requestLog: URL? = nil,
-    configure: (inout EngineSettings) -> Void = { _ in }, _ body: @Sendable (String) async throws -> T
+    configure: (inout EngineSettings) -> Void = { _ in }, _ body: @escaping @Sendable (String) async throws -> T
 ) async throws -> T {
     var settings = EngineSettings()
     if let maxNumSeqs { settings.maxNumSeqs = maxNumSeqs }
     configure(&settings)
-    let engine = SimulatedEngine(settings: settings, timeScale: timeScale)
-    let port = Int.random(in: 34000...34999)
+    return try await withEngine(SimulatedEngine(settings: settings, timeScale: timeScale), requestLog: requestLog, body)
+}
+
+/// Runs `body` against `engine` served in this process on a port the system chose, and stops the engine after.
+///
+/// The port is the system's (port 0), never a random pick: suites run at once, and a pick that another test's
+/// engine, or one of the load generator's own outgoing connections, already held made this engine fail to bind
+/// while the body went on against a stranger's engine, or none (requests to a closed port wait out their
+/// timeouts: a test that hung for minutes). Should the engine stop first, its error ends the body.
+func withEngine<T: Sendable>(
+    _ engine: SimulatedEngine, requestLog: URL? = nil, _ body: @escaping @Sendable (String) async throws -> T
+) async throws -> T {
+    let (ports, bound) = AsyncStream.makeStream(of: Int.self)
     return try await withThrowingTaskGroup(of: T?.self) { group in
         group.addTask {
-            try await SimulatedEngineServer.serve(engine: engine, model: "sim", port: port, requestLog: requestLog)
+            defer { bound.finish() }
+            try await SimulatedEngineServer.serve(
+                engine: engine, model: "sim", port: 0, requestLog: requestLog, listening: { bound.yield($0) })
             return nil
         }
         defer { group.cancelAll() }
-        let baseURL = "http://127.0.0.1:\(port)"
-        for _ in 0..<100 {
-            if (try? await get(baseURL + "/health")) != nil { break }
-            try await Task.sleep(for: .milliseconds(50))
+        var iterator = ports.makeAsyncIterator()
+        if let port = await iterator.next() {
+            group.addTask { try await body("http://127.0.0.1:\(port)") }
         }
-        return try await body(baseURL)
+        while let result = try await group.next() {
+            if let result { return result }
+            throw EngineStopped()
+        }
+        throw EngineStopped()
     }
 }
+
+/// The engine a test ran against stopped before the test was done.
+struct EngineStopped: Error {}
 
 /// The engine's own counters (`GET /stats`).
 func engineStats(_ baseURL: String) async throws -> [String: Double] {

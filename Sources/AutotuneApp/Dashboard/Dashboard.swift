@@ -47,13 +47,16 @@ public enum Dashboard {
         return router
     }
 
-    /// Serves the dashboard of `store` on `host:port` until the task is cancelled.
+    /// Serves the dashboard of `store` on `host:port` until the task is cancelled; `listening` is called with the
+    /// bound port once requests are accepted (the one the system chose when `port` is 0).
     public static func serve(
-        store: any StudyStore, trialsDirectory: URL, databaseName: String, host: String, port: Int, logger: Logger
+        store: any StudyStore, trialsDirectory: URL, databaseName: String, host: String, port: Int, logger: Logger,
+        listening: @escaping @Sendable (Int) async -> Void = { _ in }
     ) async throws {
         let app = Application(
             router: buildRouter(store: store, trialsDirectory: trialsDirectory, databaseName: databaseName),
             configuration: .init(address: .hostname(host, port: port), serverName: "autotune-dashboard"),
+            onServerRunning: { channel in await listening(channel.localAddress?.port ?? port) },
             logger: logger)
         try await app.runService()
     }

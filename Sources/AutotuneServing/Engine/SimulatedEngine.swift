@@ -129,14 +129,16 @@ public enum SimulatedEngineServer {
     /// engine loading its weights, so readiness probes see connection refusals first.
     ///
     /// With `requestLog`, every completion request's body is appended to that file as one line, as received: what
-    /// tests of the load generator read back.
+    /// tests of the load generator read back. `listening` is called with the bound port once connections are
+    /// accepted, which is how a caller that passed port 0 (any free port) learns which one it got.
     public static func serve(
         engine: SimulatedEngine,
         model: String,
         host: String = "127.0.0.1",
         port: Int,
         loadSeconds: Double = 0,
-        requestLog: URL? = nil
+        requestLog: URL? = nil,
+        listening: @Sendable (Int) -> Void = { _ in }
     ) async throws {
         let log = requestLog.flatMap { url -> FileHandle? in
             _ = FileManager.default.createFile(atPath: url.path, contents: nil)
@@ -155,6 +157,7 @@ public enum SimulatedEngineServer {
                     )
                 }
             }
+        listening(server.channel.localAddress?.port ?? port)
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask { await engine.run() }
             try await server.executeThenClose { connections in
