@@ -6,7 +6,7 @@ import Testing
 
 @testable import AutotuneServing
 
-@Suite(.serialized) struct CapacitySearchTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct CapacitySearchTests {
     /// The capacity a search finds is the engine's: 8 sequences at a time serve 8 requests in flight with no
     /// wait for a slot, while from 10 on a fifth of the requests wait a whole request's time before their first
     /// token, so p90 TTFT jumps tenfold (9 is the boundary: one request in nine waits). The engine runs at three
@@ -98,7 +98,7 @@ import Testing
 /// What a capacity search reports must hold: the level its figures come from is the one that passed, its
 /// result file describes that level, the time early stops saved is counted, and the rate it reports is one the
 /// server sustains for longer than a search's levels last.
-@Suite(.serialized) struct CapacityTruthTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct CapacityTruthTests {
     /// A search at a request rate on an engine of 16 sequences; levels of `requests` requests, SLO p99 TTFT ≤ 400 ms.
     private func search(requests: Int) -> LoadSpec {
         var spec = LoadSpec(

@@ -3,7 +3,7 @@ import AutotuneServing
 import Foundation
 import Testing
 
-@Suite(.serialized) struct LoadGeneratorTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct LoadGeneratorTests {
     /// The generator against a simulated engine in this process: what it measures must match what the engine
     /// was told to do.
     @Test func itMeasuresWhatTheEngineWasToldToDo() async throws {

@@ -27,7 +27,7 @@ private func context(port: Int? = 30005, gpus: [Int]? = [2, 3]) throws -> TrialC
     )
 }
 
-@Suite struct ServingExperimentTests {
+@Suite(.timeLimit(.minutes(5))) struct ServingExperimentTests {
     @Test func aLocalServerGetsItsPlaceholdersAndTheUnplacedParametersAsFlags() throws {
         let spec = ServingSpec(
             server: ServerSpec(

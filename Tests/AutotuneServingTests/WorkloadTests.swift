@@ -139,7 +139,7 @@ import Testing
 
 /// The simulated engine follows the workload: its tokens are the prompt's words, it refuses what vLLM refuses, and
 /// with prefix caching a shared prefix is cheaper — read from its own counters, which the host's load cannot move.
-@Suite(.serialized) struct EngineWorkloadTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct EngineWorkloadTests {
     @Test func itRefusesAnUnknownModelAndAPromptLongerThanItsContext() async throws {
         try await withEngine(timeScale: 0.1, configure: { $0.maxModelLength = 100 }) { baseURL in
             let unknown = try await request(
