@@ -128,10 +128,12 @@ struct Benchmarks: AsyncParsableCommand {
         @Option(help: "Evaluations whose sequential regret is the target.") var evaluations = 50
         @Option(help: "Each study runs this many times as many evaluations, to see when late ones arrive.") var extend =
             3
+        @Option(help: "The first seed: a choice made on seeds 0-9 is checked on seeds it was not made on.")
+        var firstSeed = 0
         func run() async throws {
             try await TimeToTarget.run(
                 seeds: seeds, only: problem, parallels: parallel.values, evaluations: max(10, evaluations),
-                extend: extend)
+                extend: extend, firstSeed: firstSeed)
         }
     }
 

@@ -33,8 +33,11 @@ enum TimeToTarget {
         var study: (_ seed: UInt64, _ parallel: Int, _ evaluations: Int) async throws -> Run
     }
 
-    /// `time-to-target [SEEDS] [--problem NAME,…] [--parallel 1,4,8] [--evaluations 50] [--extend 3]`.
-    static func run(seeds: Int, only: String?, parallels: [Int], evaluations: Int, extend: Int) async throws {
+    /// `time-to-target [SEEDS] [--problem NAME,…] [--parallel 1,4,8] [--evaluations 50] [--extend 3]
+    /// [--first-seed 0]`.
+    static func run(
+        seeds: Int, only: String?, parallels: [Int], evaluations: Int, extend: Int, firstSeed: Int = 0
+    ) async throws {
         let levels = ([1] + parallels.filter { $0 != 1 }).sorted()
         print(
             "| kind | problem | parallel | regret@\(evaluations) (median [IQR]) | vs parallel 1 | reached target | evaluations to target | time to target | speedup | GPU time | wasted |"
@@ -44,7 +47,7 @@ enum TimeToTarget {
         for problem in try problems() where chosen?.contains(problem.name) ?? true {
             var runs: [Int: [Run]] = [:]
             for parallel in levels {
-                for seed in 0..<seeds {
+                for seed in firstSeed..<(firstSeed + seeds) {
                     runs[parallel, default: []].append(
                         try await problem.study(UInt64(seed), parallel, evaluations * max(1, extend)))
                 }

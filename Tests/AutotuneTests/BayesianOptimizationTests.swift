@@ -360,3 +360,52 @@ private func run(
         }
     }
 }
+
+/// Proposals made while trials run (``BayesianOptimization/CrowdingMode``).
+@Suite struct CrowdingTests {
+    /// A bowl whose bottom the model knows well, and a batch of eight: the believer alone puts several of them
+    /// next to the bottom; with `crowding: spread` no proposal is the third in one neighbourhood of half-width
+    /// ``BayesianOptimization/crowdingRadius``, so the batch spreads out.
+    @Test func aSpreadBatchPutsAtMostTwoTrialsInOneNeighbourhood() throws {
+        let space = try SearchSpace([
+            Parameter("x", .float(lower: 0, upper: 1)), Parameter("y", .float(lower: 0, upper: 1)),
+        ])
+        func batch(_ mode: String) throws -> [[Double]] {
+            var strategy = try BayesianOptimization(
+                context: StrategyContext(
+                    space: space, objective: .minimize("f"), seed: 3,
+                    options: ["candidates": .number(512), "crowding": .string(mode), "initial_points": .number(2)]))
+            var history = StudyHistory()
+            var generator = SeededGenerator(seed: 4)
+            for number in 0..<16 {
+                let (x, y) = (generator.nextUnit(), generator.nextUnit())
+                var trial = Trial(number: number, configuration: Configuration(["x": .double(x), "y": .double(y)]))
+                trial.state = .completed
+                trial.score = (x - 0.3) * (x - 0.3) + (y - 0.3) * (y - 0.3)
+                history.record(trial)
+                try strategy.tell(trial)
+            }
+            return try strategy.ask(8, history: history).map { [$0["x"]!.numericValue!, $0["y"]!.numericValue!] }
+        }
+        /// The most points of `points` in one neighbourhood of any of them.
+        func crowd(_ points: [[Double]]) -> Int {
+            points.map { centre in
+                points.count { point in
+                    zip(point, centre).allSatisfy { abs($0 - $1) <= BayesianOptimization.crowdingRadius }
+                }
+            }.max() ?? 0
+        }
+        let crowded = try batch("off")
+        #expect(crowded.count == 8 && crowd(crowded) >= 3, "the believer alone: \(crowded)")
+        let spread = try batch("spread")
+        #expect(spread.count == 8)
+        for (index, point) in spread.enumerated() {
+            #expect(!BayesianOptimization.crowds(point, Array(spread[..<index])), "\(point) in \(spread)")
+        }
+        #expect(throws: StrategyError.self) {
+            try BayesianOptimization(
+                context: StrategyContext(
+                    space: space, objective: .minimize("f"), seed: 5, options: ["crowding": .string("always")]))
+        }
+    }
+}

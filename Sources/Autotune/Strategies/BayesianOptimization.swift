@@ -52,6 +52,24 @@ public struct BayesianOptimization: Strategy {
         public var pareto: ParetoMode?
         /// What a stalled search does; `nil` in checkpoints from before it existed (``StallMode/off``).
         public var stalled: StallMode?
+        /// How many running trials one neighbourhood may hold; `nil` in checkpoints from before it existed
+        /// (``CrowdingMode/off``).
+        public var crowding: CrowdingMode?
+    }
+
+    /// Whether proposals made while trials run may gather in one neighbourhood.
+    ///
+    /// With several trials running, a model confident in one optimum puts most of them next to it (the believer
+    /// shrinks its variance there, not its mean): seven of eight slots can sit on a local optimum whose top the
+    /// study already knows, while the region that holds the true optimum gets none. Sequentially nothing is
+    /// running and both modes propose the same.
+    public enum CrowdingMode: String, Sendable, Hashable, Codable {
+        /// Only a proposal within 1e-3 of a running one is skipped (checkpoints from before the mode existed).
+        case off
+        /// A proposal is skipped when two running or chosen trials already lie within ``crowdingRadius`` of it
+        /// in every coordinate: each neighbourhood refines with at most two slots, the rest go where the
+        /// acquisition is next best elsewhere (the default; docs/benchmarks.md measures both).
+        case spread
     }
 
     /// What the search does once it has stopped improving (``BayesianOptimization/stallLength(parallel:)``
@@ -122,7 +140,9 @@ public struct BayesianOptimization: Strategy {
     }
 
     /// The option names the task file may give.
-    public static let options: Set<String> = ["initial_points", "candidates", "pending", "pareto", "stalled"]
+    public static let options: Set<String> = [
+        "initial_points", "candidates", "pending", "pareto", "stalled", "crowding",
+    ]
 
     /// The current state.
     public internal(set) var state: State
@@ -155,7 +175,9 @@ public struct BayesianOptimization: Strategy {
                 rawValue: try context.choiceOption(
                     "pareto", default: "hypervolume", choices: ["hypervolume", "chebyshev"])),
             stalled: StallMode(
-                rawValue: try context.choiceOption("stalled", default: "off", choices: ["off", "explore"]))
+                rawValue: try context.choiceOption("stalled", default: "off", choices: ["off", "explore"])),
+            crowding: CrowdingMode(
+                rawValue: try context.choiceOption("crowding", default: "spread", choices: ["spread", "off"]))
         )
         space = context.space
         objective = context.objective
@@ -814,10 +836,21 @@ public struct BayesianOptimization: Strategy {
             if history.contains(configuration) || batch.contains(configuration) { continue }
             guard let unit = try? space.unitPoint(of: configuration) else { continue }
             if avoid.contains(where: { other in zip(other, unit).allSatisfy { abs($0 - $1) <= 1e-3 } }) { continue }
+            if state.settings.crowding == .spread, Self.crowds(unit, avoid) { continue }
             return configuration
         }
         return nil
     }
+
+    /// Whether `unit` would be the third point in one neighbourhood (``crowdingRadius`` in every coordinate of
+    /// the unit cube) with the running and already chosen points `pending`: ``CrowdingMode/spread``'s rule.
+    static func crowds(_ unit: [Double], _ pending: [[Double]]) -> Bool {
+        pending.count { other in zip(other, unit).allSatisfy { abs($0 - $1) <= crowdingRadius } } >= 2
+    }
+
+    /// The half-width, in every unit-cube coordinate, of the neighbourhood ``CrowdingMode/spread`` allows two
+    /// running trials in.
+    public static let crowdingRadius = 0.05
 
     /// The best candidate of one posterior draw of the objective (``PendingMode/thompson``): quasi-random points
     /// and steps around the best observations, the draw joint over them so that its best is a sample of where
