@@ -73,7 +73,7 @@ import Testing
             #expect(result["request_throughput"] is Double && result["p99_ttft_ms"] is Double, "\(result)")
         }
         // Two sequences at a time sustain less than thirty-two. At twice the simulated step times two sequences serve
-        // about 9 requests a second, well under what a loaded host lets the load generator and thirty-two drive.
+        // about 7 requests a second, well under what a loaded host lets the load generator and thirty-two drive.
         #expect((capacity[2] ?? 0) < (capacity[32] ?? 0), "\(capacity)")
 
         try task(

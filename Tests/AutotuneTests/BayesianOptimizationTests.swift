@@ -390,9 +390,7 @@ private func run(
         /// The most points of `points` in one neighbourhood of any of them.
         func crowd(_ points: [[Double]]) -> Int {
             points.map { centre in
-                points.count { point in
-                    zip(point, centre).allSatisfy { abs($0 - $1) <= BayesianOptimization.crowdingRadius }
-                }
+                points.count { BayesianOptimization.near($0, centre, within: BayesianOptimization.crowdingRadius) }
             }.max() ?? 0
         }
         let crowded = try batch("off")

@@ -835,7 +835,7 @@ public struct BayesianOptimization: Strategy {
             guard seen.insert(configuration).inserted else { continue }
             if history.contains(configuration) || batch.contains(configuration) { continue }
             guard let unit = try? space.unitPoint(of: configuration) else { continue }
-            if avoid.contains(where: { other in zip(other, unit).allSatisfy { abs($0 - $1) <= 1e-3 } }) { continue }
+            if avoid.contains(where: { Self.near($0, unit, within: 1e-3) }) { continue }
             if state.settings.crowding == .spread, Self.crowds(unit, avoid) { continue }
             return configuration
         }
@@ -845,7 +845,12 @@ public struct BayesianOptimization: Strategy {
     /// Whether `unit` would be the third point in one neighbourhood (``crowdingRadius`` in every coordinate of
     /// the unit cube) with the running and already chosen points `pending`: ``CrowdingMode/spread``'s rule.
     static func crowds(_ unit: [Double], _ pending: [[Double]]) -> Bool {
-        pending.count { other in zip(other, unit).allSatisfy { abs($0 - $1) <= crowdingRadius } } >= 2
+        pending.count { near($0, unit, within: crowdingRadius) } >= 2
+    }
+
+    /// Whether unit-cube points `a` and `b` differ by at most `radius` in every coordinate.
+    static func near(_ a: [Double], _ b: [Double], within radius: Double) -> Bool {
+        zip(a, b).allSatisfy { abs($0 - $1) <= radius }
     }
 
     /// The half-width, in every unit-cube coordinate, of the neighbourhood ``CrowdingMode/spread`` allows two
@@ -880,7 +885,7 @@ public struct BayesianOptimization: Strategy {
             let configuration = space.configuration(atUnit: points[index])
             if history.contains(configuration) || batch.contains(configuration) { continue }
             guard let unit = try? space.unitPoint(of: configuration) else { continue }
-            if avoid.contains(where: { other in zip(other, unit).allSatisfy { abs($0 - $1) <= 1e-3 } }) { continue }
+            if avoid.contains(where: { Self.near($0, unit, within: 1e-3) }) { continue }
             return configuration
         }
         return nil
