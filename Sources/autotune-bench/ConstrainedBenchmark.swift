@@ -208,10 +208,30 @@ enum ConstrainedBenchmark {
                 trial.score(by: objective)
             }
         }
+        if ProcessInfo.processInfo.environment["AUTOTUNE_BENCH_TRACE"] != nil {
+            printTrace(problem, trials, seed: seed, parallel: parallel)
+        }
         let trace = trials.map { trial in
             Evaluation(
                 feasible: trial.state == .completed ? trial.metrics["f"] : nil, crashed: trial.error?.stage == .run)
         }
         return (trace, finishedAt)
+    }
+
+    /// With `AUTOTUNE_BENCH_TRACE` set, each evaluation to standard error in the order it finished: its unit
+    /// point, objective, first constraint and the regret of the best feasible so far (how the stuck studies in
+    /// docs/benchmarks.md were read).
+    private static func printTrace(_ problem: ConstrainedProblem, _ trials: [Trial], seed: UInt64, parallel: Int) {
+        let format = { (value: Double?) in value.map { String(format: "%.3f", $0) } ?? "-" }
+        var best = Double.infinity
+        for (index, trial) in trials.enumerated() {
+            let unit = problem.unit(problem.point(trial.configuration)).map { format($0) }
+            let f = trial.metrics["f"]
+            if trial.state == .completed, let f { best = min(best, f) }
+            let line =
+                "TRACE \(problem.name) seed=\(seed) p=\(parallel) #\(index) u=\(unit) f=\(format(f))"
+                + " c=\(format(trial.metrics["c0"])) best=\(String(format: "%.3g", best - problem.minimum))\n"
+            FileHandle.standardError.write(Data(line.utf8))
+        }
     }
 }

@@ -231,6 +231,15 @@ struct GaussianProcess {
         return (value, total)
     }
 
+    /// The same data under length scales `factor` times these (and the other hyperparameters kept); `self` when
+    /// that kernel matrix cannot be factored.
+    func withLengthScales(scaledBy factor: Double) -> GaussianProcess {
+        var scaled = hyperparameters
+        scaled.logLengthScales = scaled.logLengthScales.map { $0 + log(factor) }
+        return (try? GaussianProcess(inputs: inputs, outputs: outputs, dimension: dimension, hyperparameters: scaled))
+            ?? self
+    }
+
     /// Posterior mean and latent variance (without noise) at `m` row-major points.
     func predict(_ points: [Double], count m: Int) -> (mean: [Double], variance: [Double]) {
         let n = count
