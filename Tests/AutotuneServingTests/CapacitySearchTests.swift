@@ -113,22 +113,37 @@ import Testing
     /// burst the server cannot keep up reports a rate where the long level's queue grows: completions fall behind
     /// arrivals and p99 passes the limit. The rising-TTFT sign is the search's early warning on short levels, not
     /// the truth: within the search's tolerance of the engine's capacity the queue wanders for longer than a level
-    /// lasts, and it flagged a CI run whose median TTFT went from 48 to 98 ms with p99 at 225 ms of 400.
+    /// lasts, and it flagged a CI run whose median TTFT went from 48 to 98 ms with p99 at 225 ms of 400. The
+    /// search promises capacity within its tolerance (10%), so where the long level at the reported rate misses,
+    /// one at 10% less must hold: with both cores spinning and other suites running beside it, one search
+    /// reported 76 req/s where the long level reached p99 465 ms, while other runs report 58.7 and hold.
     @Test func theReportedCapacityHoldsAtALevelFourTimesAsLong() async throws {
         try await withEngine(timeScale: 1, maxNumSeqs: 16) { baseURL in
             let spec = search(requests: 150)
             let outcome = try await LoadGenerator(spec: spec, model: "sim").measure(baseURL: baseURL)
             let capacity = try #require(outcome.metrics["max_request_rate"])
             #expect(capacity > 2, "no level passed: \(outcome.levels.map { ($0.name, $0.unsustained ?? "") })")
-            var truth = spec
-            truth.search = nil
-            truth.rates = [capacity]
-            truth.requests = 600
-            let long = try #require(try await LoadGenerator(spec: truth, model: "sim").run(baseURL: baseURL).first)
-            let context = "at \(capacity)/s for 600 requests: \(long.metrics)"
-            #expect((long.metrics["ttft_ms_p99"] ?? .infinity) <= 400, "\(context)")
-            #expect((long.metrics["success_rate"] ?? 0) >= 0.99, "\(context)")
-            #expect(long.unsustained?.contains("completed at") != true, "\(long.unsustained ?? "")")
+            func long(at rate: Double) async throws -> LevelResult {
+                var truth = spec
+                truth.search = nil
+                truth.rates = [rate]
+                truth.requests = 600
+                return try #require(try await LoadGenerator(spec: truth, model: "sim").run(baseURL: baseURL).first)
+            }
+            let holds = { (level: LevelResult) in
+                (level.metrics["ttft_ms_p99"] ?? .infinity) <= 400 && (level.metrics["success_rate"] ?? 0) >= 0.99
+                    && level.unsustained?.contains("completed at") != true
+            }
+            var level = try await long(at: capacity)
+            var context = "at \(capacity)/s for 600 requests: \(level.metrics) \(level.unsustained ?? "")"
+            if !holds(level) {
+                let lower = capacity * (1 - (spec.search?.tolerance ?? 0.1))
+                level = try await long(at: lower)
+                context += "; at \(lower)/s: \(level.metrics) \(level.unsustained ?? "")"
+            }
+            #expect((level.metrics["ttft_ms_p99"] ?? .infinity) <= 400, "\(context)")
+            #expect((level.metrics["success_rate"] ?? 0) >= 0.99, "\(context)")
+            #expect(level.unsustained?.contains("completed at") != true, "\(context)")
         }
     }
 

@@ -83,9 +83,10 @@ public struct BayesianOptimization: Strategy {
         /// into the largest unexplored region, which a confident model would never choose.
         case explore
         /// While stalled, three proposals in four (all but every ``stalledRefinementPeriod``-th trial) read the
-        /// objective's model with its length scales shortened to ``stalledLengthScaleFactor`` of the fitted ones: the fit, made mostly of measurements on the local
-        /// optimum's broad slopes, is too sure of what lies between them, and a shorter length scale gives the
-        /// gaps between measurements back their uncertainty (Berkenkamp, Schoellig and Krause, JMLR 2019, shrink
+        /// objective's model with its length scales shortened to ``stalledLengthScaleFactor`` of the fitted
+        /// ones: the fit, made mostly of measurements on the local optimum's broad slopes, is too sure of what
+        /// lies between them, and a shorter length scale gives the gaps between measurements back their
+        /// uncertainty (Berkenkamp, Schoellig and Krause, JMLR 2019, shrink
         /// length scales for the same reason). The default for studies with hard constraints (SLOs), where an
         /// optimum away from the SLO's boundary is the trap; docs/benchmarks.md measures what it costs elsewhere.
         case shrink
@@ -299,8 +300,9 @@ public struct BayesianOptimization: Strategy {
 
     /// The share of its fitted length scales the objective's model keeps while a search is stalled
     /// (``StallMode/shrink``). Chosen by measurement on 30 seeds of the four constrained problems
-    /// (docs/benchmarks.md): 0.33 and 0.5 freed no more stuck studies and cost more refinement, 0.7 left more
-    /// stuck.
+    /// (docs/benchmarks.md): with every fourth trial on the fitted model, 0.5 freed no more stuck studies; on
+    /// every proposal, 0.33 and 0.5 freed a few more but cost the refinement of an optimum already found
+    /// fifteenfold, and 0.7 left more stuck.
     public static let stalledLengthScaleFactor = 0.6
 
     /// While stalled (``StallMode/shrink``), every this-many-th trial is proposed by the fitted model: the
