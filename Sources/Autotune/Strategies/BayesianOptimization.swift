@@ -86,9 +86,9 @@ public struct BayesianOptimization: Strategy {
         /// objective's model with its length scales shortened to ``stalledLengthScaleFactor`` of the fitted
         /// ones: the fit, made mostly of measurements on the local optimum's broad slopes, is too sure of what
         /// lies between them, and a shorter length scale gives the gaps between measurements back their
-        /// uncertainty (Berkenkamp, Schoellig and Krause, JMLR 2019, shrink
-        /// length scales for the same reason). The default for studies with hard constraints (SLOs), where an
-        /// optimum away from the SLO's boundary is the trap; docs/benchmarks.md measures what it costs elsewhere.
+        /// uncertainty (Berkenkamp, Schoellig and Krause, JMLR 2019, shrink length scales for the same reason).
+        /// The default for studies with hard constraints (SLOs), where an optimum away from the SLO's boundary is
+        /// the trap; docs/benchmarks.md measures what it costs elsewhere.
         case shrink
     }
 
