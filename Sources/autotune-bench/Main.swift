@@ -73,9 +73,11 @@ struct Benchmarks: AsyncParsableCommand {
         @Option(help: "Threads spinning meanwhile.") var load = 0
         @Option(help: "1 or 2 objectives.") var objectives = 1
         @Flag(help: "A hard constraint on the second measure instead of a second objective.") var constraint = false
+        @Option(help: "Asks timed per size (the median is reported).") var repeats = 15
         func run() async throws {
             try await OptimizerBenchmark.askLatency(
-                sizes: sizes, runningCount: running, load: load, objectives: objectives, constrained: constraint)
+                sizes: sizes, runningCount: running, load: load, objectives: objectives, constrained: constraint,
+                repeats: max(1, repeats))
         }
     }
 

@@ -179,13 +179,14 @@ enum OptimizerBenchmark {
     }
 
     /// Times one bayesian ask after `n` observations of Hartmann-6, for n in 50…500:
-    /// `ask-latency [N…] [--running K] [--load T] [--objectives 2] [--constraint]` with `K` trials running (asked
-    /// and not told), `T` threads spinning meanwhile, as experiments keep a machine's cores busy, and with two
-    /// objectives Hartmann-6 against the squared distance from the cube's centre (with `--constraint`, that
-    /// distance at most 0.5 as a hard constraint instead).
-    static func askLatency(sizes: [Int], runningCount: Int, load: Int, objectives: Int, constrained: Bool)
-        async throws
-    {
+    /// `ask-latency [N…] [--running K] [--load T] [--objectives 2] [--constraint] [--repeats R]` with `K` trials
+    /// running (asked and not told), `T` threads spinning meanwhile, as experiments keep a machine's cores busy,
+    /// and with two objectives Hartmann-6 against the squared distance from the cube's centre (with
+    /// `--constraint`, that distance at most 0.5 as a hard constraint instead). The median is of `R` asks (the
+    /// first fits from scratch; spinning threads make single asks noisy), the maximum is the first's.
+    static func askLatency(
+        sizes: [Int], runningCount: Int, load: Int, objectives: Int, constrained: Bool, repeats: Int
+    ) async throws {
         let spinning = Atomic<Bool>(true)
         for _ in 0..<load {
             Thread.detachNewThread {
@@ -197,7 +198,7 @@ enum OptimizerBenchmark {
         defer { spinning.store(false, ordering: .relaxed) }
         let function = try TestFunction.all()[1]
         print(
-            "| observations | objectives | constraints | running | busy threads | ask (median of 5) | ask (max of 5) |")
+            "| observations | objectives | constraints | running | busy threads | ask (median of \(repeats)) | ask (max) |")
         print("| --- | --- | --- | --- | --- | --- | --- |")
         for n in sizes.isEmpty ? [50, 100, 200, 300, 500] : sizes {
             let constraints = constrained ? [MetricConstraint(metric: "g", maximum: 0.5)] : []
@@ -224,7 +225,7 @@ enum OptimizerBenchmark {
                 history.record(trial)
             }
             var times: [Double] = []
-            for _ in 0..<5 {
+            for _ in 0..<repeats {
                 var copy = strategy
                 let clock = ContinuousClock()
                 times.append(try clock.measure { _ = try copy.ask(1, history: history) }.seconds)

@@ -212,7 +212,8 @@ private func play(
         #expect(modelled.min()! < design.min()!, "design \(design), then \(modelled)")
         #expect(modelled.suffix(4).allSatisfy { $0 < 0.5 }, "\(modelled)")
         let models = strategy.modelsForTest()
-        let scores = models.score([0.9, 0.9, 0.05, 0.05, 0.5, 0.5], count: 3)
+        let features = [0.9, 0.9, 0.05, 0.05, 0.5, 0.5]
+        let scores = models.feasibleScore(features, count: 3, objective: models.objectiveScore(features, count: 3))
         #expect(scores.allSatisfy { $0.isFinite })
         #expect(scores[1] > scores[0])
     }

@@ -113,7 +113,7 @@ struct GaussianProcess {
             outputScale: exp(hyperparameters.logOutputScale)
         )
         let n = outputs.count
-        var matrix = kernel.matrix(inputs, rows: n, inputs, rows: n)
+        var matrix = kernel.lowerMatrix(inputs, rows: n)
         let noise = exp(hyperparameters.logNoise) + 1e-8
         for index in 0..<n { matrix[index * n + index] += noise + (pointNoise?[index] ?? 0) }
         factor = try CholeskyFactor(factoring: matrix, order: n, capacity: n + 16)

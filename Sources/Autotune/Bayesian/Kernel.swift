@@ -72,6 +72,18 @@ struct Matern52: Sendable {
         return result
     }
 
+    /// The lower triangle of the column-major `n × n` matrix `k(a_i, a_j)` for row-major `a`, zero above: all a
+    /// Cholesky factorisation reads, for half the exponentials of ``matrix(_:rows:_:rows:)``.
+    func lowerMatrix(_ a: [Double], rows n: Int) -> [Double] {
+        var result = [Double](repeating: 0, count: n * n)
+        a.withUnsafeBufferPointer { a in
+            for j in 0..<n {
+                for i in j..<n { result[j * n + i] = value(squaredDistance: squaredDistance(a, i, a, j)) }
+            }
+        }
+        return result
+    }
+
     /// The column-major `n × m` matrix `k(a_i, b_j)` for row-major `a` (`n` rows) and `b` (`m` rows).
     func matrix(_ a: [Double], rows n: Int, _ b: [Double], rows m: Int) -> [Double] {
         var result = [Double](repeating: 0, count: n * m)
