@@ -198,7 +198,8 @@ enum OptimizerBenchmark {
         defer { spinning.store(false, ordering: .relaxed) }
         let function = try TestFunction.all()[1]
         print(
-            "| observations | objectives | constraints | running | busy threads | ask (median of \(repeats)) | ask (max) |")
+            "| observations | objectives | constraints | running | busy threads | ask (median of \(repeats)) | ask (max) |"
+        )
         print("| --- | --- | --- | --- | --- | --- | --- |")
         for n in sizes.isEmpty ? [50, 100, 200, 300, 500] : sizes {
             let constraints = constrained ? [MetricConstraint(metric: "g", maximum: 0.5)] : []
