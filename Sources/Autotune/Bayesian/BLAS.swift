@@ -38,10 +38,19 @@ struct CholeskyFactor: Sendable {
 
     /// Factors the `n × n` column-major matrix `matrix` (only its lower triangle is read).
     init(factoring matrix: [Double], order n: Int, capacity: Int? = nil) throws(LinearAlgebraError) {
-        _ = BLAS.threads
         let capacity = max(n, capacity ?? n, 1)
         var buffer = [Double](repeating: 0, count: capacity * capacity)
         Self.copyLowerTriangle(order: n, from: matrix, leading: n, to: &buffer, leading: capacity)
+        try self.init(factoringInPlace: buffer, order: n, capacity: capacity)
+    }
+
+    /// Factors the `n × n` matrix already laid out column-major with leading dimension `capacity` (≥ n) in
+    /// `buffer`, whose lower triangle is read and overwritten: no copy of a matrix that is megabytes at 500
+    /// observations.
+    init(factoringInPlace buffer: consuming [Double], order n: Int, capacity: Int) throws(LinearAlgebraError) {
+        precondition(capacity >= max(n, 1) && buffer.count == capacity * capacity)
+        _ = BLAS.threads
+        var buffer = buffer
         var info: blasint = 0
         var size = blasint(n)
         var leading = blasint(capacity)

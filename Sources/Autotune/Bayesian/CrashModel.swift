@@ -142,7 +142,7 @@ struct CrashModel {
     /// Believes a running trial at `point` comes out as the model expects: its latent mean, observed with the
     /// noise one such observation carries, which narrows the model near it without moving its mean.
     mutating func believe(_ point: [Double]) {
-        let (mean, _) = latent.predict(point, count: 1)
+        let mean = latent.predictMean(point, count: 1)
         let label: Double = mean[0] >= 0 ? 1 : -1
         let (gradient, w) = Self.probitDerivatives(label: label, latent: mean[0])
         try? latent.add(point: point, output: mean[0] + gradient / w, extraNoise: 1 / w)

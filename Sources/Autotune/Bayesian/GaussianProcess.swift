@@ -113,10 +113,12 @@ struct GaussianProcess {
             outputScale: exp(hyperparameters.logOutputScale)
         )
         let n = outputs.count
-        var matrix = kernel.lowerMatrix(inputs, rows: n)
+        // Room for the believed pending points an ask adds (Cholesky appends) without growing the buffer.
+        let capacity = n + 16
+        var matrix = kernel.lowerMatrix(inputs, rows: n, leading: capacity)
         let noise = exp(hyperparameters.logNoise) + 1e-8
-        for index in 0..<n { matrix[index * n + index] += noise + (pointNoise?[index] ?? 0) }
-        factor = try CholeskyFactor(factoring: matrix, order: n, capacity: n + 16)
+        for index in 0..<n { matrix[index * capacity + index] += noise + (pointNoise?[index] ?? 0) }
+        factor = try CholeskyFactor(factoringInPlace: matrix, order: n, capacity: capacity)
         alpha = factor.solve(outputs)
     }
 
@@ -246,9 +248,9 @@ struct GaussianProcess {
         guard n > 0 else {
             return (Array(repeating: 0, count: m), Array(repeating: kernel.outputScale, count: m))
         }
-        var cross = kernel.crossMatrix(inputs, rows: n, points, rows: m)  // n × m
-        var mean = [Double](repeating: 0, count: m)
-        cblas_dgemv(CblasColMajor, CblasTrans, blasint(n), blasint(m), 1, cross, blasint(n), alpha, 1, 0, &mean, 1)
+        let prior = crossAndMean(points, count: m)
+        let mean = prior.mean
+        var cross = prior.cross
         factor.solveLower(&cross, columns: m)
         var variance = [Double](repeating: kernel.outputScale, count: m)
         cross.withUnsafeBufferPointer { v in
@@ -259,6 +261,22 @@ struct GaussianProcess {
             }
         }
         return (mean, variance)
+    }
+
+    /// The posterior mean alone at `m` row-major points (what a believed pending point needs): the same values
+    /// ``predict(_:count:)`` gives, without the O(n²)-per-point solve its variances take.
+    func predictMean(_ points: [Double], count m: Int) -> [Double] {
+        guard count > 0 else { return Array(repeating: 0, count: m) }
+        return crossAndMean(points, count: m).mean
+    }
+
+    /// `K(X, points)` (n × m, column-major) and the posterior mean `K(X, points)ᵀ α`.
+    private func crossAndMean(_ points: [Double], count m: Int) -> (cross: [Double], mean: [Double]) {
+        let n = count
+        let cross = kernel.crossMatrix(inputs, rows: n, points, rows: m)
+        var mean = [Double](repeating: 0, count: m)
+        cblas_dgemv(CblasColMajor, CblasTrans, blasint(n), blasint(m), 1, cross, blasint(n), alpha, 1, 0, &mean, 1)
+        return (cross, mean)
     }
 
     /// The norm of the posterior mean's gradient at each of `m` row-major points: the steepest slope the model

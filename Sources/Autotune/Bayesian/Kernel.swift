@@ -72,13 +72,14 @@ struct Matern52: Sendable {
         return result
     }
 
-    /// The lower triangle of the column-major `n × n` matrix `k(a_i, a_j)` for row-major `a`, zero above: all a
-    /// Cholesky factorisation reads, for half the exponentials of ``matrix(_:rows:_:rows:)``.
-    func lowerMatrix(_ a: [Double], rows n: Int) -> [Double] {
-        var result = [Double](repeating: 0, count: n * n)
+    /// The lower triangle of the `n × n` matrix `k(a_i, a_j)` for row-major `a`, column-major with leading
+    /// dimension `leading` (≥ n) in a `leading × leading` buffer, zero elsewhere: all a Cholesky factorisation
+    /// reads, for half the exponentials of ``matrix(_:rows:_:rows:)``, laid out for the factor to take in place.
+    func lowerMatrix(_ a: [Double], rows n: Int, leading: Int) -> [Double] {
+        var result = [Double](repeating: 0, count: leading * leading)
         a.withUnsafeBufferPointer { a in
             for j in 0..<n {
-                for i in j..<n { result[j * n + i] = value(squaredDistance: squaredDistance(a, i, a, j)) }
+                for i in j..<n { result[j * leading + i] = value(squaredDistance: squaredDistance(a, i, a, j)) }
             }
         }
         return result

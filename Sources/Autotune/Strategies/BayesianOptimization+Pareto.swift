@@ -85,7 +85,7 @@ struct ParetoModel {
         var predicted: [Double] = []
         for index in models.indices {
             var model = models[index]
-            let mean = model.predict(features, count: 1).mean[0]
+            let mean = model.predictMean(features, count: 1)[0]
             predicted.append(mean)
             try? model.add(point: features, output: mean)
             models[index] = model

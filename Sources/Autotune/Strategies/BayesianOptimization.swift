@@ -467,13 +467,13 @@ public struct BayesianOptimization: Strategy {
                 fantasies = nil
                 penalties = nil
             } else if var model = objective {
-                let value = mode == .liar ? worst : model.predict(features, count: 1).mean[0]
+                let value = mode == .liar ? worst : model.predictMean(features, count: 1)[0]
                 try? model.add(point: features, output: value)
                 objective = model
             }
             for index in constraints.indices {
                 var model = constraints[index].model
-                try? model.add(point: features, output: model.predict(features, count: 1).mean[0])
+                try? model.add(point: features, output: model.predictMean(features, count: 1)[0])
                 constraints[index].model = model
             }
             crash?.believe(features)
@@ -647,7 +647,7 @@ public struct BayesianOptimization: Strategy {
         if var objective = models.objective {
             for observation in crashed {
                 let features = features(of: observation.configuration)
-                try? objective.add(point: features, output: objective.predict(features, count: 1).mean[0])
+                try? objective.add(point: features, output: objective.predictMean(features, count: 1)[0])
             }
             models.objective = objective
         }
@@ -656,7 +656,7 @@ public struct BayesianOptimization: Strategy {
                 let features = features(of: observation.configuration)
                 for index in pareto.models.indices {
                     try? pareto.models[index].add(
-                        point: features, output: pareto.models[index].predict(features, count: 1).mean[0])
+                        point: features, output: pareto.models[index].predictMean(features, count: 1)[0])
                 }
             }
             models.pareto = pareto
