@@ -3,8 +3,8 @@ import Testing
 
 @testable import Autotune
 
-/// A constrained ask reads its feasibility models only at the candidates that can still win, and chooses
-/// exactly what scoring every candidate would.
+/// A constrained ask reads its feasibility models only at the candidates that can still win, and chooses what
+/// scoring every candidate would.
 @Suite struct CandidateScoresTests {
     /// A study of 150 random trials on the unit square: throughput `x + y`, a p99 that breaks its SLO where
     /// `sin(5x) y` passes 0.4, crashes beyond `x = 0.9`; and 600 quasi-random candidates with their full scores.
@@ -66,7 +66,7 @@ import Testing
         let (models, points, features, dimension, full) = try scene()
         let threshold = full.sorted(by: >)[3]
         var scores = CandidateScores(points: points, features: features, dimension: dimension, models: models)
-        scores.settle(above: threshold)
+        scores.settle(above: Array(repeating: threshold, count: points.count))
         for index in full.indices where full[index] > threshold { #expect(scores.values[index] == full[index]) }
         let read = scores.values.count { $0 != nil }
         #expect(read < points.count / 4, "read \(read) of \(points.count)")

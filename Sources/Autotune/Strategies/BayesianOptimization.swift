@@ -833,16 +833,25 @@ public struct BayesianOptimization: Strategy {
                 }
             }
         }
-        var scored = score(points, models: models)
+        var scored = score(points.filter(keepsKnownConstraints), models: models)
         scored.settleBest(leaderCount)
         // Local refinement of the leaders: a (1+λ) evolution strategy whose step halves when a round finds
         // nothing better, from a tenth of the cube down to a thousandth.
         let leaders = Array(scored.ranked.prefix(leaderCount))
         var refined: [(point: [Double], value: Double)] = []
         if n <= 100 {
-            for leader in leaders { refined.append(refine(leader, rounds: 40, models: models)) }
+            // One leader after another, each on the study's generator.
+            for leader in leaders {
+                var generators = [state.generator]
+                refined += refine([leader], rounds: 40, generators: &generators, models: models)
+                state.generator = generators[0]
+            }
         } else {
-            refined = refineTogether(leaders, rounds: 6, models: models)
+            // With hundreds of observations a triangular solve over 24 candidates ran at half the speed of one
+            // over a hundred: the leaders step together, each on a generator of its own, seeded from the study's,
+            // so that its path does not depend on how long the others run.
+            var generators = leaders.map { _ in SeededGenerator(seed: state.generator.next()) }
+            refined = refine(leaders, rounds: 6, generators: &generators, models: models)
         }
         // Each polish step reads the whole factor a few times: with many observations, polish fewer.
         let polished = n <= 100 ? leaderCount : 2
@@ -880,37 +889,13 @@ public struct BayesianOptimization: Strategy {
         }
     }
 
-    /// One leader's evolution strategy: `refinementSamples` Gaussian steps a round around the centre, the best
-    /// taken when it scores higher, the step halved when none does, until the step is below a hundredth of the
-    /// cube or `rounds` ran.
-    private mutating func refine(
-        _ leader: (point: [Double], value: Double), rounds: Int, models: Models
-    ) -> (point: [Double], value: Double) {
-        var (centre, centreValue) = leader
-        var radius = 0.1
-        var round = 0
-        while radius >= 0.01, round < rounds {
-            round += 1
-            var local = score((0..<refinementSamples).map { _ in perturb(centre, radius: radius) }, models: models)
-            local.settle(above: centreValue)
-            if let improved = local.ranked.first, improved.value > centreValue {
-                centre = improved.point
-                centreValue = improved.value
-            } else {
-                radius /= 2
-            }
-        }
-        return (centre, centreValue)
-    }
-
-    /// ``refine(_:rounds:models:)`` for every leader at once: each round scores all the leaders' steps together
-    /// (with hundreds of observations, a triangular solve over 24 candidates ran at half the speed of one over a
-    /// hundred). Each leader draws its steps from a generator of its own, seeded from the study's, so that its
-    /// path does not depend on how long the others run.
-    private mutating func refineTogether(
-        _ leaders: [(point: [Double], value: Double)], rounds: Int, models: Models
+    /// The leaders' evolution strategies, scored together round by round: `refinementSamples` Gaussian steps a
+    /// round around each centre (drawn from that leader's generator), the best taken when it scores higher, the
+    /// step halved when none does, until the step is below a hundredth of the cube or `rounds` ran.
+    private func refine(
+        _ leaders: [(point: [Double], value: Double)], rounds: Int, generators: inout [SeededGenerator],
+        models: Models
     ) -> [(point: [Double], value: Double)] {
-        var generators = leaders.map { _ in SeededGenerator(seed: state.generator.next()) }
         var centres = leaders
         var radii = [Double](repeating: 0.1, count: leaders.count)
         for _ in 0..<rounds {
@@ -926,7 +911,7 @@ public struct BayesianOptimization: Strategy {
                     owners.append(leader)
                 }
             }
-            var local = score(points, models: models, filtered: true)
+            var local = score(points, models: models)
             local.settle(above: owners.map { centres[$0].value })
             var improved = centres
             for (index, value) in local.values.enumerated() {
@@ -1020,14 +1005,13 @@ public struct BayesianOptimization: Strategy {
         return -result.value > value ? (result.point, -result.value) : (start, value)
     }
 
-    /// The candidates among unit-cube points, scored by the objective (and by the feasibility models as
-    /// ``CandidateScores`` needs them); points that break a known constraint are left out, never scored at −∞.
-    private func score(_ points: [[Double]], models: Models, filtered: Bool = false) -> CandidateScores {
-        let kept = filtered ? points : points.filter(keepsKnownConstraints)
+    /// Unit-cube points that keep the known constraints (the callers leave the others out, never scoring them at
+    /// −∞), scored by the objective and by the feasibility models as ``CandidateScores`` needs them.
+    private func score(_ points: [[Double]], models: Models) -> CandidateScores {
         var features: [Double] = []
-        features.reserveCapacity(kept.count * encoder.dimension)
-        for point in kept { encodeUnit(point, into: &features) }
-        return CandidateScores(points: kept, features: features, dimension: encoder.dimension, models: models)
+        features.reserveCapacity(points.count * encoder.dimension)
+        for point in points { encodeUnit(point, into: &features) }
+        return CandidateScores(points: points, features: features, dimension: encoder.dimension, models: models)
     }
 
     /// Whether the configuration at a unit-cube point keeps the space's known constraints.

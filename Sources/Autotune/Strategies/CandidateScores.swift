@@ -12,7 +12,7 @@ struct CandidateScores {
     /// The candidates in the unit cube.
     private(set) var points: [[Double]]
     /// The features of the candidates scored at creation, row-major.
-    private var features: [Double]
+    private let features: [Double]
     /// The objective's acquisition at each.
     private var objective: [Double]
     /// The exact score, where read.
@@ -74,11 +74,6 @@ struct CandidateScores {
             unread.removeFirst(next.count)
             best = (best + read(next)).sorted(by: >)
         }
-    }
-
-    /// Reads every unread candidate whose score could exceed `threshold`.
-    mutating func settle(above threshold: Double) {
-        read(values.indices.filter { values[$0] == nil && bound($0) > threshold })
     }
 
     /// Reads every unread candidate whose score could exceed its own threshold (the centre it steps from).
