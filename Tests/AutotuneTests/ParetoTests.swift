@@ -124,6 +124,63 @@ private func bruteForceFront(_ trials: [Trial]) -> Set<Int> {
             #expect(abs(closed - estimate) < 0.02 * max(estimate, 0.01), "x = \(x): \(closed) vs \(estimate)")
         }
     }
+
+    /// With pending points drawn (`pending: fantasies`), a candidate's acquisition is the average over the draws
+    /// of its EHVI on the models conditioned on the draw, against the front the draw leaves: checked against
+    /// rebuilding both models and the front for every draw. And a candidate on a pending point gains little.
+    @Test func drawnPendingPointsAverageTheImprovementOverTheFrontEachDrawLeaves() throws {
+        let theta = GPHyperparameters(logLengthScales: [log(0.3)], logOutputScale: 0, logNoise: log(1e-6))
+        let inputs = [0.1, 0.4, 0.7, 0.9]
+        let first = try GaussianProcess(
+            inputs: inputs, outputs: [0.2, -0.5, 0.1, 0.8], dimension: 1, hyperparameters: theta)
+        let second = try GaussianProcess(
+            inputs: inputs, outputs: [0.9, 0.3, -0.4, -0.2], dimension: 1, hyperparameters: theta)
+        let front = ParetoModel.nonDominated(zip([0.2, -0.5, 0.1, 0.8], [0.9, 0.3, -0.4, -0.2]).map { [$0, $1] })
+        let reference = [1.5, 1.5]
+        let plain = ParetoModel(models: [first, second], front: front, reference: reference)
+        var drawn = plain
+        let pending = [0.25, 0.55]
+        for point in pending { drawn.believe([point], fantasize: true) }
+        var generator = SeededGenerator(seed: 3)
+        drawn.sampleFantasies(samples: 16, generator: &generator)
+        let fantasies = try #require(drawn.fantasies)
+        #expect(fantasies.fronts.count == 16)
+        for x in [0.0, 0.3, 0.5, 0.8, 1.0] {
+            let value = drawn.logExpectedImprovement([x], count: 1)[0]
+            var improvements: [Double] = []
+            for s in 0..<16 {
+                var models = [first, second]
+                var outcomes: [[Double]] = pending.map { _ in [] }
+                for objective in 0..<2 {
+                    for (j, point) in pending.enumerated() {
+                        let outcome = fantasies.draws[objective].outcomes[s * pending.count + j]
+                        try models[objective].add(point: [point], output: outcome)
+                        outcomes[j].append(outcome)
+                    }
+                }
+                let rebuilt = ParetoModel(
+                    models: models, front: ParetoModel.nonDominated(front + outcomes), reference: reference)
+                improvements.append(exp(rebuilt.logExpectedImprovement([x], count: 1)[0]))
+            }
+            let average = improvements.reduce(0, +) / 16
+            #expect(abs(exp(value) - average) <= 1e-4 * average + 1e-12, "x = \(x): \(exp(value)) vs \(average)")
+        }
+        let atPending = drawn.logExpectedImprovement([0.25], count: 1)[0]
+        #expect(atPending < plain.logExpectedImprovement([0.25], count: 1)[0] - 2, "\(atPending)")
+
+        // A pending point the models expect to crash or break a constraint adds nothing to any draw's front; one
+        // they expect to hold adds to every draw's.
+        let measured = ParetoModel.Strips(front: front, reference: reference)
+        var doomed = plain
+        doomed.believe([0.95], fantasize: true, feasibility: 0)
+        doomed.sampleFantasies(samples: 16, generator: &generator)
+        #expect(try #require(doomed.fantasies).fronts.allSatisfy { $0.xs == measured.xs && $0.ys == measured.ys })
+        var sure = plain
+        sure.believe([0.95], fantasize: true, feasibility: 1)
+        sure.sampleFantasies(samples: 16, generator: &generator)
+        let changed = try #require(sure.fantasies).fronts.count { $0.xs != measured.xs || $0.ys != measured.ys }
+        #expect(changed > 0)
+    }
 }
 
 @Suite struct ImportanceTests {

@@ -361,23 +361,26 @@ struct GaussianProcess {
         var normals = [Double](repeating: 0, count: k * samples)
         for index in normals.indices { normals[index] = generator.nextNormal() }
         var thresholds = [Double](repeating: best, count: samples)
+        var outcomes = [Double](repeating: 0, count: k * samples)
         for s in 0..<samples {
             for j in 0..<k {
                 var value = mean[j]
                 for l in 0...j { value += lower[l * k + j] * normals[s * k + l] }
+                outcomes[s * k + j] = value
                 thresholds[s] = min(thresholds[s], value)
             }
         }
         return PendingFantasies(
             points: points, count: k, whitened: whitened, factor: pendingFactor, normals: normals,
-            thresholds: thresholds, samples: samples)
+            outcomes: outcomes, thresholds: thresholds, samples: samples)
     }
 
-    /// `log` of the expected improvement a candidate adds to the pending points, averaged over `fantasies`:
-    /// `log (1/S) Σ_s EI(μ_x + aᵀz_s, σ²_x − aᵀa; τ_s)`, where `a = L_R⁻¹ cov(R, x)` carries the candidate's
-    /// correlation with the pending outcomes. This is the marginal gain of q-EI (a batch's expected
-    /// improvement) from adding the candidate, with the candidate's own outcome integrated analytically.
-    func logMarginalImprovement(_ points: [Double], count m: Int, given fantasies: PendingFantasies) -> [Double] {
+    /// The posterior at `m` row-major points given what finished, with each point's loadings on the pending
+    /// points' draws: `a = L_R⁻¹ cov(R, x)` (`k × m`, column-major), so that under draw `s` the point's outcome
+    /// has mean `μ_x + aᵀz_s` and variance `σ²_x − aᵀa` (returned), the same for every draw.
+    func conditioned(_ points: [Double], count m: Int, on fantasies: PendingFantasies) -> (
+        mean: [Double], variance: [Double], loadings: [Double]
+    ) {
         let n = count
         let k = fantasies.count
         var cross = kernel.crossMatrix(inputs, rows: n, points, rows: m)  // n × m
@@ -390,34 +393,43 @@ struct GaussianProcess {
             CblasColMajor, CblasTrans, CblasNoTrans, blasint(k), blasint(m), blasint(n), -1, fantasies.whitened,
             blasint(n), cross, blasint(n), 1, &loadings, blasint(k))
         fantasies.factor.solveLower(&loadings, columns: m)
+        var variance = [Double](repeating: 0, count: m)
+        cross.withUnsafeBufferPointer { v in
+            loadings.withUnsafeBufferPointer { a in
+                for j in 0..<m {
+                    var value = kernel.outputScale
+                    for i in 0..<n { value -= v[j * n + i] * v[j * n + i] }
+                    for l in 0..<k { value -= a[j * k + l] * a[j * k + l] }
+                    variance[j] = max(value, 1e-12)
+                }
+            }
+        }
+        return (mean, variance, loadings)
+    }
+
+    /// `log` of the expected improvement a candidate adds to the pending points, averaged over `fantasies`:
+    /// `log (1/S) Σ_s EI(μ_x + aᵀz_s, σ²_x − aᵀa; τ_s)`, where `a = L_R⁻¹ cov(R, x)` carries the candidate's
+    /// correlation with the pending outcomes. This is the marginal gain of q-EI (a batch's expected
+    /// improvement) from adding the candidate, with the candidate's own outcome integrated analytically.
+    func logMarginalImprovement(_ points: [Double], count m: Int, given fantasies: PendingFantasies) -> [Double] {
+        let k = fantasies.count
+        let (mean, variance, loadings) = conditioned(points, count: m, on: fantasies)
         let samples = fantasies.samples
         var result = [Double](repeating: 0, count: m)
         var terms = [Double](repeating: 0, count: samples)
-        cross.withUnsafeBufferPointer { v in
-            loadings.withUnsafeBufferPointer { a in
-                fantasies.normals.withUnsafeBufferPointer { z in
-                    for j in 0..<m {
-                        var variance = kernel.outputScale
-                        for i in 0..<n { variance -= v[j * n + i] * v[j * n + i] }
-                        for l in 0..<k { variance -= a[j * k + l] * a[j * k + l] }
-                        variance = max(variance, 1e-12)
-                        var largest = -Double.infinity
-                        for s in 0..<samples {
-                            var shifted = mean[j]
-                            for l in 0..<k { shifted += a[j * k + l] * z[s * k + l] }
-                            let term = logExpectedImprovement(
-                                mean: shifted, variance: variance, best: fantasies.thresholds[s])
-                            terms[s] = term
-                            largest = max(largest, term)
-                        }
-                        guard largest.isFinite else {
-                            result[j] = largest
-                            continue
-                        }
-                        var sum = 0.0
-                        for s in 0..<samples { sum += exp(terms[s] - largest) }
-                        result[j] = largest + log(sum / Double(samples))
+        loadings.withUnsafeBufferPointer { a in
+            fantasies.normals.withUnsafeBufferPointer { z in
+                for j in 0..<m {
+                    var largest = -Double.infinity
+                    for s in 0..<samples {
+                        var shifted = mean[j]
+                        for l in 0..<k { shifted += a[j * k + l] * z[s * k + l] }
+                        let term = logExpectedImprovement(
+                            mean: shifted, variance: variance[j], best: fantasies.thresholds[s])
+                        terms[s] = term
+                        largest = max(largest, term)
                     }
+                    result[j] = logMeanExp(terms, largest: largest)
                 }
             }
         }
@@ -498,10 +510,21 @@ struct PendingFantasies {
     let factor: CholeskyFactor
     /// `k × S` standard normals, one column per sample.
     let normals: [Double]
+    /// `k × S` drawn outcomes `f_R = μ_R + L_R z_s`, one column per sample.
+    let outcomes: [Double]
     /// Each sample's improvement threshold, `min(best, min f_R)`.
     let thresholds: [Double]
     /// `S`.
     let samples: Int
+}
+
+/// `log((1/S) Σ_s exp(terms[s]))` given the largest term: the average of draws' improvements in logs, `−∞`
+/// when every draw's is.
+func logMeanExp(_ terms: [Double], largest: Double) -> Double {
+    guard largest.isFinite else { return largest }
+    var sum = 0.0
+    for term in terms { sum += exp(term - largest) }
+    return largest + log(sum / Double(terms.count))
 }
 
 /// `log EI` for minimisation, stable far into the tail where `EI` itself underflows to zero

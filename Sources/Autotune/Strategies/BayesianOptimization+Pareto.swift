@@ -44,19 +44,35 @@ struct ParetoModel {
     var front: [[Double]]
     /// The reference point on the models' scales: what a point must beat on every objective to count.
     let reference: [Double]
+    /// Running and chosen points kept out of the models (``BayesianOptimization/PendingMode/fantasies``),
+    /// row-major.
+    var pending: [Double] = []
+    /// Each pending point's probability of running and meeting the constraints.
+    var pendingFeasibility: [Double] = []
+    /// How many joint draws of the pending points' losses the q-EHVI average takes.
+    static let fantasySamples = 16
+    /// Each objective's draws at ``pending``, once sampled, and the front each draw leaves.
+    var fantasies: (draws: [PendingFantasies], fronts: [Strips])?
 
-    /// `log EHVI` at `m` feature rows; `−∞` where nothing improves.
-    func logExpectedImprovement(_ features: [Double], count m: Int) -> [Double] {
-        let first = models[0].predict(features, count: m)
-        let second = models[1].predict(features, count: m)
-        let inside = front.filter { $0[0] < reference[0] && $0[1] < reference[1] }
-        let xs = inside.map { $0[0] } + [reference[0]]
-        let ys = [reference[1]] + inside.map { $0[1] }
-        var result = [Double](repeating: -.infinity, count: m)
-        var terms = [Double](repeating: 0, count: xs.count)
-        for index in 0..<m {
-            let (mean1, variance1) = (first.mean[index], first.variance[index])
-            let (mean2, variance2) = (second.mean[index], second.variance[index])
+    /// The region a front does not dominate, cut into vertical strips: strip `i` spans `(x_{i−1}, x_i]` in the
+    /// first loss and lies below `y_{i−1}` in the second.
+    struct Strips {
+        /// The strips' right edges in the first loss: the front's first losses, then the reference's.
+        let xs: [Double]
+        /// The strips' heights in the second loss: the reference's, then the front's second losses.
+        let ys: [Double]
+
+        /// The strips of `front` (non-dominated, sorted by the first loss) below `reference`.
+        init(front: [[Double]], reference: [Double]) {
+            let inside = front.filter { $0[0] < reference[0] && $0[1] < reference[1] }
+            xs = inside.map { $0[0] } + [reference[0]]
+            ys = [reference[1]] + inside.map { $0[1] }
+        }
+
+        /// `log EHVI` of independent Gaussian predictions of the two losses; `terms` is scratch of at least `xs.count`.
+        func logImprovement(
+            mean1: Double, variance1: Double, mean2: Double, variance2: Double, terms: inout [Double]
+        ) -> Double {
             var largest = -Double.infinity
             var previous = -Double.infinity
             for strip in xs.indices {
@@ -71,17 +87,75 @@ struct ParetoModel {
                 terms[strip] = term
                 if term > largest { largest = term }
             }
-            guard largest.isFinite else { continue }
+            guard largest.isFinite else { return -.infinity }
             var sum = 0.0
-            for term in terms where term.isFinite { sum += exp(term - largest) }
-            result[index] = largest + log(sum)
+            for strip in xs.indices where terms[strip].isFinite { sum += exp(terms[strip] - largest) }
+            return largest + log(sum)
+        }
+    }
+
+    /// `log EHVI` at `m` feature rows; `−∞` where nothing improves. With pending points drawn
+    /// (``sampleFantasies(samples:generator:)``), the average over the draws of the improvement on the front the
+    /// draw leaves, each candidate's losses conditioned on the draw: the marginal gain of q-EHVI, the candidate's
+    /// own outcome integrated exactly.
+    func logExpectedImprovement(_ features: [Double], count m: Int) -> [Double] {
+        if let fantasies { return logMarginalImprovement(features, count: m, given: fantasies) }
+        let first = models[0].predict(features, count: m)
+        let second = models[1].predict(features, count: m)
+        let strips = Strips(front: front, reference: reference)
+        var result = [Double](repeating: -.infinity, count: m)
+        var terms = [Double](repeating: 0, count: strips.xs.count)
+        for index in 0..<m {
+            result[index] = strips.logImprovement(
+                mean1: first.mean[index], variance1: first.variance[index], mean2: second.mean[index],
+                variance2: second.variance[index], terms: &terms)
+        }
+        return result
+    }
+
+    private func logMarginalImprovement(
+        _ features: [Double], count m: Int, given fantasies: (draws: [PendingFantasies], fronts: [Strips])
+    ) -> [Double] {
+        let k = fantasies.draws[0].count
+        let samples = fantasies.fronts.count
+        let first = models[0].conditioned(features, count: m, on: fantasies.draws[0])
+        let second = models[1].conditioned(features, count: m, on: fantasies.draws[1])
+        var result = [Double](repeating: -.infinity, count: m)
+        var terms = [Double](repeating: 0, count: (fantasies.fronts.map(\.xs.count).max() ?? 0))
+        var perDraw = [Double](repeating: 0, count: samples)
+        let z1 = fantasies.draws[0].normals
+        let z2 = fantasies.draws[1].normals
+        for index in 0..<m {
+            var largest = -Double.infinity
+            for s in 0..<samples {
+                var mean1 = first.mean[index]
+                var mean2 = second.mean[index]
+                for l in 0..<k {
+                    mean1 += first.loadings[index * k + l] * z1[s * k + l]
+                    mean2 += second.loadings[index * k + l] * z2[s * k + l]
+                }
+                let value = fantasies.fronts[s].logImprovement(
+                    mean1: mean1, variance1: first.variance[index], mean2: mean2, variance2: second.variance[index],
+                    terms: &terms)
+                perDraw[s] = value
+                largest = max(largest, value)
+            }
+            result[index] = logMeanExp(perDraw, largest: largest)
         }
         return result
     }
 
     /// Adds a running or chosen point to each objective's model as the Kriging believer would, and its
-    /// predicted losses to the front, so the next member of a batch looks elsewhere.
-    mutating func believe(_ features: [Double]) {
+    /// predicted losses to the front, so the next member of a batch looks elsewhere; with `fantasize`, keeps it
+    /// among the pending points whose outcomes ``sampleFantasies(samples:generator:)`` draws instead, with its
+    /// probability of being feasible.
+    mutating func believe(_ features: [Double], fantasize: Bool = false, feasibility: Double = 1) {
+        if fantasize {
+            pending += features
+            pendingFeasibility.append(feasibility)
+            fantasies = nil
+            return
+        }
         var predicted: [Double] = []
         for index in models.indices {
             var model = models[index]
@@ -91,6 +165,41 @@ struct ParetoModel {
             models[index] = model
         }
         front = ParetoModel.nonDominated(front + [predicted])
+    }
+
+    /// Draws the pending points' losses from each objective's posterior (`samples` joint draws, the objectives
+    /// independent), once per set of pending points, and the front each draw leaves: the measured front with the
+    /// draw's outcomes added (q-EHVI's per-sample baseline, as BoTorch and Optuna's GPSampler take it), each
+    /// pending point's only where a draw of its feasibility says it ran and met the constraints. Where a
+    /// posterior cannot be factored, the pending points are believed instead.
+    mutating func sampleFantasies(samples: Int, generator: inout SeededGenerator) {
+        guard fantasies == nil, !pending.isEmpty else { return }
+        let dimension = models[0].dimension
+        let k = pending.count / dimension
+        var draws: [PendingFantasies] = []
+        for model in models {
+            guard
+                let draw = model.fantasies(
+                    of: pending, count: k, best: .infinity, samples: samples, generator: &generator)
+            else { break }
+            draws.append(draw)
+        }
+        guard draws.count == models.count else {
+            let points = pending
+            pending = []
+            pendingFeasibility = []
+            for index in 0..<k { believe(Array(points[(index * dimension)..<((index + 1) * dimension)])) }
+            return
+        }
+        var fronts: [Strips] = []
+        for s in 0..<samples {
+            let feasible = (0..<k).filter { j in
+                pendingFeasibility[j] >= 1 || generator.nextUnit() < pendingFeasibility[j]
+            }
+            let drawn = feasible.map { j in draws.map { $0.outcomes[s * k + j] } }
+            fronts.append(Strips(front: ParetoModel.nonDominated(front + drawn), reference: reference))
+        }
+        fantasies = (draws, fronts)
     }
 
     /// The points no other dominates (smaller is better on each coordinate), sorted by the first coordinate.

@@ -462,6 +462,13 @@ public struct BayesianOptimization: Strategy {
 
         /// Adds a running or chosen point to every model as the Kriging believer (or the liar) would.
         mutating func believe(_ features: [Double], pending mode: PendingMode) {
+            // A drawn pending point joins a draw's front only as often as the models expect it to run and meet
+            // the constraints, read before it is believed in them.
+            var feasibility = 1.0
+            if mode == .fantasies, pareto != nil, hasFeasibilityModel {
+                let (holds, runs) = logFeasibilityTerms(features, count: 1)
+                feasibility = exp(holds.reduce(runs?[0] ?? 0) { $0 + $1[0] })
+            }
             if mode == .fantasies || mode == .penalize || mode == .thompson {
                 pending += features
                 fantasies = nil
@@ -477,11 +484,15 @@ public struct BayesianOptimization: Strategy {
                 constraints[index].model = model
             }
             crash?.believe(features)
-            pareto?.believe(features)
+            pareto?.believe(features, fantasize: mode == .fantasies, feasibility: feasibility)
         }
 
         /// Samples the objective at the pending points, when there are some and no current draws.
         mutating func sampleFantasies(generator: inout SeededGenerator, mode: PendingMode, probe: [Double]) {
+            if mode == .fantasies, pareto != nil {
+                pareto?.sampleFantasies(samples: ParetoModel.fantasySamples, generator: &generator)
+                return
+            }
             if mode == .penalize {
                 guard penalties == nil, !pending.isEmpty, let objective else { return }
                 let d = objective.dimension
@@ -555,23 +566,31 @@ public struct BayesianOptimization: Strategy {
         /// Adds to each candidate's acquisition the log probabilities of every constraint holding and of
         /// running; one a model expects to crash or to break a constraint drops below all others.
         func addFeasibility(_ features: [Double], count m: Int, to total: inout [Double]) {
-            for constraint in constraints {
-                let (mean, variance) = constraint.model.predict(features, count: m)
+            let (holds, runs) = logFeasibilityTerms(features, count: m)
+            for logHolds in holds {
                 for index in 0..<m {
-                    let logHolds = Self.logProbability(
+                    total[index] += logHolds[index] < Self.leastProbability ? -1e6 + logHolds[index] : logHolds[index]
+                }
+            }
+            if let runs {
+                for index in 0..<m {
+                    total[index] = runs[index] < Self.leastProbability ? -1e6 + runs[index] : total[index] + runs[index]
+                }
+            }
+        }
+
+        /// At `m` feature rows, each hard constraint's log probability of holding and the log probability of
+        /// running (`nil` without a crash model).
+        func logFeasibilityTerms(_ features: [Double], count m: Int) -> (holds: [[Double]], runs: [Double]?) {
+            let holds = constraints.map { constraint in
+                let (mean, variance) = constraint.model.predict(features, count: m)
+                return (0..<m).map { index in
+                    Self.logProbability(
                         mean: mean[index], sigma: variance[index].squareRoot(), lower: constraint.lower,
                         upper: constraint.upper)
-                    total[index] += logHolds < Self.leastProbability ? -1e6 + logHolds : logHolds
                 }
             }
-            if let crash {
-                let logRun = crash.logProbabilityOfRunning(features, count: m)
-                for index in 0..<m {
-                    total[index] =
-                        logRun[index] < Self.leastProbability
-                        ? -1e6 + logRun[index] : total[index] + logRun[index]
-                }
-            }
+            return (holds, crash?.logProbabilityOfRunning(features, count: m))
         }
 
         /// `log P(lower ≤ g ≤ upper)` for `g ~ N(mean, sigma²)`, stable in both tails.
