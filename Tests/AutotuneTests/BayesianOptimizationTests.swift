@@ -405,5 +405,13 @@ private func run(
                 context: StrategyContext(
                     space: space, objective: .minimize("f"), seed: 5, options: ["crowding": .string("always")]))
         }
+        // Crowding is the default with one objective; with two the front's acquisition spreads the batch itself.
+        let single = try BayesianOptimization(
+            context: StrategyContext(space: space, objective: .minimize("f"), seed: 5))
+        #expect(single.state.settings.crowding == .spread)
+        let two = try BayesianOptimization(
+            context: StrategyContext(
+                space: space, objective: Objective(goals: [.maximize("tps"), .minimize("ttft")]), seed: 5))
+        #expect(two.state.settings.crowding == .off)
     }
 }

@@ -64,11 +64,15 @@ public struct BayesianOptimization: Strategy {
     /// study already knows, while the region that holds the true optimum gets none. Sequentially nothing is
     /// running and both modes propose the same.
     public enum CrowdingMode: String, Sendable, Hashable, Codable {
-        /// Only a proposal within 1e-3 of a running one is skipped (checkpoints from before the mode existed).
+        /// Only a proposal within 1e-3 of a running one is skipped: the default with several objectives, and what
+        /// checkpoints from before the mode existed resume with.
         case off
         /// A proposal is skipped when two running or chosen trials already lie within ``crowdingRadius`` of it
         /// in every coordinate: each neighbourhood refines with at most two slots, the rest go where the
-        /// acquisition is next best elsewhere (the default; docs/benchmarks.md measures both).
+        /// acquisition is next best elsewhere (the default with one objective; docs/benchmarks.md measures both).
+        /// With several objectives the default is ``off``: the acquisition already sends each running trial to a
+        /// different part of the front (a believed trial's predicted losses join the front the next one must
+        /// improve), and the rule only kept slots from refining a compact front.
         case spread
     }
 
@@ -187,7 +191,9 @@ public struct BayesianOptimization: Strategy {
                     "stalled", default: context.objective.hardConstraints.isEmpty ? "off" : "shrink",
                     choices: ["off", "explore", "shrink"])),
             crowding: CrowdingMode(
-                rawValue: try context.choiceOption("crowding", default: "spread", choices: ["spread", "off"]))
+                rawValue: try context.choiceOption(
+                    "crowding", default: context.objective.isMultiObjective ? "off" : "spread",
+                    choices: ["spread", "off"]))
         )
         space = context.space
         objective = context.objective
