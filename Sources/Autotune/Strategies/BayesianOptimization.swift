@@ -481,6 +481,16 @@ public struct BayesianOptimization: Strategy {
                 penalties = nil
             } else if var model = objective {
                 let value = mode == .liar ? worst : model.predictMean(features, count: 1)[0]
+                if mode != .liar, ProcessInfo.processInfo.environment["AUTOTUNE_KB_BEST"] != nil, let current = best,
+                    value < current
+                {
+                    var likely = true
+                    if hasFeasibilityModel {
+                        let (holds, runs) = logFeasibilityTerms(features, count: 1)
+                        likely = holds.reduce(runs?[0] ?? 0) { $0 + $1[0] } >= log(0.5)
+                    }
+                    if likely { best = value }
+                }
                 try? model.add(point: features, output: value)
                 objective = model
             }
