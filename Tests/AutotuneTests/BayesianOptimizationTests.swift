@@ -374,7 +374,10 @@ private func run(
             var strategy = try BayesianOptimization(
                 context: StrategyContext(
                     space: space, objective: .minimize("f"), seed: 3,
-                    options: ["candidates": .number(512), "crowding": .string(mode), "initial_points": .number(2)]))
+                    options: [
+                        "candidates": .number(512), "crowding": .string(mode), "initial_points": .number(2),
+                        "incumbent": .string("measured"),
+                    ]))
             var history = StudyHistory()
             var generator = SeededGenerator(seed: 4)
             for number in 0..<16 {
@@ -413,5 +416,58 @@ private func run(
             context: StrategyContext(
                 space: space, objective: Objective(goals: [.maximize("tps"), .minimize("ttft")]), seed: 5))
         #expect(two.state.settings.crowding == .off)
+    }
+}
+
+/// What a proposal made while trials run must improve on (``BayesianOptimization/IncumbentMode``).
+@Suite struct BelievedIncumbentTests {
+    /// A bowl whose bottom `(0.7, 0.3)` breaks an SLO `x ≤ 0.6`: a running trial just inside the SLO, which the
+    /// model expects to beat the best measured, becomes the incumbent the next proposal must improve on
+    /// (`incumbent: believed`); one at the bottom, expected to be better still but to break the SLO, does not, nor
+    /// one expected to be worse; with `incumbent: measured` none does.
+    @Test func aRunningTrialBelievedToBeatTheBestBecomesTheIncumbent() throws {
+        let space = try SearchSpace([
+            Parameter("x", .float(lower: 0, upper: 1)), Parameter("y", .float(lower: 0, upper: 1)),
+        ])
+        let objective = Objective(goals: [.minimize("f")], constraints: [MetricConstraint(metric: "x", maximum: 0.6)])
+        for incumbent in ["believed", "measured"] {
+            var strategy = try BayesianOptimization(
+                context: StrategyContext(
+                    space: space, objective: objective, seed: 3, options: ["incumbent": .string(incumbent)]))
+            var generator = SeededGenerator(seed: 4)
+            for number in 0..<24 {
+                let (x, y) = (generator.nextUnit(), generator.nextUnit())
+                var trial = Trial(number: number, configuration: Configuration(["x": .double(x), "y": .double(y)]))
+                trial.metrics = ["f": (x - 0.7) * (x - 0.7) + (y - 0.3) * (y - 0.3), "x": x]
+                trial.score = try? objective.evaluate(trial.metrics).get()
+                trial.state = trial.score == nil ? .failed : .completed
+                try strategy.tell(trial)
+            }
+            var models = strategy.fitModels()
+            let measuredBest = try #require(models.best)
+            let model = try #require(models.objective)
+            func point(_ x: Double, _ y: Double) -> [Double] {
+                strategy.encoder.encode([Configuration(["x": .double(x), "y": .double(y)])])
+            }
+            let bottom = point(0.7, 0.3)
+            let inside = point(0.56, 0.3)
+            let believedInside = model.predictMean(inside, count: 1)[0]
+            try #require(model.predictMean(bottom, count: 1)[0] < believedInside && believedInside < measuredBest)
+            models.believe(bottom, pending: .believer)
+            #expect(models.best == measuredBest, "\(incumbent): a trial expected to break the SLO")
+            models.believe(point(0.05, 0.95), pending: .believer)
+            #expect(models.best == measuredBest, "\(incumbent): a trial expected to be worse")
+            models.believe(inside, pending: .believer)
+            // The believed mean, up to the rounding of the two points believed before it.
+            let expected = incumbent == "believed" ? believedInside : measuredBest
+            #expect(abs(try #require(models.best) - expected) < 1e-9, "\(incumbent)")
+        }
+        // The believed incumbent is the default without hard constraints, the measured one with them.
+        let constrained = try BayesianOptimization(
+            context: StrategyContext(space: space, objective: objective, seed: 3))
+        #expect(constrained.state.settings.incumbent == .measured)
+        let unconstrained = try BayesianOptimization(
+            context: StrategyContext(space: space, objective: .minimize("f"), seed: 3))
+        #expect(unconstrained.state.settings.incumbent == .believed)
     }
 }
