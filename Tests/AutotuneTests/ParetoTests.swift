@@ -25,6 +25,20 @@ private func bruteForceFront(_ trials: [Trial]) -> Set<Int> {
         }.map(\.number))
 }
 
+/// Two 1-D GPs on four measurements (length scale 0.3, almost no noise), their front and a reference point.
+private func oneDimensionalScene() throws -> (
+    first: GaussianProcess, second: GaussianProcess, front: [[Double]], reference: [Double]
+) {
+    let theta = GPHyperparameters(logLengthScales: [log(0.3)], logOutputScale: 0, logNoise: log(1e-6))
+    let inputs = [0.1, 0.4, 0.7, 0.9]
+    let first = try GaussianProcess(
+        inputs: inputs, outputs: [0.2, -0.5, 0.1, 0.8], dimension: 1, hyperparameters: theta)
+    let second = try GaussianProcess(
+        inputs: inputs, outputs: [0.9, 0.3, -0.4, -0.2], dimension: 1, hyperparameters: theta)
+    let front = ParetoModel.nonDominated(zip([0.2, -0.5, 0.1, 0.8], [0.9, 0.3, -0.4, -0.2]).map { [$0, $1] })
+    return (first, second, front, [1.5, 1.5])
+}
+
 @Suite struct ParetoFrontTests {
     @Test func theFrontKeepsExactlyTheNonDominatedCompletedTrials() {
         var generator = SeededGenerator(seed: 4)
@@ -98,14 +112,7 @@ private func bruteForceFront(_ trials: [Trial]) -> Set<Int> {
 
     /// The closed-form expected hypervolume improvement against a Monte Carlo average of the improvement itself.
     @Test func theExpectedHypervolumeImprovementMatchesMonteCarlo() throws {
-        let theta = GPHyperparameters(logLengthScales: [log(0.3)], logOutputScale: 0, logNoise: log(1e-6))
-        let inputs = [0.1, 0.4, 0.7, 0.9]
-        let first = try GaussianProcess(
-            inputs: inputs, outputs: [0.2, -0.5, 0.1, 0.8], dimension: 1, hyperparameters: theta)
-        let second = try GaussianProcess(
-            inputs: inputs, outputs: [0.9, 0.3, -0.4, -0.2], dimension: 1, hyperparameters: theta)
-        let front = ParetoModel.nonDominated(zip([0.2, -0.5, 0.1, 0.8], [0.9, 0.3, -0.4, -0.2]).map { [$0, $1] })
-        let reference = [1.5, 1.5]
+        let (first, second, front, reference) = try oneDimensionalScene()
         let model = ParetoModel(models: [first, second], front: front, reference: reference)
         let before = Pareto.hypervolume(front, reference: reference)
         var generator = SeededGenerator(seed: 1)
@@ -129,14 +136,7 @@ private func bruteForceFront(_ trials: [Trial]) -> Set<Int> {
     /// of its EHVI on the models conditioned on the draw, against the front the draw leaves: checked against
     /// rebuilding both models and the front for every draw. And a candidate on a pending point gains little.
     @Test func drawnPendingPointsAverageTheImprovementOverTheFrontEachDrawLeaves() throws {
-        let theta = GPHyperparameters(logLengthScales: [log(0.3)], logOutputScale: 0, logNoise: log(1e-6))
-        let inputs = [0.1, 0.4, 0.7, 0.9]
-        let first = try GaussianProcess(
-            inputs: inputs, outputs: [0.2, -0.5, 0.1, 0.8], dimension: 1, hyperparameters: theta)
-        let second = try GaussianProcess(
-            inputs: inputs, outputs: [0.9, 0.3, -0.4, -0.2], dimension: 1, hyperparameters: theta)
-        let front = ParetoModel.nonDominated(zip([0.2, -0.5, 0.1, 0.8], [0.9, 0.3, -0.4, -0.2]).map { [$0, $1] })
-        let reference = [1.5, 1.5]
+        let (first, second, front, reference) = try oneDimensionalScene()
         let plain = ParetoModel(models: [first, second], front: front, reference: reference)
         var drawn = plain
         let pending = [0.25, 0.55]
