@@ -165,7 +165,11 @@ let package = Package(
         ),
         .testTarget(
             name: "AutotuneRunnerTests",
-            dependencies: ["AutotuneRunner", "AutotuneRay", "AutotuneStore", "AutotuneTask", "AutotuneTesting"]
+            dependencies: [
+                "AutotuneRunner", "AutotuneRay", "AutotuneStore", "AutotuneTask", "AutotuneTesting",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -191,8 +191,11 @@ public struct RayRunner: ProgramRunner {
                     detail: "Ray job \(id) was deleted")
             }
             let ended = details.isFinished
+            var finalLogs: String?
+            if ended { finalLogs = await settledLogs(of: id) }
             if !announced, details.status == "RUNNING" || ended {
-                let logs = (try? await client.logs(id)) ?? ""
+                var logs = finalLogs ?? ""
+                if !ended { logs = (try? await client.logs(id)) ?? "" }
                 let gpus = Self.placementGPUs(in: logs)
                 // Ray sets the node when the job's supervisor starts; the GPUs once the program has printed them.
                 guard (details.driver_node_id != nil && gpus != nil) || ended else { continue }
@@ -203,7 +206,7 @@ public struct RayRunner: ProgramRunner {
                         gpus: gpus.flatMap { $0.isEmpty ? nil : $0 }))
             }
             if ended {
-                await copyLogs(of: id, to: request.standardOutput)
+                if let finalLogs { try? Data(Self.programOutput(finalLogs).utf8).write(to: request.standardOutput) }
                 return Self.outcome(of: id, details: details, seconds: (ContinuousClock.now - start).seconds)
             }
             if ContinuousClock.now - lastCopy > .seconds(2) {
@@ -252,6 +255,25 @@ public struct RayRunner: ProgramRunner {
             exitCode: details.status == "STOPPED" ? nil : 1, signal: details.status == "STOPPED" ? SIGTERM : nil,
             seconds: seconds, detail: detail)
     }
+
+    /// An ended job's log, read until it holds the placement line the entrypoint prints before the program
+    /// starts (at most ``settledLogAttempts`` reads, half a second apart); the last read when it never does (a
+    /// job that failed before it), `nil` when none was answered. Under load Ray's log endpoint can fail or
+    /// answer empty for a moment after a job ends (the dashboard's agent fetches the log from the job's node),
+    /// and a trial whose output is lost fails for nothing: its metrics were in that output.
+    func settledLogs(of id: String) async -> String? {
+        var last: String?
+        for attempt in 0..<Self.settledLogAttempts {
+            if attempt > 0 { try? await Task.sleep(for: .milliseconds(500)) }
+            guard let logs = try? await client.logs(id) else { continue }
+            last = logs
+            if Self.placementGPUs(in: logs) != nil { return logs }
+        }
+        return last
+    }
+
+    /// Reads of an ended job's log before its output is taken as it is.
+    static let settledLogAttempts = 10
 
     /// Copies the job's output into `file`, without Ray's own lines and the placement line.
     func copyLogs(of id: String, to file: URL) async {

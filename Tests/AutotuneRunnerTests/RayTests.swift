@@ -1,6 +1,8 @@
 import Autotune
 import AutotuneTesting
 import Foundation
+import Hummingbird
+import HummingbirdTesting
 import Synchronization
 import Testing
 
@@ -125,6 +127,38 @@ import Testing
         let stoppedOutcome = RayRunner.outcome(of: "a", details: stopped, seconds: 1)
         #expect(stoppedOutcome.signal == SIGTERM && stoppedOutcome.exitCode == nil)
         #expect(RayRunner.shortNodeID("9c24d90f6fcecb2e31d758d8e3746779dc4b8d7a8ab53abbdb826c8b") == "9c24d90f6fce")
+    }
+
+    /// Under load Ray's log endpoint can fail, or answer empty, for a moment after a job ends: the ended job's log
+    /// is read again until it holds the placement line the entrypoint prints first, so the program's output (the
+    /// trial's metrics) is not lost; a log that never holds it is taken as it is after a bounded number of reads.
+    @Test func anEndedJobsLogIsReadAgainUntilItHoldsTheProgramsOutput() async throws {
+        let reads = Atomic<Int>(0)
+        let router = Router()
+        router.get("/api/jobs/:id/logs") { _, context -> Response in
+            let read = reads.add(1, ordering: .relaxed).newValue
+            let body: String
+            switch (context.parameters.get("id") ?? "", read) {
+            case ("settles", 1): return Response(status: .internalServerError)
+            case ("settles", 2): body = #"{"logs": ""}"#
+            case ("settles", _): body = #"{"logs": "autotune-ray-placement 0\n{\"y\": 2}\n"}"#
+            default: body = #"{"logs": "sh: cd: /missing: No such file or directory\n"}"#
+            }
+            return Response(
+                status: .ok, headers: [.contentType: "application/json"],
+                body: .init(byteBuffer: ByteBuffer(string: body)))
+        }
+        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        try await app.test(.live) { client in
+            let runner = try RayRunner(settings: .init(address: "127.0.0.1:\(try #require(client.port))"))
+            let logs = try #require(await runner.settledLogs(of: "settles"))
+            #expect(RayRunner.programOutput(logs) == "{\"y\": 2}\n")
+            #expect(reads.load(ordering: .relaxed) == 3)
+            reads.store(0, ordering: .relaxed)
+            let failed = await runner.settledLogs(of: "failed-before-the-program")
+            #expect(failed == "sh: cd: /missing: No such file or directory\n")
+            #expect(reads.load(ordering: .relaxed) == RayRunner.settledLogAttempts)
+        }
     }
 
     @Test func raysOwnLinesAreLeftOutOfTheProgramsOutput() {
