@@ -206,7 +206,7 @@ public struct RayRunner: ProgramRunner {
                         gpus: gpus.flatMap { $0.isEmpty ? nil : $0 }))
             }
             if ended {
-                if let finalLogs { try? Data(Self.programOutput(finalLogs).utf8).write(to: request.standardOutput) }
+                if let finalLogs { Self.writeProgramOutput(of: finalLogs, to: request.standardOutput) }
                 return Self.outcome(of: id, details: details, seconds: (ContinuousClock.now - start).seconds)
             }
             if ContinuousClock.now - lastCopy > .seconds(2) {
@@ -278,7 +278,12 @@ public struct RayRunner: ProgramRunner {
     /// Copies the job's output into `file`, without Ray's own lines and the placement line.
     func copyLogs(of id: String, to file: URL) async {
         guard let logs = try? await client.logs(id) else { return }
-        try? Data(Self.programOutput(logs).utf8).write(to: file)
+        Self.writeProgramOutput(of: logs, to: file)
+    }
+
+    /// Writes the program's own lines of a job's log (``programOutput(_:)``) into `file`.
+    static func writeProgramOutput(of logs: String, to file: URL) {
+        try? Data(programOutput(logs).utf8).write(to: file)
     }
 
     /// The program's own lines of a job's log: Ray adds its job manager's lines and the entrypoint it runs.

@@ -121,7 +121,7 @@ struct ParetoModel {
         let first = models[0].conditioned(features, count: m, on: fantasies.draws[0])
         let second = models[1].conditioned(features, count: m, on: fantasies.draws[1])
         var result = [Double](repeating: -.infinity, count: m)
-        var terms = [Double](repeating: 0, count: (fantasies.fronts.map(\.xs.count).max() ?? 0))
+        var terms = [Double](repeating: 0, count: fantasies.fronts.map(\.xs.count).max() ?? 0)
         var perDraw = [Double](repeating: 0, count: samples)
         let z1 = fantasies.draws[0].normals
         let z2 = fantasies.draws[1].normals

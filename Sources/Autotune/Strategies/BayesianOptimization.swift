@@ -494,11 +494,7 @@ public struct BayesianOptimization: Strategy {
         mutating func believe(_ features: [Double], pending mode: PendingMode) {
             // A drawn pending point joins a draw's front only as often as the models expect it to run and meet
             // the constraints, read before it is believed in them.
-            var feasibility = 1.0
-            if mode == .fantasies, pareto != nil, hasFeasibilityModel {
-                let (holds, runs) = logFeasibilityTerms(features, count: 1)
-                feasibility = exp(holds.reduce(runs?[0] ?? 0) { $0 + $1[0] })
-            }
+            let feasibility = mode == .fantasies && pareto != nil ? exp(logFeasibility(at: features)) : 1
             if mode == .fantasies || mode == .penalize || mode == .thompson {
                 pending += features
                 fantasies = nil
@@ -507,12 +503,7 @@ public struct BayesianOptimization: Strategy {
                 let value = mode == .liar ? worst : model.predictMean(features, count: 1)[0]
                 if mode != .liar, lowersIncumbent, let current = best, value < current {
                     // Read before the point is believed in the feasibility models, which would make it certain.
-                    var logFeasible = 0.0
-                    if hasFeasibilityModel {
-                        let (holds, runs) = logFeasibilityTerms(features, count: 1)
-                        logFeasible = holds.reduce(runs?[0] ?? 0) { $0 + $1[0] }
-                    }
-                    if logFeasible >= Self.leastProbability { best = value }
+                    if logFeasibility(at: features) >= Self.leastProbability { best = value }
                 }
                 try? model.add(point: features, output: value)
                 objective = model
@@ -616,6 +607,14 @@ public struct BayesianOptimization: Strategy {
                     total[index] = runs[index] < Self.leastProbability ? -1e6 + runs[index] : total[index] + runs[index]
                 }
             }
+        }
+
+        /// The log probability that the point at `features` runs and meets every hard constraint (0 without
+        /// feasibility models).
+        func logFeasibility(at features: [Double]) -> Double {
+            guard hasFeasibilityModel else { return 0 }
+            let (holds, runs) = logFeasibilityTerms(features, count: 1)
+            return holds.reduce(runs?[0] ?? 0) { $0 + $1[0] }
         }
 
         /// At `m` feature rows, each hard constraint's log probability of holding and the log probability of
