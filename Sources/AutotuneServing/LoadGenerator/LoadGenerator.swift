@@ -190,7 +190,15 @@ public struct LoadGenerator: Sendable {
 
     /// Tokens per word of the plan's synthetic text on the server's tokenizer: from its `/tokenize` endpoint
     /// (vLLM, SGLang, llama.cpp), else the `usage` of a one-token completion, else 1 (words taken as tokens).
+    ///
+    /// A server that cannot be reached at all is not asked three times: each ask would wait out its timeout
+    /// (the client retries a refused connection until then), and the benchmark's own requests record the error.
     func calibrate(client: HTTPClient, baseURL: String) async -> Double {
+        do { return try await calibrated(client: client, baseURL: baseURL) } catch { return 1 }
+    }
+
+    /// ``calibrate(client:baseURL:)``'s asks; throws when the server could not be reached.
+    private func calibrated(client: HTTPClient, baseURL: String) async throws -> Double {
         let probe = RequestPlan(workload: spec.effectiveWorkload, rows: [], seed: seed, tokensPerWord: 1)
         let text = probe.text(tokens: 200, key: 0xCA11)
         let words = Double(WorkloadFiles.words(text))
@@ -198,7 +206,7 @@ public struct LoadGenerator: Sendable {
             Self.json(["model": .string(model), "prompt": .string(text)]),
             Self.json(["content": .string(text)]),
         ] {
-            guard let reply = await post(client: client, url: baseURL + "/tokenize", body: body),
+            guard let reply = try await post(client: client, url: baseURL + "/tokenize", body: body),
                 case .object(let fields) = reply
             else { continue }
             let count =
@@ -211,7 +219,7 @@ public struct LoadGenerator: Sendable {
         let body = Self.json([
             "model": .string(model), "prompt": .string(text), "max_tokens": .number(1), "temperature": .number(0),
         ])
-        if let reply = await post(client: client, url: baseURL + "/v1/completions", body: body),
+        if let reply = try await post(client: client, url: baseURL + "/v1/completions", body: body),
             case .object(let usage)? = reply["usage"], let prompt = usage["prompt_tokens"]?.doubleValue, prompt > 0
         {
             return prompt / words
@@ -219,20 +227,18 @@ public struct LoadGenerator: Sendable {
         return 1
     }
 
-    /// A JSON POST's decoded reply, `nil` when it fails or is not JSON.
-    private func post(client: HTTPClient, url: String, body: String) async -> JSONValue? {
-        do {
-            var request = HTTPClientRequest(url: url)
-            request.method = .POST
-            request.headers.add(name: "content-type", value: "application/json")
-            request.body = .bytes(ByteBuffer(string: body))
-            let response = try await client.execute(request, timeout: .seconds(10))
-            guard response.status == .ok else { return nil }
-            let data = try await response.body.collect(upTo: 1 << 22)
-            return try JSONDecoder().decode(JSONValue.self, from: Data(data.readableBytesView))
-        } catch {
-            return nil
-        }
+    /// A JSON POST's decoded reply, `nil` when the server answers with an error or not with JSON; throws when
+    /// the server could not be reached or did not answer in time.
+    private func post(client: HTTPClient, url: String, body: String) async throws -> JSONValue? {
+        var request = HTTPClientRequest(url: url)
+        request.method = .POST
+        request.headers.add(name: "content-type", value: "application/json")
+        request.body = .bytes(ByteBuffer(string: body))
+        let response = try await client.execute(
+            request, timeout: min(.seconds(10), .milliseconds(Int64(spec.requestTimeout.seconds * 1000))))
+        guard response.status == .ok else { return nil }
+        guard let data = try? await response.body.collect(upTo: 1 << 22) else { return nil }
+        return try? JSONDecoder().decode(JSONValue.self, from: Data(data.readableBytesView))
     }
 
     /// The levels of a benchmark without a search, in order: concurrencies, then rates.
