@@ -867,11 +867,12 @@ public struct BayesianOptimization: Strategy {
         var sobol = SobolSequence(dimension: dimension, seed: state.generator.next())
         var points: [[Double]] = (0..<candidates).map { _ in sobol.next() }
         // Around the best feasible observations too: improvement is often a small step from the incumbent.
-        let incumbents = state.observations.filter { $0.loss != nil }.sorted { $0.loss! < $1.loss! }.prefix(5)
+        let incumbents = localCentres(pareto: models.pareto != nil)
+        let steps = max(16, Self.localCentreCount * (candidates / 16) / max(incumbents.count, 1))
         let searched = space.searched
         for incumbent in incumbents {
-            guard let centre = try? space.unitPoint(of: incumbent.configuration) else { continue }
-            for _ in 0..<(candidates / 16) {
+            guard let centre = try? space.unitPoint(of: incumbent) else { continue }
+            for _ in 0..<min(steps, candidates / 16) {
                 points.append(perturb(centre, radius: 0.05))
             }
             // Every other choice of each categorical parameter, the rest kept: a Gaussian step in the unit cube
@@ -945,6 +946,23 @@ public struct BayesianOptimization: Strategy {
             guard unread != nil else { return nil }
             scored.settleAll()
         }
+    }
+
+    /// How many of the best observations a proposal's local candidates are drawn around, with one objective.
+    private static let localCentreCount = 5
+
+    /// Where a proposal's local candidates are drawn around: the ``localCentreCount`` best feasible observations
+    /// with one objective; with several, every member of the feasible front, which the same number of steps is
+    /// shared among (each front member is an incumbent some part of the front improves on: the best of the
+    /// first objective alone are one end of the front).
+    func localCentres(pareto: Bool) -> [Configuration] {
+        let feasible = state.observations.filter { $0.loss != nil }
+        guard pareto else {
+            return feasible.sorted { $0.loss! < $1.loss! }.prefix(Self.localCentreCount).map(\.configuration)
+        }
+        let measured = feasible.compactMap { observation in observation.goalLosses.map { (observation, $0) } }
+        return measured.filter { pair in !measured.contains { ParetoModel.dominates($0.1, pair.1) } }
+            .map(\.0.configuration)
     }
 
     /// The leaders' evolution strategies, scored together round by round: `refinementSamples` Gaussian steps a
