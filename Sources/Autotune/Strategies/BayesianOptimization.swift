@@ -866,9 +866,11 @@ public struct BayesianOptimization: Strategy {
         let leaderCount = n <= 100 ? refinementLeaders : refinementLeaders / 2
         var sobol = SobolSequence(dimension: dimension, seed: state.generator.next())
         var points: [[Double]] = (0..<candidates).map { _ in sobol.next() }
-        // Around the best feasible observations too: improvement is often a small step from the incumbent.
+        // Around the best feasible observations too: improvement is often a small step from the incumbent. With
+        // several objectives the front's members share the steps, at least four each, so a long study's large
+        // front does not multiply the candidates scored.
         let incumbents = localCentres(pareto: models.pareto != nil)
-        let steps = max(16, Self.localCentreCount * (candidates / 16) / max(incumbents.count, 1))
+        let steps = max(4, Self.localCentreCount * (candidates / 16) / max(incumbents.count, 1))
         let searched = space.searched
         for incumbent in incumbents {
             guard let centre = try? space.unitPoint(of: incumbent) else { continue }
