@@ -867,8 +867,8 @@ public struct BayesianOptimization: Strategy {
         var sobol = SobolSequence(dimension: dimension, seed: state.generator.next())
         var points: [[Double]] = (0..<candidates).map { _ in sobol.next() }
         // Around the best feasible observations too: improvement is often a small step from the incumbent. With
-        // several objectives the front's members share the steps, at least four each, so a long study's large
-        // front does not multiply the candidates scored.
+        // two objectives the front's members share the steps, at least four each, so a long study's large front
+        // does not multiply the candidates scored.
         let incumbents = localCentres(pareto: models.pareto != nil)
         let steps = max(4, Self.localCentreCount * (candidates / 16) / max(incumbents.count, 1))
         let searched = space.searched
@@ -950,13 +950,14 @@ public struct BayesianOptimization: Strategy {
         }
     }
 
-    /// How many of the best observations a proposal's local candidates are drawn around, with one objective.
+    /// How many of the best observations a proposal's local candidates are drawn around, without a two-objective front.
     private static let localCentreCount = 5
 
-    /// Where a proposal's local candidates are drawn around: the ``localCentreCount`` best feasible observations
-    /// with one objective; with several, every member of the feasible front, which the same number of steps is
-    /// shared among (each front member is an incumbent some part of the front improves on: the best of the
-    /// first objective alone are one end of the front).
+    /// Where a proposal's local candidates are drawn around: the ``localCentreCount`` best feasible observations;
+    /// with `pareto` (two objectives and their hypervolume), every member of the feasible front, which the same
+    /// number of steps is shared among (each front member is an incumbent some part of the front improves on: the
+    /// best of the first objective alone are one end of the front). Three or more objectives, scalarised per ask,
+    /// keep the first rule: the front's members or the scalarisation's best measured no better there.
     func localCentres(pareto: Bool) -> [Configuration] {
         let feasible = state.observations.filter { $0.loss != nil }
         guard pareto else {
