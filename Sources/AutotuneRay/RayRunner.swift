@@ -191,11 +191,9 @@ public struct RayRunner: ProgramRunner {
                     detail: "Ray job \(id) was deleted")
             }
             let ended = details.isFinished
-            var finalLogs: String?
-            if ended { finalLogs = await settledLogs(of: id) }
+            let finalLogs = ended ? await settledLogs(of: id) : nil
             if !announced, details.status == "RUNNING" || ended {
-                var logs = finalLogs ?? ""
-                if !ended { logs = (try? await client.logs(id)) ?? "" }
+                let logs = ended ? finalLogs ?? "" : (try? await client.logs(id)) ?? ""
                 let gpus = Self.placementGPUs(in: logs)
                 // Ray sets the node when the job's supervisor starts; the GPUs once the program has printed them.
                 guard (details.driver_node_id != nil && gpus != nil) || ended else { continue }

@@ -38,9 +38,7 @@ enum FitSubset {
     /// first: a capped fit of several objectives keeps the front it is improving on.
     static func front(_ losses: [[Double]], maximum: Int = maximum) -> [Int] {
         guard losses.count > maximum else { return [] }
-        return losses.indices.reversed().filter { index in
-            !losses.contains { ParetoModel.dominates($0, losses[index]) }
-        }
+        return ParetoModel.nonDominatedIndices(losses).reversed()
     }
 
     /// The latest quarter of `maximum` of `count` observations, newest first.

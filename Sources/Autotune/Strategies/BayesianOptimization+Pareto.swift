@@ -204,8 +204,12 @@ struct ParetoModel {
 
     /// The points no other dominates (smaller is better on each coordinate), sorted by the first coordinate.
     static func nonDominated(_ points: [[Double]]) -> [[Double]] {
-        let kept = points.filter { point in !points.contains { dominates($0, point) } }
-        return kept.sorted { $0.lexicographicallyPrecedes($1) }
+        nonDominatedIndices(points).map { points[$0] }.sorted { $0.lexicographicallyPrecedes($1) }
+    }
+
+    /// The indices of the points no other dominates, in their order.
+    static func nonDominatedIndices(_ points: [[Double]]) -> [Int] {
+        points.indices.filter { index in !points.contains { dominates($0, points[index]) } }
     }
 
     /// Whether loss vector `a` dominates `b`: no larger anywhere and smaller somewhere.

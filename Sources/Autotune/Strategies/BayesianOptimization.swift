@@ -964,8 +964,7 @@ public struct BayesianOptimization: Strategy {
             return feasible.sorted { $0.loss! < $1.loss! }.prefix(Self.localCentreCount).map(\.configuration)
         }
         let measured = feasible.compactMap { observation in observation.goalLosses.map { (observation, $0) } }
-        return measured.filter { pair in !measured.contains { ParetoModel.dominates($0.1, pair.1) } }
-            .map(\.0.configuration)
+        return ParetoModel.nonDominatedIndices(measured.map(\.1)).map { measured[$0].0.configuration }
     }
 
     /// The leaders' evolution strategies, scored together round by round: `refinementSamples` Gaussian steps a

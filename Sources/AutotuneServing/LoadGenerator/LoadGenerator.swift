@@ -235,7 +235,7 @@ public struct LoadGenerator: Sendable {
         request.headers.add(name: "content-type", value: "application/json")
         request.body = .bytes(ByteBuffer(string: body))
         let response = try await client.execute(
-            request, timeout: min(.seconds(10), .milliseconds(Int64(spec.requestTimeout.seconds * 1000))))
+            request, timeout: min(.seconds(10), requestTimeout))
         guard response.status == .ok else { return nil }
         guard let data = try? await response.body.collect(upTo: 1 << 22) else { return nil }
         return try? JSONDecoder().decode(JSONValue.self, from: Data(data.readableBytesView))
@@ -244,6 +244,9 @@ public struct LoadGenerator: Sendable {
     /// The levels of a benchmark without a search, in order: concurrencies, then rates.
     var fixedLevels: [LevelLoad] { spec.concurrency.map { .concurrency($0) } + spec.rates.map { .rate($0) } }
 
+    /// The spec's request timeout in the HTTP client's units.
+    private var requestTimeout: TimeAmount { .milliseconds(Int64(spec.requestTimeout.seconds * 1000)) }
+
     /// An HTTP client sized for the load, shut down after `body` whatever happens.
     func withClient<T: Sendable>(_ body: (HTTPClient) async throws -> T) async throws -> T {
         var configuration = HTTPClient.Configuration()
@@ -251,7 +254,7 @@ public struct LoadGenerator: Sendable {
         configuration.connectionPool = .init(
             idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 4096)
         configuration.timeout = .init(
-            connect: .seconds(10), read: .milliseconds(Int64(spec.requestTimeout.seconds * 1000)))
+            connect: .seconds(10), read: requestTimeout)
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         do {
             let result = try await body(client)
@@ -513,7 +516,7 @@ public struct LoadGenerator: Sendable {
             do {
                 let task = client.execute(
                     request: request, delegate: delegate,
-                    deadline: .now() + .milliseconds(Int64(spec.requestTimeout.seconds * 1000)))
+                    deadline: .now() + requestTimeout)
                 // A level that ends early, or a trial that is stopped, cancels the request on the wire.
                 return try await withTaskCancellationHandler {
                     try await task.futureResult.get()
