@@ -75,7 +75,11 @@ struct ConstrainedProblem: Sendable {
         }
     }
 
-    /// The best feasible, non-crashing value: a 1000² grid, then a pattern search from each of its 32 best cells.
+    /// The best feasible, non-crashing value: a 1000² grid, then a direct search from each of its 32 best cells.
+    ///
+    /// The search steps in 64 directions, turned a little at every radius: a fixed lattice of steps (the 24 of a
+    /// 5 × 5 pattern) cannot slide along a slanted constraint's boundary, where these optima sit, and stopped
+    /// 3.6e-4 short on Decoy-SLO, so studies beat the "minimum".
     func trueMinimum() -> Double {
         precondition(bounds.count == 2)
         var cells: [(value: Double, unit: [Double])] = []
@@ -90,22 +94,28 @@ struct ConstrainedProblem: Sendable {
         for start in cells.sorted(by: { $0.value < $1.value }).prefix(32) {
             var (value, unit) = start
             var radius = 2.0 / Double(steps)
-            while radius > 1e-12 {
+            var turn = 0.0
+            var moves = 0
+            while radius > 1e-13 {
                 var improved = false
-                for di in -2...2 {
-                    for dj in -2...2 where di != 0 || dj != 0 {
-                        let u = [
-                            min(max(unit[0] + Double(di) * radius, 0), 1),
-                            min(max(unit[1] + Double(dj) * radius, 0), 1),
-                        ]
-                        if let candidate = feasibleValue(unit: u), candidate < value {
-                            value = candidate
-                            unit = u
-                            improved = true
-                        }
+                for k in 0..<64 {
+                    let angle = (Double(k) + turn) * 2 * Double.pi / 64
+                    let u = [
+                        min(max(unit[0] + radius * cos(angle), 0), 1), min(max(unit[1] + radius * sin(angle), 0), 1),
+                    ]
+                    if let candidate = feasibleValue(unit: u), candidate < value {
+                        value = candidate
+                        unit = u
+                        improved = true
                     }
                 }
-                if !improved { radius /= 2 }
+                moves += 1
+                // At the smallest radii rounding alone can "improve" a value for ever.
+                if !improved || moves >= 200 {
+                    moves = 0
+                    radius /= 2
+                    turn = (turn + 0.618_034).truncatingRemainder(dividingBy: 1)
+                }
             }
             best = min(best, value)
         }
