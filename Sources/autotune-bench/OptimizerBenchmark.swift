@@ -175,7 +175,31 @@ enum OptimizerBenchmark {
             trial.metrics = ["f": value]
         }
         let values = trials.map { $0.score! }
+        if ProcessInfo.processInfo.environment["AUTOTUNE_BENCH_TRACE"] != nil {
+            printTrace(function, trials, seed: seed, parallel: parallel)
+        }
         return (values, seconds, finishedAt)
+    }
+
+    /// With `AUTOTUNE_BENCH_TRACE` set, each evaluation to standard error in the order it finished: its regret,
+    /// the best regret so far, and its distance (the largest coordinate difference in the unit cube) from the best
+    /// point before it, which tells refinement from exploration.
+    private static func printTrace(_ function: TestFunction, _ trials: [Trial], seed: UInt64, parallel: Int) {
+        var best = Double.infinity
+        var bestPoint: [Double] = []
+        for trial in trials {
+            let value = trial.score!
+            let point = (try? function.space.unitPoint(of: trial.configuration)) ?? []
+            let distance = bestPoint.isEmpty ? 0 : zip(point, bestPoint).map { abs($0 - $1) }.max() ?? 0
+            let line =
+                "TRACE \(function.name) seed=\(seed) p=\(parallel) #\(trial.number) regret=\(format(value - function.minimum))"
+                + " best=\(format(min(best, value) - function.minimum)) distance=\(format(distance))\n"
+            FileHandle.standardError.write(Data(line.utf8))
+            if value < best {
+                best = value
+                bestPoint = point
+            }
+        }
     }
 
     /// Times one bayesian ask after `n` observations of Hartmann-6, for n in 50…500:
