@@ -9,6 +9,7 @@ struct Benchmarks: AsyncParsableCommand {
         abstract: "Autotune's benchmarks: each prints a markdown table (docs/benchmarks.md).",
         subcommands: [
             Loop.self, Workers.self, Optimizers.self, AskLatency.self, Constrained.self, ConstrainedMinima.self,
+            DecoyFamilyCommand.self,
             Noisy.self, Pareto.self, TimeToTargetCommand.self, ParetoTruth.self, Generator.self, PrefixCaching.self,
             Blas.self,
         ],
@@ -98,6 +99,22 @@ struct Benchmarks: AsyncParsableCommand {
         @Argument(help: "Seeds per problem.") var seeds = 10
         @Option(help: "Evaluations per study.") var evaluations = 50
         func run() async throws { try await NoisyBenchmark.run(seeds: seeds, evaluations: max(10, evaluations)) }
+    }
+
+    struct DecoyFamilyCommand: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "decoy-family",
+            abstract: "Stuck studies on random problems with a decoy optimum far inside an SLO.")
+        @Argument(help: "Problem instances.") var instances = 10
+        @Argument(help: "Seeds per instance.") var seeds = 3
+        @Option(help: "Parallelism levels, e.g. 1,4,8.") var parallel = Levels(argument: "1,4")!
+        @Option(help: "Evaluations per study (at least 10).") var evaluations = 50
+        @Option(help: "The first instance drawn.") var firstInstance = 0
+        func run() async throws {
+            try await DecoyFamily.run(
+                instances: instances, seeds: seeds, parallels: parallel.values, evaluations: max(10, evaluations),
+                firstInstance: firstInstance)
+        }
     }
 
     struct ConstrainedMinima: AsyncParsableCommand {

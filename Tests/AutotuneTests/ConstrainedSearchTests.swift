@@ -220,52 +220,68 @@ private func play(
 
     /// A serving-shaped trap: a broad hill of throughput (70% of the best) far inside the SLO, and a narrow
     /// higher peak whose top breaks it. A study searched with `stalled: off` sits on the hill's top after 40
-    /// trials, stalled for 30. The same study continued with `stalled: shrink` (the default once there is an
-    /// SLO) finds the peak's feasible side within 30 trials; continued with `off` it stays on the hill. One
-    /// seed, where `off` stays stuck (on other seeds of this trap it sometimes escapes late): how often each
-    /// escapes is measured over 30 seeds in docs/benchmarks.md.
+    /// trials, stalled for 30. The same study continued with `stalled: shrink` finds the peak's feasible side
+    /// within 30 trials; continued with `off` it stays on the hill. One seed, where `off` stays stuck (on other
+    /// seeds of this trap it sometimes escapes late): how often each escapes is measured over 30 seeds in
+    /// docs/benchmarks.md.
     @Test func aStalledConstrainedSearchLeavesAnOptimumFarInsideItsSLO() async throws {
-        let space = try unitSquare()
-        let throughput = { (x: Double, y: Double) in
-            0.7 * exp(-((x - 0.3) * (x - 0.3) + (y - 0.25) * (y - 0.25)) / 0.05)
-                + exp(-((x - 0.75) * (x - 0.75) + (y - 0.65) * (y - 0.65)) / 0.012)
-        }
-        let outcome = { (trial: inout Trial) in
-            let (x, y) = (value(trial.configuration, "x"), value(trial.configuration, "y"))
-            trial.metrics = ["throughput": throughput(x, y), "latency": x + 0.6 * y]
-            if x + 0.6 * y <= 1.1 {
-                trial.state = .completed
-                trial.score = trial.metrics["throughput"]
-            } else {
-                trial.state = .failed
-                trial.error = TrialError(stage: .objective, message: "constraint latency <= 1.1 violated")
-            }
-        }
-        let context = StrategyContext(
-            space: space,
-            objective: .maximize("throughput", constraints: [MetricConstraint(metric: "latency", maximum: 1.1)]),
-            seed: 0, options: ["candidates": .number(512)])
-        var stuck = try BayesianOptimization(context: context)
-        #expect(stuck.state.settings.stalled == .shrink)
-        let unconstrained = try BayesianOptimization(
-            context: StrategyContext(space: space, objective: .maximize("throughput"), seed: 0))
-        #expect(unconstrained.state.settings.stalled == .off)
-        stuck.state.settings.stalled = .off
-        var history = StudyHistory()
-        let first = try await play(&stuck, evaluations: 40, history: &history, outcome: outcome)
-        let hill = first.filter { $0.state == .completed }.map { $0.score! }.max() ?? 0
-        #expect(hill <= 0.7 && stuck.stalledFor >= BayesianOptimization.stallLength(parallel: 1))
+        var (stuck, history) = try await StalledTrap.study()
+        #expect(stuck.state.settings.stalled == .off)
         var shrinking = stuck
         shrinking.state.settings.stalled = .shrink
         var shrinkingHistory = history
         let found =
-            try await play(&shrinking, evaluations: 30, history: &shrinkingHistory, outcome: outcome)
+            try await play(&shrinking, evaluations: 30, history: &shrinkingHistory, outcome: StalledTrap.outcome)
             .filter { $0.state == .completed }.map { $0.score! }.max() ?? 0
         let kept =
-            try await play(&stuck, evaluations: 30, history: &history, outcome: outcome)
+            try await play(&stuck, evaluations: 30, history: &history, outcome: StalledTrap.outcome)
             .filter { $0.state == .completed }.map { $0.score! }.max() ?? 0
         #expect(found > 0.75, "shrink: \(found)")
         #expect(kept <= 0.7 + 1e-9, "off: \(kept)")
+    }
+
+    /// `stalled: boundary`, the default once there is an SLO: the same stalled study proposes on its boundary
+    /// turns only configurations the latency model expects just inside the SLO (the band of candidates nearest
+    /// it), and there finds the peak's feasible side within ten trials (`shrink` needed up to 30); a study whose
+    /// best sits on the SLO gets no band (its turns are the shortened model's, as with `shrink`).
+    @Test func aStalledSearchFarInsideItsSLOLooksAlongTheSLO() async throws {
+        var (stalled, history) = try await StalledTrap.study()
+        let defaults = try BayesianOptimization(context: StalledTrap.context)
+        #expect(defaults.state.settings.stalled == .boundary)
+        let unconstrained = try BayesianOptimization(
+            context: StrategyContext(space: try unitSquare(), objective: .maximize("throughput"), seed: 0))
+        #expect(unconstrained.state.settings.stalled == .off)
+        stalled.state.settings.stalled = .boundary
+        let points = (0..<256).map { [Double($0 % 16) / 15, Double($0 / 16) / 15] }
+        #expect(stalled.boundaryBand(points, models: stalled.modelsForTest())?.width != nil)
+        var boundaryLatencies: [Double] = []
+        var best = 0.0
+        for _ in 0..<10 where best <= 0.75 {
+            let turn = stalled.state.observations.count % BayesianOptimization.stalledRefinementPeriod
+            let trial = try await play(&stalled, evaluations: 1, history: &history, outcome: StalledTrap.outcome)[0]
+            if BayesianOptimization.boundaryTurns.contains(turn) {
+                boundaryLatencies.append(trial.metrics["latency"]!)
+            }
+            if let score = trial.score { best = max(best, score) }
+        }
+        #expect(best > 0.75, "boundary: \(best)")
+        #expect(!boundaryLatencies.isEmpty)
+        // The band is the tenth of the square's feasible candidates nearest the SLO of 1.1: 0.08 wide in latency.
+        #expect(boundaryLatencies.allSatisfy { $0 > 0.95 && $0 < 1.2 }, "\(boundaryLatencies)")
+        // Once on the peak's feasible side the best is on the SLO: no band.
+        #expect(stalled.boundaryBand(points, models: stalled.modelsForTest())?.width == nil)
+
+        // Throughput that rises towards the SLO: the best is on it, and a boundary turn reads the whole square.
+        var onTheSLO = try BayesianOptimization(context: StalledTrap.context)
+        var slopeHistory = StudyHistory()
+        _ = try await play(&onTheSLO, evaluations: 25, history: &slopeHistory) { trial in
+            let (x, y) = (value(trial.configuration, "x"), value(trial.configuration, "y"))
+            trial.metrics = ["throughput": x + y, "latency": x + 0.6 * y]
+            trial.state = x + 0.6 * y <= 1.1 ? .completed : .failed
+            trial.score = x + 0.6 * y <= 1.1 ? x + y : nil
+            if x + 0.6 * y > 1.1 { trial.error = TrialError(stage: .objective, message: "violated") }
+        }
+        #expect(onTheSLO.boundaryBand(points, models: onTheSLO.modelsForTest())?.width == nil)
     }
 
     /// Crashes and SLO violations together, resumed from a checkpoint mid-way: the resumed strategy proposes
@@ -373,5 +389,43 @@ extension BayesianOptimization {
         // The best measurement meeting the SLO was the lucky one.
         let best = measurements.filter { $0.2 <= 1000 }.max { $0.1 < $1.1 }
         #expect(best?.0 == 0.9)
+    }
+}
+
+/// The serving-shaped trap of ``ConstrainedSearchTests``: throughput with a broad hill (0.7) far inside a latency
+/// SLO of 1.1 and a narrow peak (1.0) whose top breaks it, and a study of it searched with `stalled: off` for 40
+/// trials, which leaves it on the hill's top, stalled.
+private enum StalledTrap {
+    static func throughput(_ x: Double, _ y: Double) -> Double {
+        0.7 * exp(-((x - 0.3) * (x - 0.3) + (y - 0.25) * (y - 0.25)) / 0.05)
+            + exp(-((x - 0.75) * (x - 0.75) + (y - 0.65) * (y - 0.65)) / 0.012)
+    }
+
+    static func outcome(_ trial: inout Trial) {
+        let (x, y) = (value(trial.configuration, "x"), value(trial.configuration, "y"))
+        trial.metrics = ["throughput": throughput(x, y), "latency": x + 0.6 * y]
+        if x + 0.6 * y <= 1.1 {
+            trial.state = .completed
+            trial.score = trial.metrics["throughput"]
+        } else {
+            trial.state = .failed
+            trial.error = TrialError(stage: .objective, message: "constraint latency <= 1.1 violated")
+        }
+    }
+
+    static let context = StrategyContext(
+        space: try! unitSquare(),
+        objective: .maximize("throughput", constraints: [MetricConstraint(metric: "latency", maximum: 1.1)]),
+        seed: 0, options: ["candidates": .number(512)])
+
+    /// The study on the hill's top, stalled, with its history; its `stalled` is `off`.
+    static func study() async throws -> (BayesianOptimization, StudyHistory) {
+        var stuck = try BayesianOptimization(context: context)
+        stuck.state.settings.stalled = .off
+        var history = StudyHistory()
+        let first = try await play(&stuck, evaluations: 40, history: &history, outcome: outcome)
+        let hill = first.filter { $0.state == .completed }.map { $0.score! }.max() ?? 0
+        #expect(hill <= 0.7 && stuck.stalledFor >= BayesianOptimization.stallLength(parallel: 1))
+        return (stuck, history)
     }
 }

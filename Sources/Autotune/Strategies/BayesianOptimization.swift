@@ -109,9 +109,16 @@ public struct BayesianOptimization: Strategy {
         /// ones: the fit, made mostly of measurements on the local optimum's broad slopes, is too sure of what
         /// lies between them, and a shorter length scale gives the gaps between measurements back their
         /// uncertainty (Berkenkamp, Schoellig and Krause, JMLR 2019, shrink length scales for the same reason).
-        /// The default for studies with hard constraints (SLOs), where an optimum away from the SLO's boundary is
-        /// the trap; docs/benchmarks.md measures what it costs elsewhere.
+        /// Studies with hard constraints defaulted to it before ``boundary``; docs/benchmarks.md measures what it
+        /// costs elsewhere.
         case shrink
+        /// ``shrink``, and while the best feasible trial lies well inside every hard constraint, two proposals in
+        /// every ``stalledRefinementPeriod`` (``boundaryTurns``) look only along the constraints' boundary: among
+        /// the candidates the constraint models expect to hold, the ``boundaryShare`` nearest a bound. A serving
+        /// study's optimum usually sits on an SLO, throughput rising until latency breaks it, so a best far inside
+        /// the SLO is the trap's sign, and the boundary has one dimension fewer to look through than the space.
+        /// The default for studies with hard constraints (docs/benchmarks.md, "A stalled constrained search").
+        case boundary
     }
 
     /// The acquisition of a study of several objectives.
@@ -206,8 +213,8 @@ public struct BayesianOptimization: Strategy {
                     "pareto", default: "hypervolume", choices: ["hypervolume", "chebyshev"])),
             stalled: StallMode(
                 rawValue: try context.choiceOption(
-                    "stalled", default: context.objective.hardConstraints.isEmpty ? "off" : "shrink",
-                    choices: ["off", "explore", "shrink"])),
+                    "stalled", default: context.objective.hardConstraints.isEmpty ? "off" : "boundary",
+                    choices: ["off", "explore", "shrink", "boundary"])),
             crowding: CrowdingMode(
                 rawValue: try context.choiceOption(
                     "crowding", default: context.objective.isMultiObjective ? "off" : "spread",
@@ -276,7 +283,7 @@ public struct BayesianOptimization: Strategy {
             while batch.count < count, let next = nextDesignPoint(history: history, batch: batch) { batch.append(next) }
             return batch
         }
-        if state.settings.stalled == .shrink, models.pareto == nil,
+        if state.settings.stalled == .shrink || state.settings.stalled == .boundary, models.pareto == nil,
             stalledFor >= Self.stallLength(parallel: pending.count + 1),
             !known.isMultiple(of: Self.stalledRefinementPeriod)
         {
@@ -312,9 +319,17 @@ public struct BayesianOptimization: Strategy {
                 && (known + batch.count) % 3 == 0
             let explored =
                 exploring ? explorationProposal(models: models, history: history, batch: batch, avoid: avoid) : nil
+            let boundary =
+                state.settings.stalled == .boundary && models.pareto == nil && !models.constraints.isEmpty
+                && stalledFor >= Self.stallLength(parallel: pending.count + 1)
+                && Self.boundaryTurns.contains((known + batch.count) % Self.stalledRefinementPeriod)
             guard
                 let proposal = sampled ?? explored
-                    ?? maximizeAcquisition(models: models, history: history, batch: batch, avoid: avoid)
+                    ?? maximizeAcquisition(
+                        models: models, history: history, batch: batch, avoid: avoid, boundary: boundary)
+                    // A band whose every candidate was tried or is running leaves the turn to the whole space.
+                    ?? (boundary
+                        ? maximizeAcquisition(models: models, history: history, batch: batch, avoid: avoid) : nil)
             else {
                 if space.cardinality != nil, batch.isEmpty { state.exhausted = true }
                 break
@@ -609,6 +624,22 @@ public struct BayesianOptimization: Strategy {
             }
         }
 
+        /// At `m` feature rows, how far inside its nearest bound the constraint models expect the point to be, in
+        /// the standardised units of that constraint's model (negative where a bound is expected broken); `nil`
+        /// without constraint models.
+        func constraintMargins(_ features: [Double], count m: Int) -> [Double]? {
+            guard !constraints.isEmpty else { return nil }
+            var margins = [Double](repeating: .infinity, count: m)
+            for constraint in constraints {
+                let mean = constraint.model.predictMean(features, count: m)
+                for index in 0..<m {
+                    if let upper = constraint.upper { margins[index] = min(margins[index], upper - mean[index]) }
+                    if let lower = constraint.lower { margins[index] = min(margins[index], mean[index] - lower) }
+                }
+            }
+            return margins
+        }
+
         /// The log probability that the point at `features` runs and meets every hard constraint (0 without
         /// feasibility models).
         func logFeasibility(at features: [Double]) -> Double {
@@ -856,7 +887,8 @@ public struct BayesianOptimization: Strategy {
         models: Models,
         history: StudyHistory,
         batch: [Configuration],
-        avoid: [[Double]]
+        avoid: [[Double]],
+        boundary: Bool = false
     ) -> Configuration? {
         let dimension = space.dimension
         // Scoring m candidates costs O(n² m): with many observations the model is well informed and the
@@ -894,7 +926,13 @@ public struct BayesianOptimization: Strategy {
                 }
             }
         }
-        var scored = score(points.filter(keepsKnownConstraints), models: models)
+        points = points.filter(keepsKnownConstraints)
+        let band = boundary ? boundaryBand(points, models: models) : nil
+        if let band {
+            let inside = band.contains(points)
+            points = points.indices.filter { inside[$0] }.map { points[$0] }
+        }
+        var scored = score(points, models: models)
         scored.settleBest(leaderCount)
         // Local refinement of the leaders: a (1+λ) evolution strategy whose step halves when a round finds
         // nothing better, from a tenth of the cube down to a thousandth.
@@ -904,7 +942,7 @@ public struct BayesianOptimization: Strategy {
             // One leader after another, each on the study's generator.
             for leader in leaders {
                 var generators = [state.generator]
-                refined += refine([leader], rounds: 40, generators: &generators, models: models)
+                refined += refine([leader], rounds: 40, generators: &generators, models: models, band: band)
                 state.generator = generators[0]
             }
         } else {
@@ -912,7 +950,7 @@ public struct BayesianOptimization: Strategy {
             // over a hundred: the leaders step together, each on a generator of its own, seeded from the study's,
             // so that its path does not depend on how long the others run.
             var generators = leaders.map { _ in SeededGenerator(seed: state.generator.next()) }
-            refined = refine(leaders, rounds: 6, generators: &generators, models: models)
+            refined = refine(leaders, rounds: 6, generators: &generators, models: models, band: band)
         }
         // Each polish step reads the whole factor a few times: with many observations, polish fewer.
         let polished = n <= 100 ? leaderCount : 2
@@ -950,6 +988,60 @@ public struct BayesianOptimization: Strategy {
         }
     }
 
+    /// The stalled turns (trials counted modulo ``stalledRefinementPeriod``) whose proposals look only near the
+    /// constraints' boundary (``StallMode/boundary``); turn 0 stays on the fitted model, turn 3 on the shortened
+    /// one. Chosen by measurement (docs/benchmarks.md): one turn in four left 9 of 60 random decoy studies on
+    /// their decoy, two left none, three cost Branin-disk, whose optimum lies inside its constraint, 4× in regret.
+    static let boundaryTurns: Set<Int> = [1, 2]
+
+    /// The share of the candidates the constraint models expect to hold that a boundary turn keeps, those nearest
+    /// a bound: 0.05 and 0.2 left more decoy studies stuck (docs/benchmarks.md).
+    static let boundaryShare = 0.1
+
+    /// Where a boundary turn looks (``StallMode/boundary``): the unit points the constraint models expect to hold
+    /// every hard constraint with at most ``width`` to spare.
+    struct BoundaryBand {
+        /// The models whose margins decide.
+        let models: Models
+        /// The strategy's encoder, for the feature rows' width.
+        let encoder: FeatureEncoder
+        /// A unit point's features (through the configuration when the space is conditional).
+        let encode: ([Double], inout [Double]) -> Void
+        /// The largest margin, in the constraint models' standardised units, a point in the band may have.
+        let width: Double
+
+        /// Whether each unit point lies in the band.
+        func contains(_ points: [[Double]]) -> [Bool] {
+            var features: [Double] = []
+            features.reserveCapacity(points.count * encoder.dimension)
+            for point in points { encode(point, &features) }
+            guard let margins = models.constraintMargins(features, count: points.count) else {
+                return points.map { _ in true }
+            }
+            return margins.map { $0 >= 0 && $0 <= width }
+        }
+    }
+
+    /// The band of a boundary turn: the ``boundaryShare`` of `points` the constraint models expect to hold that
+    /// lie nearest a bound; `nil` (an ordinary shrunk turn) when the best feasible observation is itself within
+    /// it, already on the boundary, or when fewer than ten candidates are expected to hold.
+    func boundaryBand(_ points: [[Double]], models: Models) -> BoundaryBand? {
+        var rows: [Double] = []
+        for point in points { encodeUnit(point, into: &rows) }
+        guard let margins = models.constraintMargins(rows, count: points.count) else { return nil }
+        let inside = margins.filter { $0 >= 0 }.sorted()
+        guard inside.count >= 10 else { return nil }
+        let width = inside[Int(Double(inside.count) * Self.boundaryShare)]
+        guard let best = state.observations.filter({ $0.loss != nil }).min(by: { $0.loss! < $1.loss! }) else {
+            return nil
+        }
+        let bestMargin = models.constraintMargins(features(of: best.configuration), count: 1)?[0] ?? 0
+        guard bestMargin > width else { return nil }
+        return BoundaryBand(
+            models: models, encoder: encoder, encode: { point, features in encodeUnit(point, into: &features) },
+            width: width)
+    }
+
     /// How many of the best observations a proposal's local candidates are drawn around, without a two-objective front.
     private static let localCentreCount = 5
 
@@ -972,7 +1064,7 @@ public struct BayesianOptimization: Strategy {
     /// step halved when none does, until the step is below a hundredth of the cube or `rounds` ran.
     private func refine(
         _ leaders: [(point: [Double], value: Double)], rounds: Int, generators: inout [SeededGenerator],
-        models: Models
+        models: Models, band: BoundaryBand? = nil
     ) -> [(point: [Double], value: Double)] {
         var centres = leaders
         var radii = [Double](repeating: 0.1, count: leaders.count)
@@ -988,6 +1080,11 @@ public struct BayesianOptimization: Strategy {
                     points.append(point)
                     owners.append(leader)
                 }
+            }
+            if let band {
+                let inside = band.contains(points)
+                points = points.indices.filter { inside[$0] }.map { points[$0] }
+                owners = owners.indices.filter { inside[$0] }.map { owners[$0] }
             }
             var local = score(points, models: models)
             local.settle(above: owners.map { centres[$0].value })
