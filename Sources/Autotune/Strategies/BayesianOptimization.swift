@@ -117,7 +117,7 @@ public struct BayesianOptimization: Strategy {
         /// the candidates the constraint models expect to hold, the ``boundaryShare`` nearest a bound. A serving
         /// study's optimum usually sits on an SLO, throughput rising until latency breaks it, so a best far inside
         /// the SLO is the trap's sign, and the boundary has one dimension fewer to look through than the space.
-        /// The default for studies with hard constraints (docs/benchmarks.md, "A stalled constrained search").
+        /// The default for studies with hard constraints (docs/benchmarks.md, "A stalled search far inside its SLO").
         case boundary
     }
 
