@@ -253,7 +253,7 @@ private func play(
         #expect(unconstrained.state.settings.stalled == .off)
         stalled.state.settings.stalled = .boundary
         let points = (0..<256).map { [Double($0 % 16) / 15, Double($0 / 16) / 15] }
-        #expect(stalled.boundaryBand(points, models: stalled.modelsForTest())?.width != nil)
+        #expect(stalled.boundaryBand(points, models: stalled.modelsForTest())?.band.width != nil)
         var boundaryLatencies: [Double] = []
         var best = 0.0
         for _ in 0..<10 where best <= 0.75 {
@@ -269,7 +269,7 @@ private func play(
         // The band is the tenth of the square's feasible candidates nearest the SLO of 1.1: 0.08 wide in latency.
         #expect(boundaryLatencies.allSatisfy { $0 > 0.95 && $0 < 1.2 }, "\(boundaryLatencies)")
         // Once on the peak's feasible side the best is on the SLO: no band.
-        #expect(stalled.boundaryBand(points, models: stalled.modelsForTest())?.width == nil)
+        #expect(stalled.boundaryBand(points, models: stalled.modelsForTest())?.band.width == nil)
 
         // Throughput that rises towards the SLO: the best is on it, and a boundary turn reads the whole square.
         var onTheSLO = try BayesianOptimization(context: StalledTrap.context)
@@ -281,7 +281,7 @@ private func play(
             trial.score = x + 0.6 * y <= 1.1 ? x + y : nil
             if x + 0.6 * y > 1.1 { trial.error = TrialError(stage: .objective, message: "violated") }
         }
-        #expect(onTheSLO.boundaryBand(points, models: onTheSLO.modelsForTest())?.width == nil)
+        #expect(onTheSLO.boundaryBand(points, models: onTheSLO.modelsForTest())?.band.width == nil)
     }
 
     /// Crashes and SLO violations together, resumed from a checkpoint mid-way: the resumed strategy proposes

@@ -283,8 +283,9 @@ public struct BayesianOptimization: Strategy {
             while batch.count < count, let next = nextDesignPoint(history: history, batch: batch) { batch.append(next) }
             return batch
         }
-        if state.settings.stalled == .shrink || state.settings.stalled == .boundary, models.pareto == nil,
-            stalledFor >= Self.stallLength(parallel: pending.count + 1),
+        // The observations do not change within an ask: one count serves every proposal of the batch.
+        let stalled = models.pareto == nil && stalledFor >= Self.stallLength(parallel: pending.count + 1)
+        if state.settings.stalled == .shrink || state.settings.stalled == .boundary, stalled,
             !known.isMultiple(of: Self.stalledRefinementPeriod)
         {
             models.objective = models.objective?.withLengthScales(scaledBy: Self.stalledLengthScaleFactor)
@@ -314,14 +315,11 @@ public struct BayesianOptimization: Strategy {
             let sampled =
                 sampling ? thompsonProposal(models: models, history: history, batch: batch, avoid: avoid) : nil
             let exploring =
-                state.settings.stalled == .explore && models.pareto == nil
-                && stalledFor >= Self.stallLength(parallel: pending.count + 1)
-                && (known + batch.count) % 3 == 0
+                state.settings.stalled == .explore && stalled && (known + batch.count) % 3 == 0
             let explored =
                 exploring ? explorationProposal(models: models, history: history, batch: batch, avoid: avoid) : nil
             let boundary =
-                state.settings.stalled == .boundary && models.pareto == nil && !models.constraints.isEmpty
-                && stalledFor >= Self.stallLength(parallel: pending.count + 1)
+                state.settings.stalled == .boundary && stalled && !models.constraints.isEmpty
                 && Self.boundaryTurns.contains((known + batch.count) % Self.stalledRefinementPeriod)
             guard
                 let proposal = sampled ?? explored
@@ -625,10 +623,9 @@ public struct BayesianOptimization: Strategy {
         }
 
         /// At `m` feature rows, how far inside its nearest bound the constraint models expect the point to be, in
-        /// the standardised units of that constraint's model (negative where a bound is expected broken); `nil`
-        /// without constraint models.
-        func constraintMargins(_ features: [Double], count m: Int) -> [Double]? {
-            guard !constraints.isEmpty else { return nil }
+        /// the standardised units of that constraint's model (negative where a bound is expected broken; infinite
+        /// without constraint models).
+        func constraintMargins(_ features: [Double], count m: Int) -> [Double] {
             var margins = [Double](repeating: .infinity, count: m)
             for constraint in constraints {
                 let mean = constraint.model.predictMean(features, count: m)
@@ -927,11 +924,9 @@ public struct BayesianOptimization: Strategy {
             }
         }
         points = points.filter(keepsKnownConstraints)
-        let band = boundary ? boundaryBand(points, models: models) : nil
-        if let band {
-            let inside = band.contains(points)
-            points = points.indices.filter { inside[$0] }.map { points[$0] }
-        }
+        let bounded = boundary ? boundaryBand(points, models: models) : nil
+        let band = bounded?.band
+        if let inside = bounded?.inside { points = points.indices.filter { inside[$0] }.map { points[$0] } }
         var scored = score(points, models: models)
         scored.settleBest(leaderCount)
         // Local refinement of the leaders: a (1+λ) evolution strategy whose step halves when a round finds
@@ -1008,38 +1003,36 @@ public struct BayesianOptimization: Strategy {
         /// A unit point's features (through the configuration when the space is conditional).
         let encode: ([Double], inout [Double]) -> Void
         /// The largest margin, in the constraint models' standardised units, a point in the band may have.
-        let width: Double
+        var width = Double.infinity
 
-        /// Whether each unit point lies in the band.
-        func contains(_ points: [[Double]]) -> [Bool] {
+        /// Each unit point's margin (``Models/constraintMargins(_:count:)``).
+        func margins(_ points: [[Double]]) -> [Double] {
             var features: [Double] = []
             features.reserveCapacity(points.count * encoder.dimension)
             for point in points { encode(point, &features) }
-            guard let margins = models.constraintMargins(features, count: points.count) else {
-                return points.map { _ in true }
-            }
-            return margins.map { $0 >= 0 && $0 <= width }
+            return models.constraintMargins(features, count: points.count)
         }
+
+        /// Whether each unit point lies in the band.
+        func contains(_ points: [[Double]]) -> [Bool] { margins(points).map { $0 >= 0 && $0 <= width } }
     }
 
-    /// The band of a boundary turn: the ``boundaryShare`` of `points` the constraint models expect to hold that
-    /// lie nearest a bound; `nil` (an ordinary shrunk turn) when the best feasible observation is itself within
-    /// it, already on the boundary, or when fewer than ten candidates are expected to hold.
-    func boundaryBand(_ points: [[Double]], models: Models) -> BoundaryBand? {
-        var rows: [Double] = []
-        for point in points { encodeUnit(point, into: &rows) }
-        guard let margins = models.constraintMargins(rows, count: points.count) else { return nil }
-        let inside = margins.filter { $0 >= 0 }.sorted()
-        guard inside.count >= 10 else { return nil }
-        let width = inside[Int(Double(inside.count) * Self.boundaryShare)]
-        guard let best = state.observations.filter({ $0.loss != nil }).min(by: { $0.loss! < $1.loss! }) else {
-            return nil
-        }
-        let bestMargin = models.constraintMargins(features(of: best.configuration), count: 1)?[0] ?? 0
-        guard bestMargin > width else { return nil }
-        return BoundaryBand(
-            models: models, encoder: encoder, encode: { point, features in encodeUnit(point, into: &features) },
-            width: width)
+    /// The band of a boundary turn, with which of `points` lie in it: the ``boundaryShare`` of them the
+    /// constraint models expect to hold that lie nearest a bound; `nil` (an ordinary shrunk turn) without
+    /// constraint models, when the best feasible observation is itself within it, already on the boundary, or
+    /// when fewer than ten candidates are expected to hold.
+    func boundaryBand(_ points: [[Double]], models: Models) -> (band: BoundaryBand, inside: [Bool])? {
+        guard !models.constraints.isEmpty,
+            let best = state.observations.filter({ $0.loss != nil }).min(by: { $0.loss! < $1.loss! })
+        else { return nil }
+        var band = BoundaryBand(
+            models: models, encoder: encoder, encode: { point, features in encodeUnit(point, into: &features) })
+        let margins = band.margins(points)
+        let held = margins.filter { $0 >= 0 }.sorted()
+        guard held.count >= 10 else { return nil }
+        band.width = held[Int(Double(held.count) * Self.boundaryShare)]
+        guard models.constraintMargins(features(of: best.configuration), count: 1)[0] > band.width else { return nil }
+        return (band, margins.map { $0 >= 0 && $0 <= band.width })
     }
 
     /// How many of the best observations a proposal's local candidates are drawn around, without a two-objective front.
