@@ -92,6 +92,40 @@ struct RayJobsClient: Sendable {
         return (try? JSONDecoder().decode(Reply.self, from: reply).logs) ?? ""
     }
 
+    /// Whether Ray's control store counts the node alive (`ALIVE`, as against `DEAD`); `nil` when it does not
+    /// know the node. The store marks a node dead only once its health checks have failed for a while (about 15
+    /// seconds with Ray's defaults), so `true` soon after a node went away is not the last word.
+    func nodeIsAlive(_ nodeID: String) async throws -> Bool? {
+        let query = "filter_keys=node_id&filter_predicates=%3D&filter_values=\(escaped(nodeID))"
+        let (status, reply) = try await send(.GET, "/api/v0/nodes?" + query)
+        guard status == .ok else { throw RayError(message: "Ray answered \(status.code): \(text(reply))") }
+        struct Node: Decodable { var node_id: String, state: String }
+        struct Page: Decodable { var result: [Node] }
+        struct Body: Decodable { var result: Page? }
+        struct Reply: Decodable { var data: Body }
+        let nodes: [Node]
+        do {
+            nodes = try JSONDecoder().decode(Reply.self, from: reply).data.result?.result ?? []
+        } catch {
+            throw RayError(message: "Ray's node list could not be read: \(error)")
+        }
+        return nodes.first { $0.node_id == nodeID }.map { $0.state == "ALIVE" }
+    }
+
+    /// Whether a node's own agent (`http://HOST:PORT`, a job's `driver_agent_http_address`) answers that its
+    /// raylet is healthy: a quick yes for a node that lives, where the control store would take seconds to say
+    /// no for one that died. No answer within `timeout` is `false`, which proves nothing alone (the agent may be
+    /// out of this machine's reach).
+    func rayletIsHealthy(agent: String, timeout: Duration = .seconds(2)) async -> Bool {
+        var base = agent
+        while base.hasSuffix("/") { base.removeLast() }
+        let request = HTTPClientRequest(url: base + "/api/local_raylet_healthz")
+        guard let response = try? await HTTPClient.shared.execute(request, timeout: .seconds(Int64(timeout.seconds)))
+        else { return false }
+        _ = try? await response.body.collect(upTo: 1 << 16)
+        return response.status == .ok
+    }
+
     /// Asks Ray to stop the job (SIGTERM, then SIGKILL after Ray's own grace).
     func stop(_ id: String) async throws {
         let (status, reply) = try await send(.POST, "/api/jobs/\(escaped(id))/stop")

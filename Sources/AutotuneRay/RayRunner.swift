@@ -205,7 +205,14 @@ public struct RayRunner: ProgramRunner {
             }
             if ended {
                 if let finalLogs { Self.writeProgramOutput(of: finalLogs, to: request.standardOutput) }
-                return Self.outcome(of: id, details: details, seconds: (ContinuousClock.now - start).seconds)
+                let outcome = Self.outcome(of: id, details: details, seconds: (ContinuousClock.now - start).seconds)
+                guard Self.mayHaveLostItsNode(details, outcome), let node = details.driver_node_id,
+                    await nodeWasLost(node, agent: details.driver_agent_http_address)
+                else { return outcome }
+                let ending = outcome.signal.map { "killed by signal \($0)" } ?? outcome.detail ?? details.status
+                return .init(
+                    exitCode: nil, signal: nil, seconds: outcome.seconds,
+                    detail: "Ray lost the node of job \(id) (the job ended first: \(ending))", nodeLost: true)
             }
             if ContinuousClock.now - lastCopy > .seconds(2) {
                 // A live view of a long program (a server's log) for whoever tails the trial's directory.
@@ -214,6 +221,33 @@ public struct RayRunner: ProgramRunner {
             }
         }
     }
+
+    /// Whether an ended job's ending could be its node's loss told first: the program killed by a signal, or the
+    /// job failed with no status of the program's. When a node's raylet dies, its job's supervisor can outlive it
+    /// for the seconds Ray takes to notice and report the program's end (its process group killed, −9), so Ray
+    /// says `JOB_SUPERVISOR_ACTOR_DIED` only when nothing was reported first. An exit status the program chose
+    /// is its own.
+    static func mayHaveLostItsNode(_ details: RayJobsClient.Details, _ outcome: ProcessLauncher.Outcome) -> Bool {
+        details.status == "FAILED" && !outcome.nodeLost && (outcome.signal != nil || details.driver_exit_code == nil)
+    }
+
+    /// Whether the node a job ran on is gone. Its own agent answering that its raylet is healthy settles it at
+    /// once (the usual case: a program killed for running out of memory); otherwise Ray's control store decides,
+    /// asked each second for at most ``nodeVerdictWait`` (it marks a node dead once its health checks have
+    /// failed for about 15 seconds). A node the store still counts alive then was not lost.
+    func nodeWasLost(_ node: String, agent: String?) async -> Bool {
+        let deadline = ContinuousClock.now + Self.nodeVerdictWait
+        while true {
+            if let alive = try? await client.nodeIsAlive(node), !alive { return true }
+            if let agent, await client.rayletIsHealthy(agent: agent) { return false }
+            guard ContinuousClock.now < deadline else { return false }
+            try? await Task.sleep(for: .seconds(1))
+        }
+    }
+
+    /// How long a job that ended by a signal waits for Ray's verdict on its node: twice the time Ray's default
+    /// health checks (five missed, three seconds apart) take to call a node dead.
+    static let nodeVerdictWait: Duration = .seconds(30)
 
     /// Polls in a row that may go unanswered before the trial fails.
     static let unansweredPolls = 40

@@ -127,6 +127,14 @@ import Testing
         let stoppedOutcome = RayRunner.outcome(of: "a", details: stopped, seconds: 1)
         #expect(stoppedOutcome.signal == SIGTERM && stoppedOutcome.exitCode == nil)
         #expect(RayRunner.shortNodeID("9c24d90f6fcecb2e31d758d8e3746779dc4b8d7a8ab53abbdb826c8b") == "9c24d90f6fce")
+        // Which endings have their node checked: a signal or a failure with no exit status may be a lost node
+        // told first; an exit status the program chose, a success, a stop and a reported loss are what they say.
+        func checked(_ job: RayJobsClient.Details) -> Bool {
+            RayRunner.mayHaveLostItsNode(job, RayRunner.outcome(of: "a", details: job, seconds: 1))
+        }
+        let setup = try details(#"{"status": "FAILED", "error_type": "RUNTIME_ENV_SETUP_FAILURE"}"#)
+        #expect(checked(killed) && checked(setup))
+        #expect(!checked(failed) && !checked(succeeded) && !checked(stopped) && !checked(lost))
     }
 
     /// Under load Ray's log endpoint can fail, or answer empty, for a moment after a job ends: the ended job's log
