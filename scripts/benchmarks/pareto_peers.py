@@ -7,7 +7,8 @@ found after 20 and 50 evaluations as a ratio to the true front's, against the sa
 
     python3 -m venv /tmp/peers && /tmp/peers/bin/pip install optuna torch
     OMP_NUM_THREADS=1 /tmp/peers/bin/python scripts/benchmarks/pareto_peers.py [SEEDS] [--parallel 1,4] \\
-        [--peers "Optuna NSGA-II,Optuna TPE,Optuna GPSampler"] $(.build/release/autotune-bench pareto-truth)
+        [--peers "Optuna NSGA-II,Optuna TPE,Optuna GPSampler"] [--problems "BraninCurrin,DTLZ2"] \\
+        $(.build/release/autotune-bench pareto-truth)
 
 The true hypervolumes come last, in the order of PROBLEMS.
 """
@@ -118,6 +119,7 @@ def main():
     seeds, parallels = 10, [1, 4]
     peers = ["Optuna random", "Optuna NSGA-II", "Optuna TPE", "Optuna GPSampler"]
     truths = []
+    only = None
     index = 0
     while index < len(arguments):
         argument = arguments[index]
@@ -127,6 +129,9 @@ def main():
         elif argument == "--peers":
             index += 1
             peers = arguments[index].split(",")
+        elif argument == "--problems":
+            index += 1
+            only = arguments[index].split(",")
         elif "." in argument:
             truths.append(float(argument))
         else:
@@ -138,6 +143,8 @@ def main():
           "| optimiser time per run |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for (name, (_, _, _, reference)), truth in zip(PROBLEMS.items(), truths):
+        if only is not None and name not in only:
+            continue
         for peer in peers:
             for parallel in parallels if peer != "Optuna random" else [1]:
                 at20, at50, infeasible, times = [], [], 0, []
