@@ -209,10 +209,9 @@ public struct RayRunner: ProgramRunner {
                 guard Self.mayHaveLostItsNode(details, outcome), let node = details.driver_node_id,
                     await nodeWasLost(node, agent: details.driver_agent_http_address)
                 else { return outcome }
-                let ending = outcome.signal.map { "killed by signal \($0)" } ?? outcome.detail ?? details.status
                 return .init(
                     exitCode: nil, signal: nil, seconds: outcome.seconds,
-                    detail: "Ray lost the node of job \(id) (the job ended first: \(ending))", nodeLost: true)
+                    detail: "Ray lost the node of job \(id) (the job ended first: \(outcome.summary))", nodeLost: true)
             }
             if ContinuousClock.now - lastCopy > .seconds(2) {
                 // A live view of a long program (a server's log) for whoever tails the trial's directory.

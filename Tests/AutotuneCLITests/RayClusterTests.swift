@@ -44,7 +44,8 @@ private func writeGridTask(
 /// One run of a trial's program as its log tells it.
 private struct Span {
     var x: Int
-    var pid: Int32
+    /// The program's process id; `nil` when the line does not give one (never 0, which would signal our group).
+    var pid: Int32?
     var gpus: Set<Int>
     var start: Double
     /// When it ended or was stopped; `nil` while it runs (or when it died without a word).
@@ -64,7 +65,7 @@ private func spans(_ url: URL) -> [Span] {
     return lines.filter { $0[0] == "start" }.map { start in
         let end = lines.first { ($0[0] == "end" || $0[0] == "stop") && $0[2] == start[2] }
         return Span(
-            x: Int(start[1]) ?? -1, pid: Int32(start[2]) ?? 0,
+            x: Int(start[1]) ?? -1, pid: Int32(start[2]).flatMap { $0 > 0 ? $0 : nil },
             gpus: Set(start[3].split(separator: ",").compactMap { Int($0) }), start: Double(start[4]) ?? 0,
             end: end.flatMap { Double($0[4]) }, stopped: end?[0] == "stop")
     }
