@@ -182,6 +182,33 @@ private func oneDimensionalScene() throws -> (
         #expect(changed > 0)
     }
 
+    /// The hypervolume's reference where no constraint bounds an objective is the worst measured loss plus a
+    /// tenth of the range over every trial that measured the objectives, those that broke a constraint
+    /// included: from the feasible ones alone it sat just past the front's own end, and a study whose early
+    /// trials mostly broke the constraints extended its front a small step per trial.
+    @Test func theReferenceReachesAsFarAsTrialsThatBrokeAConstraintMeasured() throws {
+        let space = try SearchSpace([Parameter("x", .int(lower: 0, upper: 100))])
+        var strategy = try BayesianOptimization(
+            context: StrategyContext(space: space, objective: twoGoals, seed: 1, options: [:]))
+        // Feasible (tps, ttft): tps from 20 to 60; one trial past the SLO on ttft measured a tps of 2.
+        for (number, (tps, ttft)) in [(20.0, 10.0), (40, 40), (60, 90)].enumerated() {
+            try strategy.tell(finished(number, tps: tps, ttft: ttft))
+        }
+        try strategy.tell(finished(3, tps: 2, ttft: 150, state: .failed))
+        let measured = [[-20.0, 10], [-40, 40], [-60, 90], [-2, 150]]
+        let reference = strategy.referenceLosses(measured)
+        // tps is maximised: its loss is −tps, worst −2, range 58. ttft's reference is its SLO.
+        #expect(abs(reference[0] - (-2 + 5.8)) < 1e-9, "\(reference)")
+        #expect(reference[1] == 100)
+        // The model's reference is on the models' scales: beyond every measured tps loss, the infeasible one's
+        // too (from the feasible trials alone it would lie below it).
+        let fitted = strategy.fitPareto()
+        let model = try #require(fitted)
+        #expect(model.reference[0] > (model.models[0].outputs.max() ?? .infinity), "\(model.reference)")
+        let feasibleOnly = strategy.referenceLosses(Array(measured.prefix(3)))
+        #expect(feasibleOnly[0] < reference[0] - 10, "the feasible trials alone would stop at \(feasibleOnly)")
+    }
+
     /// Every member of the feasible front is a centre of the local candidates, and nothing else: the best of
     /// the first objective alone are one end of the front (ZDT1's front went from 0.954 to 0.976 of the true
     /// hypervolume when its middle got local candidates too).

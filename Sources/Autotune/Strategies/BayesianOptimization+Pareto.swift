@@ -228,6 +228,14 @@ extension BayesianOptimization {
     /// The reference point in losses: where a hard constraint bounds an objective's metric on its worse side (an
     /// SLO on a latency that is minimised, a floor on a throughput that is maximised), the bound; otherwise the
     /// worst loss measured plus a tenth of the range, as Optuna and BoTorch take it from the data.
+    ///
+    /// `losses` are every measured vector, those of trials that broke a hard constraint included (Optuna's
+    /// GPSampler takes every completed trial too). From the feasible ones alone, a study whose early trials
+    /// mostly broke the constraints had its reference just past the front's own end: a point extending the front
+    /// then added only a slab a tenth of the range wide, and the front crept outward a step per trial (SRN: the
+    /// last ten trials of a study each 3% further along the constraint, half the front never reached). The
+    /// infeasible trials measured how far the objectives reach; the hypervolume still counts feasible points
+    /// only.
     func referenceLosses(_ losses: [[Double]]) -> [Double] {
         objective.goals.enumerated().map { index, goal in
             if goal.terms.count == 1, goal.terms[0].weight == 1 {
@@ -275,7 +283,7 @@ extension BayesianOptimization {
         let feasible = measured.filter { $0.0.loss != nil }.map { pair in
             pair.1.indices.map { scales[$0].apply(pair.1[$0]) }
         }
-        let reference = referenceLosses(measured.filter { $0.0.loss != nil }.map(\.1).nonEmpty ?? measured.map(\.1))
+        let reference = referenceLosses(measured.map(\.1))
         return ParetoModel(
             models: models, front: ParetoModel.nonDominated(feasible),
             reference: reference.indices.map { scales[$0].apply(reference[$0]) })
@@ -303,9 +311,4 @@ extension BayesianOptimization {
         }
         return result
     }
-}
-
-extension Array {
-    /// The array, or `nil` when it is empty.
-    fileprivate var nonEmpty: Self? { isEmpty ? nil : self }
 }
