@@ -471,3 +471,55 @@ private func run(
         #expect(unconstrained.state.settings.incumbent == .believed)
     }
 }
+
+/// When the model takes over from the initial design (``BayesianOptimization/DesignMode``).
+@Suite struct DesignModeTests {
+    /// Four design points started, two finished, two running: with `design: finished` the freed slot gets the
+    /// next Sobol point, since only two of the four design trials have results; with `design: started` the model
+    /// of those two proposes it. Several objectives wait for the design's results by default, one does not.
+    @Test func aFreedSlotGetsTheNextDesignPointUntilTheDesignHasFinished() throws {
+        let space = try SearchSpace([
+            Parameter("x", .float(lower: 0, upper: 1)), Parameter("y", .float(lower: 0, upper: 1)),
+        ])
+        let objective = Objective(goals: [.maximize("tps"), .minimize("ttft")])
+        for mode in ["finished", "started"] {
+            var strategy = try BayesianOptimization(
+                context: StrategyContext(
+                    space: space, objective: objective, seed: 7,
+                    options: ["initial_points": .number(4), "design": .string(mode)]))
+            var history = StudyHistory()
+            for (number, configuration) in try strategy.ask(4, history: history).enumerated() {
+                var trial = Trial(number: number, configuration: configuration)
+                trial.state = .running
+                history.record(trial)
+            }
+            for number in 0..<2 {
+                var trial = try #require(history.running[number])
+                let (x, y) = (trial.configuration["x"]!.numericValue!, trial.configuration["y"]!.numericValue!)
+                trial.metrics = ["tps": x + y, "ttft": x * x + 1]
+                trial.score = trial.metrics["tps"]
+                trial.state = .completed
+                history.record(trial)
+                try strategy.tell(trial)
+            }
+            let designed = strategy.state.design.index
+            let proposal = try strategy.ask(1, history: history)
+            #expect(proposal.count == 1)
+            if mode == "finished" {
+                #expect(strategy.state.design.index > designed, "the next Sobol point")
+            } else {
+                #expect(strategy.state.design.index == designed, "the model's proposal")
+            }
+        }
+        let two = try BayesianOptimization(context: StrategyContext(space: space, objective: objective, seed: 7))
+        #expect(two.state.settings.design == .finished)
+        let one = try BayesianOptimization(
+            context: StrategyContext(space: space, objective: .minimize("f"), seed: 7))
+        #expect(one.state.settings.design == .started)
+        #expect(throws: StrategyError.self) {
+            try BayesianOptimization(
+                context: StrategyContext(
+                    space: space, objective: .minimize("f"), seed: 7, options: ["design": .string("never")]))
+        }
+    }
+}

@@ -58,6 +58,24 @@ public struct BayesianOptimization: Strategy {
         /// What a proposal made while trials run must improve on; `nil` in checkpoints from before it existed
         /// (``IncumbentMode/measured``).
         public var incumbent: IncumbentMode?
+        /// When the model takes over from the initial design; `nil` in checkpoints from before it existed
+        /// (``DesignMode/started``).
+        public var design: DesignMode?
+    }
+
+    /// When the model takes over from the Sobol initial design. Sequentially both modes are the same: a trial
+    /// is proposed only once the one before it has finished.
+    public enum DesignMode: String, Sendable, Hashable, Codable {
+        /// Once ``Settings/initialPoints`` trials have been proposed (the default with one objective, and what
+        /// checkpoints from before the mode existed resume with): at parallel 8 the ninth trial is proposed from
+        /// a model of the one or two that finished.
+        case started
+        /// Once ``Settings/initialPoints`` trials have finished: until then every freed slot gets the next Sobol
+        /// point, as Optuna's GPSampler samples at random until its startup trials have completed. A model of two
+        /// measurements and seven running trials knows little, and what it proposes it proposes with confidence;
+        /// with two objectives its early proposals left part of the front unexplored (docs/benchmarks.md,
+        /// "Several objectives"). The default with several objectives.
+        case finished
     }
 
     /// What a proposal made while trials run (or a later member of a batch) must improve on.
@@ -178,7 +196,7 @@ public struct BayesianOptimization: Strategy {
 
     /// The option names the task file may give.
     public static let options: Set<String> = [
-        "initial_points", "candidates", "pending", "pareto", "stalled", "crowding", "incumbent",
+        "initial_points", "candidates", "pending", "pareto", "stalled", "crowding", "incumbent", "design",
     ]
 
     /// The current state.
@@ -222,7 +240,11 @@ public struct BayesianOptimization: Strategy {
             incumbent: IncumbentMode(
                 rawValue: try context.choiceOption(
                     "incumbent", default: context.objective.hardConstraints.isEmpty ? "believed" : "measured",
-                    choices: ["believed", "measured"]))
+                    choices: ["believed", "measured"])),
+            design: DesignMode(
+                rawValue: try context.choiceOption(
+                    "design", default: context.objective.isMultiObjective ? "finished" : "started",
+                    choices: ["started", "finished"]))
         )
         space = context.space
         objective = context.objective
@@ -271,7 +293,10 @@ public struct BayesianOptimization: Strategy {
         var batch: [Configuration] = []
         let pending = history.runningTrials.map(\.configuration)
         let known = state.observations.count + pending.count
-        while batch.count < count, known + batch.count < state.settings.initialPoints {
+        let waitsForDesign = state.settings.design == .finished
+        while batch.count < count,
+            (waitsForDesign ? state.observations.count : known + batch.count) < state.settings.initialPoints
+        {
             guard let next = nextDesignPoint(history: history, batch: batch) else { break }
             batch.append(next)
         }
