@@ -169,17 +169,22 @@ enum ParetoBenchmark {
         }
         let trace = trials.map { trial in trial.state == .completed ? names.map { trial.metrics[$0]! } : nil }
         if ProcessInfo.processInfo.environment["AUTOTUNE_BENCH_TRACE"] != nil {
-            // Each evaluation to standard error in the order it finished: its point and its objectives (or that
-            // it broke a constraint), to see which part of the front a study missed.
-            for (trial, values) in zip(trials, trace) {
-                let x = problem.point(trial.configuration).map { format4($0) }.joined(separator: ",")
-                let y = values.map { $0.map { format4($0) }.joined(separator: ",") } ?? "infeasible"
-                let line = "TRACE \(problem.name) seed=\(seed) p=\(parallel) #\(trial.number) x=\(x) f=\(y)\n"
-                FileHandle.standardError.write(Data(line.utf8))
-            }
+            printTrace(problem, trials, trace, seed: seed, parallel: parallel)
         }
         return (trace, seconds, finishedAt)
     }
-}
 
-private func format4(_ value: Double) -> String { String(format: "%.4g", value) }
+    /// With `AUTOTUNE_BENCH_TRACE` set, each evaluation to standard error in the order it finished: its point and
+    /// its objectives (or that it broke a constraint), to see which part of the front a study missed.
+    private static func printTrace(
+        _ problem: ParetoProblem, _ trials: [Trial], _ trace: [[Double]?], seed: UInt64, parallel: Int
+    ) {
+        let format = { (values: [Double]) in values.map(OptimizerBenchmark.format).joined(separator: ",") }
+        for (trial, values) in zip(trials, trace) {
+            let line =
+                "TRACE \(problem.name) seed=\(seed) p=\(parallel) #\(trial.number)"
+                + " x=\(format(problem.point(trial.configuration))) f=\(values.map(format) ?? "infeasible")\n"
+            FileHandle.standardError.write(Data(line.utf8))
+        }
+    }
+}
