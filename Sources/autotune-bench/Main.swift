@@ -9,7 +9,7 @@ struct Benchmarks: AsyncParsableCommand {
         abstract: "Autotune's benchmarks: each prints a markdown table (docs/benchmarks.md).",
         subcommands: [
             Loop.self, Workers.self, Optimizers.self, AskLatency.self, Constrained.self, ConstrainedMinima.self,
-            DecoyFamilyCommand.self,
+            DecoyFamilyCommand.self, ParetoDecoyFamilyCommand.self,
             Noisy.self, Pareto.self, TimeToTargetCommand.self, ParetoTruth.self, Generator.self, PrefixCaching.self,
             Blas.self,
         ],
@@ -114,6 +114,24 @@ struct Benchmarks: AsyncParsableCommand {
             try await DecoyFamily.run(
                 instances: instances, seeds: seeds, parallels: parallel.values, evaluations: max(10, evaluations),
                 firstInstance: firstInstance)
+        }
+    }
+
+    struct ParetoDecoyFamilyCommand: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "pareto-decoy-family",
+            abstract: "Studies left on a decoy front, on random two-objective problems with a crash corner.")
+        @Argument(help: "Problem instances.") var instances = 20
+        @Argument(help: "Seeds per instance.") var seeds = 1
+        @Option(help: "Parallelism levels, e.g. 1,4,8.") var parallel = Levels(argument: "1,4,8")!
+        @Option(help: "The first instance drawn.") var firstInstance = 0
+        @Option(help: "Strategies, e.g. random,bayesian.") var strategies = Names(argument: "random,bayesian")!
+        @Flag(help: "Print the instances as JSON lines, for the peers' script.") var json = false
+        func run() async throws {
+            try await ParetoDecoyFamily.run(
+                instances: instances, seeds: seeds, parallels: parallel.values, strategies: strategies.values,
+                firstInstance: firstInstance,
+                print: json)
         }
     }
 

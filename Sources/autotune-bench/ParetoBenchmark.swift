@@ -11,6 +11,9 @@ struct ParetoProblem {
     var reference: [Double]
     var objectives: ([Double]) -> [Double]
     var constraints: ([Double]) -> [Double] = { _ in [] }
+    /// Where the experiment crashes (nothing measured, a server that does not start), on the problem's own
+    /// coordinates.
+    var crashes: ([Double]) -> Bool = { _ in false }
     /// The true front's hypervolume: analytic where the front is known in closed form, else from a dense grid.
     var trueHypervolume: () -> Double
 
@@ -162,6 +165,11 @@ enum ParetoBenchmark {
             &strategy, seed: seed, evaluations: evaluations, parallel: parallel
         ) { trial in
             let x = problem.point(trial.configuration)
+            if problem.crashes(x) {
+                trial.state = .failed
+                trial.error = TrialError(stage: .run, message: "the server exited (exit status 1) during ready")
+                return
+            }
             let values = problem.objectives(x)
             trial.metrics = Dictionary(uniqueKeysWithValues: zip(names, values))
             for (index, constraint) in problem.constraints(x).enumerated() { trial.metrics["c\(index)"] = constraint }

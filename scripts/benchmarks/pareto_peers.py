@@ -11,7 +11,16 @@ found after 20 and 50 evaluations as a ratio to the true front's, against the sa
         $(.build/release/autotune-bench pareto-truth)
 
 The true hypervolumes come last, in the order of PROBLEMS.
+
+With `--decoy-family FILE` it runs the random two-objective problems of `autotune-bench pareto-decoy-family`
+instead (a decoy front, a narrow true one, a crash corner told as FAIL), read from the JSON lines that
+`autotune-bench pareto-decoy-family N --json > FILE` prints, and prints the hypervolume ratio at 50 and the studies
+still on the decoy front, as that command does:
+
+    OMP_NUM_THREADS=1 /tmp/peers/bin/python scripts/benchmarks/pareto_peers.py 1 --parallel 1,4 \\
+        --peers "Optuna GPSampler" --decoy-family FILE
 """
+import json
 import math
 import sys
 import time
@@ -71,12 +80,34 @@ def hypervolume(points, reference):
     return volume
 
 
-def run(peer, name, seed, parallel):
+class DecoyInstance:
+    """One instance of `autotune-bench pareto-decoy-family` (its Swift type documents the shape)."""
+
+    def __init__(self, fields):
+        self.__dict__.update(fields)
+
+    def depth(self, x):
+        t = (x[1] - self.trueCentre[0]) ** 2 + (x[2] - self.trueCentre[1]) ** 2
+        d = (x[1] - self.decoyCentre[0]) ** 2 + (x[2] - self.decoyCentre[1]) ** 2
+        return 1 + min(t / self.trueWidth, self.decoyLevel + d / self.decoyWidth, 2)
+
+    def objectives(self, x):
+        g = self.depth(x)
+        return [g * x[0], g * (1 - x[0] ** self.shape)]
+
+    def crashes(self, x):
+        return abs(x[1] - self.crashCorner[0]) < self.crashSize and abs(x[2] - self.crashCorner[1]) < self.crashSize
+
+
+def run(peer, name, seed, parallel, instance=None):
     """One study of 50 evaluations, `parallel` at a time; the objective vectors in finishing order (None for
-    an infeasible one) and the sampler's own time."""
+    an infeasible or crashed one; with a decoy instance, (vector, depth) pairs) and the sampler's own time."""
     import optuna
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    bounds, f, constraints, _ = PROBLEMS[name]
+    if instance is not None:
+        bounds, f, constraints = [(0.0, 1.0)] * 3, instance.objectives, None
+    else:
+        bounds, f, constraints, _ = PROBLEMS[name]
     constraints_func = (lambda t: t.user_attrs["c"]) if constraints else None
     samplers = {
         "Optuna NSGA-II": lambda: optuna.samplers.NSGAIISampler(seed=seed, constraints_func=constraints_func),
@@ -94,7 +125,10 @@ def run(peer, name, seed, parallel):
             trial = study.ask()
             x = [trial.suggest_float(f"x{i}", lo, hi) for i, (lo, hi) in enumerate(bounds)]
             spent += time.perf_counter() - start
-            values = f(x)
+            crashed = instance is not None and instance.crashes(x)
+            values = None if crashed else f(x)
+            if instance is not None and not crashed:
+                values = (values, instance.depth(x))
             c = constraints(x) if constraints else []
             trial.set_user_attr("c", c)
             ends = now + (1.0 if parallel == 1 else 1 + 2 * durations.random())
@@ -103,7 +137,10 @@ def run(peer, name, seed, parallel):
         running.sort(key=lambda entry: (entry[0], entry[1]))
         now, _, trial, values, feasible = running.pop(0)
         start = time.perf_counter()
-        study.tell(trial, values)
+        if values is None:
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        else:
+            study.tell(trial, values[0] if instance is not None else values)
         spent += time.perf_counter() - start
         trace.append(values if feasible else None)
     return trace, spent
@@ -114,12 +151,33 @@ def summary(values):
     return f"{med:.3g} [{q1:.3g}–{q3:.3g}]"
 
 
+def decoy_family(path, seeds, parallels, peers):
+    instances = [DecoyInstance(json.loads(line)) for line in open(path) if line.strip()]
+    print("| strategy | parallel | studies | HV ratio @50 (median [IQR]) | on the decoy | crashed |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for peer in peers:
+        for parallel in parallels if peer != "Optuna random" else [1]:
+            ratios, on_decoy, crashed = [], 0, 0
+            for instance in instances:
+                for seed in range(seeds):
+                    trace, _ = run(peer, None, seed, parallel, instance)
+                    measured = [entry for entry in trace if entry]
+                    ratios.append(hypervolume([v for v, _ in measured], instance.reference)
+                                  / instance.trueHypervolume)
+                    if not any(depth < 1 + instance.decoyLevel - 1e-6 for _, depth in measured):
+                        on_decoy += 1
+                    crashed += sum(1 for entry in trace if entry is None)
+            print(f"| {peer} | {parallel} | {len(ratios)} | {summary(ratios)} | {on_decoy} "
+                  f"| {100 * crashed / (50 * len(ratios)):.0f}% |", flush=True)
+
+
 def main():
     arguments = sys.argv[1:]
     seeds, parallels = 10, [1, 4]
     peers = ["Optuna random", "Optuna NSGA-II", "Optuna TPE", "Optuna GPSampler"]
     truths = []
     only = None
+    family = None
     index = 0
     while index < len(arguments):
         argument = arguments[index]
@@ -129,6 +187,9 @@ def main():
         elif argument == "--peers":
             index += 1
             peers = arguments[index].split(",")
+        elif argument == "--decoy-family":
+            index += 1
+            family = arguments[index]
         elif argument == "--problems":
             index += 1
             only = arguments[index].split(",")
@@ -137,6 +198,9 @@ def main():
         else:
             seeds = int(argument)
         index += 1
+    if family is not None:
+        decoy_family(family, seeds, parallels, peers)
+        return
     if len(truths) != len(PROBLEMS):
         sys.exit("give the true hypervolumes: $(.build/release/autotune-bench pareto-truth)")
     print("| problem | strategy | parallel | HV ratio @20 | HV ratio @50 (median [IQR]) | infeasible "
