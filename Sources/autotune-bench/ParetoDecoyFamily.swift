@@ -13,17 +13,22 @@ import Foundation
 enum ParetoDecoyFamily {
     /// One drawn instance and what the bench needs to judge a study of it.
     struct Instance: Codable {
+        /// The seed it was drawn from (its number in the family).
         var seed: UInt64
         /// The front's shape: `f₂ = 1 − f₁^p` on the true front.
         var shape: Double
+        /// The narrow basin's centre in `(x₁, x₂)` and its width (`g − 1 = distance² / width` near it).
         var trueCentre: [Double]
         var trueWidth: Double
+        /// The broad basin's centre and width.
         var decoyCentre: [Double]
         var decoyWidth: Double
         /// `L`: how far the decoy front lies outside the true one (`g = 1 + L` at its floor).
         var decoyLevel: Double
+        /// The corner of `(x₁, x₂)` where the server does not start, and the square's half-width there.
         var crashCorner: [Double]
         var crashSize: Double
+        /// The hypervolume's reference point, and the true and decoy fronts' hypervolumes against it.
         var reference: [Double]
         var trueHypervolume: Double
         var decoyHypervolume: Double
@@ -35,6 +40,7 @@ enum ParetoDecoyFamily {
             return 1 + min(t / trueWidth, decoyLevel + d / decoyWidth, 2)
         }
 
+        /// The two losses at `x`.
         func objectives(_ x: [Double]) -> [Double] {
             let g = depth(x)
             return [g * x[0], g * (1 - pow(x[0], shape))]
@@ -53,10 +59,12 @@ enum ParetoDecoyFamily {
             return (low + high) / 2
         }
 
+        /// Whether the experiment at `x` crashes.
         func crashes(_ x: [Double]) -> Bool {
             abs(x[1] - crashCorner[0]) < crashSize && abs(x[2] - crashCorner[1]) < crashSize
         }
 
+        /// The instance as a problem the pareto bench runs.
         var problem: ParetoProblem {
             ParetoProblem(
                 name: "Pareto decoy #\(seed)", dimension: 3, bounds: Array(repeating: 0...1, count: 3),
