@@ -203,9 +203,9 @@ def main():
         return
     if len(truths) != len(PROBLEMS):
         sys.exit("give the true hypervolumes: $(.build/release/autotune-bench pareto-truth)")
-    print("| problem | strategy | parallel | HV ratio @20 | HV ratio @50 (median [IQR]) | infeasible "
+    print("| problem | strategy | parallel | HV ratio @20 | HV ratio @50 (median [IQR]) | worst seed @50 | infeasible "
           "| optimiser time per run |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for (name, (_, _, _, reference)), truth in zip(PROBLEMS.items(), truths):
         if only is not None and name not in only:
             continue
@@ -218,7 +218,7 @@ def main():
                     at50.append(hypervolume([p for p in trace if p], reference) / truth)
                     infeasible += sum(1 for p in trace if p is None)
                     times.append(spent)
-                print(f"| {name} | {peer} | {parallel} | {summary(at20)} | {summary(at50)} "
+                print(f"| {name} | {peer} | {parallel} | {summary(at20)} | {summary(at50)} | {min(at50):.3g} "
                       f"| {100 * infeasible / (50 * seeds):.0f}% | {np.median(times):.3g} s |", flush=True)
 
 
