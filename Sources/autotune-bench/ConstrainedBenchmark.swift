@@ -208,8 +208,7 @@ enum ConstrainedBenchmark {
         ) { trial in
             let x = problem.point(trial.configuration)
             if problem.crashes(problem.unit(x)) {
-                trial.state = .failed
-                trial.error = TrialError(stage: .run, message: "the server exited (exit status 1) during ready")
+                trial.crashAtStart()
             } else {
                 trial.metrics = ["f": problem.objective(x)]
                 for (index, constraint) in problem.constraints(x).enumerated() {

@@ -10,22 +10,19 @@ enum DecoyFamily {
     /// The instance drawn from `seed`.
     static func problem(_ seed: UInt64) -> (problem: ConstrainedProblem, decoyTop: Double) {
         var generator = SeededGenerator(seed: 0xDEC0 &+ seed &* 7919)
-        let uniform = { (generator: inout SeededGenerator, range: ClosedRange<Double>) in
-            range.lowerBound + generator.nextUnit() * (range.upperBound - range.lowerBound)
-        }
         while true {
-            let peak = [uniform(&generator, 0.2...0.8), uniform(&generator, 0.2...0.8)]
-            let peakWidth = uniform(&generator, 0.005...0.015)
-            let decoy = [uniform(&generator, 0.1...0.9), uniform(&generator, 0.1...0.9)]
-            let decoyWidth = uniform(&generator, 0.04...0.1)
-            let decoyHeight = uniform(&generator, 0.6...0.8)
-            let angle = uniform(&generator, 0...(2 * Double.pi))
+            let peak = [generator.uniform(0.2...0.8), generator.uniform(0.2...0.8)]
+            let peakWidth = generator.uniform(0.005...0.015)
+            let decoy = [generator.uniform(0.1...0.9), generator.uniform(0.1...0.9)]
+            let decoyWidth = generator.uniform(0.04...0.1)
+            let decoyHeight = generator.uniform(0.6...0.8)
+            let angle = generator.uniform(0...(2 * Double.pi))
             let normal = [cos(angle), sin(angle)]
             // How far inside the boundary the peak's top lies, and how much the boundary bends.
-            let shift = uniform(&generator, 0.02...0.06)
-            let bend = uniform(&generator, -1.5...1.5)
+            let shift = generator.uniform(0.02...0.06)
+            let bend = generator.uniform(-1.5...1.5)
             let corner = [generator.nextUnit() < 0.5 ? 0.0 : 1.0, generator.nextUnit() < 0.5 ? 0.0 : 1.0]
-            let crashSize = uniform(&generator, 0.1...0.2)
+            let crashSize = generator.uniform(0.1...0.2)
             let constraint = { @Sendable (x: [Double]) -> Double in
                 let along = (x[0] - peak[0]) * normal[0] + (x[1] - peak[1]) * normal[1]
                 let across = -(x[0] - peak[0]) * normal[1] + (x[1] - peak[1]) * normal[0]

@@ -166,8 +166,7 @@ enum ParetoBenchmark {
         ) { trial in
             let x = problem.point(trial.configuration)
             if problem.crashes(x) {
-                trial.state = .failed
-                trial.error = TrialError(stage: .run, message: "the server exited (exit status 1) during ready")
+                trial.crashAtStart()
                 return
             }
             let values = problem.objectives(x)

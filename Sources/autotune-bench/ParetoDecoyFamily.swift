@@ -76,18 +76,15 @@ enum ParetoDecoyFamily {
     /// The instance drawn from `seed`.
     static func instance(_ seed: UInt64) -> Instance {
         var generator = SeededGenerator(seed: 0xF207 &+ seed &* 7919)
-        let uniform = { (generator: inout SeededGenerator, range: ClosedRange<Double>) in
-            range.lowerBound + generator.nextUnit() * (range.upperBound - range.lowerBound)
-        }
         while true {
-            let shape = exp(uniform(&generator, log(0.5)...log(2)))
-            let trueCentre = [uniform(&generator, 0.15...0.85), uniform(&generator, 0.15...0.85)]
-            let trueWidth = uniform(&generator, 0.01...0.03)
-            let decoyCentre = [uniform(&generator, 0.1...0.9), uniform(&generator, 0.1...0.9)]
-            let decoyWidth = uniform(&generator, 0.1...0.3)
-            let decoyLevel = uniform(&generator, 0.2...0.4)
+            let shape = exp(generator.uniform(log(0.5)...log(2)))
+            let trueCentre = [generator.uniform(0.15...0.85), generator.uniform(0.15...0.85)]
+            let trueWidth = generator.uniform(0.01...0.03)
+            let decoyCentre = [generator.uniform(0.1...0.9), generator.uniform(0.1...0.9)]
+            let decoyWidth = generator.uniform(0.1...0.3)
+            let decoyLevel = generator.uniform(0.2...0.4)
             let crashCorner = [generator.nextUnit() < 0.5 ? 0.0 : 1.0, generator.nextUnit() < 0.5 ? 0.0 : 1.0]
-            let crashSize = uniform(&generator, 0.1...0.2)
+            let crashSize = generator.uniform(0.1...0.2)
             var instance = Instance(
                 seed: seed, shape: shape, trueCentre: trueCentre, trueWidth: trueWidth, decoyCentre: decoyCentre,
                 decoyWidth: decoyWidth, decoyLevel: decoyLevel, crashCorner: crashCorner, crashSize: crashSize,
@@ -106,10 +103,11 @@ enum ParetoDecoyFamily {
         }
     }
 
-    /// `pareto-decoy-family [INSTANCES] [SEEDS] [--parallel 1,4,8] [--strategies random,bayesian] [--first-instance 0]`: per parallelism, the
-    /// hypervolume ratio at 50 over every instance and seed, the studies that never measured a point deeper than
-    /// the decoy's floor (still on the decoy front), and the share of trials that crashed. With `--instances`,
-    /// prints the instances as JSON lines instead (the peers' script reads them).
+    /// `pareto-decoy-family [INSTANCES] [SEEDS] [--parallel 1,4,8] [--strategies random,bayesian]
+    /// [--first-instance 0] [--json]`: per strategy and parallelism, the hypervolume ratio at 50 over every
+    /// instance and seed, the studies that never measured a point deeper than the decoy's floor (still on the
+    /// decoy front), and the share of trials that crashed. With `--json`, prints the instances as JSON lines
+    /// instead (the peers' script reads them).
     static func run(
         instances: Int, seeds: Int, parallels: [Int], strategies: [String], firstInstance: Int, print json: Bool
     ) async throws {

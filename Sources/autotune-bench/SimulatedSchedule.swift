@@ -69,3 +69,19 @@ enum SimulatedSchedule {
         return (finished, seconds, finishedAt)
     }
 }
+
+extension Trial {
+    /// Marks the trial as a configuration that crashed: failed at stage `run` with nothing measured, as a server
+    /// that does not start (the crash regions of the constrained and two-objective problems).
+    mutating func crashAtStart() {
+        state = .failed
+        error = TrialError(stage: .run, message: "the server exited (exit status 1) during ready")
+    }
+}
+
+extension SeededGenerator {
+    /// A uniform draw from `range` (the random problem families' parameters).
+    mutating func uniform(_ range: ClosedRange<Double>) -> Double {
+        range.lowerBound + nextUnit() * (range.upperBound - range.lowerBound)
+    }
+}
