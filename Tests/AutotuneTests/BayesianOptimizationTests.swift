@@ -419,6 +419,46 @@ private func run(
     }
 }
 
+/// How near a running trial a proposal may be (``BayesianOptimization/duplicateRadius``).
+@Suite struct DuplicateRadiusTests {
+    /// A bowl whose bottom the model knows to a thousandth, the measured incumbent, and a batch of four: the
+    /// believer expects each running trial near the bottom to improve and keeps the improvement beside it, so
+    /// the next slot refines next to it. Finer than the refinement's finest step (1e-3) it may go; a hair
+    /// (1e-4) it may not. A checkpoint from before the radius was set resumes with 1e-3.
+    @Test func slotsRefineAnOptimumTogetherButNeverAHairApart() throws {
+        let space = try SearchSpace([Parameter("x", .float(lower: 0, upper: 1))])
+        let context = StrategyContext(
+            space: space, objective: .minimize("f"), seed: 3,
+            options: ["candidates": .number(512), "initial_points": .number(2), "incumbent": .string("measured")])
+        var strategy = try BayesianOptimization(context: context)
+        #expect(strategy.state.settings.duplicateRadius == BayesianOptimization.duplicateRadius)
+        var history = StudyHistory()
+        var generator = SeededGenerator(seed: 4)
+        // Spread over the cube, then ever closer to the bottom at 0.3.
+        let xs = (0..<12).map { _ in generator.nextUnit() } + (1...12).map { 0.3 + 0.5 * pow(-0.5, Double($0)) }
+        for (number, x) in xs.enumerated() {
+            var trial = Trial(number: number, configuration: Configuration(["x": .double(x)]))
+            trial.state = .completed
+            trial.score = (x - 0.3) * (x - 0.3)
+            history.record(trial)
+            try strategy.tell(trial)
+        }
+        /// The smallest distance between two of a batch's proposals.
+        func closest(_ strategy: inout BayesianOptimization) throws -> Double {
+            let xs = try strategy.ask(4, history: history).map { $0["x"]!.numericValue! }
+            #expect(xs.count == 4)
+            return xs.indices.flatMap { i in xs.indices.filter { $0 > i }.map { abs(xs[i] - xs[$0]) } }.min()!
+        }
+        var legacyState = strategy.state
+        let now = try closest(&strategy)
+        #expect(now > BayesianOptimization.duplicateRadius)
+        #expect(now <= BayesianOptimization.legacyDuplicateRadius, "no two slots refine the bottom together")
+        legacyState.settings.duplicateRadius = nil
+        var legacy = try BayesianOptimization(context: context, state: legacyState)
+        #expect(try closest(&legacy) > BayesianOptimization.legacyDuplicateRadius)
+    }
+}
+
 /// What a proposal made while trials run must improve on (``BayesianOptimization/IncumbentMode``).
 @Suite struct BelievedIncumbentTests {
     /// A bowl whose bottom `(0.7, 0.3)` breaks an SLO `x ≤ 0.6`: a running trial just inside the SLO, which the
