@@ -1004,7 +1004,7 @@ public struct BayesianOptimization: Strategy {
                 guard seen.insert(configuration).inserted else { continue }
                 if history.contains(configuration) || batch.contains(configuration) { continue }
                 guard let unit = try? space.unitPoint(of: configuration) else { continue }
-                if avoid.contains(where: { Self.near($0, unit, within: radiusOfThisStudy) }) { continue }
+                if isDuplicate(unit, of: avoid) { continue }
                 if state.settings.crowding == .spread, Self.crowds(unit, avoid) { continue }
                 return configuration
             }
@@ -1144,8 +1144,12 @@ public struct BayesianOptimization: Strategy {
     /// The radius before ``duplicateRadius``, which checkpoints from before it resume with.
     public static let legacyDuplicateRadius = 1e-3
 
-    /// This study's ``Settings/duplicateRadius``, or the legacy one its checkpoint implies.
-    var radiusOfThisStudy: Double { state.settings.duplicateRadius ?? Self.legacyDuplicateRadius }
+    /// Whether `unit` lies within this study's ``Settings/duplicateRadius`` (the legacy one when its checkpoint
+    /// has none) of a running or chosen point.
+    func isDuplicate(_ unit: [Double], of avoid: [[Double]]) -> Bool {
+        let radius = state.settings.duplicateRadius ?? Self.legacyDuplicateRadius
+        return avoid.contains { Self.near($0, unit, within: radius) }
+    }
 
     /// Whether unit-cube points `a` and `b` differ by at most `radius` in every coordinate.
     static func near(_ a: [Double], _ b: [Double], within radius: Double) -> Bool {
@@ -1184,7 +1188,7 @@ public struct BayesianOptimization: Strategy {
             let configuration = space.configuration(atUnit: points[index])
             if history.contains(configuration) || batch.contains(configuration) { continue }
             guard let unit = try? space.unitPoint(of: configuration) else { continue }
-            if avoid.contains(where: { Self.near($0, unit, within: radiusOfThisStudy) }) { continue }
+            if isDuplicate(unit, of: avoid) { continue }
             return configuration
         }
         return nil
