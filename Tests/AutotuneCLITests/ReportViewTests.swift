@@ -249,6 +249,8 @@ private let boxes = """
         defer { try? FileManager.default.removeItem(at: directory) }
         let server =
             #"["{autotune}", simulate, --port, "{port}", --model, "{model}", --time-scale, "0.5", --load-seconds, "0.2"]"#
+        // A port range of its own: scripts/test runs ServingTests' studies at the same time, in another process,
+        // and two studies on separate databases both find a free port bindable before either server binds it.
         try """
         name: srv
         parallel: 2
@@ -257,7 +259,7 @@ private let boxes = """
         objective: {maximize: max_request_rate}
         baseline: {max_num_seqs: 2}
         strategy: grid
-        resources: {ports: 33000-33999}
+        resources: {ports: 37000-37999}
         experiment:
           kind: serving
           server: {command: \(server), model: sim}
