@@ -53,7 +53,8 @@ public struct TestStudy: Sendable {
     }
 
     /// Loop options for the study: its trial directories, a logger that only reports errors, the store as the
-    /// ledger.
+    /// ledger, and host locks of its own (in its scratch directory), so that tests running side by side with
+    /// the same made-up GPU indexes do not wait on each other.
     public func options(
         parallel: Int? = nil,
         progress: any ProgressReporter = SilentProgress(),
@@ -61,9 +62,11 @@ public struct TestStudy: Sendable {
     ) -> StudyLoop.Options {
         var logger = Logger(label: "autotune.test")
         logger.logLevel = .error
-        return StudyLoop.Options(
+        var options = StudyLoop.Options(
             parallel: parallel, trialsDirectory: trialsDirectory, progress: progress, logger: logger, ledger: store,
             gpus: gpus)
+        options.hostLocks = HostLocks(directory: scratch.directory.appendingPathComponent("host-locks"))
+        return options
     }
 
     /// A loop over the study as stored now (so a second call resumes it), running `experiment`; by default the

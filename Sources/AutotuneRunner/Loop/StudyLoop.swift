@@ -56,6 +56,9 @@ public actor StudyLoop {
         public var ledger: (any ResourceLedger)?
         /// The GPUs trials may lease (discovered, declared in the task file, or given with `--gpus`).
         public var gpus: [GPU]
+        /// The host's locks on GPUs and ports, which keep studies with separate databases apart (``HostLocks``);
+        /// `nil` leaves it to the ledger alone.
+        public var hostLocks: HostLocks? = .host
         /// How often running trials and the study are stamped as alive.
         public var heartbeatInterval: Duration = .seconds(5)
         /// The bytes left on the file system holding a path (``DiskSpace/free(at:)``; tests give their own).

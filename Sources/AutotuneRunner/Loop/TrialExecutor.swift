@@ -135,7 +135,12 @@ extension TrialExecutor {
     init(definition: StudyDefinition, experiment: any Experiment, options: StudyLoop.Options, storeLocation: String)
         throws
     {
-        let ledger = options.ledger
+        let ledger = options.ledger.map { ledger -> any ResourceLedger in
+            guard let locks = options.hostLocks else { return ledger }
+            return HostLockedLedger(base: ledger, locks: locks, gpus: options.gpus) { holder in
+                TrialProcesses.token(storeLocation: storeLocation, study: holder.study, trial: holder.trial)
+            }
+        }
         let holderIsAlive = TrialProcesses.leaseHolderIsAlive(storeLocation: storeLocation)
         var pool: GPUPool?
         if definition.resources.gpusPerTrial != nil, !experiment.schedulerAssignsGPUs {
