@@ -1,5 +1,6 @@
-/// Where GPU leases and port reservations live, so two runners on one machine never hand out the same GPU or
-/// port, and a crashed runner's leases can be taken back.
+/// Where GPU leases and port reservations live, so two runners sharing it never hand out the same GPU or port,
+/// and a crashed runner's leases can be taken back. A ledger is one study database: studies with databases of
+/// their own on one machine are kept apart by the host's locks around it (`HostLockedLedger` in AutotuneRunner).
 ///
 /// Every method is atomic: it reads the current holders and writes the new one in one transaction.
 public protocol ResourceLedger: Sendable {
