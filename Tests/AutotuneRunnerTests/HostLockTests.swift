@@ -53,6 +53,26 @@ import Testing
         }
     }
 
+    /// One process running two studies of one name from two databases: the same pid, study and trial number, told
+    /// apart by their trial tokens (which hash the database's location).
+    @Test func twoStudiesOfOneNameInOneProcessAreTwoHolders() async throws {
+        try await withTestScratch { first in
+            try await withTestScratch { second in
+                let locks = HostLocks(directory: first.directory.appendingPathComponent("locks"))
+                let gpus = [GPU(index: 0)]
+                let a = HostLockedLedger(base: first.store, locks: locks, gpus: gpus) { _ in "at-first" }
+                let b = HostLockedLedger(base: second.store, locks: locks, gpus: gpus) { _ in "at-second" }
+                let same = holder(1, study: "tune")
+                #expect(try await a.leaseGPUs(1, among: [0], holder: same, isAlive: { _ in true }) == [0])
+                #expect(try await b.leaseGPUs(1, among: [0], holder: same, isAlive: { _ in true }) == nil)
+                try await a.release(same)
+                #expect(try await b.leaseGPUs(1, among: [0], holder: same, isAlive: { _ in true }) == [0])
+                #expect(locks.names(heldBy: same, token: "at-second") == ["gpu-index-0"])
+                #expect(locks.names(heldBy: same, token: "at-first").isEmpty)
+            }
+        }
+    }
+
     /// The lock is the kernel's `flock`, the one `flock(1)` takes: a port an operator (or another tool) holds
     /// that way is skipped, and the lock of a killed process is free again at once.
     @Test func aLockHeldByAnotherProcessIsSkippedUntilThatProcessIsKilled() async throws {

@@ -21,8 +21,9 @@ public import Foundation
 public final class HostLocks: Sendable {
     /// The shared directory.
     public let directory: URL
-    /// The locks each holder has, by name.
-    private let held = Locked<[LeaseHolder: [String: Lock]]>([:])
+    /// The locks each holder has, by name. A holder is known with its trial token: two studies of one name in
+    /// two databases, run by one process, are two holders of the same trial number.
+    private let held = Locked<[Owner: [String: Lock]]>([:])
 
     /// Locks in `directory`, made (open to every user, sticky like `/tmp`) on the first lock.
     public init(directory: URL) { self.directory = directory }
@@ -60,7 +61,8 @@ public final class HostLocks: Sendable {
     ///
     /// Throws ``ResourceError`` when the lock file cannot be opened (the directory is not writable, say).
     public func tryLock(_ name: String, for holder: LeaseHolder, token: String? = nil) throws -> Bool {
-        if held.withLock({ $0[holder]?[name] != nil }) { return true }
+        let owner = Owner(holder: holder, token: token)
+        if held.withLock({ $0[owner]?[name] != nil }) { return true }
         let path = try prepareDirectory().appendingPathComponent(name + ".lock").path
         var descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o666)
         // A file another user made without write access for all can still be locked (flock needs no write
@@ -92,28 +94,35 @@ public final class HostLocks: Sendable {
             _ = ftruncate(descriptor, 0)
             if let token { _ = Array(token.utf8).withUnsafeBytes { pwrite(descriptor, $0.baseAddress, $0.count, 0) } }
         }
-        held.withLock { $0[holder, default: [:]][name] = (descriptor, writable) }
+        held.withLock { $0[owner, default: [:]][name] = (descriptor, writable) }
         return true
     }
 
-    /// Lets go of the lock `name` of `holder`, if it holds it.
-    public func unlock(_ name: String, for holder: LeaseHolder) {
+    /// Lets go of the lock `name` of `holder` (with `token`), if it holds it.
+    public func unlock(_ name: String, for holder: LeaseHolder, token: String? = nil) {
+        let owner = Owner(holder: holder, token: token)
         let lock = held.withLock { held -> Lock? in
-            let lock = held[holder]?.removeValue(forKey: name)
-            if held[holder]?.isEmpty == true { held[holder] = nil }
+            let lock = held[owner]?.removeValue(forKey: name)
+            if held[owner]?.isEmpty == true { held[owner] = nil }
             return lock
         }
         if let lock { Self.letGo(lock) }
     }
 
-    /// Lets go of every lock of `holder`.
-    public func release(_ holder: LeaseHolder) {
-        let locks = held.withLock { $0.removeValue(forKey: holder) } ?? [:]
+    /// Lets go of every lock of `holder` (with `token`).
+    public func release(_ holder: LeaseHolder, token: String? = nil) {
+        let locks = held.withLock { $0.removeValue(forKey: Owner(holder: holder, token: token)) } ?? [:]
         for lock in locks.values { Self.letGo(lock) }
     }
 
     /// An open lock file: its descriptor, and whether this process may write its token there.
     private typealias Lock = (descriptor: Int32, writable: Bool)
+
+    /// Who holds locks: a trial's holder and its token.
+    private struct Owner: Hashable {
+        var holder: LeaseHolder
+        var token: String?
+    }
 
     /// Clears the token (a lock let go on purpose leaves none behind) and closes the only descriptor of the open
     /// file, which lets go of its flock.
@@ -130,9 +139,9 @@ public final class HostLocks: Sendable {
         return String(decoding: buffer[0..<count], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    /// The names of the locks `holder` holds.
-    public func names(heldBy holder: LeaseHolder) -> Set<String> {
-        held.withLock { Set($0[holder].map { Array($0.keys) } ?? []) }
+    /// The names of the locks `holder` (with `token`) holds.
+    public func names(heldBy holder: LeaseHolder, token: String? = nil) -> Set<String> {
+        held.withLock { Set($0[Owner(holder: holder, token: token)].map { Array($0.keys) } ?? []) }
     }
 
     private func prepareDirectory() throws -> URL {
@@ -192,19 +201,21 @@ public struct HostLockedLedger: ResourceLedger {
         holder: LeaseHolder,
         isAlive: @escaping @Sendable (LeaseHolder) -> Bool
     ) async throws -> [Int]? {
+        let token = self.token(holder)
         var locked: [Int] = []
         do {
-            let token = self.token(holder)
             for index in candidates where try locks.tryLock(name(ofGPU: index), for: holder, token: token) {
                 locked.append(index)
             }
         } catch {
-            for index in locked { locks.unlock(name(ofGPU: index), for: holder) }
+            for index in locked { locks.unlock(name(ofGPU: index), for: holder, token: token) }
             throw error
         }
         var chosen: [Int]?
         defer {
-            for index in locked where chosen?.contains(index) != true { locks.unlock(name(ofGPU: index), for: holder) }
+            for index in locked where chosen?.contains(index) != true {
+                locks.unlock(name(ofGPU: index), for: holder, token: token)
+            }
         }
         guard locked.count >= count else { return nil }
         chosen = try await base.leaseGPUs(count, among: locked, holder: holder, isAlive: isAlive)
@@ -227,7 +238,7 @@ public struct HostLockedLedger: ResourceLedger {
         var port: Int?
         defer {
             for other in attempt.withLock({ $0.locked }) where other != port {
-                locks.unlock(HostLocks.name(ofPort: other), for: holder)
+                locks.unlock(HostLocks.name(ofPort: other), for: holder, token: token)
             }
         }
         port = try await base.reservePort(in: range, holder: holder, isAlive: isAlive) { candidate in
@@ -249,7 +260,7 @@ public struct HostLockedLedger: ResourceLedger {
 
     /// Releases the holder's leases in the ledger, then its locks.
     public func release(_ holder: LeaseHolder) async throws {
-        defer { locks.release(holder) }
+        defer { locks.release(holder, token: token(holder)) }
         try await base.release(holder)
     }
 
