@@ -129,14 +129,16 @@ import Testing
             let first = try await ledger.reservePort(
                 in: range, holder: runner, isAlive: { _ in true }, isBindable: { _ in true })
             #expect(first == range.lowerBound)
-            let file = locks.directory.appendingPathComponent(HostLocks.name(ofPort: range.lowerBound) + ".lock")
-            #expect(try String(contentsOf: file, encoding: .utf8) == "at-test-7")
+            let name = HostLocks.name(ofPort: range.lowerBound)
+            #expect(locks.record(of: name) == HostLocks.Record(holder: runner, token: "at-test-7"))
             try await ledger.release(runner)
-            // Let go on purpose: no token is left.
-            #expect(try String(contentsOf: file, encoding: .utf8) == "")
+            // Let go on purpose: nothing is left.
+            #expect(locks.record(of: name) == nil)
 
-            // What a SIGKILLed runner leaves: no flock, its token in the file, and its trial's server running.
-            try Data("at-orphan".utf8).write(to: file)
+            // What a SIGKILLed runner leaves: no flock, its record in the file, and its trial's server running.
+            let dead = LeaseHolder(host: runner.host, pid: 999_999, study: "s", trial: 3)
+            try JSONEncoder().encode(HostLocks.Record(holder: dead, token: "at-orphan")).write(
+                to: locks.directory.appendingPathComponent(name + ".lock"))
             let server = Process()
             server.executableURL = URL(fileURLWithPath: "/bin/sleep")
             server.arguments = ["60"]
@@ -146,6 +148,7 @@ import Testing
                 if server.isRunning { kill(server.processIdentifier, SIGKILL) }
                 server.waitUntilExit()
             }
+            #expect(locks.record(of: name)?.isLive == true)
             let other = try await ledger.reservePort(
                 in: range, holder: holder(8, study: "s"), isAlive: { _ in true }, isBindable: { _ in true })
             #expect(other == range.lowerBound + 1)
@@ -154,7 +157,7 @@ import Testing
             let freed = try await ledger.reservePort(
                 in: range, holder: holder(9, study: "s"), isAlive: { _ in true }, isBindable: { _ in true })
             #expect(freed == range.lowerBound)
-            #expect(try String(contentsOf: file, encoding: .utf8) == "at-test-9")
+            #expect(locks.record(of: name)?.token == "at-test-9")
         }
     }
 

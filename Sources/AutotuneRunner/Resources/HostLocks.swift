@@ -54,8 +54,8 @@ public final class HostLocks: Sendable {
     /// Takes the lock `name` for `holder` without waiting: `true` when it now holds it (or already did), `false`
     /// when another holder does, in this process or any other on the host.
     ///
-    /// `token` (the holder's trial token, ``TrialProcesses``) is written into the file while the lock is held and
-    /// cleared when it is let go. A runner that is killed leaves its token behind, and its trial's processes may
+    /// The holder and `token` (its trial token, ``TrialProcesses``) are written into the file while the lock is
+    /// held (``Record``) and cleared when it is let go. A runner that is killed leaves its token behind, and its trial's processes may
     /// run on (they live in sessions of their own): while any process carries the token left, the lock is
     /// refused as if held, as the ledger refuses a dead runner's lease while its trial runs.
     ///
@@ -85,14 +85,13 @@ public final class HostLocks: Sendable {
             if code == EWOULDBLOCK { return false }
             throw ResourceError("cannot lock the host lock file \(path): \(String(cString: strerror(code)))")
         }
-        let left = Self.contents(of: descriptor)
-        if !left.isEmpty, left != token, TrialProcesses.exist(token: left) {
+        if let left = Self.record(in: descriptor)?.token, left != token, TrialProcesses.exist(token: left) {
             close(descriptor)
             return false
         }
-        if writable {
+        if writable, let line = try? JSONEncoder().encode(Record(holder: holder, token: token)) {
             _ = ftruncate(descriptor, 0)
-            if let token { _ = Array(token.utf8).withUnsafeBytes { pwrite(descriptor, $0.baseAddress, $0.count, 0) } }
+            _ = line.withUnsafeBytes { pwrite(descriptor, $0.baseAddress, $0.count, 0) }
         }
         held.withLock { $0[owner, default: [:]][name] = (descriptor, writable) }
         return true
@@ -131,12 +130,39 @@ public final class HostLocks: Sendable {
         close(lock.descriptor)
     }
 
-    /// The token a lock file holds (empty when none).
-    private static func contents(of descriptor: Int32) -> String {
-        var buffer = [UInt8](repeating: 0, count: 256)
+    /// What a lock file says of its holder; `nil` when it says nothing (let go on purpose, or never held).
+    private static func record(in descriptor: Int32) -> Record? {
+        var buffer = [UInt8](repeating: 0, count: 4096)
         let count = pread(descriptor, &buffer, buffer.count, 0)
-        guard count > 0 else { return "" }
-        return String(decoding: buffer[0..<count], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard count > 0 else { return nil }
+        return try? JSONDecoder().decode(Record.self, from: Data(buffer[0..<count]))
+    }
+
+    /// What the lock file `name` says of its holder, read without locking it: the runner holding it now, or one
+    /// killed while holding it (``Record/isLive`` tells); `nil` when it says nothing. For display: `autotune gpus`.
+    public func record(of name: String) -> Record? {
+        let path = directory.appendingPathComponent(name + ".lock").path
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { return nil }
+        defer { close(descriptor) }
+        return Self.record(in: descriptor)
+    }
+
+    /// What a runner writes into a lock file it holds, and clears when it lets go.
+    public struct Record: Sendable, Hashable, Codable {
+        /// The runner and the trial.
+        public var holder: LeaseHolder
+        /// The trial's token, which its processes carry (``TrialProcesses``).
+        public var token: String?
+
+        /// A record of `holder` with `token`.
+        public init(holder: LeaseHolder, token: String?) {
+            self.holder = holder
+            self.token = token
+        }
+
+        /// Whether the resource is still in use: its runner lives, or a process of its trial does.
+        public var isLive: Bool { holder.runnerIsAlive || token.map(TrialProcesses.exist(token:)) == true }
     }
 
     /// The names of the locks `holder` (with `token`) holds.
