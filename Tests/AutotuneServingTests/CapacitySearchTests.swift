@@ -9,12 +9,13 @@ import Testing
 @Suite(.serialized, .timeLimit(.minutes(5))) struct CapacitySearchTests {
     /// The capacity a search finds is the engine's: 8 sequences at a time serve 8 requests in flight with no
     /// wait for a slot, while from 10 on a fifth of the requests wait a whole request's time before their first
-    /// token, so p90 TTFT jumps tenfold (9 is the boundary: one request in nine waits). The engine runs at three
-    /// times its simulated step times, so the jump (about 30 ms to 300 ms) is far wider than what a loaded host
-    /// adds, and the SLO sits in the middle of it.
+    /// token, so p90 TTFT jumps tenfold (9 is the boundary: one request in nine waits). The engine runs at four
+    /// times its simulated step times, so the jump (about 40 ms to 400 ms) is far wider than what a loaded host
+    /// adds, and the SLO sits in the middle of it. At three times, with the SLO at 150 ms, a run beside the other
+    /// tests and two spinning cores once measured concurrency 8 over it and found 7.
     @Test func theSearchFindsTheEnginesCapacity() async throws {
-        let slo = ["ttft_ms_p90": 150.0]
-        try await withEngine(timeScale: 3, maxNumSeqs: 8) { baseURL in
+        let slo = ["ttft_ms_p90": 200.0]
+        try await withEngine(timeScale: 4, maxNumSeqs: 8) { baseURL in
             var sweep = LoadSpec(
                 concurrency: Array(6...11), requests: 40, inputTokens: 64, outputTokens: 16, warmupRequests: 2)
             sweep.slo = slo
@@ -29,7 +30,7 @@ import Testing
             let found = try #require(outcome.metrics["max_concurrency"])
             #expect((8...9).contains(found), "search found \(found)")
             #expect(outcome.metrics["capacity_levels"]! <= 8)
-            #expect((outcome.metrics["ttft_ms_p90"] ?? .infinity) <= 150, "the reported level met the SLO")
+            #expect((outcome.metrics["ttft_ms_p90"] ?? .infinity) <= 200, "the reported level met the SLO")
             #expect(outcome.metrics["goodput"]! > 0 && outcome.metrics["slo_attainment"]! >= 0.85)
             // Started next to the answer (a similar trial's capacity), it needs fewer levels.
             let warm = try await LoadGenerator(spec: spec, model: "sim").measure(
