@@ -36,19 +36,22 @@ import Testing
         // Trial 0 holds its slot until the eleven others have finished: they can only finish if the three other
         // slots keep turning over while it runs (a loop that waited for a whole batch would never open it).
         let othersDone = StrategyLaneTests.Gate()
-        let finished = Counter()
         let experiment = AsyncExperiment { trial in
             if trial.number == 0 {
                 #expect(await othersDone.wait(), "the other trials did not finish while trial 0 held its slot")
-            } else {
-                finished.add(trial.number)
-                if finished.values.count == 11 { othersDone.open() }
             }
             return ExperimentResult(metrics: ["score": Double(trial.number)])
         }
         let tracking = TrackingExperiment(inner: experiment, counter: counter, finished: order)
+        // The gate opens once the eleven others are in the finish order, not when the eleventh's body ends: trial 0
+        // could then be recorded before it (one run in CI's suite saw 11 last).
+        let gated = AsyncContextExperiment { context in
+            let result = try await tracking.run(context)
+            if tracking.finishOrder.count == 11 { othersDone.open() }
+            return result
+        }
         try await withTestStudy(definition(space: gridSpace(), parallel: 4)) { study in
-            _ = try await study.run(experiment: tracking)
+            _ = try await study.run(experiment: gated)
         }
         #expect((2...4).contains(counter.peak), "trial 0 and others at once, never more than 4")
         #expect(tracking.finishOrder.last == 0)
@@ -273,6 +276,13 @@ struct AsyncExperiment: Experiment {
     let body: @Sendable (Trial) async throws -> ExperimentResult
 
     func run(_ context: TrialContext) async throws -> ExperimentResult { try await body(context.trial) }
+}
+
+/// An experiment that runs `body` with the whole context, which may wait.
+struct AsyncContextExperiment: Experiment {
+    let body: @Sendable (TrialContext) async throws -> ExperimentResult
+
+    func run(_ context: TrialContext) async throws -> ExperimentResult { try await body(context) }
 }
 
 /// Proposes the same configuration every time: the loop must refuse it while it runs.
