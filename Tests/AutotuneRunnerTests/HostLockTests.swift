@@ -148,6 +148,8 @@ import Testing
                 if server.isRunning { kill(server.processIdentifier, SIGKILL) }
                 server.waitUntilExit()
             }
+            // Until it has exec'd, the child's environment is still this process's.
+            try await waitUntil("the server carries its trial's token") { TrialProcesses.exist(token: "at-orphan") }
             #expect(locks.record(of: name)?.isLive == true)
             let other = try await ledger.reservePort(
                 in: range, holder: holder(8, study: "s"), isAlive: { _ in true }, isBindable: { _ in true })
