@@ -81,9 +81,7 @@ import Testing
             let ledger = HostLockedLedger(base: scratch.store, locks: locks, gpus: [])
             let range = try freeRange(count: 3)
             // A first lock makes the directory.
-            let probe = holder(99, study: "probe")
-            #expect(try locks.tryLock("probe", for: probe))
-            locks.release(probe)
+            #expect(try !heldElsewhere("probe", locks: locks))
             let path = locks.directory.appendingPathComponent(HostLocks.name(ofPort: range.lowerBound) + ".lock").path
             // The shell opens the file, flock(1) locks it and exits, and the shell becomes `sleep` with the file still
             // open: one process holds the lock, as a runner would.
@@ -95,11 +93,8 @@ import Testing
                 if process.isRunning { kill(process.processIdentifier, SIGKILL) }
                 process.waitUntilExit()
             }
-            try await waitUntil("flock(1) holds \(path)") {
-                guard try locks.tryLock(HostLocks.name(ofPort: range.lowerBound), for: probe) else { return true }
-                locks.release(probe)
-                return false
-            }
+            let name = HostLocks.name(ofPort: range.lowerBound)
+            try await waitUntil("flock(1) holds \(path)") { try heldElsewhere(name, locks: locks) }
             let taken = try await ledger.reservePort(
                 in: range, holder: holder(0, study: "s"), isAlive: { _ in true }, isBindable: { _ in true })
             #expect(taken == range.lowerBound + 1)
@@ -107,11 +102,7 @@ import Testing
             // SIGKILL: the process lets go of nothing itself.
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
-            try await waitUntil("the killed process's lock is free") {
-                guard try locks.tryLock(HostLocks.name(ofPort: range.lowerBound), for: probe) else { return false }
-                locks.release(probe)
-                return true
-            }
+            try await waitUntil("the killed process's lock is free") { try !heldElsewhere(name, locks: locks) }
             let next = try await ledger.reservePort(
                 in: range, holder: holder(1, study: "s"), isAlive: { _ in true }, isBindable: { _ in true })
             #expect(next == range.lowerBound)
@@ -227,6 +218,14 @@ import Testing
             if range.allSatisfy(Listener.bindable) { return range }
         }
         throw ResourceError("no \(count) free ports")
+    }
+
+    /// Whether another holder has the lock `name`: taking it, and letting go at once, says.
+    private func heldElsewhere(_ name: String, locks: HostLocks) throws -> Bool {
+        let probe = holder(99, study: "probe")
+        guard try locks.tryLock(name, for: probe) else { return true }
+        locks.release(probe)
+        return false
     }
 
     private func waitUntil(_ what: String, _ condition: () throws -> Bool) async throws {

@@ -55,9 +55,9 @@ public final class HostLocks: Sendable {
     /// when another holder does, in this process or any other on the host.
     ///
     /// The holder and `token` (its trial token, ``TrialProcesses``) are written into the file while the lock is
-    /// held (``Record``) and cleared when it is let go. A runner that is killed leaves its token behind, and its trial's processes may
-    /// run on (they live in sessions of their own): while any process carries the token left, the lock is
-    /// refused as if held, as the ledger refuses a dead runner's lease while its trial runs.
+    /// held (``Record``) and cleared when it is let go. A runner that is killed leaves its record behind, and its
+    /// trial's processes may run on (they live in sessions of their own): while any process carries the token
+    /// left, the lock is refused as if held, as the ledger refuses a dead runner's lease while its trial runs.
     ///
     /// Throws ``ResourceError`` when the lock file cannot be opened (the directory is not writable, say).
     public func tryLock(_ name: String, for holder: LeaseHolder, token: String? = nil) throws -> Bool {
@@ -218,7 +218,8 @@ public struct HostLockedLedger: ResourceLedger {
         gpuNames = Dictionary(gpus.map { ($0.index, HostLocks.name(of: $0)) }) { first, _ in first }
     }
 
-    private func name(ofGPU index: Int) -> String { gpuNames[index] ?? "gpu-index-\(index)" }
+    /// A GPU outside the list given is known by its index alone.
+    private func name(ofGPU index: Int) -> String { gpuNames[index] ?? HostLocks.name(of: GPU(index: index)) }
 
     /// Leases `count` of the candidates that no other holder locks and the ledger has free.
     public func leaseGPUs(
